@@ -1,0 +1,32 @@
+"""multilogit: multinomial logistic (softmax) regression in the style of statsmodels.
+
+>>> import multilogit
+>>> df = multilogit.datasets.load("hsbdemo")
+>>> res = multilogit.mnlogit("prog ~ ses + write", df, ref="academic").fit()
+>>> print(res.summary())  # doctest: +SKIP
+"""
+
+from . import datasets
+from .exceptions import (
+    ConvergenceWarning,
+    DataError,
+    FitError,
+    MultilogitError,
+    PerfectSeparationWarning,
+)
+from .model import MultinomialLogit, mnlogit
+from .results import MultinomialLogitResults
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "FitError",
+    "MultilogitError",
+    "MultinomialLogit",
+    "MultinomialLogitResults",
+    "PerfectSeparationWarning",
+    "datasets",
+    "mnlogit",
+]

@@ -1,0 +1,519 @@
+"""Outcome coding and design matrices: the only module that talks to patsy.
+
+It turns what the user gives (a formula and a DataFrame, or arrays) into the three arrays the
+kernels need, remembers how it did so (outcome levels, patsy design state), and can rebuild the
+design for new data with the levels fixed at fit time.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import patsy
+from patsy.eval import ast_names
+
+from .exceptions import DataError
+
+__all__ = ["Outcome", "Design", "ModelData", "from_formula", "from_arrays"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcome
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The K outcome levels, in order, and the reference (pivot) level.
+
+    Attributes
+    ----------
+    name : str
+        Name of the dependent variable.
+    levels : tuple
+        All K outcome labels, in the Categorical's order or sorted.
+    ref : object
+        The reference label (an element of ``levels``).
+    """
+
+    name: str
+    levels: tuple
+    ref: object
+
+    @property
+    def ref_index(self) -> int:
+        return self.levels.index(self.ref)
+
+    @property
+    def eq_levels(self) -> tuple:
+        """The K-1 non-reference labels, in level order: one equation each."""
+        return tuple(lv for lv in self.levels if lv != self.ref)
+
+    @property
+    def J(self) -> int:
+        return len(self.levels) - 1
+
+    def with_ref(self, ref) -> Outcome:
+        return Outcome(self.name, self.levels, _match_level(ref, self.levels, self.name))
+
+    def eq_codes(self, level_codes: np.ndarray) -> np.ndarray:
+        """Map level indices ``0..K-1`` to equation indices (``-1`` for the reference)."""
+        r = self.ref_index
+        out = level_codes.astype(np.int64, copy=True)
+        out[level_codes == r] = -1
+        out[level_codes > r] -= 1
+        return out
+
+
+def _native(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _match_level(ref, levels, name):
+    if ref is None:
+        return levels[0]
+    for lv in levels:
+        if lv == ref and type(lv) is not bool or (lv is ref):
+            return lv
+    # Labels read from a command line arrive as strings: accept "2" for the level 2.
+    by_str = [lv for lv in levels if str(lv) == str(ref)]
+    if len(by_str) == 1:
+        return by_str[0]
+    raise DataError(
+        f"reference outcome {ref!r} is not a level of {name!r}; levels are: "
+        + ", ".join(repr(lv) for lv in levels)
+    )
+
+
+def encode_outcome(values, name: str, ref=None):
+    """Code an outcome variable.
+
+    Returns
+    -------
+    outcome : Outcome
+    codes : ndarray of int64
+        Level index ``0..K-1`` of each row, ``-1`` where the value is missing.
+    """
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise DataError(f"the outcome must be one column; got {values.shape[1]} columns")
+        values = values.iloc[:, 0]
+    if isinstance(values, np.ndarray) and values.ndim != 1:
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        else:
+            raise DataError(f"the outcome must be 1-D; got an array of shape {values.shape}")
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cat = s.cat
+        used = pd.unique(cat.codes[cat.codes >= 0])
+        unused = [c for i, c in enumerate(cat.categories) if i not in set(used.tolist())]
+        if unused:
+            warnings.warn(
+                f"outcome {name!r}: level(s) {', '.join(map(repr, map(_native, unused)))} "
+                "have no rows and are dropped",
+                UserWarning,
+                stacklevel=4,
+            )
+            s = s.cat.remove_categories(unused)
+        levels = tuple(_native(c) for c in s.cat.categories)
+        codes = s.cat.codes.to_numpy().astype(np.int64)
+    else:
+        if s.dtype.kind == "f":
+            finite = s.dropna()
+            if not np.all(np.isfinite(finite)):
+                raise DataError(f"outcome {name!r} holds infinite values")
+            if not np.all(finite == np.round(finite)):
+                raise DataError(
+                    f"outcome {name!r} is continuous (non-integer values); a multinomial "
+                    "logit needs categorical labels"
+                )
+        missing = s.isna().to_numpy()
+        present = s[~missing]
+        uniq = pd.unique(present)
+        try:
+            uniq = sorted(uniq)
+        except TypeError:
+            uniq = sorted(uniq, key=str)
+        levels = tuple(_native(u) for u in uniq)
+        codes = np.full(len(s), -1, dtype=np.int64)
+        if len(present):
+            codes[~missing] = pd.Index(uniq).get_indexer(present.to_numpy())
+    if len(levels) < 2:
+        shown = f" (only {levels[0]!r})" if levels else ""
+        raise DataError(
+            f"outcome {name!r} has {len(levels)} level{'s' if len(levels) != 1 else ''}{shown}; "
+            "a multinomial logit needs at least two"
+        )
+    return Outcome(name, levels, _match_level(ref, levels, name)), codes
+
+
+# ---------------------------------------------------------------------------------------------
+# Design
+
+
+@dataclass(frozen=True)
+class Design:
+    """How the design matrix was built: column names and (for formulas) patsy's state."""
+
+    names: tuple
+    formula: str | None = None
+    design_info: patsy.DesignInfo | None = field(default=None, compare=False)
+    eval_env: patsy.EvalEnvironment | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def has_intercept(self) -> bool:
+        return "Intercept" in self.names or "const" in self.names
+
+    def build(self, data) -> tuple[np.ndarray, pd.Index | None]:
+        """Design matrix for new data, with levels and transforms fixed at fit time.
+
+        Returns the matrix and the index of the rows (``None`` for arrays).
+        """
+        if self.design_info is None:
+            return self._build_array(data)
+        return self._build_formula(data)
+
+    def _build_array(self, exog):
+        if isinstance(exog, pd.Series):
+            exog = exog.to_frame()
+        if isinstance(exog, pd.DataFrame):
+            missing = [c for c in self.names if c not in exog.columns]
+            if missing and list(map(str, exog.columns)) != list(self.names):
+                if exog.shape[1] == len(self.names) and not any(
+                    c in exog.columns for c in self.names
+                ):
+                    pass  # unnamed positional frame: accept by position
+                else:
+                    raise DataError(
+                        "exog is missing column(s) "
+                        + ", ".join(map(repr, missing))
+                        + " used in the fit"
+                    )
+            else:
+                exog = exog[list(self.names)]
+            index = exog.index
+            X = _numeric_matrix(exog, "exog")
+        else:
+            index = None
+            X = _numeric_matrix(exog, "exog")
+        if X.ndim == 1:
+            X = X[None, :] if X.shape[0] == len(self.names) else X[:, None]
+        if X.shape[1] != len(self.names):
+            raise DataError(
+                f"exog has {X.shape[1]} columns; the model was fitted with {len(self.names)} "
+                f"({', '.join(self.names)})"
+            )
+        return X, index
+
+    def _build_formula(self, data):
+        if not isinstance(data, pd.DataFrame):
+            if isinstance(data, dict):
+                data = pd.DataFrame(data)
+            else:
+                raise DataError(
+                    "this model was specified by a formula: pass new data as a DataFrame "
+                    "with the columns the formula uses"
+                )
+        _check_columns(self.design_info, data, self.eval_env)
+        _check_levels(self.design_info, data)
+        try:
+            (X,) = patsy.build_design_matrices(
+                [self.design_info], data, NA_action="raise", return_type="dataframe"
+            )
+        except patsy.PatsyError as exc:
+            raise DataError(_patsy_message(exc)) from None
+        return np.asarray(X, dtype=np.float64), X.index
+
+
+def _patsy_message(exc) -> str:
+    # patsy appends the formula with a caret marker on separate lines; keep the first line.
+    return str(exc).splitlines()[0].strip()
+
+
+def _factor_columns(design_info, data):
+    """Map each patsy factor to the data columns its code refers to."""
+    out = {}
+    for factor in design_info.factor_infos:
+        code = getattr(factor, "code", None)
+        if code is None:
+            continue
+        out[factor] = [nm for nm in ast_names(code)]
+    return out
+
+
+def _check_columns(design_info, data, eval_env):
+    namespaces = getattr(eval_env, "_namespaces", []) if eval_env is not None else []
+    missing = []
+    for names in _factor_columns(design_info, data).values():
+        for nm in names:
+            if nm in data.columns or hasattr(builtins, nm) or nm in missing:
+                continue
+            if any(nm in ns for ns in namespaces):
+                continue
+            missing.append(nm)
+    if missing:
+        raise DataError(
+            "new data is missing column(s) "
+            + ", ".join(map(repr, missing))
+            + " used by the formula"
+        )
+
+
+def _check_levels(design_info, data):
+    for factor, info in design_info.factor_infos.items():
+        if info.type != "categorical":
+            continue
+        names = [nm for nm in ast_names(factor.code) if nm in data.columns]
+        if len(names) != 1:
+            continue
+        col = data[names[0]]
+        known = set(info.categories)
+        seen = pd.unique(col.dropna())
+        unseen = [_native(v) for v in seen if _native(v) not in known]
+        if unseen:
+            raise DataError(
+                f"column {names[0]!r} has level(s) {', '.join(map(repr, unseen))} not seen when "
+                f"the model was fitted (levels: {', '.join(map(repr, info.categories))})"
+            )
+
+
+def _numeric_matrix(exog, what):
+    if isinstance(exog, pd.DataFrame):
+        bad = [
+            c
+            for c in exog.columns
+            if not (pd.api.types.is_numeric_dtype(exog[c]) or pd.api.types.is_bool_dtype(exog[c]))
+        ]
+        if bad:
+            raise DataError(
+                f"{what} column(s) {', '.join(map(repr, bad))} are not numeric; use a formula "
+                "with C() for categorical variables, or code them as dummies"
+            )
+        return exog.to_numpy(dtype=np.float64, na_value=np.nan)
+    arr = np.asarray(exog)
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{what} holds non-numeric values (dtype {arr.dtype}); pass numbers, or use a "
+                "formula with C() for categorical variables"
+            ) from None
+    if arr.ndim > 2 or arr.ndim == 0:
+        raise DataError(f"{what} must be 2-D; got an array of shape {arr.shape}")
+    return arr.astype(np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model data
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Everything the estimator needs, after missing-value handling.
+
+    ``X`` (n, p), ``y`` level codes ``0..K-1``, ``row_labels`` the index of the rows kept,
+    ``n_dropped`` rows dropped for missing values.
+    """
+
+    X: np.ndarray
+    codes: np.ndarray
+    outcome: Outcome
+    design: Design
+    row_labels: pd.Index
+    n_dropped: int = 0
+
+
+def _missing_error(n_miss, n, detail):
+    parts = ", ".join(f"{c!r} ({k})" for c, k in detail.items() if k)
+    return DataError(
+        f"{n_miss} of {n} rows have missing values"
+        + (f" in column(s) {parts}" if parts else "")
+        + "; pass missing='drop' to drop them"
+    )
+
+
+def check_missing_policy(missing):
+    if missing not in ("raise", "drop"):
+        raise ValueError(f"missing must be 'raise' or 'drop'; got {missing!r}")
+
+
+def _finalize(X, codes, outcome_values, name, ref, design, index, pre_missing, missing, cols):
+    """Apply the missing-value policy and code the outcome on the rows kept."""
+    check_missing_policy(missing)
+    nonfinite_x = ~np.isfinite(X)
+    nan_x = np.isnan(X)
+    inf_rows = (nonfinite_x & ~nan_x).any(axis=1)
+    if inf_rows.any():
+        bad = [design.names[k] for k in np.flatnonzero((nonfinite_x & ~nan_x).any(axis=0))]
+        raise DataError(
+            f"{int(inf_rows.sum())} row(s) hold infinite values in column(s) "
+            + ", ".join(map(repr, bad))
+        )
+    y_missing = pd.isna(pd.Series(outcome_values)).to_numpy()
+    miss = nan_x.any(axis=1) | y_missing | pre_missing
+    n_miss = int(miss.sum()) + 0
+    if n_miss and missing != "drop":
+        detail = dict(cols)
+        if y_missing.any():
+            detail[name] = int(y_missing.sum())
+        for k in np.flatnonzero(nan_x.any(axis=0)):
+            detail.setdefault(design.names[k], int(nan_x[:, k].sum()))
+        raise _missing_error(n_miss, len(miss), detail)
+    keep = ~miss
+    X = np.ascontiguousarray(X[keep])
+    vals = pd.Series(outcome_values).iloc[np.flatnonzero(keep)].reset_index(drop=True)
+    if len(X) == 0:
+        raise DataError(
+            "no rows left to fit" + (" after dropping missing values" if n_miss else "")
+        )
+    outcome, codes = encode_outcome(vals, name, ref)
+    return ModelData(X, codes, outcome, design, index[keep], n_miss)
+
+
+def from_arrays(endog, exog, ref=None, missing="raise") -> ModelData:
+    """Model data from an outcome vector and a design matrix (no intercept is added)."""
+    if isinstance(exog, pd.Series):
+        exog = exog.to_frame()
+    if isinstance(exog, pd.DataFrame):
+        names = tuple(str(c) for c in exog.columns)
+        index = exog.index
+    else:
+        arr = np.asarray(exog)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        exog = arr
+        names = tuple(f"x{k + 1}" for k in range(arr.shape[1] if arr.ndim == 2 else 0))
+        index = None
+    X = _numeric_matrix(exog, "exog")
+    if X.ndim != 2:
+        raise DataError(f"exog must be 2-D; got an array of shape {X.shape}")
+    name = getattr(endog, "name", None) or "y"
+    n_y = len(endog) if hasattr(endog, "__len__") else np.size(endog)
+    if n_y != X.shape[0]:
+        raise DataError(
+            f"endog has {n_y} rows but exog has {X.shape[0]}; they must have the same length"
+        )
+    if X.shape[1] == 0:
+        raise DataError("exog has no columns")
+    if index is None:
+        index = endog.index if isinstance(endog, pd.Series) else pd.RangeIndex(X.shape[0])
+    values = (
+        endog.to_numpy()
+        if isinstance(endog, pd.Series) and not isinstance(endog.dtype, pd.CategoricalDtype)
+        else endog
+    )
+    if isinstance(values, pd.DataFrame):
+        values = values.iloc[:, 0]
+    design = Design(names)
+    return _finalize(
+        X, None, values, str(name), ref, design, index, np.zeros(len(X), bool), missing, {}
+    )
+
+
+def _lhs_values(code, data, eval_env):
+    if code in data.columns:
+        return data[code]
+    try:
+        val = eval_env.eval(code, inner_namespace=data)
+    except Exception as exc:  # the user's own expression failed
+        raise DataError(f"cannot evaluate the outcome {code!r}: {exc}") from None
+    # C(y, levels=[...]) returns patsy's categorical box: honour its level order.
+    if hasattr(val, "data") and hasattr(val, "levels"):
+        levels = val.levels
+        inner = pd.Series(np.asarray(val.data), index=data.index)
+        if levels is not None:
+            return pd.Series(pd.Categorical(inner, categories=list(levels)), index=data.index)
+        return inner
+    return pd.Series(np.asarray(val), index=data.index)
+
+
+def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> ModelData:
+    """Model data from an R-style formula ``outcome ~ terms`` and a DataFrame."""
+    check_missing_policy(missing)
+    if not isinstance(formula, str) or "~" not in formula:
+        raise DataError(f"formula must be a string 'outcome ~ terms'; got {formula!r}")
+    if isinstance(data, dict):
+        data = pd.DataFrame(data)
+    if not isinstance(data, pd.DataFrame):
+        raise DataError("data must be a pandas DataFrame (or a dict of columns)")
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    if not isinstance(eval_env, patsy.EvalEnvironment):
+        eval_env = patsy.EvalEnvironment.capture(eval_env + 1)
+    try:
+        desc = patsy.ModelDesc.from_formula(formula)
+    except patsy.PatsyError as exc:
+        raise DataError(f"cannot parse formula {formula!r}: {_patsy_message(exc)}") from None
+    lhs = [t for t in desc.lhs_termlist]
+    if len(lhs) != 1 or len(lhs[0].factors) != 1:
+        raise DataError(f"the left side of {formula!r} must be one outcome variable")
+    code = lhs[0].factors[0].code
+    for nm in ast_names(code):
+        if (
+            nm not in data.columns
+            and not any(nm in ns for ns in eval_env._namespaces)
+            and not hasattr(builtins, nm)
+        ):
+            raise DataError(f"outcome column {nm!r} is not in the data")
+    rhs = patsy.ModelDesc([], desc.rhs_termlist)
+    n_pre = 0
+    # Count missing values per column the formula uses before patsy sees them, so the message
+    # can name the columns; with missing="drop" those rows never reach patsy.
+    counts = {}
+    pre_missing = np.zeros(len(data), bool)
+    for c in _formula_columns(formula, data):
+        m = data[c].isna().to_numpy()
+        if m.any():
+            counts[c] = int(m.sum())
+            pre_missing |= m
+    if missing == "drop" and pre_missing.any():
+        n_pre = int(pre_missing.sum())
+        data = data.loc[~pre_missing]
+        if len(data) == 0:
+            raise DataError(f"no rows left to fit after dropping {n_pre} rows with missing values")
+    elif pre_missing.any():
+        raise _missing_error(int(pre_missing.sum()), len(data), counts)
+    try:
+        # NA_types=[]: remaining NaN (e.g. from a transform) reach _finalize, which counts them.
+        Xdf = patsy.dmatrix(
+            rhs,
+            data,
+            eval_env=eval_env,
+            NA_action=patsy.NAAction(NA_types=[]),
+            return_type="dataframe",
+        )
+    except patsy.PatsyError as exc:
+        raise DataError(
+            f"cannot build the design for {formula!r}: {_patsy_message(exc)}"
+        ) from None
+    except NameError as exc:
+        raise DataError(f"formula {formula!r}: {exc}") from None
+    y_raw = _lhs_values(code, data, eval_env).reset_index(drop=True)
+    design = Design(tuple(Xdf.columns), formula, Xdf.design_info, eval_env)
+    md = _finalize(
+        np.asarray(Xdf, dtype=np.float64),
+        None,
+        y_raw,
+        code,
+        ref,
+        design,
+        data.index,
+        np.zeros(len(data), bool),
+        missing,
+        {},
+    )
+    if n_pre:
+        md = ModelData(md.X, md.codes, md.outcome, md.design, md.row_labels, md.n_dropped + n_pre)
+    return md
+
+
+def _formula_columns(formula, data):
+    tokens = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", formula))
+    quoted = set(re.findall(r"Q\(\s*['\"](.+?)['\"]\s*\)", formula))
+    return [c for c in data.columns if isinstance(c, str) and (c in tokens or c in quoted)]

@@ -1,0 +1,287 @@
+"""The multinomial logit model: data, likelihood and the ``fit`` driver.
+
+Conventions
+-----------
+An outcome with K levels and a chosen reference (pivot) level has ``J = K - 1`` equations.
+For row ``i`` with design row :math:`x_i` (``p`` columns),
+
+.. math::
+
+    P(y_i = j) = \\frac{\\exp(x_i^\\top \\beta_j)}{1 + \\sum_{l \\ne \\mathrm{ref}}
+    \\exp(x_i^\\top \\beta_l)}, \\qquad \\beta_{\\mathrm{ref}} = 0 .
+
+The parameter vector is flat and outcome-major (all ``p`` terms of the first non-reference
+outcome, then the next): ``params.T.ravel()`` in terms of the public ``params`` DataFrame.
+With K = 2 this is binary logistic regression of the non-reference outcome.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import backends, design, solver
+from .covariance import get_estimator
+from .exceptions import DataError, FitError
+from .results import MultinomialLogitResults, predict
+
+__all__ = ["MultinomialLogit", "mnlogit"]
+
+
+class MultinomialLogit:
+    """Multinomial (softmax) logistic regression with a reference outcome.
+
+    Parameters
+    ----------
+    endog : array-like, Series or Categorical, shape (n,)
+        Outcome labels: strings, integers, booleans or a Categorical (whose category order is
+        the level order; otherwise levels are the sorted unique values).
+    exog : array-like or DataFrame, shape (n, p)
+        Design matrix, used as given (add a constant column for an intercept).  DataFrame
+        column names label the coefficients.
+    ref : label, optional
+        Reference outcome; default the first level.
+    missing : {"raise", "drop"}
+        What to do with rows holding missing values.
+
+    See Also
+    --------
+    MultinomialLogit.from_formula : R-style formula interface (adds an intercept).
+    """
+
+    def __init__(self, endog, exog, ref=None, missing="raise"):
+        self._setup(design.from_arrays(endog, exog, ref=ref, missing=missing))
+
+    @classmethod
+    def from_formula(cls, formula: str, data, ref=None, missing="raise", eval_env=0):
+        """Model from an R-style formula such as ``"prog ~ C(ses) + write"``.
+
+        The left side is one column of strings, a categorical or integers, used as labels (no
+        recoding needed).  The right side is expanded by patsy, with an intercept unless the
+        formula says ``- 1``.
+        """
+        if isinstance(eval_env, int):
+            eval_env += 1
+        md = design.from_formula(formula, data, ref=ref, missing=missing, eval_env=eval_env)
+        self = cls.__new__(cls)
+        self._setup(md)
+        return self
+
+    def _setup(self, md: design.ModelData):
+        self._data = md
+        self.outcome = md.outcome
+        self.design = md.design
+        self.exog = md.X
+        self.exog.setflags(write=False)
+        self.level_codes = md.codes
+        self.endog = self.outcome.eq_codes(md.codes)
+        self.row_labels = md.row_labels
+        self.n_dropped = md.n_dropped
+        self.freq_weights = np.ones(len(self.exog))
+        n, p = self.exog.shape
+        if n == 0:
+            raise DataError("no rows to fit")
+
+    # -- descriptive attributes ----------------------------------------------------------------
+
+    @property
+    def formula(self) -> str | None:
+        return self.design.formula
+
+    @property
+    def endog_names(self) -> str:
+        return self.outcome.name
+
+    @property
+    def exog_names(self) -> list:
+        return list(self.design.names)
+
+    @property
+    def outcomes(self) -> tuple:
+        return self.outcome.levels
+
+    @property
+    def eq_outcomes(self) -> tuple:
+        return self.outcome.eq_levels
+
+    @property
+    def ref(self):
+        return self.outcome.ref
+
+    @property
+    def J(self) -> int:
+        return self.outcome.J
+
+    @property
+    def k_exog(self) -> int:
+        return self.exog.shape[1]
+
+    @property
+    def nobs(self) -> float:
+        return float(self.freq_weights.sum())
+
+    @property
+    def df_model(self) -> int:
+        return self.J * (self.k_exog - (1 if self._intercept_col() is not None else 0))
+
+    @property
+    def outcome_counts(self) -> np.ndarray:
+        """Weighted count of each of the K outcomes, in level order."""
+        return np.bincount(
+            self.level_codes, weights=self.freq_weights, minlength=len(self.outcomes)
+        )
+
+    @property
+    def level_to_internal(self) -> np.ndarray:
+        """For each level (in order), its column in the kernels' (non-reference..., reference)
+        layout."""
+        r = self.outcome.ref_index
+        K = len(self.outcomes)
+        return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
+
+    def _intercept_col(self):
+        if len(self.exog) == 0:
+            return None
+        const = np.flatnonzero(np.all(self.exog == 1.0, axis=0))
+        return int(const[0]) if len(const) else None
+
+    # -- likelihood (statsmodels-style, on flat parameters) ------------------------------------
+
+    def _backend(self):
+        return backends.InMemoryBackend(self.exog, self.endog, self.freq_weights, self.J)
+
+    def _beta(self, params):
+        params = np.asarray(params, dtype=np.float64)
+        if params.size != self.J * self.k_exog:
+            raise ValueError(
+                f"params must have {self.J * self.k_exog} values ({self.J} outcomes x "
+                f"{self.k_exog} terms); got {params.size}"
+            )
+        if params.ndim == 2 and params.shape == (self.k_exog, self.J):
+            return np.ascontiguousarray(params.T)
+        return params.reshape(self.J, self.k_exog)
+
+    def loglike(self, params) -> float:
+        """Log-likelihood at ``params`` (flat outcome-major, or shaped like ``params``)."""
+        return self._backend().derivatives(self._beta(params), hessian=False).llf
+
+    def score(self, params) -> np.ndarray:
+        """Gradient of the log-likelihood, flat outcome-major."""
+        return self._backend().derivatives(self._beta(params), hessian=False).score.ravel()
+
+    def hessian(self, params) -> np.ndarray:
+        """Hessian of the log-likelihood (minus the information), flat outcome-major."""
+        return -self._backend().derivatives(self._beta(params), hessian=True).info
+
+    # -- fitting ---------------------------------------------------------------------------------
+
+    def start_params(self) -> np.ndarray:
+        """Intercepts at the log odds of the outcome shares against the reference; slopes 0."""
+        beta = np.zeros((self.J, self.k_exog))
+        ic = self._intercept_col()
+        if ic is not None:
+            counts = self.outcome_counts
+            internal = counts[np.argsort(self.level_to_internal)]
+            beta[:, ic] = np.log(internal[: self.J] / internal[self.J])
+        return beta
+
+    def _coerce_start(self, start_params):
+        if isinstance(start_params, pd.DataFrame):
+            start_params = start_params.to_numpy()
+        beta = self._beta(start_params).copy()
+        if not np.all(np.isfinite(beta)):
+            raise ValueError("start_params must be finite")
+        return beta
+
+    def fit(
+        self,
+        method: str = "newton",
+        maxiter: int = 100,
+        tol: float = 1e-8,
+        start_params=None,
+        disp: bool = False,
+        callback=None,
+        cov_type: str = "nonrobust",
+        cov_kwds: dict | None = None,
+    ) -> MultinomialLogitResults:
+        """Maximum-likelihood fit by Newton-Raphson with step-halving.
+
+        Parameters
+        ----------
+        method : {"newton"}
+            Newton-Raphson (IRLS); the only method.
+        maxiter : int
+            Most iterations; if reached, a ``ConvergenceWarning`` is issued and the results say
+            ``converged=False``.
+        tol : float
+            Stop once the Newton step is below ``tol`` relative to the parameters (or the
+            decrement below ``tol**2``); the final step is taken, so the result is accurate to
+            about ``tol**2``.
+        start_params : array-like, optional
+            Flat outcome-major, or shaped like ``params`` (terms x outcomes).
+        disp : bool
+            Print the iteration log (also kept as ``results.iteration_log``).
+        callback : callable, optional
+            ``callback(params_flat, log_row)`` after each iteration.
+        cov_type : str
+            Covariance of the estimates; ``"nonrobust"`` is the inverse information.
+        cov_kwds : dict, optional
+            Options of the covariance type.
+        """
+        if method != "newton":
+            raise ValueError(f"method must be 'newton'; got {method!r}")
+        if int(maxiter) < 0:
+            raise ValueError(f"maxiter must be non-negative; got {maxiter!r}")
+        if not (np.isfinite(tol) and tol > 0):
+            raise ValueError(f"tol must be a positive number; got {tol!r}")
+        estimator = get_estimator(cov_type, cov_kwds)
+        if self.nobs <= 0:
+            raise DataError("no observations with positive weight")
+        beta0 = self.start_params() if start_params is None else self._coerce_start(start_params)
+        options = solver.NewtonOptions(maxiter=int(maxiter), tol=float(tol))
+        sol = solver.newton(self._backend(), beta0, options, disp=disp, callback=callback)
+        cov = estimator.compute(_FitState(self, sol.beta, sol.info, sol.llf))
+        if not np.all(np.isfinite(cov)):
+            raise FitError("the covariance matrix is not finite at the estimates")
+        fit_info = dict(
+            converged=sol.converged,
+            n_iter=sol.n_iter,
+            log=sol.log,
+            message=sol.message,
+            options=dict(method=method, maxiter=maxiter, tol=tol),
+        )
+        return MultinomialLogitResults(self, sol.beta, sol, cov, estimator, fit_info)
+
+    # -- prediction ------------------------------------------------------------------------------
+
+    def predict(self, params, exog=None, which="prob"):
+        """Predictions at ``params``; see :meth:`MultinomialLogitResults.predict`."""
+        return predict(self, self._beta(params), exog, which)
+
+    def __repr__(self) -> str:
+        src = f"formula={self.formula!r}" if self.formula else f"{self.k_exog} columns"
+        return (
+            f"<MultinomialLogit {src}: {len(self.outcomes)} outcomes, ref={self.ref!r}, "
+            f"n={len(self.exog)}>"
+        )
+
+
+class _FitState:
+    """What covariance estimators see: the model, the estimates and the information there."""
+
+    __slots__ = ("model", "beta", "info", "llf")
+
+    def __init__(self, model, beta, info, llf):
+        self.model, self.beta, self.info, self.llf = model, beta, info, llf
+
+
+def mnlogit(formula: str, data, ref=None, missing="raise", eval_env=0):
+    """Multinomial logit from a formula: ``mnlogit("prog ~ C(ses) + write", df)``.
+
+    Same as :meth:`MultinomialLogit.from_formula`; call ``.fit()`` on the result.
+    """
+    if isinstance(eval_env, int):
+        eval_env += 1
+    return MultinomialLogit.from_formula(
+        formula, data, ref=ref, missing=missing, eval_env=eval_env
+    )

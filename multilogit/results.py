@@ -1,0 +1,243 @@
+"""Results of a multinomial logit fit: immutable, with derived statistics cached.
+
+Conventions
+-----------
+``params`` is a DataFrame with one row per design term and one column per non-reference outcome
+(in level order).  Everything flat -- ``cov_params()``, ``conf_int()``, the internal vector -- is
+ordered outcome-major and indexed by ``(outcome, term)``: all terms of the first non-reference
+outcome, then the next.  This is the C-order flattening of ``params.T``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import backends
+
+__all__ = ["MultinomialLogitResults", "predict"]
+
+
+class MultinomialLogitResults:
+    """Fitted multinomial logit.
+
+    Not created directly: returned by :meth:`MultinomialLogit.fit`.  Attributes mirror
+    statsmodels' names.  The object never changes after creation; another covariance type or
+    reference outcome gives a new object.
+    """
+
+    def __init__(self, model, beta, state, cov, cov_estimator, fit_info):
+        self.model = model
+        self._beta = np.asarray(beta, dtype=np.float64).reshape(model.J, model.k_exog)
+        self._beta.setflags(write=False)
+        self._state = state
+        self._cov = np.asarray(cov, dtype=np.float64)
+        self._cov.setflags(write=False)
+        self._cov_estimator = cov_estimator
+        self.converged = bool(fit_info["converged"])
+        self.n_iter = int(fit_info["n_iter"])
+        self.iteration_log = fit_info["log"]
+        self.fit_message = fit_info.get("message", "")
+        self.fit_options = dict(fit_info.get("options", {}))
+
+    # -- labels ------------------------------------------------------------------------------
+
+    @property
+    def ref(self):
+        """The reference (pivot) outcome label."""
+        return self.model.ref
+
+    @property
+    def outcomes(self) -> list:
+        """All K outcome labels, in order."""
+        return list(self.model.outcomes)
+
+    @property
+    def cov_type(self) -> str:
+        return self._cov_estimator.name
+
+    @property
+    def cov_kwds(self) -> dict:
+        return dict(self._cov_estimator.kwds)
+
+    @cached_property
+    def _flat_index(self) -> pd.MultiIndex:
+        return pd.MultiIndex.from_product(
+            [list(self.model.eq_outcomes), list(self.model.exog_names)], names=["outcome", "term"]
+        )
+
+    def _frame(self, values) -> pd.DataFrame:
+        return pd.DataFrame(
+            np.asarray(values).reshape(self.model.J, self.model.k_exog).T,
+            index=pd.Index(self.model.exog_names, name="term"),
+            columns=pd.Index(self.model.eq_outcomes, name=self.model.endog_names),
+        )
+
+    # -- estimates and inference ---------------------------------------------------------------
+
+    @cached_property
+    def params(self) -> pd.DataFrame:
+        """Coefficients: rows are terms, columns the non-reference outcomes."""
+        return self._frame(self._beta)
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance of the parameters, indexed by ``(outcome, term)`` on both axes."""
+        return pd.DataFrame(self._cov, index=self._flat_index, columns=self._flat_index)
+
+    @cached_property
+    def _bse_flat(self) -> np.ndarray:
+        return np.sqrt(np.diag(self._cov))
+
+    @cached_property
+    def bse(self) -> pd.DataFrame:
+        """Standard errors, shaped like ``params``."""
+        return self._frame(self._bse_flat)
+
+    @cached_property
+    def tvalues(self) -> pd.DataFrame:
+        """z statistics (coefficient / standard error), shaped like ``params``."""
+        return self._frame(self._beta.ravel() / self._bse_flat)
+
+    @cached_property
+    def pvalues(self) -> pd.DataFrame:
+        """Two-sided p-values of the z statistics (standard normal)."""
+        return self._frame(2.0 * stats.norm.sf(np.abs(self._beta.ravel() / self._bse_flat)))
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald confidence intervals, indexed by ``(outcome, term)``, columns lower and upper."""
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+        q = stats.norm.ppf(1.0 - alpha / 2.0)
+        b = self._beta.ravel()
+        return pd.DataFrame(
+            {"lower": b - q * self._bse_flat, "upper": b + q * self._bse_flat},
+            index=self._flat_index,
+        )
+
+    # -- likelihood statistics ----------------------------------------------------------------
+
+    @property
+    def llf(self) -> float:
+        """Log-likelihood at the estimates."""
+        return float(self._state.llf)
+
+    @cached_property
+    def llnull(self) -> float:
+        """Log-likelihood of the intercept-only model: :math:`\\sum_k n_k \\log(n_k/n)`."""
+        n_k = self.model.outcome_counts
+        share = n_k / n_k.sum()
+        pos = n_k > 0
+        return float(np.sum(n_k[pos] * np.log(share[pos])))
+
+    @property
+    def nobs(self) -> float:
+        """Number of observations (the sum of frequency weights when given)."""
+        return self.model.nobs
+
+    @property
+    def df_model(self) -> float:
+        """Slope parameters: ``(p - 1) (K - 1)`` with an intercept, else ``p (K - 1)``."""
+        return float(self.model.df_model)
+
+    @property
+    def df_resid(self) -> float:
+        return float(self.nobs - self.model.J * self.model.k_exog)
+
+    @property
+    def k_params(self) -> int:
+        """Number of estimated parameters, ``(K - 1) p``."""
+        return self.model.J * self.model.k_exog
+
+    @cached_property
+    def llr(self) -> float:
+        """Likelihood-ratio statistic against the intercept-only model."""
+        return 2.0 * (self.llf - self.llnull)
+
+    @cached_property
+    def llr_pvalue(self) -> float:
+        return float(stats.chi2.sf(self.llr, self.df_model)) if self.df_model > 0 else np.nan
+
+    @cached_property
+    def prsquared(self) -> float:
+        """McFadden's pseudo R-squared, :math:`1 - \\ell / \\ell_0`."""
+        return 1.0 - self.llf / self.llnull
+
+    @property
+    def deviance(self) -> float:
+        return -2.0 * self.llf
+
+    @cached_property
+    def aic(self) -> float:
+        return -2.0 * self.llf + 2.0 * self.k_params
+
+    @cached_property
+    def bic(self) -> float:
+        return -2.0 * self.llf + np.log(self.nobs) * self.k_params
+
+    # -- predictions --------------------------------------------------------------------------
+
+    @cached_property
+    def fittedvalues(self) -> pd.DataFrame:
+        """Fitted probabilities on the estimation sample."""
+        return self.predict()
+
+    def predict(self, exog=None, which: str = "prob"):
+        """Predictions on the estimation data or on new data; see :func:`predict`."""
+        return predict(self.model, self._beta, exog, which)
+
+    # -- display ------------------------------------------------------------------------------
+
+    def summary(self, alpha: float = 0.05, title: str | None = None):
+        """Summary table: a statsmodels ``Summary`` (text, ``_repr_html_``, ``as_latex()``)."""
+        from .summary import build_summary
+
+        return build_summary(self, alpha=alpha, title=title)
+
+    def __repr__(self) -> str:
+        return (
+            f"<MultinomialLogitResults: {self.model.endog_names} ~ {self.model.k_exog} terms, "
+            f"K={len(self.outcomes)}, ref={self.ref!r}, nobs={self.nobs:g}, llf={self.llf:.6f}>"
+        )
+
+
+def predict(model, beta, exog=None, which: str = "prob"):
+    """Predictions of ``model`` at coefficients ``beta`` (shape ``(J, p)``).
+
+    Parameters
+    ----------
+    exog : DataFrame or array, optional
+        New data: for a formula model, a DataFrame with the columns the formula uses (the
+        design is rebuilt with the categorical levels and transforms fixed at fit time); for
+        an array model, a matrix with the fitted columns.  Default: the estimation sample.
+    which : {"prob", "class", "linear"}
+        ``"prob"``: probability of each of the K outcomes (DataFrame, one column per outcome
+        label); ``"class"``: the most probable outcome (Series of labels); ``"linear"``: the
+        linear predictors, i.e. log odds against the reference (DataFrame with K columns, the
+        reference's identically 0).
+    """
+    if which not in ("prob", "class", "linear"):
+        raise ValueError(f"which must be 'prob', 'class' or 'linear'; got {which!r}")
+    if exog is None:
+        X, index = model.exog, model.row_labels
+    else:
+        X, index = model.design.build(exog)
+        if index is None:
+            index = pd.RangeIndex(X.shape[0])
+    cols = pd.Index(model.outcomes, name=model.endog_names)
+    order = model.level_to_internal
+    if which == "linear":
+        eta = backends.predict_linear(X, beta)
+        full = np.column_stack([eta, np.zeros(len(X))])
+        return pd.DataFrame(full[:, order], index=index, columns=cols)
+    prob = backends.predict_probabilities(X, beta)[:, order]
+    if which == "prob":
+        return pd.DataFrame(prob, index=index, columns=cols)
+    labels = np.asarray(model.outcomes, dtype=object)[np.argmax(prob, axis=1)]
+    return pd.Series(
+        pd.Categorical(labels, categories=list(model.outcomes)),
+        index=index,
+        name=model.endog_names,
+    )

@@ -1,0 +1,89 @@
+"""Summary tables built with statsmodels' own table tools (text, HTML and LaTeX)."""
+
+from __future__ import annotations
+
+import numpy as np
+from statsmodels.iolib.summary import Summary, summary_params, table_extend
+
+__all__ = ["build_summary"]
+
+
+def _fmt(x, spec):
+    return "nan" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
+
+
+def header_items(res):
+    """Left and right columns of the header table as ``(label, [value])`` pairs."""
+    model = res.model
+    left = [
+        ("Dep. Variable:", [str(model.endog_names)]),
+        ("Model:", ["MultinomialLogit"]),
+        ("Method:", ["MLE (Newton-Raphson)"]),
+        ("No. Observations:", [f"{res.nobs:g}"]),
+        ("Df Residuals:", [f"{res.df_resid:g}"]),
+        ("Df Model:", [f"{res.df_model:g}"]),
+        ("Reference outcome:", [str(res.ref)]),
+        ("Covariance Type:", [res._cov_estimator.describe()]),
+    ]
+    right = [
+        ("Pseudo R-squ.:", [_fmt(res.prsquared, ".4f")]),
+        ("Log-Likelihood:", [_fmt(res.llf, ".6g")]),
+        ("LL-Null:", [_fmt(res.llnull, ".6g")]),
+        ("LLR p-value:", [_fmt(res.llr_pvalue, ".4g")]),
+        ("AIC:", [_fmt(res.aic, ".6g")]),
+        ("BIC:", [_fmt(res.bic, ".6g")]),
+        ("converged:", [str(res.converged)]),
+        ("Iterations:", [str(res.n_iter)]),
+    ]
+    return left, right
+
+
+def notes(res) -> list[str]:
+    """Footnotes: anything a reader must know before trusting the table."""
+    out = []
+    if not res.converged:
+        out.append(
+            f"Newton-Raphson did not converge ({res.fit_message}); the estimates are unreliable."
+        )
+    n_dropped = getattr(res.model, "n_dropped", 0)
+    if n_dropped:
+        out.append(f"{n_dropped} rows with missing values were dropped.")
+    out.extend(getattr(res, "_summary_notes", ()))
+    return out
+
+
+def build_summary(res, alpha=0.05, title=None) -> Summary:
+    """One header table and one coefficient block per non-reference outcome."""
+    model = res.model
+    smry = Summary()
+    left, right = header_items(res)
+    title = title or f"Multinomial Logit Regression Results (reference: {res.ref})"
+    smry.add_table_2cols(res, gleft=left, gright=right, title=title)
+    ci = res.conf_int(alpha)
+    names = [str(n) for n in model.exog_names]
+    blocks = []
+    for outcome in model.eq_outcomes:
+        block = (
+            res,
+            res.params[outcome].to_numpy(),
+            res.bse[outcome].to_numpy(),
+            res.tvalues[outcome].to_numpy(),
+            res.pvalues[outcome].to_numpy(),
+            ci.loc[outcome].to_numpy(),
+        )
+        # table_extend moves each block's title into its top-left header cell, so every block
+        # is headed by the equation's name, with the user's outcome label.
+        blocks.append(
+            summary_params(
+                block,
+                xname=names,
+                alpha=alpha,
+                use_t=False,
+                title=f"{model.endog_names}={outcome}",
+            )
+        )
+    smry.tables.append(table_extend(blocks, keep_headers=True))
+    extra = notes(res)
+    if extra:
+        smry.add_extra_txt([f"[{i + 1}] {t}" for i, t in enumerate(extra)])
+    return smry
