@@ -12,7 +12,9 @@ from .exceptions import (
     DataError,
     FitError,
     MultilogitError,
+    PerfectSeparationError,
     PerfectSeparationWarning,
+    PersistenceError,
 )
 from .model import MultinomialLogit, mnlogit
 from .results import MultinomialLogitResults
@@ -26,7 +28,9 @@ __all__ = [
     "MultilogitError",
     "MultinomialLogit",
     "MultinomialLogitResults",
+    "PerfectSeparationError",
     "PerfectSeparationWarning",
+    "PersistenceError",
     "datasets",
     "mnlogit",
 ]

@@ -11,7 +11,9 @@ __all__ = [
     "MultilogitError",
     "DataError",
     "FitError",
+    "PerfectSeparationError",
     "PerfectSeparationWarning",
+    "PersistenceError",
 ]
 
 
@@ -36,3 +38,11 @@ class ConvergenceWarning(_SMConvergenceWarning):
 
 class PerfectSeparationWarning(UserWarning):
     """The data are (quasi-)completely separated; some estimates diverge."""
+
+
+class PerfectSeparationError(FitError):
+    """Raised by ``fit(separation="raise")`` when the data are (quasi-)completely separated."""
+
+
+class PersistenceError(MultilogitError):
+    """A saved results file is unreadable, corrupted, tampered with or of an unknown format."""

@@ -20,10 +20,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import backends, design, solver
+from . import backends, checks, design, solver
 from .covariance import get_estimator
 from .exceptions import DataError, FitError
 from .results import MultinomialLogitResults, predict
+from .separation import check_mode, separated_covariance
 
 __all__ = ["MultinomialLogit", "mnlogit"]
 
@@ -203,6 +204,8 @@ class MultinomialLogit:
         callback=None,
         cov_type: str = "nonrobust",
         cov_kwds: dict | None = None,
+        separation: str = "warn",
+        drop_collinear: bool = False,
     ) -> MultinomialLogitResults:
         """Maximum-likelihood fit by Newton-Raphson with step-halving.
 
@@ -227,6 +230,21 @@ class MultinomialLogit:
             Covariance of the estimates; ``"nonrobust"`` is the inverse information.
         cov_kwds : dict, optional
             Options of the covariance type.
+        separation : {"warn", "raise", "ignore"}
+            When the data are completely or quasi-completely separated the maximum likelihood
+            estimate does not exist.  ``"warn"``: stop early, warn with
+            ``PerfectSeparationWarning`` naming the outcomes and terms, report NaN standard
+            errors for the diverging coefficients and ``converged=False`` (details in
+            ``results.separation``); ``"raise"``: raise ``PerfectSeparationError``;
+            ``"ignore"``: no detection.  See :mod:`multilogit.separation`.
+        drop_collinear : bool
+            A rank-deficient design raises ``DataError`` naming the aliased columns; with
+            ``True`` they are dropped as in R (NaN coefficients, a note in the summary).
+
+        Raises
+        ------
+        DataError
+            More parameters than observations, or aliased columns without ``drop_collinear``.
         """
         if method != "newton":
             raise ValueError(f"method must be 'newton'; got {method!r}")
@@ -237,14 +255,27 @@ class MultinomialLogit:
         estimator = get_estimator(cov_type, cov_kwds)
         if self.nobs <= 0:
             raise DataError("no observations with positive weight")
+        # -- reliability (issue 5): rank, parameter count, scaling, separation ----------------
+        check_mode(separation)
+        aliased = checks.check_design(self, drop_collinear)
+        if aliased is not None:
+            kw = dict(method=method, maxiter=maxiter, tol=tol, start_params=start_params)
+            kw.update(disp=disp, callback=callback, cov_type=cov_type, cov_kwds=cov_kwds)
+            return checks.fit_without_aliased(self, aliased, dict(kw, separation=separation))
         beta0 = self.start_params() if start_params is None else self._coerce_start(start_params)
         options = solver.NewtonOptions(maxiter=int(maxiter), tol=float(tol))
-        sol = solver.newton(self._backend(), beta0, options, disp=disp, callback=callback)
-        cov = estimator.compute(_FitState(self, sol.beta, sol.info, sol.llf))
-        if not np.all(np.isfinite(cov)):
+        sol, sep = checks.solve(self, self._backend(), beta0, options, disp, callback, separation)
+        state = _FitState(self, sol.beta, sol.info, sol.llf)
+        if sep is not None:
+            cov = separated_covariance(lambda: estimator.compute(state), sep, self.J, self.k_exog)
+        else:
+            cov = estimator.compute(state)
+        if sep is None and not np.all(np.isfinite(cov)):
             raise FitError("the covariance matrix is not finite at the estimates")
         fit_info = dict(
-            converged=sol.converged,
+            separation=sep,
+            notes=(sep.message(),) if sep is not None else (),
+            converged=sol.converged and sep is None,
             n_iter=sol.n_iter,
             log=sol.log,
             message=sol.message,

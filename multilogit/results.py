@@ -42,6 +42,11 @@ class MultinomialLogitResults:
         self.iteration_log = fit_info["log"]
         self.fit_message = fit_info.get("message", "")
         self.fit_options = dict(fit_info.get("options", {}))
+        # -- reliability (issue 5): separation report, aliased columns, summary notes
+        #: :class:`~multilogit.separation.Separation` when the data are separated, else None.
+        self.separation = fit_info.get("separation")
+        self._aliased = fit_info.get("aliased")
+        self._summary_notes = tuple(fit_info.get("notes", ()))
 
     # -- labels ------------------------------------------------------------------------------
 
@@ -140,16 +145,20 @@ class MultinomialLogitResults:
     @property
     def df_model(self) -> float:
         """Slope parameters: ``(p - 1) (K - 1)`` with an intercept, else ``p (K - 1)``."""
-        return float(self.model.df_model)
+        return float(self.model.df_model - self.model.J * self._n_aliased)
 
     @property
     def df_resid(self) -> float:
-        return float(self.nobs - self.model.J * self.model.k_exog)
+        return float(self.nobs - self.k_params)
 
     @property
     def k_params(self) -> int:
         """Number of estimated parameters, ``(K - 1) p``."""
-        return self.model.J * self.model.k_exog
+        return self.model.J * (self.model.k_exog - self._n_aliased)
+
+    @property
+    def _n_aliased(self) -> int:
+        return 0 if self._aliased is None else int(np.sum(self._aliased))
 
     @cached_property
     def llr(self) -> float:
@@ -186,7 +195,9 @@ class MultinomialLogitResults:
 
     def predict(self, exog=None, which: str = "prob"):
         """Predictions on the estimation data or on new data; see :func:`predict`."""
-        return predict(self.model, self._beta, exog, which)
+        # Dropped (aliased) columns have NaN coefficients: they do not enter the prediction.
+        beta = self._beta if self._aliased is None else np.nan_to_num(self._beta, nan=0.0)
+        return predict(self.model, beta, exog, which)
 
     # -- display ------------------------------------------------------------------------------
 

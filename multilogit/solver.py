@@ -66,7 +66,9 @@ def _cholesky(info):
         return None
 
 
-def newton(backend, beta0, options=NewtonOptions(), disp=False, callback=None) -> NewtonResult:
+def newton(
+    backend, beta0, options=NewtonOptions(), disp=False, callback=None, monitor=None
+) -> NewtonResult:
     """Maximise the log-likelihood from ``beta0`` (shape ``(J, p)``).
 
     Parameters
@@ -80,6 +82,10 @@ def newton(backend, beta0, options=NewtonOptions(), disp=False, callback=None) -
     callback : callable, optional
         Called as ``callback(beta, row)`` after each iteration with the flat parameters and the
         iteration-log row (a dict).
+    monitor : callable, optional
+        Called as ``monitor(it, beta, derivatives)`` at the top of each iteration; a non-empty
+        string return stops the solver with that message (unconverged, without a
+        ``ConvergenceWarning``: the monitor reports the reason), e.g. on separation.
     """
     t0 = time.perf_counter()
     beta = np.array(beta0, dtype=np.float64, copy=True)
@@ -111,7 +117,12 @@ def newton(backend, beta0, options=NewtonOptions(), disp=False, callback=None) -
     converged = False
     message = ""
     it = 0
+    stopped = ""
     for it in range(1, options.maxiter + 1):
+        if monitor is not None and (stopped := monitor(it, beta, d)):
+            message = stopped
+            it -= 1  # this iteration was not carried out
+            break
         g = d.score.ravel()
         cf = _cholesky(d.info)
         if cf is None:
@@ -147,7 +158,7 @@ def newton(backend, beta0, options=NewtonOptions(), disp=False, callback=None) -
             break
     else:
         message = f"no convergence in {options.maxiter} iterations"
-    if not converged:
+    if not converged and not stopped:
         warnings.warn(
             f"Newton-Raphson did not converge: {message}; the estimates are unreliable",
             ConvergenceWarning,

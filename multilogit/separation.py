@@ -1,0 +1,419 @@
+"""Detection of complete and quasi-complete separation.
+
+The multinomial logit log-likelihood has no maximum when there is a *recession direction*: a
+non-zero :math:`D = (d_1, \\dots, d_J)` (with :math:`d_{\\mathrm{ref}} = 0`) such that for every
+row :math:`i` and every outcome :math:`k \\ne y_i`
+
+.. math::
+
+    a_{ik}(D) = x_i^\\top (d_{y_i} - d_k) \\ge 0 ,
+
+with at least one strict inequality.  Moving :math:`\\beta` along :math:`D` never lowers the
+log-likelihood and drives :math:`P(y_i = k) / P(y_i = y_i)` to zero for each strict pair, so the
+coefficients grow without bound (Albert and Anderson, 1984; the linear-programming test is that
+of Konis, 2007, extended to K outcomes).  When every observation has all its pairs strict, the
+separation is *complete*; otherwise *quasi-complete*.
+
+We solve the linear program
+
+.. math::
+
+    \\max_D \\sum_{i, k \\ne y_i} a_{ik}(D) \\quad \\text{s.t.}\\quad a_{ik}(D) \\ge 0,\\;
+    -1 \\le D \\le 1
+
+on the design with columns scaled to largest magnitude 1, repeating it with the objective
+restricted to the pairs not yet strict, so the union of all strict pairs is found.  Solving it
+for every fit would be wasteful on large data, so the solver calls :class:`SeparationMonitor`
+at each iteration, which runs the program only once the iterates look divergent (large
+coefficients, steps that do not shrink, or vanishing information).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, sparse
+
+from .exceptions import PerfectSeparationError, PerfectSeparationWarning
+
+__all__ = ["Separation", "SeparationMonitor", "find_separation", "check_mode"]
+
+MODES = ("warn", "raise", "ignore")
+
+# Triggers for the (one) linear program, in coordinates where every column's largest magnitude
+# is 1: a coefficient this large moves the log odds by e**15 across the column's range.
+_BIG_COEF = 15.0
+# From this iteration on, a step that is neither small nor shrinking quadratically is suspect.
+_SLOW_ITER = 5
+# Information on some coefficient this many times smaller than at the start: saturated fit.
+_INFO_DROP = 1e-8
+# A pair is strict when a_ik exceeds this (D in [-1, 1], |x| <= 1: a_ik is at most 2 p).
+_STRICT = 1e-6
+_MAX_ROUNDS = 6
+
+
+def check_mode(separation: str) -> str:
+    """Validate ``fit(separation=...)``."""
+    if separation not in MODES:
+        allowed = ", ".join(map(repr, MODES))
+        raise ValueError(f"separation must be one of {allowed}; got {separation!r}")
+    return separation
+
+
+@dataclass(frozen=True)
+class Separation:
+    """What :func:`find_separation` found.
+
+    Attributes
+    ----------
+    kind : {"complete", "quasi-complete"}
+    outcomes : tuple
+        Outcome labels whose probabilities are driven to 0 or 1 for some observations.
+    terms : tuple
+        Design terms with a non-zero component in the divergent direction.
+    params : ndarray of bool, shape (J, p)
+        Coefficients that diverge (their standard errors are reported as NaN).
+    direction : ndarray, shape (J, p)
+        A recession direction of the log-likelihood, largest component 1 in absolute value, in
+        the original (unscaled) coordinates' signs.
+    n_separated : float
+        Observations (weighted) with some fitted probability driven to 0 or 1.
+    n_perfect : float
+        Observations whose observed outcome's probability is driven to 1.
+    nobs : float
+    """
+
+    kind: str
+    outcomes: tuple
+    terms: tuple
+    params: np.ndarray = field(repr=False)
+    direction: np.ndarray = field(repr=False)
+    n_separated: float
+    n_perfect: float
+    nobs: float
+    eq_outcomes: tuple = field(default=(), repr=False)
+    exog_names: tuple = field(default=(), repr=False)
+
+    @property
+    def diverging(self) -> list[tuple]:
+        """``(outcome, term)`` pairs of the diverging coefficients."""
+        J, p = self.params.shape
+        return [
+            (self.eq_outcomes[j], self.exog_names[k])
+            for j in range(J)
+            for k in range(p)
+            if self.params[j, k]
+        ]
+
+    def direction_frame(self) -> pd.DataFrame:
+        """The divergent direction shaped like ``params`` (terms x non-reference outcomes)."""
+        return pd.DataFrame(
+            self.direction.T, index=list(self.exog_names), columns=list(self.eq_outcomes)
+        )
+
+    def message(self) -> str:
+        outs = ", ".join(map(repr, self.outcomes))
+        terms = ", ".join(map(repr, self.terms))
+        eqs = sorted({o for o, _ in self.diverging}, key=self.eq_outcomes.index)
+        return (
+            f"{self.kind} separation: {self.n_separated:g} of {self.nobs:g} observations have "
+            f"fitted probabilities driven to 0 or 1 (outcome(s) {outs}; term(s) {terms}); the "
+            f"coefficients of {', '.join(map(repr, eqs))} on those terms diverge, so the fit was "
+            "stopped early and their standard errors are reported as NaN"
+        )
+
+
+def _unique_rows(X, y, w):
+    """Collapse identical (x, y) rows, summing weights: the program only needs each once."""
+    key = np.column_stack([X, y.astype(np.float64)])
+    uniq, inverse = np.unique(key, axis=0, return_inverse=True)
+    wsum = np.bincount(inverse.ravel(), weights=w, minlength=len(uniq))
+    return uniq[:, :-1], uniq[:, -1].astype(np.int64), wsum, inverse.ravel()
+
+
+def _pair_matrix(X, y, J):
+    """Sparse A with one row per (observation, other outcome) so that ``A @ D.ravel()`` = a_ik.
+
+    Outcome indices are equation indices ``0..J-1`` and ``-1`` for the reference (``d = 0``).
+    """
+    n, p = X.shape
+    rows, cols, vals = [], [], []
+    pair_obs, pair_alt = [], []
+    r = 0
+    alts = list(range(J)) + [-1]
+    for k in alts:
+        idx = np.flatnonzero(y != k)
+        if len(idx) == 0:
+            continue
+        m = len(idx)
+        row_ids = r + np.arange(m)
+        # + x_i in the block of the observed outcome (unless it is the reference)
+        own = y[idx] >= 0
+        if own.any():
+            rr = np.repeat(row_ids[own], p)
+            cc = (y[idx][own][:, None] * p + np.arange(p)[None, :]).ravel()
+            rows.append(rr)
+            cols.append(cc)
+            vals.append(X[idx[own]].ravel())
+        # - x_i in the block of the alternative k (unless it is the reference)
+        if k >= 0:
+            rows.append(np.repeat(row_ids, p))
+            cols.append(k * p + np.tile(np.arange(p), m))
+            vals.append(-X[idx].ravel())
+        pair_obs.append(idx)
+        pair_alt.append(np.full(m, k))
+        r += m
+    A = sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, J * p)
+    )
+    return A, np.concatenate(pair_obs), np.concatenate(pair_alt)
+
+
+def _solve(A, weights):
+    """Maximise ``weights @ A d`` subject to ``A d >= 0`` and ``-1 <= d <= 1``."""
+    c = -(A.T @ weights)
+    if not np.any(c):
+        return None
+    res = optimize.linprog(
+        c,
+        A_ub=-A,
+        b_ub=np.zeros(A.shape[0]),
+        bounds=(-1.0, 1.0),
+        method="highs",
+    )
+    if res.status != 0 or res.x is None:
+        return None
+    d = np.where(np.abs(res.x) < 1e-9, 0.0, res.x)
+    return d
+
+
+def _sparsest(A, strict, fallback):
+    """Among directions keeping every strict pair strict, one of least L1 norm.
+
+    The first program's vertex can load terms that play no part in the separation (any
+    direction works in a completely separated sample); the L1 minimiser names only the terms
+    that are needed.  ``D = u - v`` with ``u, v >= 0``; ``a_ik >= 1`` on the strict pairs.
+    """
+    q = A.shape[1]
+    AA = sparse.hstack([A, -A]).tocsr()
+    b = np.where(strict, 1.0, 0.0)
+    res = optimize.linprog(np.ones(2 * q), A_ub=-AA, b_ub=-b, bounds=(0.0, None), method="highs")
+    if res.status != 0 or res.x is None:
+        return fallback
+    d = res.x[:q] - res.x[q:]
+    d = np.where(np.abs(d) < 1e-9 * max(np.abs(d).max(), 1e-300), 0.0, d)
+    a = A @ d
+    if a.min() < -_STRICT * max(1.0, np.abs(d).max()) or not np.all(a[strict] > 0.5):
+        return fallback
+    return d
+
+
+def find_separation(
+    X: np.ndarray,
+    y: np.ndarray,
+    J: int,
+    w: np.ndarray | None = None,
+    eq_outcomes: tuple = (),
+    ref=None,
+    exog_names: tuple = (),
+    levels: tuple = (),
+) -> Separation | None:
+    """Test the data for (quasi-)complete separation by linear programming.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        Design matrix (full column rank).
+    y : ndarray of int, shape (n,)
+        Equation index of each row's outcome, ``-1`` for the reference.
+    J : int
+        Number of equations (non-reference outcomes).
+    w : ndarray, optional
+        Row weights; rows with zero weight are ignored.
+    eq_outcomes, ref, exog_names, levels
+        Labels used in the report (``levels``: all outcomes in order).
+
+    Returns
+    -------
+    Separation or None
+        ``None`` when the maximum likelihood estimate exists.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    n, p = X.shape
+    w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    pos = w > 0
+    X, y, w = X[pos], y[pos], w[pos]
+    if len(X) == 0:
+        return None
+    amax = np.abs(X).max(axis=0)
+    colscale = np.where(amax > 0, amax, 1.0)
+    Xu, yu, wu, _ = _unique_rows(X / colscale, y, w)
+    A, pair_obs, pair_alt = _pair_matrix(Xu, yu, J)
+    weights = wu[pair_obs]
+    total = np.zeros(J * p)
+    strict = np.zeros(A.shape[0], dtype=bool)
+    for _ in range(_MAX_ROUNDS):
+        d = _solve(A, np.where(strict, 0.0, weights))
+        if d is None:
+            break
+        a = A @ d
+        # Feasible to rounding only: a direction that violates a constraint is not a recession
+        # direction, and we would rather miss separation than report a false one.
+        if a.min() < -_STRICT:
+            break
+        new = (a > _STRICT) & ~strict
+        if not new.any():
+            break
+        strict |= a > _STRICT
+        total += d
+    if not strict.any():
+        return None
+    total = _sparsest(A, strict, total)
+    D = total.reshape(J, p)
+    D = D / np.abs(D).max()
+    mask = np.abs(D) > 1e-7
+    # Back to the original coordinates: d (scaled) / colscale; report unit-max direction.
+    D_orig = np.where(mask, D, 0.0) / colscale
+    D_orig = D_orig / np.abs(D_orig).max()
+    any_strict = np.zeros(len(Xu), dtype=bool)
+    any_strict[pair_obs[strict]] = True
+    n_pairs = np.bincount(pair_obs, minlength=len(Xu))
+    n_strict = np.bincount(pair_obs[strict], minlength=len(Xu))
+    perfect = n_strict == n_pairs
+    labels = list(eq_outcomes) if eq_outcomes else [f"y{j + 1}" for j in range(J)]
+    labels_all = labels + [ref]
+    involved = set(yu[pair_obs[strict]].tolist()) | set(pair_alt[strict].tolist())
+    outcomes = [labels_all[k] for k in sorted(involved, key=lambda k: (k < 0, k))]
+    if levels:
+        outcomes.sort(key=list(levels).index)
+    outcomes = tuple(outcomes)
+    names = tuple(exog_names) if exog_names else tuple(f"x{k + 1}" for k in range(p))
+    terms = tuple(names[k] for k in range(p) if mask[:, k].any())
+    return Separation(
+        kind="complete" if perfect.all() else "quasi-complete",
+        outcomes=outcomes,
+        terms=terms,
+        params=mask,
+        direction=D_orig,
+        n_separated=float(wu[any_strict].sum()),
+        n_perfect=float(wu[perfect].sum()),
+        nobs=float(wu.sum()),
+        eq_outcomes=tuple(labels),
+        exog_names=names,
+    )
+
+
+def model_separation(model) -> Separation | None:
+    """:func:`find_separation` on a fitted model's data."""
+    return find_separation(
+        model.exog,
+        model.endog,
+        model.J,
+        w=model.freq_weights,
+        eq_outcomes=tuple(model.eq_outcomes),
+        ref=model.ref,
+        exog_names=tuple(model.exog_names),
+        levels=tuple(model.outcomes),
+    )
+
+
+class SeparationMonitor:
+    """Called by the solver at the top of each iteration; stops it when separation is found.
+
+    Parameters
+    ----------
+    model : MultinomialLogit
+    mode : {"warn", "raise"}
+        ``"raise"`` raises :class:`PerfectSeparationError` from inside the solver; ``"warn"``
+        stops the solver and the fit warns with :class:`PerfectSeparationWarning`.
+    to_unit : ndarray, shape (p,)
+        Multiplies the solver's coefficients into units where every column's largest magnitude
+        is 1 (the heuristics' scale).
+    """
+
+    def __init__(self, model, mode: str, to_unit: np.ndarray):
+        self.model = model
+        self.mode = mode
+        self.to_unit = np.asarray(to_unit, dtype=np.float64)
+        self.checked = False
+        self.result: Separation | None = None
+        self._prev_beta = None
+        self._prev_step = None
+        self._info0 = None
+
+    def _suspicious(self, it, beta, d) -> bool:
+        b = beta * self.to_unit
+        if np.max(np.abs(b), initial=0.0) > _BIG_COEF:
+            return True
+        if d.info is not None:
+            diag = np.diag(d.info).copy()
+            if self._info0 is None:
+                self._info0 = np.where(diag > 0, diag, 1.0)
+            elif np.any(diag < _INFO_DROP * self._info0):
+                return True
+        if self._prev_beta is not None:
+            step = float(np.max(np.abs(b - self._prev_beta), initial=0.0))
+            slow = (
+                self._prev_step is not None
+                and it >= _SLOW_ITER
+                and step > 0.1
+                and step > 0.3 * self._prev_step
+            )
+            self._prev_step = step
+            if slow:
+                self._prev_beta = b
+                return True
+        self._prev_beta = b
+        return False
+
+    def run_check(self) -> Separation | None:
+        """Run the linear program once (later calls return the first answer)."""
+        if not self.checked:
+            self.checked = True
+            self.result = model_separation(self.model)
+            if self.result is not None and self.mode == "raise":
+                raise PerfectSeparationError(self.result.message())
+        return self.result
+
+    def __call__(self, it: int, beta: np.ndarray, d) -> str:
+        """Return a stop message once separation is confirmed, else ``""``."""
+        if self.checked or not self._suspicious(it, beta, d):
+            return ""
+        sep = self.run_check()
+        return f"stopped early: {sep.kind} separation" if sep is not None else ""
+
+    def finish(self, converged: bool, beta_unit: np.ndarray) -> Separation | None:
+        """After the solver: check once more if the fit did not converge or looks divergent.
+
+        ``beta_unit`` are the final coefficients in unit-column coordinates.
+        """
+        if not self.checked:
+            big = np.max(np.abs(beta_unit), initial=0.0) > _BIG_COEF
+            if big or not converged:
+                self.run_check()
+        if self.result is not None and self.mode == "warn":
+            warnings.warn(self.result.message(), PerfectSeparationWarning, stacklevel=4)
+        return self.result
+
+
+def separated_covariance(compute, sep: Separation, J: int, p: int) -> np.ndarray:
+    """Covariance with rows and columns of diverging coefficients set to NaN.
+
+    ``compute()`` returns the estimator's matrix at the point where the fit stopped; if it
+    fails (the information may be numerically singular there) every entry is NaN: nothing
+    about that point is meaningful.
+    """
+    from .exceptions import FitError
+
+    try:
+        cov = np.array(compute(), dtype=np.float64)
+    except FitError:
+        cov = np.full((J * p, J * p), np.nan)
+    bad = sep.params.ravel()
+    cov[bad, :] = np.nan
+    cov[:, bad] = np.nan
+    return cov
