@@ -17,6 +17,7 @@ from .exceptions import (
     PersistenceError,
 )
 from .model import MultinomialLogit, mnlogit
+from .persistence import load
 from .results import MultinomialLogitResults
 
 __version__ = "0.1.0"
@@ -32,5 +33,6 @@ __all__ = [
     "PerfectSeparationWarning",
     "PersistenceError",
     "datasets",
+    "load",
     "mnlogit",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import patsy
+import patsy.builtins
 from patsy.eval import ast_names
 
 from .exceptions import DataError
@@ -165,6 +166,12 @@ class Design:
     design_info: patsy.DesignInfo | None = field(default=None, compare=False)
     eval_env: patsy.EvalEnvironment | None = field(default=None, compare=False, repr=False)
 
+    def __reduce__(self):
+        # patsy's objects refuse to pickle: pickle the design by value (issue 5).
+        from .persistence import reduce_design
+
+        return reduce_design(self)
+
     @property
     def has_intercept(self) -> bool:
         return "Intercept" in self.names or "const" in self.names
@@ -247,7 +254,9 @@ def _factor_columns(design_info, data):
 
 
 def _check_columns(design_info, data, eval_env):
-    namespaces = getattr(eval_env, "_namespaces", []) if eval_env is not None else []
+    namespaces = list(getattr(eval_env, "_namespaces", [])) if eval_env is not None else []
+    # patsy resolves its built-ins (C, I, Q, center, bs, Sum, ...) itself: not data columns.
+    namespaces.append(vars(patsy.builtins))
     missing = []
     for names in _factor_columns(design_info, data).values():
         for nm in names:

@@ -199,6 +199,18 @@ class MultinomialLogitResults:
         beta = self._beta if self._aliased is None else np.nan_to_num(self._beta, nan=0.0)
         return predict(self.model, beta, exog, which)
 
+    # -- persistence (issue 5) ----------------------------------------------------------------
+
+    def save(self, path, include_data: bool = False, key: bytes | str | None = None) -> None:
+        """Save to one ``.npz`` file (no pickle); read back with :func:`multilogit.load`.
+
+        The format is described in :mod:`multilogit.persistence`.  ``include_data`` also
+        stores the estimation data; ``key`` signs the file (HMAC-SHA-256).
+        """
+        from .persistence import save
+
+        save(self, path, include_data=include_data, key=key)
+
     # -- display ------------------------------------------------------------------------------
 
     def summary(self, alpha: float = 0.05, title: str | None = None):
