@@ -343,6 +343,13 @@ def fit_without_aliased(model, aliased, fit_kwds):
         direction = np.zeros((J, p))
         direction[:, keep] = sep.direction
         sep = replace(sep, params=full, direction=direction, exog_names=tuple(model.exog_names))
+    # The solver state in the full layout too (NaN where the dropped columns are), so that
+    # everything shaped by the model's columns agrees.
+    score = np.full((J, p), np.nan)
+    score[:, keep] = np.asarray(res._state.score).reshape(J, -1)
+    info = np.full((J * p, J * p), np.nan)
+    info[np.ix_(flat_keep, flat_keep)] = res._state.info
+    state = replace(res._state, beta=beta, score=score, info=info)
     dropped = [n for n, a in zip(model.exog_names, aliased, strict=True) if a]
     note = (
         f"Column(s) {', '.join(map(repr, dropped))} dropped as aliased (linear combinations of "
@@ -358,4 +365,4 @@ def fit_without_aliased(model, aliased, fit_kwds):
         aliased=aliased.copy(),
         notes=(note, *res._summary_notes),
     )
-    return MultinomialLogitResults(model, beta, res._state, cov, res._cov_estimator, fit_info)
+    return MultinomialLogitResults(model, beta, state, cov, res._cov_estimator, fit_info)

@@ -50,7 +50,6 @@ import io
 import json
 import pickle
 import types
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -582,16 +581,15 @@ def _fail(msg):
 
 
 def _read(path):
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise PersistenceError(
-            f"{path!s} is not a readable multilogit results file (corrupted or not an .npz "
-            f"archive): {exc}"
-        ) from None
+    with open(path, "rb") as fh:  # our handle: closed even when np.load fails half-way
+        try:
+            with np.load(fh, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except Exception as exc:  # any parse failure of the archive or an array header
+            raise PersistenceError(
+                f"{path!s} is not a readable multilogit results file (corrupted or not an .npz "
+                f"archive): {exc}"
+            ) from None
 
 
 def _expect(cond, what):
