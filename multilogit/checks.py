@@ -60,6 +60,9 @@ def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL) -> np.ndarray:
     """
     X = np.asarray(X, dtype=np.float64)
     n, p = X.shape
+    # Divide by the largest magnitude first: squares of values near 1e300 would overflow.
+    amax = np.abs(X).max(axis=0) if n else np.zeros(p)
+    X = X / np.where(amax > 0, amax, 1.0)
     norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     zero = ~(norms > 0)
     unit = X / np.where(zero, 1.0, norms)

@@ -228,12 +228,18 @@ class Design:
                 )
         _check_columns(self.design_info, data, self.eval_env)
         _check_levels(self.design_info, data)
+        _check_numeric(self.design_info, data)
         try:
             (X,) = patsy.build_design_matrices(
                 [self.design_info], data, NA_action="raise", return_type="dataframe"
             )
         except patsy.PatsyError as exc:
             raise DataError(_patsy_message(exc)) from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            # patsy's own error path can fail on unexpected dtypes: still say what happened.
+            raise DataError(
+                f"cannot build the design from the new data ({type(exc).__name__}: {exc})"
+            ) from None
         return np.asarray(X, dtype=np.float64), X.index
 
 
@@ -289,6 +295,25 @@ def _check_levels(design_info, data):
                 f"column {names[0]!r} has level(s) {', '.join(map(repr, unseen))} not seen when "
                 f"the model was fitted (levels: {', '.join(map(repr, info.categories))})"
             )
+
+
+def _check_numeric(design_info, data):
+    """Columns a numeric term uses must hold numbers (patsy fails obscurely otherwise)."""
+    bad = []
+    for factor, info in design_info.factor_infos.items():
+        if info.type != "numerical":
+            continue
+        for nm in ast_names(factor.code):
+            if nm in data.columns and nm not in bad:
+                col = data[nm]
+                if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+                    bad.append(nm)
+    if bad:
+        raise DataError(
+            "column(s) "
+            + ", ".join(f"{c!r} ({data[c].dtype})" for c in bad)
+            + " must be numeric: the model uses them as numbers"
+        )
 
 
 def _numeric_matrix(exog, what):
