@@ -43,6 +43,13 @@ ALIAS_TOL = 1e-7
 _SCALE_FREE_EXPONENT = 10
 
 
+def _col_absmax(X: np.ndarray) -> np.ndarray:
+    """Largest magnitude of each column, without an n x p temporary."""
+    if X.shape[0] == 0:
+        return np.zeros(X.shape[1])
+    return np.maximum(X.max(axis=0), -X.min(axis=0))
+
+
 def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL) -> np.ndarray:
     """Columns of ``X`` that are linear combinations of earlier columns.
 
@@ -60,22 +67,27 @@ def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL) -> np.ndarray:
     """
     X = np.asarray(X, dtype=np.float64)
     n, p = X.shape
-    # Divide by the largest magnitude first: squares of values near 1e300 would overflow.
-    amax = np.abs(X).max(axis=0) if n else np.zeros(p)
-    X = X / np.where(amax > 0, amax, 1.0)
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
-    zero = ~(norms > 0)
-    unit = X / np.where(zero, 1.0, norms)
-    # Fast path: the Cholesky factor of the Gram matrix of unit columns has the same diagonal as
-    # R.  When every diagonal entry is comfortably away from zero, the design has full rank and
-    # the O(n p^2) QR (and its copy of X) is not needed.
+    amax = _col_absmax(X)
+    zero = ~(amax > 0)
+    # Fast path, without copying X: the Cholesky factor of the Gram matrix of unit-norm columns
+    # has the diagonal of R.  When every entry is comfortably away from zero the design has full
+    # rank and the O(n p^2) orthogonalisation below is not needed.
     if not zero.any() and n >= p:
-        try:
-            L = linalg.cholesky(unit.T @ unit, lower=True, check_finite=False)
-            if np.all(np.abs(np.diag(L)) > 1e-3):
-                return np.zeros(p, dtype=bool)
-        except linalg.LinAlgError:
-            pass
+        with np.errstate(over="ignore", invalid="ignore"):
+            G = X.T @ X  # may overflow for values near 1e300: then take the slow path
+        d = np.sqrt(np.diag(G))
+        if np.all(np.isfinite(G)) and np.all(d > 0):
+            try:
+                L = linalg.cholesky(G / np.outer(d, d), lower=True, check_finite=False)
+                if np.all(np.abs(np.diag(L)) > 1e-3):
+                    return np.zeros(p, dtype=bool)
+            except linalg.LinAlgError:
+                pass
+    # Divide by the largest magnitude first: squares of values near 1e300 would overflow.
+    X = X / np.where(zero, 1.0, amax)
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    zero |= ~(norms > 0)
+    unit = X / np.where(zero, 1.0, norms)
     # Gram-Schmidt in column order, orthogonalising twice ("twice is enough"), with aliased
     # columns left out of the basis: R's limited pivoting.  A plain QR would spend a basis vector
     # on the rounding residue of an aliased column and could then flag a later, independent
@@ -198,7 +210,7 @@ def column_scale(X: np.ndarray) -> np.ndarray | None:
     needed).  All-zero and non-finite columns get scale 1.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
-        amax = np.abs(X).max(axis=0) if X.shape[0] else np.ones(X.shape[1])
+        amax = _col_absmax(X) if X.shape[0] else np.ones(X.shape[1])
         expo = np.where(np.isfinite(amax) & (amax > 0), np.round(np.log2(amax)), 0.0)
     if np.all(np.abs(expo) <= _SCALE_FREE_EXPONENT):
         return None
@@ -288,7 +300,7 @@ def solve(model, backend, beta0, options, disp, callback, separation):
 
     X = model.exog
     scale = column_scale(X)
-    amax = np.abs(X).max(axis=0) if X.shape[0] else np.ones(X.shape[1])
+    amax = _col_absmax(X)
     amax = np.where(np.isfinite(amax) & (amax > 0), amax, 1.0)
     if scale is not None:
         backend = ScaledBackend(backend, scale, model.J)
