@@ -65,6 +65,8 @@ class MultinomialLogit:
         md = design.from_formula(formula, data, ref=ref, missing=missing, eval_env=eval_env)
         self = cls.__new__(cls)
         self._setup(md)
+        # The data, so marginal effects and plots can rebuild the design with changed values.
+        self._frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
         return self
 
     def _setup(self, md: design.ModelData):

@@ -199,6 +199,32 @@ class MultinomialLogitResults:
         """Predictions on the estimation data or on new data; see :func:`predict`."""
         return predict(self.model, self._beta, exog, which)
 
+    # -- marginal effects, predictions with uncertainty, plots (thin wrappers) -----------------
+
+    def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = True, count=False):
+        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`."""
+        from .margins import get_margeff
+
+        return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
+
+    def get_prediction(self, exog=None):
+        """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""
+        from .prediction import get_prediction
+
+        return get_prediction(self, exog)
+
+    def plot_predicted(self, term, at=None, kind: str = "line", **kwargs):
+        """Predicted probabilities over ``term``; see :func:`plotting.plot_predicted`."""
+        from .plotting import plot_predicted
+
+        return plot_predicted(self, term, at=at, kind=kind, **kwargs)
+
+    def plot_coefficients(self, rrr: bool = False, **kwargs):
+        """Forest plot of coefficients or RRRs; see :func:`plotting.plot_coefficients`."""
+        from .plotting import plot_coefficients
+
+        return plot_coefficients(self, rrr=rrr, **kwargs)
+
     # -- display ------------------------------------------------------------------------------
 
     def summary(self, alpha: float = 0.05, title: str | None = None):
