@@ -54,12 +54,20 @@ import pandas as pd
 from scipy import stats
 
 from . import kernels
+
+# design.py is the one module that imports patsy; reuse its name parser from there.
+from .design import ast_names
 from .exceptions import DataError
 
 __all__ = ["MarginalEffects", "get_margeff"]
 
 METHODS = ("dydx", "eyex", "dyex", "eydx")
-_METHOD_NAMES = {"dydx": "dy/dx", "eyex": "d(lny)/d(lnx)", "dyex": "dy/d(lnx)", "eydx": "d(lny)/dx"}
+_METHOD_NAMES = {
+    "dydx": "dy/dx",
+    "eyex": "d(lny)/d(lnx)",
+    "dyex": "dy/d(lnx)",
+    "eydx": "d(lny)/dx",
+}
 _FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)
 _CHUNK_ROWS = 8192
 _MAX_GRID = 4096
@@ -130,8 +138,6 @@ def _categorical_base(design_info, factor, levels):
 
 
 def _formula_variables(model, frame, dummy, count) -> list[_Variable]:
-    from patsy.eval import ast_names
-
     di = model.design.design_info
     cols = set(frame.columns)
     cats: dict[str, _Variable] = {}
@@ -175,9 +181,7 @@ def _formula_variables(model, frame, dummy, count) -> list[_Variable]:
         var = _Variable(nm, _numeric_kind(vals, dummy, count))
         uses = nums[nm]
         # Exact unit direction when the variable enters only as itself, in one-factor terms.
-        plain = all(
-            len(term.factors) == 1 and factor.code.strip() == nm for term, factor in uses
-        )
+        plain = all(len(term.factors) == 1 and factor.code.strip() == nm for term, factor in uses)
         if plain and len({id(t) for t, _ in uses}) == 1:
             sl = di.term_slices[uses[0][0]]
             var.column = int(sl.start)
@@ -377,6 +381,14 @@ def _check_options(at, method):
     return at, method
 
 
+def _finite_number(val) -> bool:
+    return (
+        isinstance(val, int | float | np.integer | np.floating)
+        and not isinstance(val, bool)
+        and bool(np.isfinite(val))
+    )
+
+
 def _array_overrides(model, at):
     names = list(model.exog_names)
     out = {}
@@ -389,7 +401,7 @@ def _array_overrides(model, at):
             c = names.index(key)
         else:
             raise DataError(f"at: {key!r} is not a column of exog ({', '.join(names)})")
-        if not np.isscalar(val) or not np.isfinite(float(val)):
+        if not _finite_number(val):
             raise DataError(f"at: the value of {key!r} must be a finite number; got {val!r}")
         out[c] = float(val)
     return out
@@ -400,9 +412,7 @@ def _formula_overrides(variables, at):
     for key, val in at.items():
         var = by_name.get(key)
         if var is None:
-            raise DataError(
-                f"at: {key!r} is not a variable of the formula ({', '.join(by_name)})"
-            )
+            raise DataError(f"at: {key!r} is not a variable of the formula ({', '.join(by_name)})")
         if var.kind == "categorical":
             if val not in var.levels:
                 raise DataError(
@@ -410,7 +420,7 @@ def _formula_overrides(variables, at):
                     + ", ".join(map(repr, var.levels))
                     + ")"
                 )
-        elif not np.isscalar(val) or not np.isfinite(float(val)):
+        elif not _finite_number(val):
             raise DataError(f"at: the value of {key!r} must be a finite number; got {val!r}")
     return dict(at)
 
@@ -645,7 +655,11 @@ class MarginalEffects:
 
         res = self.results
         model = res.model
-        at = self.at if isinstance(self.at, str) else ", ".join(f"{k}={v}" for k, v in self.at.items())
+        at = (
+            self.at
+            if isinstance(self.at, str)
+            else ", ".join(f"{k}={v}" for k, v in self.at.items())
+        )
         smry = Summary()
         left = [
             ("Dep. Variable:", [str(model.endog_names)]),
