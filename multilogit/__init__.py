@@ -15,6 +15,7 @@ from .exceptions import (
     PerfectSeparationWarning,
 )
 from .model import MultinomialLogit, mnlogit
+from .plotting import plot_decision_regions
 from .results import MultinomialLogitResults
 
 __version__ = "0.1.0"
@@ -29,4 +30,5 @@ __all__ = [
     "PerfectSeparationWarning",
     "datasets",
     "mnlogit",
+    "plot_decision_regions",
 ]
