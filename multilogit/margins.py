@@ -47,7 +47,7 @@ How ``x(v)`` is obtained
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,8 @@ _METHOD_NAMES = {
 }
 _FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)
 _CHUNK_ROWS = 8192
+# Formula rows are rebuilt by patsy, whose per-call overhead favours larger chunks.
+_FRAME_CHUNK_ROWS = 65536
 _MAX_GRID = 4096
 
 
@@ -90,7 +92,6 @@ class _Variable:
     column: int | None = None
     levels: tuple = ()
     base: object = None
-    labels: list = field(default_factory=list)
 
 
 def _is_dummy(v: np.ndarray) -> bool:
@@ -205,9 +206,11 @@ class _ArraySample:
     """Rows of an array model's design, or one representative row."""
 
     def __init__(self, model, at, overrides):
-        X = np.array(model.exog, dtype=np.float64)
-        for c, val in overrides.items():
-            X[:, c] = val
+        X = model.exog
+        if overrides:
+            X = np.array(X, dtype=np.float64)  # copy only when values are fixed
+            for c, val in overrides.items():
+                X[:, c] = val
         w = model.freq_weights / model.freq_weights.sum()
         if at == "overall":
             self.X, self.w = X, w
@@ -328,8 +331,8 @@ class _FrameSample:
     def chunks(self):
         if self.collapsed:
             return [slice(None)]
-        n = len(self.frame)
-        return [slice(i, min(i + _CHUNK_ROWS, n)) for i in range(0, n, _CHUNK_ROWS)]
+        n, step = len(self.frame), _FRAME_CHUNK_ROWS
+        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
     def weights(self, sel):
         return self.w if self.collapsed else self.w[sel]

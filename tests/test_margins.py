@@ -461,3 +461,36 @@ def test_more_error_paths(hsb, monkeypatch):
     del bare._frame
     with pytest.raises(DataError, match="does not hold its data"):
         bare.fit().get_margeff()
+
+
+def test_chunking_does_not_change_results(hsb, arrays, monkeypatch):
+    _, _, ares = arrays
+    fres = ml.mnlogit("prog ~ C(ses) * write + np.log(read)", hsb).fit()
+    whole = [ares.get_margeff(), fres.get_margeff()]
+    monkeypatch.setattr("multilogit.margins._CHUNK_ROWS", 7)
+    monkeypatch.setattr("multilogit.margins._FRAME_CHUNK_ROWS", 13)
+    for before, after in zip(whole, [ares.get_margeff(), fres.get_margeff()], strict=True):
+        np.testing.assert_allclose(after.margeff, before.margeff, rtol=1e-12, atol=1e-16)
+        np.testing.assert_allclose(after.margeff_cov, before.margeff_cov, rtol=1e-10, atol=1e-18)
+
+
+def test_categorical_by_numeric_interaction(hsb):
+    res = ml.mnlogit("prog ~ C(ses) * write", hsb).fit(tol=1e-10)
+    me = res.get_margeff()
+    assert list(me.margeff.index) == ["ses[T.middle]", "ses[T.high]", "write"]
+    # write enters as write and C(ses):write: d x / d write = (0, 0, 0, 1, [middle], [high]).
+    X = res.model.exog
+    n = len(X)
+    D = np.zeros_like(X)
+    D[:, 3], D[:, 4], D[:, 5] = 1.0, X[:, 1], X[:, 2]
+    w = np.full(n, 1.0 / n)
+    order = res.model.level_to_internal
+    np.testing.assert_allclose(
+        me.margeff.loc["write"],
+        twin_derivative(X, D, np.ones(1), w, res._beta, True)[order],
+        rtol=1e-7,
+    )
+    lo = _counterfactual(res, hsb, "ses", "low")
+    hi = _counterfactual(res, hsb, "ses", "high")
+    direct = res.predict(hi).to_numpy().mean(0) - res.predict(lo).to_numpy().mean(0)
+    np.testing.assert_allclose(me.margeff.loc["ses[T.high]"], direct, rtol=1e-12)
