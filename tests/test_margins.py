@@ -494,3 +494,12 @@ def test_categorical_by_numeric_interaction(hsb):
     hi = _counterfactual(res, hsb, "ses", "high")
     direct = res.predict(hi).to_numpy().mean(0) - res.predict(lo).to_numpy().mean(0)
     np.testing.assert_allclose(me.margeff.loc["ses[T.high]"], direct, rtol=1e-12)
+
+
+def test_weighted_median():
+    from multilogit.margins import _weighted_median
+
+    v = np.array([3.0, 1.0, 2.0, 10.0])
+    assert _weighted_median(v, np.ones(4)) == 2.5  # equal weights: numpy's median
+    assert _weighted_median(v, np.array([1.0, 1.0, 1.0, 5.0])) == 10.0
+    assert _weighted_median(v, np.array([1.0, 3.0, 1.0, 1.0])) == 1.0

@@ -221,3 +221,11 @@ def test_errors(fres):
     only = ml.mnlogit("prog ~ 1", d).fit()
     with pytest.raises(DataError, match="include_intercept"):
         only.plot_coefficients()
+
+
+def test_missing_matplotlib_is_a_clear_error(fres, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"pip install multilogit\[plot\]"):
+        fres.plot_coefficients()
