@@ -23,7 +23,7 @@ __all__ = ["plot_predicted", "plot_coefficients", "plot_decision_regions"]
 def _pyplot():
     try:
         import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - matplotlib is a test dependency
+    except ImportError as exc:
         raise ImportError("plotting needs matplotlib: pip install multilogit[plot]") from exc
     return plt
 
