@@ -190,6 +190,8 @@ def wald_test(res, constraints, q=None) -> TestResult:
         :math:`W = (R\\hat\\beta - q)^\\top (R \\hat V R^\\top)^{-1} (R\\hat\\beta - q)
         \\sim \\chi^2_{\\mathrm{rank}\\,R}` using the results' covariance type.
     """
+    if isinstance(constraints, list | tuple) and len(constraints) == 0:
+        raise DataError("constraints must be a non-empty string, list of strings or matrix")
     if isinstance(constraints, tuple) and len(constraints) == 2 and q is None:
         constraints, q = constraints
     if isinstance(constraints, str) or (
