@@ -46,7 +46,7 @@ def _sm_fit(sm_model, **kw):
         return sm_model.fit(disp=0, method="newton", maxiter=100, **kw)
 
 
-# -- covariance types ---------------------------------------------------------------------------
+# -- covariance types -----------------------------------------------------------------------------
 
 
 def test_hc0_equals_statsmodels(res, sm_model):
@@ -297,7 +297,7 @@ def test_wald_size_under_null():
     assert stats.kstest(pvals, "uniform").pvalue > 0.001
 
 
-# -- likelihood-ratio tests -------------------------------------------------------------------------
+# -- likelihood-ratio tests -----------------------------------------------------------------------
 
 
 def test_lr_test_nested(hsb, res):
@@ -356,7 +356,7 @@ def test_anova_sequential_and_drop_one(hsb, res):
         anova()
 
 
-# -- combining outcomes -----------------------------------------------------------------------------
+# -- combining outcomes ---------------------------------------------------------------------------
 
 
 def test_combine_wald(res):
@@ -411,7 +411,7 @@ def test_combine_lr_binary_and_errors(hsb, res):
         only_int.test_combine("general", "vocation")
 
 
-# -- IIA -------------------------------------------------------------------------------------------
+# -- IIA ------------------------------------------------------------------------------------------
 
 
 def _iia_by_hand(hsb, model, omit, ref):
@@ -480,7 +480,7 @@ def test_iia_errors(hsb, res):
         pw.iia_test("vocation")
 
 
-# -- fit statistics ------------------------------------------------------------------------------
+# -- fit statistics -------------------------------------------------------------------------------
 
 
 def test_pseudo_r2(res):
