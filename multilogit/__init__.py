@@ -6,7 +6,7 @@
 >>> print(res.summary())  # doctest: +SKIP
 """
 
-from . import datasets
+from . import datasets, hypothesis, reparam
 from .exceptions import (
     ConvergenceWarning,
     DataError,
@@ -28,5 +28,7 @@ __all__ = [
     "MultinomialLogitResults",
     "PerfectSeparationWarning",
     "datasets",
+    "hypothesis",
+    "reparam",
     "mnlogit",
 ]

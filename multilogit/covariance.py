@@ -169,6 +169,9 @@ class HC0(CovarianceEstimator):
     def factor(self, state) -> float:
         return 1.0
 
+    def note(self) -> str:
+        return "Heteroskedasticity-robust standard errors (HC0, no small-sample factor)."
+
     def compute(self, state):
         return self.factor(state) * _sandwich(state, self.meat(state))
 
@@ -187,6 +190,9 @@ class HC1(HC0):
         if n <= 1:
             raise DataError("HC1 needs more than one observation")
         return n / (n - 1.0)
+
+    def note(self) -> str:
+        return "Robust standard errors (HC1: sandwich times n/(n-1), as Stata's vce(robust))."
 
 
 _DF_CORRECTIONS = {True: "stata", "stata": "stata", "statsmodels": "statsmodels", False: "none"}
@@ -226,11 +232,11 @@ class Cluster(CovarianceEstimator):
         from .weights import resolve_rows
 
         g = resolve_rows(model, self.kwds["groups"], "groups")
-        miss = np.asarray(pd.isna(g), dtype=bool)
-        if miss.any():
-            raise DataError(f"groups holds {int(miss.sum())} missing value(s)")
-        _, codes = np.unique(g, return_inverse=True)
-        return codes.ravel()
+        # factorize: any hashable ids (mixed types too); missing ids get code -1.
+        codes, _ = pd.factorize(pd.Series(g, dtype=object if g.dtype == object else None))
+        if (codes < 0).any():
+            raise DataError(f"groups holds {int((codes < 0).sum())} missing value(s)")
+        return codes.astype(np.int64)
 
     def compute(self, state):
         model = state.model
@@ -258,6 +264,14 @@ class Cluster(CovarianceEstimator):
 
     def describe(self) -> str:
         return "cluster"
+
+    def note(self) -> str:
+        fac = {
+            "stata": "G/(G-1)",
+            "statsmodels": "G/(G-1) (N-1)/(N-k)",
+            "none": "no small-sample factor",
+        }[self.df_correction]
+        return f"Standard errors robust to clustering in {self.n_groups} clusters ({fac})."
 
 
 for _cls in (HC0, HC1, Cluster):

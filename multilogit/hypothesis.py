@@ -244,7 +244,7 @@ def wald_test_terms(res) -> pd.DataFrame:
             for c, col in enumerate(cols):
                 R[j * len(cols) + c, j * p + col] = 1.0
         t = _wald(res, R, None)
-        rows[name] = (t.statistic, t.df, t.pvalue)
+        rows[name] = (t.statistic, int(t.df), t.pvalue)
     return pd.DataFrame.from_dict(
         rows, orient="index", columns=["statistic", "df", "pvalue"]
     ).rename_axis("term")
@@ -344,7 +344,7 @@ def _drop_one(res) -> pd.DataFrame:
     rows = {}
     for name, sl in _term_slices(model).items():
         cols = np.arange(model.k_exog)[sl]
-        if name in ("Intercept", "const") or not len(cols):
+        if not len(cols) or list(cols) == [model._intercept_col()]:
             continue
         keep = np.setdiff1d(np.arange(model.k_exog), cols)
         if not len(keep):

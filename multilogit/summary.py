@@ -51,13 +51,14 @@ def notes(res) -> list[str]:
     n_dropped = getattr(res.model, "n_dropped", 0)
     if n_dropped:
         out.append(f"{n_dropped} rows with missing values were dropped.")
-    if getattr(model := res.model, "weights", None) is not None:
+    if getattr(res.model, "weights", None) is not None:
         out.append(
             "Sampling weights: the log-likelihood is a pseudo-likelihood, so LR statistics "
             f"(LLR p-value) are not valid tests; covariance {res.cov_type}."
         )
-    if res.cov_type != "nonrobust" and model.weights is None:
-        out.append(f"Standard errors are robust ({res._cov_estimator.describe()}).")
+    cov_note = getattr(res._cov_estimator, "note", None)
+    if cov_note is not None:
+        out.append(cov_note())
     out.extend(getattr(res, "_summary_notes", ()))
     return out
 

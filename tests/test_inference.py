@@ -515,3 +515,25 @@ def test_residuals(res):
     np.testing.assert_allclose(rp.to_numpy(), rr.to_numpy() / np.sqrt(P.to_numpy()))
     # With an intercept the score equations make residuals sum to zero per outcome.
     np.testing.assert_allclose(rr.sum(axis=0), 0, atol=1e-8)
+
+
+def test_array_model_terms_and_mixed_group_ids():
+    rng = np.random.default_rng(0)
+    n = 300
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.normal(size=n)])
+    y = rng.integers(1, 4, n)
+    r = ml.MultinomialLogit(y, X).fit()
+    # integer outcome labels in constraint names
+    R = np.zeros((1, 6))
+    R[0, 1], R[0, 4] = 1, -1
+    np.testing.assert_allclose(r.wald_test("2:x2 = 3:x2").statistic, _wald_by_hand(r, R))
+    # drop-one skips the constant column of an array model
+    assert list(r.anova().index) == ["x2", "x3"]
+    assert list(r.wald_test_terms()["df"]) == [2, 2, 2]
+    # cluster ids of mixed types
+    g = np.array(["a", "b", 3] * 100, dtype=object)
+    c = r.get_robustcov_results("cluster", groups=g)
+    codes = np.tile([0, 1, 2], 100)
+    np.testing.assert_allclose(c._cov, r.get_robustcov_results("cluster", groups=codes)._cov)
+    assert c.n_groups == 3
+    assert "3 clusters" in str(c.summary())
