@@ -71,40 +71,51 @@ class MultinomialLogitResults:
 
     def _frame(self, values) -> pd.DataFrame:
         return pd.DataFrame(
-            np.asarray(values).reshape(self.model.J, self.model.k_exog).T,
+            np.array(values).reshape(self.model.J, self.model.k_exog).T,
             index=pd.Index(self.model.exog_names, name="term"),
             columns=pd.Index(self.model.eq_outcomes, name=self.model.endog_names),
         )
 
     # -- estimates and inference ---------------------------------------------------------------
 
-    @cached_property
+    # The public frames are rebuilt from read-only arrays at each access: handing out one cached
+    # DataFrame would let a caller's edit change the results.
+
+    @property
     def params(self) -> pd.DataFrame:
         """Coefficients: rows are terms, columns the non-reference outcomes."""
         return self._frame(self._beta)
 
     def cov_params(self) -> pd.DataFrame:
         """Covariance of the parameters, indexed by ``(outcome, term)`` on both axes."""
-        return pd.DataFrame(self._cov, index=self._flat_index, columns=self._flat_index)
+        return pd.DataFrame(self._cov.copy(), index=self._flat_index, columns=self._flat_index)
 
     @cached_property
     def _bse_flat(self) -> np.ndarray:
-        return np.sqrt(np.diag(self._cov))
+        return _readonly(np.sqrt(np.diag(self._cov)))
 
     @cached_property
+    def _z_flat(self) -> np.ndarray:
+        return _readonly(self._beta.ravel() / self._bse_flat)
+
+    @cached_property
+    def _p_flat(self) -> np.ndarray:
+        return _readonly(2.0 * stats.norm.sf(np.abs(self._z_flat)))
+
+    @property
     def bse(self) -> pd.DataFrame:
         """Standard errors, shaped like ``params``."""
         return self._frame(self._bse_flat)
 
-    @cached_property
+    @property
     def tvalues(self) -> pd.DataFrame:
         """z statistics (coefficient / standard error), shaped like ``params``."""
-        return self._frame(self._beta.ravel() / self._bse_flat)
+        return self._frame(self._z_flat)
 
-    @cached_property
+    @property
     def pvalues(self) -> pd.DataFrame:
         """Two-sided p-values of the z statistics (standard normal)."""
-        return self._frame(2.0 * stats.norm.sf(np.abs(self._beta.ravel() / self._bse_flat)))
+        return self._frame(self._p_flat)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Wald confidence intervals, indexed by ``(outcome, term)``, columns lower and upper."""
@@ -179,7 +190,7 @@ class MultinomialLogitResults:
 
     # -- predictions --------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def fittedvalues(self) -> pd.DataFrame:
         """Fitted probabilities on the estimation sample."""
         return self.predict()
@@ -333,6 +344,11 @@ class MultinomialLogitResults:
             f"<MultinomialLogitResults: {self.model.endog_names} ~ {self.model.k_exog} terms, "
             f"K={len(self.outcomes)}, ref={self.ref!r}, nobs={self.nobs:g}, llf={self.llf:.6f}>"
         )
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 def predict(model, beta, exog=None, which: str = "prob"):
