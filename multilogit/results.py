@@ -325,17 +325,27 @@ class MultinomialLogitResults:
         )
 
     @cached_property
+    def _resid_response(self) -> np.ndarray:
+        prob = self.predict().to_numpy()
+        d = self.model.level_codes[:, None] == np.arange(len(self.outcomes))[None, :]
+        return _readonly(d - prob)
+
+    def _rows_frame(self, values) -> pd.DataFrame:
+        # Fresh frame each access from a read-only array, as params (results stay immutable).
+        cols = pd.Index(self.outcomes, name=self.model.endog_names)
+        return pd.DataFrame(np.array(values), index=self.model.row_labels, columns=cols)
+
+    @property
     def resid_response(self) -> pd.DataFrame:
         """Response residuals :math:`d_{ik} - P_{ik}` (rows x all K outcomes)."""
-        prob = self.fittedvalues
-        d = self.model.level_codes[:, None] == np.arange(len(self.outcomes))[None, :]
-        return prob.rsub(d.astype(np.float64))
+        return self._rows_frame(self._resid_response)
 
-    @cached_property
+    @property
     def resid_pearson(self) -> pd.DataFrame:
         r"""Pearson residuals :math:`(d_{ik} - P_{ik}) / \sqrt{P_{ik}}`; the sum of their
         squares over rows and outcomes is the Pearson :math:`\chi^2`."""
-        return self.resid_response / np.sqrt(self.fittedvalues)
+        prob = self.predict().to_numpy()
+        return self._rows_frame(self._resid_response / np.sqrt(prob))
 
     # --- end inference ---------------------------------------------------------------------------
 

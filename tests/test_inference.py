@@ -537,3 +537,12 @@ def test_array_model_terms_and_mixed_group_ids():
     np.testing.assert_allclose(c._cov, r.get_robustcov_results("cluster", groups=codes)._cov)
     assert c.n_groups == 3
     assert "3 clusters" in str(c.summary())
+
+
+def test_fit_statistics_do_not_leak_mutable_state(res):
+    r = res.resid_response
+    r.iloc[0, 0] = 99.0
+    assert res.resid_response.iloc[0, 0] != 99.0
+    t = res.pred_table()
+    t.iloc[0, 0] = -1
+    assert res.pred_table().iloc[0, 0] >= 0
