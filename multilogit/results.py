@@ -260,6 +260,11 @@ class MultinomialLogitResults:
 
         return lr_test(self, restricted)
 
+    def compare_lr_test(self, restricted) -> tuple[float, float, float]:
+        """statsmodels-style ``(lr_stat, p_value, df_diff)`` of :meth:`lr_test`."""
+        t = self.lr_test(restricted)
+        return t.statistic, t.pvalue, t.df
+
     def anova(self, *others) -> pd.DataFrame:
         """Drop-one LR tests per term, or sequential LR tests against ``others``; see
         :func:`multilogit.hypothesis.anova`."""

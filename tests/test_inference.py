@@ -307,6 +307,7 @@ def test_lr_test_nested(hsb, res):
     np.testing.assert_allclose(t.statistic, 2 * (res.llf - small.llf), rtol=1e-12)
     assert t.df == 4 and t_rev.statistic == t.statistic
     assert "Likelihood-ratio" in str(t)
+    assert res.compare_lr_test(small) == (t.statistic, t.pvalue, t.df)
     # statsmodels' own fits give the same statistic
     sm_big = _sm_fit(sm.MNLogit(res.model.level_codes, res.model.exog))
     sm_small = _sm_fit(sm.MNLogit(res.model.level_codes, res.model.exog[:, [0, 3]]))
