@@ -6,7 +6,7 @@
 >>> print(res.summary())  # doctest: +SKIP
 """
 
-from . import datasets
+from . import datasets, hypothesis, reparam
 from .exceptions import (
     ConvergenceWarning,
     DataError,
@@ -29,6 +29,8 @@ __all__ = [
     "MultinomialLogitResults",
     "PerfectSeparationWarning",
     "datasets",
+    "hypothesis",
+    "reparam",
     "mnlogit",
     "plot_decision_regions",
 ]

@@ -211,7 +211,7 @@ class _ArraySample:
             X = np.array(X, dtype=np.float64)  # copy only when values are fixed
             for c, val in overrides.items():
                 X[:, c] = val
-        w = model.freq_weights / model.freq_weights.sum()
+        w = _row_weights(model)
         if at == "overall":
             self.X, self.w = X, w
         else:
@@ -248,19 +248,26 @@ class _ArraySample:
 
 
 def _estimation_frame(model):
-    frame = getattr(model, "_frame", None)
+    """The formula data (kept by the model) restricted to the rows used in the fit."""
+    frame = getattr(model, "_source_data", None)
     if frame is None:
         raise DataError(
             "this formula model does not hold its data; refit it with mnlogit(formula, data)"
         )
-    if len(frame) == len(model.exog):
+    if not model.n_dropped:
         return frame
     if not frame.index.is_unique:
         raise DataError(
             "rows were dropped for missing values and the data's index has duplicate labels, "
             "so the estimation rows cannot be recovered; reset the index before fitting"
         )
-    return frame.loc[model.row_labels]
+    return frame.iloc[frame.index.get_indexer(model.row_labels)]
+
+
+def _row_weights(model) -> np.ndarray:
+    """Averaging weights: the likelihood weights (frequency x sampling), summing to one."""
+    w = np.asarray(getattr(model, "_lik_weights", model.freq_weights), dtype=np.float64)
+    return w / w.sum()
 
 
 def _assign(frame, name, value):
@@ -288,7 +295,7 @@ class _FrameSample:
         for name, val in overrides.items():
             frame = _assign(frame, name, val)
         self.design_obj = model.design
-        w = model.freq_weights / model.freq_weights.sum()
+        w = _row_weights(model)
         self.collapsed = at != "overall"
         if not self.collapsed:
             self.frame, self.w = frame, w

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError
-from .margins import _estimation_frame, _formula_variables
+from .margins import _estimation_frame, _formula_variables, _row_weights
 
 __all__ = ["plot_predicted", "plot_coefficients", "plot_decision_regions"]
 
@@ -56,7 +56,7 @@ class _Covariates:
         model = results.model
         self.model = model
         self.formula = model.design.design_info is not None
-        w = model.freq_weights / model.freq_weights.sum()
+        w = _row_weights(model)
         at = dict(at or {})
         if self.formula:
             self.frame = _estimation_frame(model)

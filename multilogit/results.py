@@ -227,11 +227,158 @@ class MultinomialLogitResults:
 
     # -- display ------------------------------------------------------------------------------
 
-    def summary(self, alpha: float = 0.05, title: str | None = None):
-        """Summary table: a statsmodels ``Summary`` (text, ``_repr_html_``, ``as_latex()``)."""
+    def summary(self, alpha: float = 0.05, title: str | None = None, rrr: bool = False):
+        """Summary table: a statsmodels ``Summary`` (text, ``_repr_html_``, ``as_latex()``).
+
+        With ``rrr=True`` the coefficient blocks show relative-risk ratios ``exp(coef)`` with
+        delta-method standard errors and exponentiated confidence limits (Stata's
+        ``mlogit, rrr``); see :meth:`rrr`.
+        """
         from .summary import build_summary
 
-        return build_summary(self, alpha=alpha, title=title)
+        return build_summary(self, alpha=alpha, title=title, rrr=rrr)
+
+    # --- inference (robust covariances, tests, reparameterisations, fit statistics) ----------
+    # Thin wrappers: the work is done in covariance.py, hypothesis.py and reparam.py.
+
+    def get_robustcov_results(self, cov_type: str = "HC1", **cov_kwds):
+        """New results with another covariance type (the estimates are not refitted).
+
+        Parameters
+        ----------
+        cov_type : {"nonrobust", "HC0", "HC1", "cluster"}
+            See :mod:`multilogit.covariance` for the exact formulas and small-sample factors
+            (``HC1`` is Stata's ``vce(robust)``; ``cluster`` uses ``G/(G-1)`` unless
+            ``df_correction="statsmodels"``).
+        **cov_kwds
+            Options, e.g. ``groups=`` (an array, or a column name with a formula model).
+        """
+        from .covariance import get_estimator
+        from .model import _FitState
+        from .reparam import fit_info
+
+        est = get_estimator(cov_type, cov_kwds)
+        st = self._state
+        cov = est.compute(_FitState(self.model, self._beta, st.info, st.llf))
+        return type(self)(self.model, self._beta, st, cov, est, fit_info(self))
+
+    @property
+    def n_groups(self) -> int | None:
+        """Number of clusters of a ``cluster`` covariance (else ``None``)."""
+        return getattr(self._cov_estimator, "n_groups", None)
+
+    def wald_test(self, constraints, q=None):
+        """Wald test of linear constraints; see :func:`multilogit.hypothesis.wald_test`."""
+        from .hypothesis import wald_test
+
+        return wald_test(self, constraints, q)
+
+    def wald_test_terms(self) -> pd.DataFrame:
+        """Joint Wald test per formula term; see :func:`multilogit.hypothesis.wald_test_terms`."""
+        from .hypothesis import wald_test_terms
+
+        return wald_test_terms(self)
+
+    def lr_test(self, restricted):
+        """Likelihood-ratio test against a nested model; see
+        :func:`multilogit.hypothesis.lr_test`."""
+        from .hypothesis import lr_test
+
+        return lr_test(self, restricted)
+
+    def compare_lr_test(self, restricted) -> tuple[float, float, float]:
+        """statsmodels-style ``(lr_stat, p_value, df_diff)`` of :meth:`lr_test`."""
+        t = self.lr_test(restricted)
+        return t.statistic, t.pvalue, t.df
+
+    def anova(self, *others) -> pd.DataFrame:
+        """Drop-one LR tests per term, or sequential LR tests against ``others``; see
+        :func:`multilogit.hypothesis.anova`."""
+        from .hypothesis import anova
+
+        return anova(self, *others)
+
+    def test_combine(self, a, b, method: str = "wald"):
+        """Test that outcomes ``a`` and ``b`` can be combined; see
+        :func:`multilogit.hypothesis.test_combine`."""
+        from .hypothesis import test_combine
+
+        return test_combine(self, a, b, method)
+
+    def iia_test(self, omit, include_intercept: bool = True):
+        """Hausman-McFadden IIA test; see :func:`multilogit.hypothesis.iia_test`."""
+        from .hypothesis import iia_test
+
+        return iia_test(self, omit, include_intercept)
+
+    def rrr(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Relative-risk ratios with delta-method SEs; see :func:`multilogit.reparam.rrr`."""
+        from .reparam import rrr
+
+        return rrr(self, alpha)
+
+    def repivot(self, new_ref):
+        """New results for another reference outcome, without refitting; see
+        :func:`multilogit.reparam.repivot`."""
+        from .reparam import repivot
+
+        return repivot(self, new_ref)
+
+    def softmax_params(self, center: str = "reference"):
+        """All K coefficient sets; see :func:`multilogit.reparam.softmax_params`."""
+        from .reparam import softmax_params
+
+        return softmax_params(self, center)
+
+    @cached_property
+    def prsquared_coxsnell(self) -> float:
+        r"""Cox-Snell pseudo R-squared, :math:`1 - \exp(2 (\ell_0 - \ell) / n)`."""
+        return float(-np.expm1(2.0 * (self.llnull - self.llf) / self.nobs))
+
+    @cached_property
+    def prsquared_nagelkerke(self) -> float:
+        r"""Nagelkerke (Cragg-Uhler) pseudo R-squared: Cox-Snell divided by its maximum
+        :math:`1 - \exp(2 \ell_0 / n)`."""
+        return self.prsquared_coxsnell / float(-np.expm1(2.0 * self.llnull / self.nobs))
+
+    def pred_table(self) -> pd.DataFrame:
+        """Confusion matrix: rows observed outcome, columns the most probable outcome, both
+        labelled; cells count rows (frequency-weighted), as statsmodels' ``pred_table``."""
+        K = len(self.outcomes)
+        pred = np.argmax(self.fittedvalues.to_numpy(), axis=1)
+        tab = np.zeros((K, K))
+        np.add.at(tab, (self.model.level_codes, pred), self.model.freq_weights)
+        lab = list(self.outcomes)
+        return pd.DataFrame(
+            tab,
+            index=pd.Index(lab, name="observed"),
+            columns=pd.Index(lab, name="predicted"),
+        )
+
+    @cached_property
+    def _resid_response(self) -> np.ndarray:
+        prob = self.predict().to_numpy()
+        d = self.model.level_codes[:, None] == np.arange(len(self.outcomes))[None, :]
+        return _readonly(d - prob)
+
+    def _rows_frame(self, values) -> pd.DataFrame:
+        # Fresh frame each access from a read-only array, as params (results stay immutable).
+        cols = pd.Index(self.outcomes, name=self.model.endog_names)
+        return pd.DataFrame(np.array(values), index=self.model.row_labels, columns=cols)
+
+    @property
+    def resid_response(self) -> pd.DataFrame:
+        """Response residuals :math:`d_{ik} - P_{ik}` (rows x all K outcomes)."""
+        return self._rows_frame(self._resid_response)
+
+    @property
+    def resid_pearson(self) -> pd.DataFrame:
+        r"""Pearson residuals :math:`(d_{ik} - P_{ik}) / \sqrt{P_{ik}}`; the sum of their
+        squares over rows and outcomes is the Pearson :math:`\chi^2`."""
+        prob = self.predict().to_numpy()
+        return self._rows_frame(self._resid_response / np.sqrt(prob))
+
+    # --- end inference ---------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (

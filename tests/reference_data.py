@@ -20,7 +20,9 @@ class Reference:
 def load_reference(name: str) -> Reference:
     raw = pd.read_csv(REFERENCE_DIR / f"{name}.csv", dtype={"equation": str, "term": str})
     model_rows = raw["equation"] == "_model"
-    scalars = dict(zip(raw.loc[model_rows, "term"], raw.loc[model_rows, "coef"].astype(float)))
+    scalars = dict(
+        zip(raw.loc[model_rows, "term"], raw.loc[model_rows, "coef"].astype(float), strict=True)
+    )
     est = raw.loc[~model_rows]
     terms = list(dict.fromkeys(est["term"]))
     coef = est.pivot(index="term", columns="equation", values="coef").loc[terms]

@@ -458,7 +458,7 @@ def test_more_error_paths(hsb, monkeypatch):
     with pytest.raises(ValueError, match="combinations of categorical levels"):
         res.get_margeff(at="mean")
     bare = ml.mnlogit("prog ~ write", hsb)
-    del bare._frame
+    bare._source_data = None
     with pytest.raises(DataError, match="does not hold its data"):
         bare.fit().get_margeff()
 
