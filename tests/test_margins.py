@@ -503,3 +503,29 @@ def test_weighted_median():
     assert _weighted_median(v, np.ones(4)) == 2.5  # equal weights: numpy's median
     assert _weighted_median(v, np.array([1.0, 1.0, 1.0, 5.0])) == 10.0
     assert _weighted_median(v, np.array([1.0, 3.0, 1.0, 1.0])) == 1.0
+
+
+def test_frequency_weights_equal_expanded_data(hsb, rng):
+    f = rng.integers(1, 4, size=len(hsb))
+    formula = "prog ~ C(ses) + write + I(write**2)"
+    wres = ml.mnlogit(formula, hsb, freq_weights=f).fit(tol=1e-10)
+    big = hsb.loc[hsb.index.repeat(f)].reset_index(drop=True)
+    eres = ml.mnlogit(formula, big).fit(tol=1e-10)
+    for at in ("overall", "mean"):
+        a, b = wres.get_margeff(at=at), eres.get_margeff(at=at)
+        np.testing.assert_allclose(a.margeff, b.margeff, rtol=1e-8, atol=1e-14)
+        np.testing.assert_allclose(a.margeff_se, b.margeff_se, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cov_type,cov_kwds", [("HC1", None), ("cluster", {"groups": "cid"})])
+def test_uses_the_results_covariance(hsb, cov_type, cov_kwds):
+    res = ml.mnlogit("prog ~ C(ses) + write", hsb).fit(cov_type=cov_type, cov_kwds=cov_kwds)
+    base = ml.mnlogit("prog ~ C(ses) + write", hsb).fit()
+    me, me0 = res.get_margeff(), base.get_margeff()
+    np.testing.assert_allclose(me.margeff, me0.margeff, rtol=1e-12)
+    G = me.jacobian
+    np.testing.assert_allclose(
+        me.margeff_cov.to_numpy(), G @ res.cov_params().to_numpy() @ G.T, rtol=1e-12
+    )
+    assert not np.allclose(me.margeff_se, me0.margeff_se, rtol=1e-3)
+    assert cov_type in str(me.summary())
