@@ -6,7 +6,7 @@
 >>> print(res.summary())  # doctest: +SKIP
 """
 
-from . import datasets
+from . import datasets, hypothesis, reparam
 from .exceptions import (
     ConvergenceWarning,
     DataError,
@@ -18,6 +18,7 @@ from .exceptions import (
 )
 from .model import MultinomialLogit, mnlogit
 from .persistence import load
+from .plotting import plot_decision_regions
 from .results import MultinomialLogitResults
 
 __version__ = "0.1.0"
@@ -33,6 +34,9 @@ __all__ = [
     "PerfectSeparationWarning",
     "PersistenceError",
     "datasets",
+    "hypothesis",
     "load",
+    "reparam",
     "mnlogit",
+    "plot_decision_regions",
 ]

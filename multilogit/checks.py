@@ -169,6 +169,11 @@ def check_design(model, drop_collinear: bool) -> np.ndarray | None:
         ``drop_collinear``.
     """
     X = model.exog
+    # Rows with zero (likelihood) weight do not inform the fit: a dummy that is zero on every
+    # weighted row is aliased.
+    w = getattr(model, "_lik_weights", None)
+    if w is not None and not np.all(w > 0):
+        X = X[w > 0]
     n, p = X.shape
     if not drop_collinear:
         check_parameter_count(n, model.J, p)

@@ -1,7 +1,33 @@
-"""Covariance estimators of the parameter vector, one small class per type, in a registry.
+r"""Covariance estimators of the parameter vector, one small class per type, in a registry.
 
 Each estimator takes the fitted state (model, parameters, information matrix at the optimum) and
 returns the ``(J p, J p)`` covariance in the package's flat outcome-major order.
+
+Conventions
+-----------
+With :math:`H` the information (minus the Hessian of the log-likelihood) at the estimates and
+:math:`s_i = \partial \ell_i / \partial \beta` the score of row :math:`i` (unweighted),
+:math:`f_i` its frequency weight and :math:`w_i` its sampling weight (1 when absent):
+
+``nonrobust``
+    :math:`H^{-1}`.
+``HC0``
+    The plain sandwich :math:`H^{-1} \big(\sum_i f_i w_i^2 s_i s_i^\top\big) H^{-1}`
+    (:math:`H^{-1} S^\top S H^{-1}` without weights).  Equal to statsmodels'
+    ``MNLogit.fit(cov_type="HC0")``.
+``HC1``
+    ``HC0`` times :math:`n / (n - 1)`, ``n = nobs``: Stata's ``mlogit, vce(robust)`` (and the
+    default with sampling weights).  Note that statsmodels' ``MNLogit`` ``"HC1"`` applies no
+    correction at all (its numbers equal ``HC0``).
+``cluster``
+    :math:`\frac{G}{G-1} H^{-1} \big(\sum_g u_g u_g^\top\big) H^{-1}` with
+    :math:`u_g = \sum_{i \in g} f_i w_i s_i`, as Stata's maximum-likelihood commands
+    (``vce(cluster g)``).  With ``df_correction="statsmodels"`` the factor is
+    :math:`\frac{G}{G-1}\frac{N-1}{N-k}` with ``k = (K-1) p`` all parameters, which reproduces
+    statsmodels' ``MNLogit.fit(cov_type="cluster")`` exactly; ``df_correction=False`` applies none.
+
+The row scores are computed chunk by chunk (``chunk_rows`` rows at a time), so memory stays at one
+chunk of ``(rows, J p)`` scores plus the ``(J p, J p)`` (or ``(G, J p)``) accumulator.
 """
 
 from __future__ import annotations
@@ -9,15 +35,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
-from scipy import linalg
+import pandas as pd
+from scipy import linalg, sparse
 
-from .exceptions import FitError
+from . import backends
+from .exceptions import DataError, FitError
 
-__all__ = ["CovarianceEstimator", "NonRobust", "get_estimator", "inverse_information"]
+__all__ = [
+    "CovarianceEstimator",
+    "NonRobust",
+    "HC0",
+    "HC1",
+    "Cluster",
+    "get_estimator",
+    "inverse_information",
+    "score_obs_chunks",
+]
 
 
 def inverse_information(info: np.ndarray) -> np.ndarray:
-    """:math:`\\mathcal{I}^{-1}` by Cholesky (the information is symmetric positive definite)."""
+    r""":math:`\mathcal{I}^{-1}` by Cholesky (the information is symmetric positive definite)."""
     try:
         cf = linalg.cho_factor(info, lower=False)
     except linalg.LinAlgError:
@@ -76,3 +113,166 @@ def get_estimator(cov_type: str, cov_kwds=None) -> CovarianceEstimator:
             f"unknown cov_type {cov_type!r}; available: {', '.join(sorted(_REGISTRY))}"
         )
     return _REGISTRY[key](**(cov_kwds or {}))
+
+
+# -- robust (sandwich) estimators ---------------------------------------------------------------
+
+
+def score_obs_chunks(model, beta, chunk_rows: int | None = None):
+    r"""Yield ``(rows, S)``: a slice of rows and their unweighted scores, shape ``(m, J p)``.
+
+    :math:`s_i = (d_i - P_i) \otimes x_i` in the flat outcome-major order, where :math:`d_i` is
+    the indicator of row ``i``'s outcome among the J non-reference outcomes.  Only one chunk of
+    scores exists at a time.
+    """
+    X, y = model.exog, model.endog
+    n, p = X.shape
+    J = model.J
+    step = int(chunk_rows or backends.default_chunk_rows(p, J))
+    eqs = np.arange(J)
+    for start in range(0, n, step):
+        sl = slice(start, min(start + step, n))
+        Xc = X[sl]
+        resid = (y[sl, None] == eqs[None, :]) - backends.predict_probabilities(Xc, beta)[:, :J]
+        yield sl, (resid[:, :, None] * Xc[:, None, :]).reshape(len(Xc), J * p)
+
+
+def _sandwich(state, meat):
+    bread = inverse_information(state.info)
+    cov = bread @ meat @ bread
+    return (cov + cov.T) / 2.0
+
+
+def _row_weights(model):
+    """Frequency and sampling weights (the latter 1 when absent)."""
+    f = model.freq_weights
+    w = np.ones_like(f) if model.weights is None else model.weights
+    return f, w
+
+
+class HC0(CovarianceEstimator):
+    r"""Plain sandwich :math:`H^{-1} (S^\top S) H^{-1}`; equals statsmodels' MNLogit ``HC0``."""
+
+    name = "HC0"
+    label = "HC0"
+    factor_label = ""
+
+    def meat(self, state) -> np.ndarray:
+        f, w = _row_weights(state.model)
+        a = f * w * w
+        q = state.beta.size
+        out = np.zeros((q, q))
+        for sl, S in score_obs_chunks(state.model, state.beta):
+            out += S.T @ (S * a[sl, None])
+        return out
+
+    def factor(self, state) -> float:
+        return 1.0
+
+    def note(self) -> str:
+        return "Heteroskedasticity-robust standard errors (HC0, no small-sample factor)."
+
+    def compute(self, state):
+        return self.factor(state) * _sandwich(state, self.meat(state))
+
+
+class HC1(HC0):
+    """``HC0`` times ``n / (n - 1)`` as Stata's ``mlogit, vce(robust)``.
+
+    statsmodels' MNLogit ``cov_type="HC1"`` applies no small-sample factor (it equals ``HC0``).
+    """
+
+    name = "HC1"
+    label = "HC1"
+
+    def factor(self, state) -> float:
+        n = state.model.nobs
+        if n <= 1:
+            raise DataError("HC1 needs more than one observation")
+        return n / (n - 1.0)
+
+    def note(self) -> str:
+        return "Robust standard errors (HC1: sandwich times n/(n-1), as Stata's vce(robust))."
+
+
+_DF_CORRECTIONS = {True: "stata", "stata": "stata", "statsmodels": "statsmodels", False: "none"}
+
+
+class Cluster(CovarianceEstimator):
+    r"""Cluster-robust sandwich over the groups ``groups``.
+
+    Parameters
+    ----------
+    groups : array-like or str
+        Cluster id of each row (of the data as given, or of the rows kept); with a formula model
+        also a column name.  Rows dropped for missing values are dropped from ``groups`` too.
+    df_correction : {True, "stata", "statsmodels", False}
+        ``True``/``"stata"`` (default): :math:`G/(G-1)` as Stata's ML commands;
+        ``"statsmodels"``: :math:`G/(G-1) \cdot (N-1)/(N-k)`, ``k`` all ``(K-1) p``
+        parameters, as statsmodels' MNLogit; ``False``: none.
+    """
+
+    name = "cluster"
+    label = "cluster"
+
+    def __init__(self, groups=None, df_correction=True):
+        if groups is None:
+            raise TypeError("cov_type 'cluster' needs cov_kwds={'groups': ...}")
+        key = df_correction if isinstance(df_correction, bool | str) else None
+        if key not in _DF_CORRECTIONS:
+            raise ValueError(
+                "df_correction must be True, 'stata', 'statsmodels' or False; "
+                f"got {df_correction!r}"
+            )
+        self.df_correction = _DF_CORRECTIONS[key]
+        self.kwds = {"groups": groups, "df_correction": df_correction}
+        self.n_groups = None
+
+    def _codes(self, model):
+        from .weights import resolve_rows
+
+        g = resolve_rows(model, self.kwds["groups"], "groups")
+        # factorize: any hashable ids (mixed types too); missing ids get code -1.
+        codes, _ = pd.factorize(pd.Series(g, dtype=object if g.dtype == object else None))
+        if (codes < 0).any():
+            raise DataError(f"groups holds {int((codes < 0).sum())} missing value(s)")
+        return codes.astype(np.int64)
+
+    def compute(self, state):
+        model = state.model
+        codes = self._codes(model)
+        f, w = _row_weights(model)
+        a = f * w
+        used = np.unique(codes[a > 0])
+        G = len(used)
+        if G < 2:
+            raise DataError(f"cluster-robust covariance needs at least 2 clusters; got {G}")
+        self.n_groups = G
+        sums = np.zeros((codes.max() + 1, state.beta.size))
+        for sl, S in score_obs_chunks(model, state.beta):
+            # Sum each chunk's weighted scores within clusters via a sparse indicator product.
+            m = S.shape[0]
+            ind = sparse.csr_matrix((a[sl], (codes[sl], np.arange(m))), shape=(len(sums), m))
+            sums += ind @ S
+        fac = G / (G - 1.0)
+        if self.df_correction == "statsmodels":
+            n, k = model.nobs, state.beta.size
+            fac *= (n - 1.0) / (n - k)
+        elif self.df_correction == "none":
+            fac = 1.0
+        return fac * _sandwich(state, sums.T @ sums)
+
+    def describe(self) -> str:
+        return "cluster"
+
+    def note(self) -> str:
+        fac = {
+            "stata": "G/(G-1)",
+            "statsmodels": "G/(G-1) (N-1)/(N-k)",
+            "none": "no small-sample factor",
+        }[self.df_correction]
+        return f"Standard errors robust to clustering in {self.n_groups} clusters ({fac})."
+
+
+for _cls in (HC0, HC1, Cluster):
+    register(_cls)

@@ -22,6 +22,8 @@ from .exceptions import DataError
 
 __all__ = ["Outcome", "Design", "ModelData", "from_formula", "from_arrays"]
 
+_PATSY_BUILTINS = {name: getattr(patsy.builtins, name) for name in patsy.builtins.__all__}
+
 
 # ---------------------------------------------------------------------------------------------
 # Outcome
@@ -248,29 +250,22 @@ def _patsy_message(exc) -> str:
     return str(exc).splitlines()[0].strip()
 
 
-def _factor_columns(design_info, data):
-    """Map each patsy factor to the data columns its code refers to."""
-    out = {}
-    for factor in design_info.factor_infos:
-        code = getattr(factor, "code", None)
-        if code is None:
-            continue
-        out[factor] = [nm for nm in ast_names(code)]
-    return out
+def _unknown_names(codes, data, eval_env):
+    """Names used by factor ``codes`` that are neither data columns nor defined elsewhere."""
+    namespaces = list(getattr(eval_env, "_namespaces", [])) + [_PATSY_BUILTINS]
+    unknown = []
+    for code in codes:
+        for nm in ast_names(code):
+            if nm in data.columns or hasattr(builtins, nm) or nm in unknown:
+                continue
+            if not any(nm in ns for ns in namespaces):
+                unknown.append(nm)
+    return unknown
 
 
 def _check_columns(design_info, data, eval_env):
-    namespaces = list(getattr(eval_env, "_namespaces", [])) if eval_env is not None else []
-    # patsy resolves its built-ins (C, I, Q, center, bs, Sum, ...) itself: not data columns.
-    namespaces.append(vars(patsy.builtins))
-    missing = []
-    for names in _factor_columns(design_info, data).values():
-        for nm in names:
-            if nm in data.columns or hasattr(builtins, nm) or nm in missing:
-                continue
-            if any(nm in ns for ns in namespaces):
-                continue
-            missing.append(nm)
+    codes = [f.code for f in design_info.factor_infos if hasattr(f, "code")]
+    missing = _unknown_names(codes, data, eval_env)
     if missing:
         raise DataError(
             "new data is missing column(s) "
@@ -488,13 +483,20 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
     if len(lhs) != 1 or len(lhs[0].factors) != 1:
         raise DataError(f"the left side of {formula!r} must be one outcome variable")
     code = lhs[0].factors[0].code
-    for nm in ast_names(code):
-        if (
-            nm not in data.columns
-            and not any(nm in ns for ns in eval_env._namespaces)
-            and not hasattr(builtins, nm)
-        ):
-            raise DataError(f"outcome column {nm!r} is not in the data")
+    # The left side is evaluated as patsy evaluates factors: patsy's builtins (C, I, Q, ...)
+    # behind the caller's namespace.
+    lhs_env = eval_env.with_outer_namespace(_PATSY_BUILTINS)
+    unknown = _unknown_names([code], data, lhs_env)
+    if unknown:
+        raise DataError(f"outcome column {unknown[0]!r} is not in the data")
+    rhs_codes = [f.code for t in desc.rhs_termlist for f in t.factors]
+    unknown = _unknown_names(rhs_codes, data, eval_env)
+    if unknown:
+        raise DataError(
+            f"formula {formula!r} uses {', '.join(map(repr, unknown))}, which "
+            + ("is not a column" if len(unknown) == 1 else "are not columns")
+            + " of the data"
+        )
     rhs = patsy.ModelDesc([], desc.rhs_termlist)
     n_pre = 0
     # Count missing values per column the formula uses before patsy sees them, so the message
@@ -528,7 +530,7 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
         ) from None
     except NameError as exc:
         raise DataError(f"formula {formula!r}: {exc}") from None
-    y_raw = _lhs_values(code, data, eval_env).reset_index(drop=True)
+    y_raw = _lhs_values(code, data, lhs_env).reset_index(drop=True)
     design = Design(tuple(Xdf.columns), formula, Xdf.design_info, eval_env)
     md = _finalize(
         np.asarray(Xdf, dtype=np.float64),

@@ -208,3 +208,125 @@ def chunk_linear(X, beta, out):
         for j in range(J):
             out[i, j] = eta[j]
     return out
+
+
+# --- margins kernels ---
+#
+# Marginal effects and their delta-method Jacobian, accumulated over one chunk of rows.  With
+# K = J + 1 outcomes laid out as (non-reference ..., reference), a direction ``d`` in design
+# space (the derivative of the design row with respect to the variable of interest) and
+# :math:`a_k = \beta_k^\top d` (:math:`a_\mathrm{ref} = 0`), :math:`\bar a = \sum_l P_l a_l`,
+# :math:`g_k = a_k - \bar a`:
+#
+#   dP_k/dv = P_k g_k,   d log P_k / dv = g_k,
+#   dP_k/dbeta_jq = P_k (delta_kj - P_j) x_q,
+#   dg_k/dbeta_jq = d_q (delta_kj - P_j) - P_j x_q g_j.
+#
+# The effects and Jacobian rows are summed with row weights straight into small (K,) and
+# (K, J p) accumulators, so no per-row array of derivatives is ever formed.
+
+
+@nb.njit(cache=True, nogil=True)
+def _row_probs(x_row, beta, eta, P):
+    """Fill ``P`` (length J+1, reference last) for one row; return the log-sum-exp."""
+    J = beta.shape[0]
+    _, lse = _row_softmax(x_row, beta, eta)
+    for j in range(J):
+        P[j] = np.exp(eta[j] - lse)
+    P[J] = np.exp(-lse)
+    return lse
+
+
+@nb.njit(cache=True, nogil=True)
+def chunk_margeff_derivative(X, D, s, w, beta, dy, eff, jac):
+    """Add the weighted derivative effects of one variable on a chunk to ``eff`` and ``jac``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (m, p)
+        Design rows at which the effect is evaluated.
+    D : ndarray, shape (m, p) or (1, p)
+        Derivative of each design row with respect to the variable (one row: the same for all).
+    s : ndarray, shape (m,) or (1,)
+        Row scale: the variable's value for the ``ex`` methods, else ones.
+    w : ndarray, shape (m,)
+        Row weights (summing to one over all chunks for an average effect).
+    beta : ndarray, shape (J, p)
+    dy : bool
+        True for an effect on the probability (``dydx``, ``dyex``), False for an effect on its
+        log (``eydx``, ``eyex``).
+    eff : ndarray, shape (J + 1,)
+        Accumulator of the effect on each outcome (internal order, reference last).
+    jac : ndarray, shape (J + 1, J p)
+        Accumulator of the effect's derivative with respect to the flat parameters.
+    """
+    m, p = X.shape
+    J = beta.shape[0]
+    K = J + 1
+    eta = np.empty(J)
+    P = np.empty(K)
+    a = np.empty(K)
+    g = np.empty(K)
+    for i in range(m):
+        wi = w[i]
+        if wi == 0.0:
+            continue
+        _row_probs(X[i], beta, eta, P)
+        di = i if D.shape[0] > 1 else 0
+        si = s[i] if s.shape[0] > 1 else s[0]
+        abar = 0.0
+        for j in range(J):
+            acc = 0.0
+            for q in range(p):
+                acc += beta[j, q] * D[di, q]
+            a[j] = acc
+            abar += P[j] * acc
+        a[J] = 0.0
+        for k in range(K):
+            g[k] = a[k] - abar
+        c = wi * si
+        for k in range(K):
+            fk = P[k] if dy else 1.0
+            eff[k] += c * fk * g[k]
+            for j in range(J):
+                t = (1.0 if k == j else 0.0) - P[j]
+                pg = P[j] * g[j]
+                off = j * p
+                for q in range(p):
+                    xq = X[i, q]
+                    dg = D[di, q] * t - pg * xq
+                    if dy:
+                        jac[k, off + q] += c * P[k] * (t * xq * g[k] + dg)
+                    else:
+                        jac[k, off + q] += c * dg
+
+
+@nb.njit(cache=True, nogil=True)
+def chunk_margeff_level(X, w, beta, logp, sign, eff, jac):
+    """Add ``sign`` times the weighted probabilities (or log-probabilities) of a chunk.
+
+    A discrete change is two calls: the rows at the new value with ``sign = 1`` and at the base
+    value with ``sign = -1``.  Shapes as in :func:`chunk_margeff_derivative`; ``logp`` selects
+    :math:`\\log P_k` (the ``ey`` methods) instead of :math:`P_k`.
+    """
+    m, p = X.shape
+    J = beta.shape[0]
+    K = J + 1
+    eta = np.empty(J)
+    P = np.empty(K)
+    for i in range(m):
+        c = sign * w[i]
+        if c == 0.0:
+            continue
+        lse = _row_probs(X[i], beta, eta, P)
+        for k in range(K):
+            if logp:
+                eff[k] += c * ((eta[k] if k < J else 0.0) - lse)
+            else:
+                eff[k] += c * P[k]
+            f = 1.0 if logp else P[k]
+            for j in range(J):
+                t = c * f * ((1.0 if k == j else 0.0) - P[j])
+                off = j * p
+                for q in range(p):
+                    jac[k, off + q] += t * X[i, q]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import backends, checks, design, solver
+from . import weights as _weights
 from .covariance import get_estimator
 from .exceptions import DataError, FitError
 from .results import MultinomialLogitResults, predict
@@ -44,28 +45,52 @@ class MultinomialLogit:
         Reference outcome; default the first level.
     missing : {"raise", "drop"}
         What to do with rows holding missing values.
+    freq_weights : array-like, optional
+        Frequency weights (Stata ``fweight``): a row with weight ``f`` counts as ``f``
+        identical rows; ``nobs`` is their sum.  One value per row of the data as given (rows
+        dropped for missing values are dropped here too) or per row kept; with a formula, also
+        a column name.
+    weights : array-like, optional
+        Sampling weights (Stata ``pweight``).  The robust sandwich ``HC1`` becomes the default
+        covariance, as Stata; see :mod:`multilogit.weights`.
 
     See Also
     --------
     MultinomialLogit.from_formula : R-style formula interface (adds an intercept).
     """
 
-    def __init__(self, endog, exog, ref=None, missing="raise"):
+    def __init__(self, endog, exog, ref=None, missing="raise", freq_weights=None, weights=None):
         self._setup(design.from_arrays(endog, exog, ref=ref, missing=missing))
+        self._source_data = None
+        self._source_index = _source_index(endog, exog)
+        self._set_weights(freq_weights, weights)
 
     @classmethod
-    def from_formula(cls, formula: str, data, ref=None, missing="raise", eval_env=0):
+    def from_formula(
+        cls,
+        formula: str,
+        data,
+        ref=None,
+        missing="raise",
+        eval_env=0,
+        freq_weights=None,
+        weights=None,
+    ):
         """Model from an R-style formula such as ``"prog ~ C(ses) + write"``.
 
         The left side is one column of strings, a categorical or integers, used as labels (no
         recoding needed).  The right side is expanded by patsy, with an intercept unless the
-        formula says ``- 1``.
+        formula says ``- 1``.  ``freq_weights`` and ``weights`` may name columns of ``data``.
         """
         if isinstance(eval_env, int):
             eval_env += 1
         md = design.from_formula(formula, data, ref=ref, missing=missing, eval_env=eval_env)
         self = cls.__new__(cls)
         self._setup(md)
+        # Kept (by reference) so that weights and cluster ids can be given as column names.
+        self._source_data = pd.DataFrame(data) if isinstance(data, dict) else data
+        self._source_index = self._source_data.index
+        self._set_weights(freq_weights, weights)
         return self
 
     def _setup(self, md: design.ModelData):
@@ -79,9 +104,35 @@ class MultinomialLogit:
         self.row_labels = md.row_labels
         self.n_dropped = md.n_dropped
         self.freq_weights = np.ones(len(self.exog))
+        self.weights = None
+        self._lik_weights = self.freq_weights
         n, p = self.exog.shape
         if n == 0:
             raise DataError("no rows to fit")
+
+    # -- weights (see multilogit.weights) --------------------------------------------------------
+
+    def _set_weights(self, freq_weights, weights):
+        if freq_weights is not None:
+            fw = _weights.resolve_rows(self, freq_weights, "freq_weights")
+            self.freq_weights = _weights.check_weights(fw, "freq_weights")
+        if weights is not None:
+            pw = _weights.resolve_rows(self, weights, "weights")
+            self.weights = _weights.check_weights(pw, "weights")
+        for arr in (self.freq_weights, self.weights):
+            if arr is not None:
+                arr.setflags(write=False)
+        # The likelihood weight of a row: f_i w_i.
+        self._lik_weights = (
+            self.freq_weights if self.weights is None else self.freq_weights * self.weights
+        )
+        if not (self._lik_weights > 0).any():
+            raise DataError("every row has zero weight")
+
+    @property
+    def default_cov_type(self) -> str:
+        """``"HC1"`` with sampling weights (as Stata), else ``"nonrobust"``."""
+        return "nonrobust" if self.weights is None else "HC1"
 
     # -- descriptive attributes ----------------------------------------------------------------
 
@@ -119,7 +170,10 @@ class MultinomialLogit:
 
     @property
     def nobs(self) -> float:
-        return float(self.freq_weights.sum())
+        """Sum of the frequency weights of the rows with positive (sampling) weight."""
+        if self.weights is None:
+            return float(self.freq_weights.sum())
+        return float(self.freq_weights[self.weights > 0].sum())
 
     @property
     def df_model(self) -> int:
@@ -127,9 +181,9 @@ class MultinomialLogit:
 
     @property
     def outcome_counts(self) -> np.ndarray:
-        """Weighted count of each of the K outcomes, in level order."""
+        """Weighted count of each of the K outcomes (likelihood weights), in level order."""
         return np.bincount(
-            self.level_codes, weights=self.freq_weights, minlength=len(self.outcomes)
+            self.level_codes, weights=self._lik_weights, minlength=len(self.outcomes)
         )
 
     @property
@@ -149,7 +203,7 @@ class MultinomialLogit:
     # -- likelihood (statsmodels-style, on flat parameters) ------------------------------------
 
     def _backend(self):
-        return backends.InMemoryBackend(self.exog, self.endog, self.freq_weights, self.J)
+        return backends.InMemoryBackend(self.exog, self.endog, self._lik_weights, self.J)
 
     def _beta(self, params):
         params = np.asarray(params, dtype=np.float64)
@@ -202,7 +256,7 @@ class MultinomialLogit:
         start_params=None,
         disp: bool = False,
         callback=None,
-        cov_type: str = "nonrobust",
+        cov_type: str | None = None,
         cov_kwds: dict | None = None,
         separation: str = "warn",
         drop_collinear: bool = False,
@@ -226,10 +280,13 @@ class MultinomialLogit:
             Print the iteration log (also kept as ``results.iteration_log``).
         callback : callable, optional
             ``callback(params_flat, log_row)`` after each iteration.
-        cov_type : str
-            Covariance of the estimates; ``"nonrobust"`` is the inverse information.
+        cov_type : {"nonrobust", "HC0", "HC1", "cluster"}, optional
+            Covariance of the estimates; ``"nonrobust"`` (the inverse information) unless the
+            model has sampling weights, then ``"HC1"``.  See :mod:`multilogit.covariance` for
+            the conventions (small-sample factors of Stata and statsmodels).
         cov_kwds : dict, optional
-            Options of the covariance type.
+            Options of the covariance type, e.g. ``{"groups": "cid"}`` for ``"cluster"``
+            (a column name works with a formula model).
         separation : {"warn", "raise", "ignore"}
             When the data are completely or quasi-completely separated the maximum likelihood
             estimate does not exist.  ``"warn"``: stop early, warn with
@@ -252,6 +309,8 @@ class MultinomialLogit:
             raise ValueError(f"maxiter must be non-negative; got {maxiter!r}")
         if not (np.isfinite(tol) and tol > 0):
             raise ValueError(f"tol must be a positive number; got {tol!r}")
+        if cov_type is None:
+            cov_type = self.default_cov_type
         estimator = get_estimator(cov_type, cov_kwds)
         if self.nobs <= 0:
             raise DataError("no observations with positive weight")
@@ -306,7 +365,9 @@ class _FitState:
         self.model, self.beta, self.info, self.llf = model, beta, info, llf
 
 
-def mnlogit(formula: str, data, ref=None, missing="raise", eval_env=0):
+def mnlogit(
+    formula: str, data, ref=None, missing="raise", eval_env=0, freq_weights=None, weights=None
+):
     """Multinomial logit from a formula: ``mnlogit("prog ~ C(ses) + write", df)``.
 
     Same as :meth:`MultinomialLogit.from_formula`; call ``.fit()`` on the result.
@@ -314,5 +375,20 @@ def mnlogit(formula: str, data, ref=None, missing="raise", eval_env=0):
     if isinstance(eval_env, int):
         eval_env += 1
     return MultinomialLogit.from_formula(
-        formula, data, ref=ref, missing=missing, eval_env=eval_env
+        formula,
+        data,
+        ref=ref,
+        missing=missing,
+        eval_env=eval_env,
+        freq_weights=freq_weights,
+        weights=weights,
     )
+
+
+def _source_index(endog, exog) -> pd.Index | None:
+    """Index of the data as given to the constructor (as :func:`design.from_arrays` reads it)."""
+    for obj in (exog, endog):
+        if isinstance(obj, pd.Series | pd.DataFrame):
+            return obj.index
+    n = len(exog) if hasattr(exog, "__len__") else None
+    return pd.RangeIndex(n) if n is not None else None

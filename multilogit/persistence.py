@@ -452,6 +452,8 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         arrays["data.X"] = np.asarray(model.exog, dtype=np.float64)
         arrays["data.codes"] = np.asarray(model.level_codes, dtype=np.int64)
         arrays["data.weights"] = np.asarray(model.freq_weights, dtype=np.float64)
+        if getattr(model, "weights", None) is not None:
+            arrays["data.sampling_weights"] = np.asarray(model.weights, dtype=np.float64)
         idx = pd.Index(model.row_labels)
         if idx.dtype.kind in "iu":
             arrays["data.index"] = idx.to_numpy(dtype=np.int64)
@@ -483,6 +485,13 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
             "cov_type": str(results.cov_type),
             "cov_label": str(results._cov_estimator.describe()),
             "cov_kwds": cov_kwds,
+            "cov_n_groups": getattr(results._cov_estimator, "n_groups", None),
+            "cov_note": (
+                results._cov_estimator.note()
+                if callable(getattr(results._cov_estimator, "note", None))
+                else None
+            ),
+            "sampling_weights": getattr(model, "weights", None) is not None,
             "notes": [str(n) for n in results._summary_notes],
             "separation": sep_meta,
             "iteration_log_columns": [str(c) for c in log.columns],
@@ -506,10 +515,13 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
 class SavedCovariance:
     """Stands in for the covariance estimator of a loaded fit (its matrix is stored)."""
 
-    def __init__(self, name: str, label: str, kwds):
+    def __init__(self, name: str, label: str, kwds, n_groups=None, note=None):
         self.name = name
         self.label = label
         self.kwds = dict(kwds or {})
+        self.n_groups = n_groups
+        if note is not None:
+            self.note = lambda: note  # the summary footnote of the original estimator
 
     def describe(self) -> str:
         return self.label
@@ -527,8 +539,11 @@ class SavedModel:
     the estimation rows raises a :class:`~multilogit.exceptions.DataError`.
     """
 
-    def __init__(self, outcome, design, counts, nobs, n_rows, n_dropped, df_model):
+    def __init__(self, outcome, design, counts, nobs, n_rows, n_dropped, df_model, weighted):
         self.outcome = outcome
+        # With sampling weights, a marker (their values are data, not saved): the summary only
+        # needs to know that there were some.
+        self.weights = np.full(0, np.nan) if weighted else None
         self.design = design
         self._counts = counts
         self._nobs = nobs
@@ -547,6 +562,7 @@ class SavedModel:
     nobs = property(lambda self: self._nobs)
     df_model = property(lambda self: self._df_model)
     outcome_counts = property(lambda self: self._counts.copy())
+    default_cov_type = property(lambda self: "nonrobust" if self.weights is None else "HC1")
 
     @property
     def level_to_internal(self) -> np.ndarray:
@@ -704,6 +720,15 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult):
         )
         model._setup(md)
         model.freq_weights = np.array(w)
+        model.weights = None
+        if "data.sampling_weights" in raw:
+            model.weights = np.array(raw["data.sampling_weights"])
+            _expect(model.weights.shape == (len(X),), "data.sampling_weights shape")
+        model._lik_weights = (
+            model.freq_weights if model.weights is None else model.freq_weights * model.weights
+        )
+        model._source_data = None
+        model._source_index = index
     else:
         model = SavedModel(
             outcome,
@@ -713,6 +738,7 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult):
             int(fit["n_rows"]),
             int(fit["n_dropped"]),
             float(fit["df_model"]),
+            bool(fit["sampling_weights"]),
         )
     frame = pd.DataFrame(log, columns=cols)
     if "iteration" in frame:
@@ -750,7 +776,15 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult):
     if "aliased" in raw:
         aliased = np.array(raw["aliased"], dtype=bool)
         _expect(aliased.shape == (p,), "aliased mask shape")
-    cov_est = SavedCovariance(str(fit["cov_type"]), str(fit["cov_label"]), fit["cov_kwds"])
+    n_groups = fit["cov_n_groups"]
+    note = fit["cov_note"]
+    cov_est = SavedCovariance(
+        str(fit["cov_type"]),
+        str(fit["cov_label"]),
+        fit["cov_kwds"],
+        None if n_groups is None else int(n_groups),
+        None if note is None else str(note),
+    )
     fit_info = dict(
         converged=bool(fit["converged"]),
         n_iter=int(fit["n_iter"]),

@@ -76,40 +76,51 @@ class MultinomialLogitResults:
 
     def _frame(self, values) -> pd.DataFrame:
         return pd.DataFrame(
-            np.asarray(values).reshape(self.model.J, self.model.k_exog).T,
+            np.array(values).reshape(self.model.J, self.model.k_exog).T,
             index=pd.Index(self.model.exog_names, name="term"),
             columns=pd.Index(self.model.eq_outcomes, name=self.model.endog_names),
         )
 
     # -- estimates and inference ---------------------------------------------------------------
 
-    @cached_property
+    # The public frames are rebuilt from read-only arrays at each access: handing out one cached
+    # DataFrame would let a caller's edit change the results.
+
+    @property
     def params(self) -> pd.DataFrame:
         """Coefficients: rows are terms, columns the non-reference outcomes."""
         return self._frame(self._beta)
 
     def cov_params(self) -> pd.DataFrame:
         """Covariance of the parameters, indexed by ``(outcome, term)`` on both axes."""
-        return pd.DataFrame(self._cov, index=self._flat_index, columns=self._flat_index)
+        return pd.DataFrame(self._cov.copy(), index=self._flat_index, columns=self._flat_index)
 
     @cached_property
     def _bse_flat(self) -> np.ndarray:
-        return np.sqrt(np.diag(self._cov))
+        return _readonly(np.sqrt(np.diag(self._cov)))
 
     @cached_property
+    def _z_flat(self) -> np.ndarray:
+        return _readonly(self._beta.ravel() / self._bse_flat)
+
+    @cached_property
+    def _p_flat(self) -> np.ndarray:
+        return _readonly(2.0 * stats.norm.sf(np.abs(self._z_flat)))
+
+    @property
     def bse(self) -> pd.DataFrame:
         """Standard errors, shaped like ``params``."""
         return self._frame(self._bse_flat)
 
-    @cached_property
+    @property
     def tvalues(self) -> pd.DataFrame:
         """z statistics (coefficient / standard error), shaped like ``params``."""
-        return self._frame(self._beta.ravel() / self._bse_flat)
+        return self._frame(self._z_flat)
 
-    @cached_property
+    @property
     def pvalues(self) -> pd.DataFrame:
         """Two-sided p-values of the z statistics (standard normal)."""
-        return self._frame(2.0 * stats.norm.sf(np.abs(self._beta.ravel() / self._bse_flat)))
+        return self._frame(self._p_flat)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Wald confidence intervals, indexed by ``(outcome, term)``, columns lower and upper."""
@@ -188,7 +199,7 @@ class MultinomialLogitResults:
 
     # -- predictions --------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def fittedvalues(self) -> pd.DataFrame:
         """Fitted probabilities on the estimation sample."""
         return self.predict()
@@ -211,19 +222,197 @@ class MultinomialLogitResults:
 
         save(self, path, include_data=include_data, key=key)
 
+    # -- marginal effects, predictions with uncertainty, plots (thin wrappers) -----------------
+
+    def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = True, count=False):
+        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`."""
+        from .margins import get_margeff
+
+        return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
+
+    def get_prediction(self, exog=None):
+        """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""
+        from .prediction import get_prediction
+
+        return get_prediction(self, exog)
+
+    def plot_predicted(self, term, at=None, kind: str = "line", **kwargs):
+        """Predicted probabilities over ``term``; see :func:`plotting.plot_predicted`."""
+        from .plotting import plot_predicted
+
+        return plot_predicted(self, term, at=at, kind=kind, **kwargs)
+
+    def plot_coefficients(self, rrr: bool = False, **kwargs):
+        """Forest plot of coefficients or RRRs; see :func:`plotting.plot_coefficients`."""
+        from .plotting import plot_coefficients
+
+        return plot_coefficients(self, rrr=rrr, **kwargs)
+
     # -- display ------------------------------------------------------------------------------
 
-    def summary(self, alpha: float = 0.05, title: str | None = None):
-        """Summary table: a statsmodels ``Summary`` (text, ``_repr_html_``, ``as_latex()``)."""
+    def summary(self, alpha: float = 0.05, title: str | None = None, rrr: bool = False):
+        """Summary table: a statsmodels ``Summary`` (text, ``_repr_html_``, ``as_latex()``).
+
+        With ``rrr=True`` the coefficient blocks show relative-risk ratios ``exp(coef)`` with
+        delta-method standard errors and exponentiated confidence limits (Stata's
+        ``mlogit, rrr``); see :meth:`rrr`.
+        """
         from .summary import build_summary
 
-        return build_summary(self, alpha=alpha, title=title)
+        return build_summary(self, alpha=alpha, title=title, rrr=rrr)
+
+    # --- inference (robust covariances, tests, reparameterisations, fit statistics) ----------
+    # Thin wrappers: the work is done in covariance.py, hypothesis.py and reparam.py.
+
+    def get_robustcov_results(self, cov_type: str = "HC1", **cov_kwds):
+        """New results with another covariance type (the estimates are not refitted).
+
+        Parameters
+        ----------
+        cov_type : {"nonrobust", "HC0", "HC1", "cluster"}
+            See :mod:`multilogit.covariance` for the exact formulas and small-sample factors
+            (``HC1`` is Stata's ``vce(robust)``; ``cluster`` uses ``G/(G-1)`` unless
+            ``df_correction="statsmodels"``).
+        **cov_kwds
+            Options, e.g. ``groups=`` (an array, or a column name with a formula model).
+        """
+        from .covariance import get_estimator
+        from .model import _FitState
+        from .reparam import fit_info
+
+        est = get_estimator(cov_type, cov_kwds)
+        st = self._state
+        cov = est.compute(_FitState(self.model, self._beta, st.info, st.llf))
+        return type(self)(self.model, self._beta, st, cov, est, fit_info(self))
+
+    @property
+    def n_groups(self) -> int | None:
+        """Number of clusters of a ``cluster`` covariance (else ``None``)."""
+        return getattr(self._cov_estimator, "n_groups", None)
+
+    def wald_test(self, constraints, q=None):
+        """Wald test of linear constraints; see :func:`multilogit.hypothesis.wald_test`."""
+        from .hypothesis import wald_test
+
+        return wald_test(self, constraints, q)
+
+    def wald_test_terms(self) -> pd.DataFrame:
+        """Joint Wald test per formula term; see :func:`multilogit.hypothesis.wald_test_terms`."""
+        from .hypothesis import wald_test_terms
+
+        return wald_test_terms(self)
+
+    def lr_test(self, restricted):
+        """Likelihood-ratio test against a nested model; see
+        :func:`multilogit.hypothesis.lr_test`."""
+        from .hypothesis import lr_test
+
+        return lr_test(self, restricted)
+
+    def compare_lr_test(self, restricted) -> tuple[float, float, float]:
+        """statsmodels-style ``(lr_stat, p_value, df_diff)`` of :meth:`lr_test`."""
+        t = self.lr_test(restricted)
+        return t.statistic, t.pvalue, t.df
+
+    def anova(self, *others) -> pd.DataFrame:
+        """Drop-one LR tests per term, or sequential LR tests against ``others``; see
+        :func:`multilogit.hypothesis.anova`."""
+        from .hypothesis import anova
+
+        return anova(self, *others)
+
+    def test_combine(self, a, b, method: str = "wald"):
+        """Test that outcomes ``a`` and ``b`` can be combined; see
+        :func:`multilogit.hypothesis.test_combine`."""
+        from .hypothesis import test_combine
+
+        return test_combine(self, a, b, method)
+
+    def iia_test(self, omit, include_intercept: bool = True):
+        """Hausman-McFadden IIA test; see :func:`multilogit.hypothesis.iia_test`."""
+        from .hypothesis import iia_test
+
+        return iia_test(self, omit, include_intercept)
+
+    def rrr(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Relative-risk ratios with delta-method SEs; see :func:`multilogit.reparam.rrr`."""
+        from .reparam import rrr
+
+        return rrr(self, alpha)
+
+    def repivot(self, new_ref):
+        """New results for another reference outcome, without refitting; see
+        :func:`multilogit.reparam.repivot`."""
+        from .reparam import repivot
+
+        return repivot(self, new_ref)
+
+    def softmax_params(self, center: str = "reference"):
+        """All K coefficient sets; see :func:`multilogit.reparam.softmax_params`."""
+        from .reparam import softmax_params
+
+        return softmax_params(self, center)
+
+    @cached_property
+    def prsquared_coxsnell(self) -> float:
+        r"""Cox-Snell pseudo R-squared, :math:`1 - \exp(2 (\ell_0 - \ell) / n)`."""
+        return float(-np.expm1(2.0 * (self.llnull - self.llf) / self.nobs))
+
+    @cached_property
+    def prsquared_nagelkerke(self) -> float:
+        r"""Nagelkerke (Cragg-Uhler) pseudo R-squared: Cox-Snell divided by its maximum
+        :math:`1 - \exp(2 \ell_0 / n)`."""
+        return self.prsquared_coxsnell / float(-np.expm1(2.0 * self.llnull / self.nobs))
+
+    def pred_table(self) -> pd.DataFrame:
+        """Confusion matrix: rows observed outcome, columns the most probable outcome, both
+        labelled; cells count rows (frequency-weighted), as statsmodels' ``pred_table``."""
+        K = len(self.outcomes)
+        pred = np.argmax(self.fittedvalues.to_numpy(), axis=1)
+        tab = np.zeros((K, K))
+        np.add.at(tab, (self.model.level_codes, pred), self.model.freq_weights)
+        lab = list(self.outcomes)
+        return pd.DataFrame(
+            tab,
+            index=pd.Index(lab, name="observed"),
+            columns=pd.Index(lab, name="predicted"),
+        )
+
+    @cached_property
+    def _resid_response(self) -> np.ndarray:
+        prob = self.predict().to_numpy()
+        d = self.model.level_codes[:, None] == np.arange(len(self.outcomes))[None, :]
+        return _readonly(d - prob)
+
+    def _rows_frame(self, values) -> pd.DataFrame:
+        # Fresh frame each access from a read-only array, as params (results stay immutable).
+        cols = pd.Index(self.outcomes, name=self.model.endog_names)
+        return pd.DataFrame(np.array(values), index=self.model.row_labels, columns=cols)
+
+    @property
+    def resid_response(self) -> pd.DataFrame:
+        """Response residuals :math:`d_{ik} - P_{ik}` (rows x all K outcomes)."""
+        return self._rows_frame(self._resid_response)
+
+    @property
+    def resid_pearson(self) -> pd.DataFrame:
+        r"""Pearson residuals :math:`(d_{ik} - P_{ik}) / \sqrt{P_{ik}}`; the sum of their
+        squares over rows and outcomes is the Pearson :math:`\chi^2`."""
+        prob = self.predict().to_numpy()
+        return self._rows_frame(self._resid_response / np.sqrt(prob))
+
+    # --- end inference ---------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (
             f"<MultinomialLogitResults: {self.model.endog_names} ~ {self.model.k_exog} terms, "
             f"K={len(self.outcomes)}, ref={self.ref!r}, nobs={self.nobs:g}, llf={self.llf:.6f}>"
         )
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 def predict(model, beta, exog=None, which: str = "prob"):

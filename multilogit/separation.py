@@ -313,7 +313,7 @@ def model_separation(model) -> Separation | None:
         model.exog,
         model.endog,
         model.J,
-        w=model.freq_weights,
+        w=getattr(model, "_lik_weights", model.freq_weights),
         eq_outcomes=tuple(model.eq_outcomes),
         ref=model.ref,
         exog_names=tuple(model.exog_names),

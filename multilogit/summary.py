@@ -25,6 +25,9 @@ def header_items(res):
         ("Reference outcome:", [str(res.ref)]),
         ("Covariance Type:", [res._cov_estimator.describe()]),
     ]
+    n_groups = getattr(res._cov_estimator, "n_groups", None)
+    if n_groups is not None:
+        left.append(("No. Clusters:", [str(n_groups)]))
     right = [
         ("Pseudo R-squ.:", [_fmt(res.prsquared, ".4f")]),
         ("Log-Likelihood:", [_fmt(res.llf, ".6g")]),
@@ -48,11 +51,19 @@ def notes(res) -> list[str]:
     n_dropped = getattr(res.model, "n_dropped", 0)
     if n_dropped:
         out.append(f"{n_dropped} rows with missing values were dropped.")
+    if getattr(res.model, "weights", None) is not None:
+        out.append(
+            "Sampling weights: the log-likelihood is a pseudo-likelihood, so LR statistics "
+            f"(LLR p-value) are not valid tests; covariance {res.cov_type}."
+        )
+    cov_note = getattr(res._cov_estimator, "note", None)
+    if cov_note is not None:
+        out.append(cov_note())
     out.extend(getattr(res, "_summary_notes", ()))
     return out
 
 
-def build_summary(res, alpha=0.05, title=None) -> Summary:
+def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
     """One header table and one coefficient block per non-reference outcome."""
     model = res.model
     smry = Summary()
@@ -60,13 +71,18 @@ def build_summary(res, alpha=0.05, title=None) -> Summary:
     title = title or f"Multinomial Logit Regression Results (reference: {res.ref})"
     smry.add_table_2cols(res, gleft=left, gright=right, title=title)
     ci = res.conf_int(alpha)
+    params, bse = res.params, res.bse
+    if rrr:
+        # Relative-risk ratios (Stata's mlogit, rrr): exp(coef), delta-method SE, exp(CI).
+        params, bse = np.exp(params), np.exp(params) * bse
+        ci = np.exp(ci)
     names = [str(n) for n in model.exog_names]
     blocks = []
     for outcome in model.eq_outcomes:
         block = (
             res,
-            res.params[outcome].to_numpy(),
-            res.bse[outcome].to_numpy(),
+            params[outcome].to_numpy(),
+            bse[outcome].to_numpy(),
             res.tvalues[outcome].to_numpy(),
             res.pvalues[outcome].to_numpy(),
             ci.loc[outcome].to_numpy(),
@@ -82,8 +98,19 @@ def build_summary(res, alpha=0.05, title=None) -> Summary:
                 title=f"{model.endog_names}={outcome}",
             )
         )
-    smry.tables.append(table_extend(blocks, keep_headers=True))
+    table = table_extend(blocks, keep_headers=True)
+    if rrr:
+        _relabel_coef(table)
+    smry.tables.append(table)
     extra = notes(res)
     if extra:
         smry.add_extra_txt([f"[{i + 1}] {t}" for i, t in enumerate(extra)])
     return smry
+
+
+def _relabel_coef(table):
+    """Head the coefficient column ``rrr`` instead of ``coef`` (summary(rrr=True))."""
+    for row in table:
+        for cell in row:
+            if str(cell.data).strip() == "coef":
+                cell.data = "rrr"

@@ -1,0 +1,728 @@
+"""Marginal effects on the probability of every outcome, with delta-method standard errors.
+
+With :math:`P_k(x)` the probability of outcome ``k`` (reference included) and a variable
+:math:`v` that enters the design row :math:`x(v)`, the effects reported are
+
+.. math::
+
+    \\texttt{dydx} = \\frac{\\partial P_k}{\\partial v}
+                  = P_k \\big(\\beta_k - \\textstyle\\sum_l P_l \\beta_l\\big)^\\top
+                    \\frac{\\partial x}{\\partial v},
+    \\quad
+    \\texttt{eydx} = \\frac{\\partial \\log P_k}{\\partial v},
+    \\quad
+    \\texttt{dyex} = v \\frac{\\partial P_k}{\\partial v},
+    \\quad
+    \\texttt{eyex} = v \\frac{\\partial \\log P_k}{\\partial v},
+
+averaged over the sample (``at="overall"``, Stata's default average marginal effects) or
+evaluated at a representative row (``at="mean"`` / ``"median"``).  Discrete variables get a
+discrete change instead of a derivative:
+
+* a categorical term of a formula: the change from its base level to each other level, with
+  every row set to that level (Stata's factor-variable ``margins, dydx()``);
+* with ``dummy=True``, a numeric 0/1 variable: :math:`P_k(v=1) - P_k(v=0)` (as statsmodels);
+* with ``count=True``, a non-negative integer variable:
+  :math:`\\{P_k(v+1) - P_k(v-1)\\}/2` (statsmodels' definition).
+
+For the ``ey`` methods a discrete change is a difference of log-probabilities.
+
+The covariance of the effects is :math:`G V G^\\top`, with :math:`V` = ``results.cov_params()``
+(whatever covariance type the results carry) and :math:`G` the analytic Jacobian of the effects
+with respect to the parameters, summed over the rows chunk by chunk by the Numba kernels
+``chunk_margeff_derivative`` and ``chunk_margeff_level``.
+
+How ``x(v)`` is obtained
+------------------------
+* Array models: each non-constant design column is a variable; :math:`\\partial x/\\partial v`
+  is the unit vector of that column (exact).
+* Formula models: variables are the data columns the formula uses.  A numeric variable that
+  enters only as itself (``write``) gets the exact unit vector.  One that enters through a
+  transform or an interaction (``I(write**2)``, ``np.log(read)``, ``female:read``) gets
+  :math:`\\partial x/\\partial v` by a central finite difference of the *rebuilt design* in the
+  variable (step :math:`\\epsilon^{1/3}\\max(|v|, 1)`, relative error about ``1e-10``); the
+  parameter Jacobian is still analytic given that direction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import kernels
+
+# design.py is the one module that imports patsy; reuse its name parser from there.
+from .design import ast_names
+from .exceptions import DataError
+
+__all__ = ["MarginalEffects", "get_margeff"]
+
+METHODS = ("dydx", "eyex", "dyex", "eydx")
+_METHOD_NAMES = {
+    "dydx": "dy/dx",
+    "eyex": "d(lny)/d(lnx)",
+    "dyex": "dy/d(lnx)",
+    "eydx": "d(lny)/dx",
+}
+_FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)
+_CHUNK_ROWS = 8192
+# Formula rows are rebuilt by patsy, whose per-call overhead favours larger chunks.
+_FRAME_CHUNK_ROWS = 65536
+_MAX_GRID = 4096
+
+
+# ---------------------------------------------------------------------------------------------
+# Variables
+
+
+@dataclass
+class _Variable:
+    """One variable whose effect is reported.
+
+    ``kind`` is ``"continuous"``, ``"dummy"``, ``"count"`` or ``"categorical"``.  ``column`` is
+    the design column when :math:`\\partial x / \\partial v` is that column's unit vector.
+    """
+
+    name: str
+    kind: str
+    column: int | None = None
+    levels: tuple = ()
+    base: object = None
+
+
+def _is_dummy(v: np.ndarray) -> bool:
+    # statsmodels' rule: integer-valued with minimum 0 and maximum 1.
+    return bool(v.size and v.min() == 0 and v.max() == 1 and np.all(v % 1.0 == 0))
+
+
+def _is_count(v: np.ndarray) -> bool:
+    # statsmodels' rule: non-negative integers, not constant, not a dummy.
+    return bool(
+        v.size and np.all(v % 1.0 == 0) and np.all(v >= 0) and v.var() != 0 and not _is_dummy(v)
+    )
+
+
+def _numeric_kind(v: np.ndarray, dummy: bool, count: bool) -> str:
+    if dummy and _is_dummy(v):
+        return "dummy"
+    if count and _is_count(v):
+        return "count"
+    return "continuous"
+
+
+def _array_variables(model, dummy, count) -> list[_Variable]:
+    X = model.exog
+    out = []
+    for c, name in enumerate(model.exog_names):
+        col = X[:, c]
+        if np.all(col == col[0]):
+            continue  # the constant (statsmodels drops every zero-variance column)
+        out.append(_Variable(str(name), _numeric_kind(col, dummy, count), column=c))
+    return out
+
+
+def _categorical_base(design_info, factor, levels):
+    """The level coded as all zeros (the treatment reference), else the first level."""
+    for codings in design_info.term_codings.values():
+        for sub in codings:
+            cm = sub.contrast_matrices.get(factor)
+            if cm is None:
+                continue
+            zero = np.flatnonzero(np.all(np.asarray(cm.matrix) == 0.0, axis=1))
+            if len(zero):
+                return levels[int(zero[0])]
+    return levels[0]
+
+
+def _formula_variables(model, frame, dummy, count) -> list[_Variable]:
+    di = model.design.design_info
+    cols = set(frame.columns)
+    cats: dict[str, _Variable] = {}
+    nums: dict[str, list] = {}
+    order: list[str] = []
+    for term in di.terms:
+        for factor in term.factors:
+            info = di.factor_infos[factor]
+            names = [nm for nm in ast_names(factor.code) if nm in cols]
+            if info.type == "categorical":
+                if len(names) != 1:
+                    raise DataError(
+                        f"cannot attribute the categorical term {factor.code!r} to one data "
+                        "column, so its discrete changes are not defined"
+                    )
+                nm = names[0]
+                levels = tuple(info.categories)
+                base = _categorical_base(di, factor, levels)
+                prev = cats.get(nm)
+                if prev is not None and prev.levels != levels:
+                    raise DataError(f"column {nm!r} enters the formula with different levels")
+                cats[nm] = _Variable(nm, "categorical", levels=levels, base=base)
+            else:
+                for nm in names:
+                    nums.setdefault(nm, []).append((term, factor))
+            for nm in names:
+                if nm not in order:
+                    order.append(nm)
+    both = sorted(set(cats) & set(nums))
+    if both:
+        raise DataError(
+            f"column(s) {', '.join(map(repr, both))} enter the formula both as categorical and "
+            "as numeric; their marginal effect is not defined"
+        )
+    out = []
+    for nm in order:
+        if nm in cats:
+            out.append(cats[nm])
+            continue
+        vals = pd.to_numeric(frame[nm], errors="coerce").to_numpy(dtype=np.float64)
+        var = _Variable(nm, _numeric_kind(vals, dummy, count))
+        uses = nums[nm]
+        # Exact unit direction when the variable enters only as itself, in one-factor terms.
+        plain = all(len(term.factors) == 1 and factor.code.strip() == nm for term, factor in uses)
+        if plain and len({id(t) for t, _ in uses}) == 1:
+            sl = di.term_slices[uses[0][0]]
+            var.column = int(sl.start)
+        out.append(var)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples: where the effects are evaluated
+
+
+def _weighted_median(v, w):
+    if np.all(w == w[0]):
+        return float(np.median(v))
+    o = np.argsort(v, kind="stable")
+    cw = np.cumsum(w[o]) / w.sum()
+    return float(v[o][np.searchsorted(cw, 0.5)])
+
+
+class _ArraySample:
+    """Rows of an array model's design, or one representative row."""
+
+    def __init__(self, model, at, overrides):
+        X = model.exog
+        if overrides:
+            X = np.array(X, dtype=np.float64)  # copy only when values are fixed
+            for c, val in overrides.items():
+                X[:, c] = val
+        w = _row_weights(model)
+        if at == "overall":
+            self.X, self.w = X, w
+        else:
+            row = (
+                w @ X
+                if at == "mean"
+                else np.array([_weighted_median(X[:, c], w) for c in range(X.shape[1])])
+            )
+            self.X, self.w = row[None, :], np.ones(1)
+
+    def chunks(self):
+        n = len(self.X)
+        return [slice(i, min(i + _CHUNK_ROWS, n)) for i in range(0, n, _CHUNK_ROWS)]
+
+    def weights(self, sel):
+        return self.w[sel]
+
+    def values(self, sel, var):
+        return np.ascontiguousarray(self.X[sel, var.column])
+
+    def design(self, sel, override=None):
+        X = self.X[sel]
+        if override is None:
+            return np.ascontiguousarray(X)
+        X = X.copy()
+        var, value = override
+        X[:, var.column] = value
+        return X
+
+    def direction(self, sel, var, X):
+        D = np.zeros((1, X.shape[1]))
+        D[0, var.column] = 1.0
+        return D
+
+
+def _estimation_frame(model):
+    """The formula data (kept by the model) restricted to the rows used in the fit."""
+    frame = getattr(model, "_source_data", None)
+    if frame is None:
+        raise DataError(
+            "this formula model does not hold its data; refit it with mnlogit(formula, data)"
+        )
+    if not model.n_dropped:
+        return frame
+    if not frame.index.is_unique:
+        raise DataError(
+            "rows were dropped for missing values and the data's index has duplicate labels, "
+            "so the estimation rows cannot be recovered; reset the index before fitting"
+        )
+    return frame.iloc[frame.index.get_indexer(model.row_labels)]
+
+
+def _row_weights(model) -> np.ndarray:
+    """Averaging weights: the likelihood weights (frequency x sampling), summing to one."""
+    w = np.asarray(getattr(model, "_lik_weights", model.freq_weights), dtype=np.float64)
+    return w / w.sum()
+
+
+def _assign(frame, name, value):
+    """Set column ``name`` of ``frame`` (a copy) to ``value``, keeping a categorical dtype."""
+    col = frame[name]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        vals = np.broadcast_to(np.asarray(value, dtype=object), (len(frame),))
+        frame[name] = pd.Categorical(vals, categories=col.cat.categories)
+    else:
+        frame[name] = np.broadcast_to(np.asarray(value), (len(frame),)).copy()
+    return frame
+
+
+class _FrameSample:
+    """Rows of a formula model's data; or, for ``at="mean"/"median"``, a small weighted grid.
+
+    The representative row of ``at="mean"`` is Stata's ``atmeans``: numeric variables at their
+    means and every categorical variable's indicators at the sample shares.  Since the design is
+    linear in each categorical factor's indicators, that row is the share-weighted average of the
+    design over the grid of categorical levels, with the numeric variables at their means.
+    """
+
+    def __init__(self, model, at, overrides, variables):
+        frame = _estimation_frame(model).copy()
+        for name, val in overrides.items():
+            frame = _assign(frame, name, val)
+        self.design_obj = model.design
+        w = _row_weights(model)
+        self.collapsed = at != "overall"
+        if not self.collapsed:
+            self.frame, self.w = frame, w
+            return
+        grid = frame.iloc[[0]].copy()
+        self.rep = {}
+        cats = []
+        for var in variables:
+            if var.kind == "categorical":
+                if at == "median":
+                    raise ValueError(
+                        f"at='median' is not defined for the categorical variable "
+                        f"{var.name!r}; use at='mean'"
+                    )
+                codes = pd.Categorical(frame[var.name], categories=list(var.levels))
+                share = np.bincount(
+                    codes.codes[codes.codes >= 0],
+                    weights=w[codes.codes >= 0],
+                    minlength=len(var.levels),
+                )
+                cats.append((var.name, var.levels, share / share.sum()))
+            else:
+                v = pd.to_numeric(frame[var.name]).to_numpy(dtype=np.float64)
+                self.rep[var.name] = float(w @ v) if at == "mean" else _weighted_median(v, w)
+                grid = _assign(grid, var.name, self.rep[var.name])
+        combos = list(itertools.product(*[range(len(lv)) for _, lv, _ in cats]))
+        if len(combos) > _MAX_GRID:
+            raise ValueError(
+                f"at='mean' needs {len(combos)} combinations of categorical levels; use "
+                "at='overall'"
+            )
+        grid = grid.iloc[np.zeros(len(combos), dtype=np.intp)].reset_index(drop=True)
+        pi = np.ones(len(combos))
+        for c, (name, levels, share) in enumerate(cats):
+            idx = np.array([combo[c] for combo in combos], dtype=np.intp)
+            grid = _assign(grid, name, np.asarray(levels, dtype=object)[idx])
+            pi *= share[idx]
+        self.frame, self.pi, self.w = grid, pi, np.ones(1)
+
+    def chunks(self):
+        if self.collapsed:
+            return [slice(None)]
+        n, step = len(self.frame), _FRAME_CHUNK_ROWS
+        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+    def weights(self, sel):
+        return self.w if self.collapsed else self.w[sel]
+
+    def values(self, sel, var):
+        if self.collapsed:
+            return np.array([self.rep[var.name]])
+        return pd.to_numeric(self.frame[var.name].iloc[sel]).to_numpy(dtype=np.float64)
+
+    def design(self, sel, override=None):
+        f = self.frame.iloc[sel]
+        if override is not None:
+            var, value = override
+            f = _assign(f.copy(), var.name, value)
+        X, _ = self.design_obj.build(f)
+        if self.collapsed:
+            X = (self.pi @ X)[None, :]
+        return np.ascontiguousarray(X)
+
+    def direction(self, sel, var, X):
+        if var.column is not None:
+            D = np.zeros((1, X.shape[1]))
+            D[0, var.column] = 1.0
+            return D
+        v = self.values(sel, var)
+        h = _FD_STEP * np.maximum(np.abs(v), 1.0)
+        # The step is exactly representable in v's scale, so the divisor matches the change.
+        h = (v + h) - v
+        Xp = self.design(sel, (var, v + h))
+        Xm = self.design(sel, (var, v - h))
+        return np.ascontiguousarray((Xp - Xm) / (2.0 * h)[:, None])
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+
+
+def _check_options(at, method):
+    if isinstance(method, str):
+        method = method.lower()
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if isinstance(at, str):
+        at = at.lower()
+        if at not in ("overall", "mean", "median"):
+            raise ValueError(f"at must be 'overall', 'mean', 'median' or a dict; got {at!r}")
+    elif not isinstance(at, dict):
+        raise ValueError(f"at must be 'overall', 'mean', 'median' or a dict; got {at!r}")
+    return at, method
+
+
+def _finite_number(val) -> bool:
+    return (
+        isinstance(val, int | float | np.integer | np.floating)
+        and not isinstance(val, bool)
+        and bool(np.isfinite(val))
+    )
+
+
+def _array_overrides(model, at):
+    names = list(model.exog_names)
+    out = {}
+    for key, val in at.items():
+        if isinstance(key, int | np.integer) and not isinstance(key, bool):
+            if not 0 <= key < len(names):
+                raise DataError(f"at: column index {key} is out of range (0..{len(names) - 1})")
+            c = int(key)
+        elif key in names:
+            c = names.index(key)
+        else:
+            raise DataError(f"at: {key!r} is not a column of exog ({', '.join(names)})")
+        if not _finite_number(val):
+            raise DataError(f"at: the value of {key!r} must be a finite number; got {val!r}")
+        out[c] = float(val)
+    return out
+
+
+def _formula_overrides(variables, at):
+    by_name = {v.name: v for v in variables}
+    for key, val in at.items():
+        var = by_name.get(key)
+        if var is None:
+            raise DataError(f"at: {key!r} is not a variable of the formula ({', '.join(by_name)})")
+        if var.kind == "categorical":
+            if val not in var.levels:
+                raise DataError(
+                    f"at: {val!r} is not a level of {key!r} (levels: "
+                    + ", ".join(map(repr, var.levels))
+                    + ")"
+                )
+        elif not _finite_number(val):
+            raise DataError(f"at: the value of {key!r} must be a finite number; got {val!r}")
+    return dict(at)
+
+
+def _items(variables):
+    """One entry per reported row: (label, variable, how, spec)."""
+    items = []
+    for var in variables:
+        if var.kind == "continuous":
+            items.append((var.name, var, "derivative", None))
+        elif var.kind == "dummy":
+            items.append((var.name, var, "change", (1.0, 0.0)))
+        elif var.kind == "count":
+            items.append((var.name, var, "count", None))
+        else:
+            for lv in var.levels:
+                if lv != var.base:
+                    items.append((f"{var.name}[T.{lv}]", var, "change", (lv, var.base)))
+    return items
+
+
+def _accumulate(sample, items, beta, method):
+    J, p = beta.shape
+    K = J + 1
+    eff = np.zeros((len(items), K))
+    jac = np.zeros((len(items), K, J * p))
+    dy = method in ("dydx", "dyex")
+    ex = method in ("dyex", "eyex")
+    one = np.ones(1)
+    for sel in sample.chunks():
+        w = np.ascontiguousarray(sample.weights(sel), dtype=np.float64)
+        X = sample.design(sel)
+        for t, (_, var, how, spec) in enumerate(items):
+            if how == "derivative":
+                D = sample.direction(sel, var, X)
+                s = sample.values(sel, var) if ex else one
+                kernels.chunk_margeff_derivative(X, D, s, w, beta, dy, eff[t], jac[t])
+                continue
+            if how == "change":
+                hi, lo = spec
+                scale = 1.0
+            else:  # count: centred change of one unit, as statsmodels
+                v = sample.values(sel, var)
+                hi, lo, scale = v + 1.0, v - 1.0, 0.5
+            X1 = sample.design(sel, (var, hi))
+            X0 = sample.design(sel, (var, lo))
+            kernels.chunk_margeff_level(X1, w, beta, not dy, scale, eff[t], jac[t])
+            kernels.chunk_margeff_level(X0, w, beta, not dy, -scale, eff[t], jac[t])
+    return eff, jac
+
+
+def get_margeff(
+    results,
+    at: str | dict = "overall",
+    method: str = "dydx",
+    dummy: bool = True,
+    count: bool = False,
+) -> MarginalEffects:
+    """Marginal effects of every variable on the probability of every outcome.
+
+    Parameters
+    ----------
+    results : MultinomialLogitResults
+    at : {"overall", "mean", "median"} or dict
+        ``"overall"``: average of the effects over the estimation sample (average marginal
+        effects).  ``"mean"``: effects at the means (Stata's ``atmeans``; categorical
+        indicators at their sample shares).  ``"median"``: at the medians (numeric variables
+        only).  A dict ``{variable: value}`` fixes those variables at the given values in every
+        row and averages over the sample (Stata's ``at()``); keys are data columns for a formula
+        model (a level for a categorical variable), column names or positions for an array model.
+    method : {"dydx", "eyex", "dyex", "eydx"}
+        Derivative, elasticity or semi-elasticities (``ey``: of the log-probability, ``ex``:
+        with respect to the log of the variable).
+    dummy : bool
+        Treat numeric 0/1 variables as discrete: the change from 0 to 1.
+    count : bool
+        Treat non-negative integer variables as discrete: :math:`\\{P(v+1) - P(v-1)\\}/2`.
+
+    Returns
+    -------
+    MarginalEffects
+
+    Notes
+    -----
+    For ``dydx`` and ``dyex`` the effects on the K probabilities sum to zero, since the
+    probabilities sum to one.  Standard errors use ``results.cov_params()`` and treat the
+    evaluation points (means, medians) as fixed.
+    """
+    at, method = _check_options(at, method)
+    model = results.model
+    formula = model.design.design_info is not None
+    if formula:
+        variables = _formula_variables(model, _estimation_frame(model), dummy, count)
+        overrides = _formula_overrides(variables, at) if isinstance(at, dict) else {}
+    else:
+        variables = _array_variables(model, dummy, count)
+        overrides = _array_overrides(model, at) if isinstance(at, dict) else {}
+    if not variables:
+        raise DataError("the model has no variables besides the constant")
+    discrete = [v.name for v in variables if v.kind != "continuous"]
+    if discrete and method in ("eyex", "dyex"):
+        raise ValueError(
+            f"method={method!r} is an elasticity with respect to x, not defined for the discrete "
+            f"variable(s) {', '.join(map(repr, discrete))}; use 'dydx' or 'eydx' (or dummy=False"
+            " / count=False to treat numeric ones as continuous)"
+        )
+    if discrete and at == "median":
+        raise ValueError(
+            f"at='median' is not defined for the discrete variable(s) "
+            f"{', '.join(map(repr, discrete))}; use at='mean' (or dummy=False / count=False)"
+        )
+    mode = "overall" if isinstance(at, dict) else at
+    sample = (
+        _FrameSample(model, mode, overrides, variables)
+        if formula
+        else _ArraySample(model, mode, overrides)
+    )
+    items = _items(variables)
+    beta = np.ascontiguousarray(results._beta)
+    eff, jac = _accumulate(sample, items, beta, method)
+    order = model.level_to_internal  # internal column of each outcome, in level order
+    eff = eff[:, order]
+    jac = jac[:, order, :]
+    # Flat layout: outcome-major over (outcome, term), as everywhere in the package.
+    G = np.transpose(jac, (1, 0, 2)).reshape(-1, jac.shape[2])
+    V = results.cov_params().to_numpy()
+    cov = G @ V @ G.T
+    cov = 0.5 * (cov + cov.T)
+    return MarginalEffects(
+        results=results,
+        terms=[it[0] for it in items],
+        margeff=eff,
+        cov=cov,
+        jacobian=G,
+        method=method,
+        at=at,
+        kinds=[it[1].kind for it in items],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+class MarginalEffects:
+    """Marginal effects with delta-method inference; returned by ``results.get_margeff()``.
+
+    Attributes
+    ----------
+    margeff : DataFrame
+        Effects, rows terms, columns all K outcomes (reference included) in level order.
+    margeff_se : DataFrame
+        Standard errors, same shape.
+    margeff_cov : DataFrame
+        Covariance of the flat effects, indexed by ``(outcome, term)`` (outcome-major).
+    jacobian : ndarray
+        Derivative of the flat effects with respect to the flat parameters.
+    method, at
+        The options used.
+    """
+
+    def __init__(self, results, terms, margeff, cov, jacobian, method, at, kinds=None):
+        self.results = results
+        kinds = kinds or ["continuous"] * len(terms)
+        self._discrete = [t for t, k in zip(terms, kinds, strict=True) if k in ("dummy", "count")]
+        self._categorical = any(k == "categorical" for k in kinds)
+        self.method = method
+        self.at = at
+        self.jacobian = jacobian
+        model = results.model
+        self._outcomes = list(model.outcomes)
+        self._terms = list(terms)
+        self._eff = np.asarray(margeff)  # (terms, K)
+        self._cov = cov
+        self._se = np.sqrt(np.clip(np.diag(cov), 0.0, None)).reshape(len(self._outcomes), -1).T
+        cols = pd.Index(self._outcomes, name=model.endog_names)
+        rows = pd.Index(self._terms, name="term")
+        self.margeff = pd.DataFrame(self._eff, index=rows, columns=cols)
+        self.margeff_se = pd.DataFrame(self._se, index=rows, columns=cols)
+        self._flat_index = pd.MultiIndex.from_product(
+            [self._outcomes, self._terms], names=["outcome", "term"]
+        )
+        self.margeff_cov = pd.DataFrame(cov, index=self._flat_index, columns=self._flat_index)
+
+    @property
+    def tvalues(self) -> pd.DataFrame:
+        """z statistics, shaped like ``margeff``."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.margeff / self.margeff_se
+
+    @property
+    def pvalues(self) -> pd.DataFrame:
+        """Two-sided normal p-values, shaped like ``margeff``."""
+        return pd.DataFrame(
+            2.0 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
+            index=self.margeff.index,
+            columns=self.margeff.columns,
+        )
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald intervals indexed by ``(outcome, term)``, columns lower and upper."""
+        sf = self.summary_frame(alpha)
+        return sf[["lower", "upper"]]
+
+    def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Long table indexed by ``(outcome, term)``, outcome-major in outcome order.
+
+        Columns: ``effect``, ``std err``, ``z``, ``P>|z|``, ``lower``, ``upper``.
+        """
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+        q = stats.norm.ppf(1.0 - alpha / 2.0)
+        eff = self._eff.T.ravel()
+        se = self._se.T.ravel()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = eff / se
+        return pd.DataFrame(
+            {
+                "effect": eff,
+                "std err": se,
+                "z": z,
+                "P>|z|": 2.0 * stats.norm.sf(np.abs(z)),
+                "lower": eff - q * se,
+                "upper": eff + q * se,
+            },
+            index=self._flat_index,
+        )
+
+    def summary(self, alpha: float = 0.05):
+        """statsmodels ``Summary``: ``str()``, ``as_html()``, ``as_latex()``."""
+        from statsmodels.iolib.summary import Summary, summary_params, table_extend
+
+        res = self.results
+        model = res.model
+        at = (
+            self.at
+            if isinstance(self.at, str)
+            else ", ".join(f"{k}={v}" for k, v in self.at.items())
+        )
+        smry = Summary()
+        left = [
+            ("Dep. Variable:", [str(model.endog_names)]),
+            ("Method:", [self.method]),
+            ("At:", [at]),
+        ]
+        right = [
+            ("Reference outcome:", [str(res.ref)]),
+            ("Covariance Type:", [res.cov_type]),
+            ("No. Observations:", [f"{res.nobs:g}"]),
+        ]
+        smry.add_table_2cols(
+            res, gleft=left, gright=right, title="MultinomialLogit Marginal Effects"
+        )
+        ci = self.conf_int(alpha)
+        blocks = []
+        for k, outcome in enumerate(self._outcomes):
+            tbl = summary_params(
+                (
+                    res,
+                    self._eff[:, k],
+                    self._se[:, k],
+                    self.tvalues.to_numpy()[:, k],
+                    self.pvalues.to_numpy()[:, k],
+                    ci.loc[outcome].to_numpy(),
+                ),
+                xname=[str(t) for t in self._terms],
+                alpha=alpha,
+                use_t=False,
+                title=f"{model.endog_names}={outcome}",
+            )
+            # Name the statistic (dy/dx, ...) in the header instead of "coef".
+            tbl[0][1].data = _METHOD_NAMES[self.method]
+            blocks.append(tbl)
+        smry.tables.append(table_extend(blocks, keep_headers=True))
+        notes = []
+        if self._categorical:
+            notes.append(
+                "Terms like v[T.level] are discrete changes from the base level of v (all rows "
+                "set to each level)."
+            )
+        if self._discrete:
+            notes.append(
+                "Discrete change (0 to 1 for dummies, centred unit change for counts) for: "
+                + ", ".join(self._discrete)
+                + "."
+            )
+        if notes:
+            smry.add_extra_txt([f"[{i + 1}] {t}" for i, t in enumerate(notes)])
+        return smry
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary().as_html()

@@ -1,0 +1,169 @@
+"""Predicted probabilities with delta-method standard errors and confidence intervals.
+
+For row :math:`x` the probability of outcome ``k`` (reference included) has gradient
+
+.. math::
+
+    \\frac{\\partial P_k}{\\partial \\beta_j} = P_k (\\delta_{kj} - P_j)\\, x ,
+    \\qquad j = 1, \\dots, K-1 ,
+
+so with :math:`c_k = P_k (e_k - P_{1:J})` (:math:`e_\\mathrm{ref} = 0`) and the ``J x J`` matrix
+:math:`Q_{jl} = x^\\top V_{jl}\\, x` built from the blocks of ``V = results.cov_params()``,
+
+.. math::
+
+    \\operatorname{Var}(\\hat P_k) = c_k^\\top Q\\, c_k .
+
+Intervals are either on the logit scale of each probability (default; they stay inside (0, 1)
+and, for K = 2, equal statsmodels' ``Logit.get_prediction`` intervals), or symmetric on the
+probability scale (Stata's ``margins``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import expit, logit
+
+from . import backends
+
+__all__ = ["PredictionResults", "get_prediction"]
+
+_CHUNK_ROWS = 4096
+_CI_METHODS = ("logit", "symmetric")
+
+
+def _prob_variance(X, P, V, J):
+    """Delta-method variances ``(n, J+1)`` in internal order (reference last), chunk-wise."""
+    n, p = X.shape
+    V4 = V.reshape(J, p, J, p)
+    out = np.empty((n, J + 1))
+    eye = np.vstack([np.eye(J), np.zeros((1, J))])  # e_k, with e_ref = 0
+    for start in range(0, n, _CHUNK_ROWS):
+        sl = slice(start, min(start + _CHUNK_ROWS, n))
+        x = X[sl]
+        # Q[i, j, l] = x_i' V_jl x_i
+        Q = np.einsum("iq,jqlr,ir->ijl", x, V4, x, optimize=True)
+        Pc = P[sl]
+        C = Pc[:, :, None] * (eye[None, :, :] - Pc[:, None, :J])  # (m, K, J)
+        out[sl] = np.einsum("ikj,ijl,ikl->ik", C, Q, C, optimize=True)
+    return np.clip(out, 0.0, None)
+
+
+def get_prediction(results, exog=None) -> PredictionResults:
+    """Predicted probabilities of every outcome with delta-method uncertainty.
+
+    Parameters
+    ----------
+    results : MultinomialLogitResults
+    exog : DataFrame or array, optional
+        New data as for ``results.predict`` (a DataFrame with the formula's columns, or the
+        fitted columns of an array model).  Default: the estimation sample.
+
+    Returns
+    -------
+    PredictionResults
+    """
+    model = results.model
+    if exog is None:
+        X, index = model.exog, model.row_labels
+    else:
+        X, index = model.design.build(exog)
+        if index is None:
+            index = pd.RangeIndex(X.shape[0])
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    beta = np.ascontiguousarray(results._beta)
+    P = backends.predict_probabilities(X, beta)
+    var = _prob_variance(X, P, results.cov_params().to_numpy(), model.J)
+    order = model.level_to_internal
+    return PredictionResults(
+        P[:, order], np.sqrt(var[:, order]), pd.Index(index), list(model.outcomes), model
+    )
+
+
+class PredictionResults:
+    """Predicted probabilities with standard errors; from ``results.get_prediction()``.
+
+    Attributes
+    ----------
+    predicted : DataFrame
+        Probabilities, one row per observation, one column per outcome (level order).
+    se : DataFrame
+        Their delta-method standard errors.
+    """
+
+    def __init__(self, prob, se, index, outcomes, model):
+        cols = pd.Index(outcomes, name=model.endog_names)
+        self.predicted = pd.DataFrame(prob, index=index, columns=cols)
+        self.se = pd.DataFrame(se, index=index, columns=cols)
+        self._outcomes = outcomes
+
+    def conf_int(self, alpha: float = 0.05, method: str = "logit") -> tuple:
+        """Lower and upper bounds, each a DataFrame shaped like ``predicted``.
+
+        ``method="logit"``: :math:`\\operatorname{expit}(\\operatorname{logit} P \\pm z\\,
+        \\mathrm{se}/(P(1-P)))`, inside (0, 1).  ``method="symmetric"``:
+        :math:`P \\pm z\\, \\mathrm{se}` (Stata's ``margins``; may leave [0, 1]).
+        """
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+        if method not in _CI_METHODS:
+            raise ValueError(f"method must be 'logit' or 'symmetric'; got {method!r}")
+        q = stats.norm.ppf(1.0 - alpha / 2.0)
+        P = self.predicted.to_numpy()
+        se = self.se.to_numpy()
+        if method == "symmetric":
+            lo, hi = P - q * se, P + q * se
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                half = q * se / (P * (1.0 - P))
+                centre = logit(P)
+            lo, hi = expit(centre - half), expit(centre + half)
+        return self._like(lo), self._like(hi)
+
+    def _like(self, values) -> pd.DataFrame:
+        return pd.DataFrame(values, index=self.predicted.index, columns=self.predicted.columns)
+
+    def summary_frame(
+        self, alpha: float = 0.05, form: str = "long", method: str = "logit"
+    ) -> pd.DataFrame:
+        """Predictions, standard errors and intervals as one DataFrame.
+
+        Parameters
+        ----------
+        alpha : float
+            Intervals have coverage ``1 - alpha``.
+        form : {"long", "wide"}
+            ``"long"``: one row per (observation, outcome), indexed by ``(row, outcome)``,
+            columns ``prob``, ``std err``, ``lower``, ``upper``.  ``"wide"``: one row per
+            observation, columns a MultiIndex ``(outcome, statistic)``, outcome-major.
+        method : {"logit", "symmetric"}
+            How intervals are formed; see :meth:`conf_int`.
+        """
+        if form not in ("long", "wide"):
+            raise ValueError(f"form must be 'long' or 'wide'; got {form!r}")
+        lo, hi = self.conf_int(alpha, method)
+        stats_ = {"prob": self.predicted, "std err": self.se, "lower": lo, "upper": hi}
+        row_name = self.predicted.index.name or "row"
+        if form == "long":
+            n, K = self.predicted.shape
+            idx = pd.MultiIndex.from_arrays(
+                [
+                    np.repeat(np.asarray(self.predicted.index, dtype=object), K),
+                    np.tile(np.asarray(self._outcomes, dtype=object), n),
+                ],
+                names=[row_name, "outcome"],
+            )
+            return pd.DataFrame({k: v.to_numpy().ravel() for k, v in stats_.items()}, index=idx)
+        cols = pd.MultiIndex.from_product(
+            [self._outcomes, list(stats_)], names=["outcome", "statistic"]
+        )
+        data = np.stack([v.to_numpy() for v in stats_.values()], axis=2)  # (n, K, S)
+        out = pd.DataFrame(data.reshape(len(data), -1), index=self.predicted.index, columns=cols)
+        out.index.name = row_name
+        return out
+
+    def __repr__(self) -> str:
+        n, K = self.predicted.shape
+        return f"<PredictionResults: {n} rows x {K} outcomes>"

@@ -1,0 +1,97 @@
+"""Row-aligned side variables: frequency weights, sampling weights and cluster ids.
+
+Weights and cluster ids arrive as arrays (of the full data or of the rows kept), pandas Series, or,
+for a formula model, the name of a data column.  This module lines them up with the rows the model
+keeps after dropping missing values (``model.row_labels``) and checks them.
+
+Conventions
+-----------
+* ``freq_weights`` (Stata ``fweight``): a row with weight :math:`f_i` counts as :math:`f_i`
+  identical rows.  Estimates, standard errors and ``nobs`` (:math:`\\sum_i f_i`) equal those of
+  the expanded data.
+* ``weights`` (Stata ``pweight``, sampling weights): row :math:`i` enters the log
+  pseudo-likelihood with weight :math:`w_i`; the estimates are those of the weighted likelihood,
+  but the inverse information is not a valid covariance, so the robust sandwich (``HC1``, as
+  Stata) is the default.  ``nobs`` counts the rows with positive weight.
+* The likelihood weight of a row is :math:`f_i w_i`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import DataError
+
+__all__ = ["resolve_rows", "check_weights"]
+
+
+def _kept_positions(model) -> np.ndarray | None:
+    """Positions (in the data as given) of the rows the model kept; ``None`` when all kept."""
+    if not model.n_dropped:
+        return None
+    src = model._source_index
+    if src is None or not src.is_unique:
+        raise DataError(
+            "rows with missing values were dropped and the data index is not unique, so an array "
+            "cannot be lined up with the rows kept; pass values for the kept rows only"
+        )
+    return src.get_indexer(model.row_labels)
+
+
+def resolve_rows(model, values, what: str) -> np.ndarray:
+    """``values`` lined up with the model's rows (after missing-row dropping).
+
+    Parameters
+    ----------
+    model : MultinomialLogit
+    values : str, Series or array-like
+        A column name of the formula data; or one value per row of the data as given (rows
+        dropped for missing values are dropped here too); or one value per kept row.
+    what : str
+        Name used in error messages (``"freq_weights"``, ``"groups"``, ...).
+    """
+    n = len(model.exog)
+    if isinstance(values, str):
+        data = model._source_data
+        if data is None:
+            raise DataError(
+                f"{what}={values!r} names a column, which needs a formula model "
+                "(from_formula / mnlogit); pass an array"
+            )
+        if values not in data.columns:
+            raise DataError(f"{what}: column {values!r} is not in the data")
+        values = data[values]
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise DataError(f"{what} must be one column; got {values.shape[1]}")
+        values = values.iloc[:, 0]
+    arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataError(f"{what} must be 1-D; got shape {arr.shape}")
+    n_given = n + model.n_dropped
+    if len(arr) == n:
+        return arr
+    if model.n_dropped and len(arr) == n_given:
+        return arr[_kept_positions(model)]
+    expect = f"{n}" if not model.n_dropped else f"{n_given} (the data) or {n} (rows kept)"
+    raise DataError(f"{what} has {len(arr)} values; expected {expect}")
+
+
+def check_weights(arr, what: str) -> np.ndarray:
+    """Weights as float64; non-numeric, negative, non-finite or all-zero weights raise."""
+    try:
+        w = np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} must be numeric") from None
+    bad = ~np.isfinite(w)
+    if bad.any():
+        raise DataError(f"{what} holds {int(bad.sum())} missing or non-finite value(s)")
+    neg = w < 0
+    if neg.any():
+        raise DataError(f"{what} holds {int(neg.sum())} negative value(s)")
+    if not (w > 0).any():
+        raise DataError(f"{what} are all zero")
+    return w
