@@ -375,3 +375,24 @@ def test_pickle_array_model(hsb):
     back = pickle.loads(pickle.dumps(res))
     pd.testing.assert_frame_equal(back.params, res.params)
     _summaries_equal(res, back)
+
+
+@pytest.mark.parametrize("include_data", [False, True])
+def test_roundtrip_weights_and_cluster_covariance(tmp_path, hsb, newdata, include_data):
+    df = hsb.assign(w=1.0 + (hsb.id % 3), f=1 + (hsb.id % 2))
+    res = ml.mnlogit("prog ~ ses + write", df, weights="w", freq_weights="f").fit(
+        cov_type="cluster", cov_kwds={"groups": "cid"}
+    )
+    res.save(tmp_path / "w.npz", include_data=include_data)
+    loaded = ml.load(tmp_path / "w.npz")
+    _same_results(res, loaded, newdata)
+    text = loaded.summary().as_text()
+    assert "No. Clusters:" in text and "Sampling weights" in text
+    assert loaded.n_groups == 20
+    back = pickle.loads(pickle.dumps(res))
+    _same_results(res, back, newdata)
+    if include_data:
+        np.testing.assert_array_equal(loaded.model.weights, res.model.weights)
+        np.testing.assert_array_equal(loaded.model.freq_weights, res.model.freq_weights)
+        refit = loaded.model.fit(cov_type="nonrobust")
+        np.testing.assert_array_equal(refit.params.to_numpy(), res.params.to_numpy())

@@ -125,6 +125,33 @@ def test_relabelling_outcomes_permutes_columns(df, perm_seed):
     assert res_r.llf == pytest.approx(res.llf, rel=1e-12)
 
 
+@settings(max_examples=15, **SETTINGS)
+@given(df=datasets)
+def test_duplicated_rows_equal_frequency_weight_two(df):
+    k = df.shape[1] - 1
+    res_dup = _fit(pd.concat([df, df], ignore_index=True), _formula(k))
+    res_w = _fit(df.assign(f=2.0), _formula(k), freq_weights="f")
+    np.testing.assert_allclose(res_w.params, res_dup.params, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(res_w.bse, res_dup.bse, rtol=1e-8)
+    assert res_w.nobs == res_dup.nobs == 2 * len(df)
+    assert res_w.llf == pytest.approx(res_dup.llf, rel=1e-12)
+
+
+@settings(max_examples=15, **SETTINGS)
+@given(df=datasets, pick=st.integers(1, 3))
+def test_repivot_equals_refit(df, pick):
+    k = df.shape[1] - 1
+    labels = sorted(df.y.unique())
+    new_ref = labels[pick % len(labels)]
+    res = _fit(df, _formula(k), ref=labels[0])
+    refit = _fit(df, _formula(k), ref=new_ref)
+    piv = res.repivot(new_ref)
+    assert list(piv.params.columns) == list(refit.params.columns)
+    np.testing.assert_allclose(piv.params, refit.params, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(piv.bse, refit.bse, rtol=1e-7)
+    assert piv.llf == pytest.approx(refit.llf, rel=1e-12)
+
+
 @settings(max_examples=10, **SETTINGS)
 @given(df=datasets)
 def test_determinism_bitwise(df):

@@ -420,3 +420,22 @@ def test_never_linalg_or_index_error():
             assert re.search(r"parameters|separation|rank", str(exc))
         else:
             assert not res.converged or np.all(np.isfinite(res.params.to_numpy()))
+
+
+def test_zero_weight_rows_do_not_count(hsb, complete_df):
+    # A dummy that is non-zero only on rows of zero weight is aliased for the fit.
+    w = np.where(hsb.ses == "high", 0.0, 1.0)
+    with pytest.raises(ml.DataError, match=r"'ses\[T\.high\]' is all zero"):
+        ml.mnlogit("prog ~ ses + write", hsb.assign(w=w), weights="w").fit()
+    # Rows that break a separation stop counting once their weight is zero.
+    extra = pd.DataFrame(
+        {"x": [-1.0, -1.0, 0.0, 0.0, 1.0, 1.0], "y": ["b", "c", "a", "c", "a", "b"]}
+    )
+    df = pd.concat([complete_df, extra], ignore_index=True)
+    with _no_warnings():
+        assert ml.mnlogit("y ~ x", df).fit().converged
+    wz = np.r_[np.ones(len(complete_df)), np.zeros(6)]
+    with pytest.warns(ml.PerfectSeparationWarning, match="complete separation"):
+        res = ml.mnlogit("y ~ x", df.assign(wz=wz), freq_weights="wz").fit()
+    assert res.separation.kind == "complete"
+    assert res.separation.nobs == len(complete_df)
