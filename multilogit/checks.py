@@ -17,13 +17,14 @@ and mapping back is exact.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 from scipy import linalg
 
 from .design import Design, ModelData
 from .exceptions import DataError
+from .solver import NewtonResult
 
 __all__ = [
     "ALIAS_TOL",
@@ -335,11 +336,35 @@ def solve(model, backend, beta0, options, disp, callback, separation):
     return sol, sep
 
 
+@dataclass(frozen=True)
+class FlaggedState(NewtonResult):
+    """The solver's result plus what the reliability checks found.
+
+    Results read ``aliased``, ``separation`` and ``notes`` from their state, so every results
+    object derived from a fit without refitting (another covariance type, another reference
+    outcome) keeps them.
+    """
+
+    aliased: np.ndarray | None = field(default=None, repr=False)
+    separation: object = None
+    notes: tuple = ()
+
+
+def flag_state(state, **flags) -> FlaggedState:
+    """``state`` (a :class:`NewtonResult`) with reliability flags attached."""
+    base = {f.name: getattr(state, f.name) for f in fields(NewtonResult)}
+    for f in ("aliased", "separation", "notes"):
+        base[f] = flags.get(f, getattr(state, f, FlaggedState.__dataclass_fields__[f].default))
+    return FlaggedState(**base)
+
+
 def fit_without_aliased(model, aliased, fit_kwds):
     """Fit ``model`` without its aliased columns and report those coefficients as NaN (R).
 
-    The covariance rows and columns of the dropped coefficients are NaN too; predictions treat
-    them as 0, i.e. use the fitted columns only.
+    Internally the dropped coefficients are 0 with zero covariance, and the information matrix
+    has an identity block for them (uncoupled from the rest): predictions, marginal effects and
+    sandwich covariances then equal those of the reduced model.  The results show NaN for them
+    (``params``, ``bse``, ``cov_params()``).
     """
     from .results import MultinomialLogitResults
 
@@ -348,14 +373,18 @@ def fit_without_aliased(model, aliased, fit_kwds):
     kw = dict(fit_kwds)
     start = kw.get("start_params")
     if start is not None:
-        kw["start_params"] = model._coerce_start(start)[:, keep]
+        kw["start_params"] = np.nan_to_num(model._coerce_start(start))[:, keep]
     res = sub.fit(**kw, drop_collinear=False)
     J, p = model.J, model.k_exog
-    beta = np.full((J, p), np.nan)
-    beta[:, keep] = res._beta
     flat_keep = np.tile(keep, J)
-    cov = np.full((J * p, J * p), np.nan)
+    beta = np.zeros((J, p))
+    beta[:, keep] = res._beta
+    cov = np.zeros((J * p, J * p))
     cov[np.ix_(flat_keep, flat_keep)] = res._cov
+    score = np.zeros((J, p))
+    score[:, keep] = np.asarray(res._state.score).reshape(J, -1)
+    info = np.eye(J * p)
+    info[np.ix_(flat_keep, flat_keep)] = res._state.info
     sep = res.separation
     if sep is not None:
         full = np.zeros((J, p), dtype=bool)
@@ -363,17 +392,16 @@ def fit_without_aliased(model, aliased, fit_kwds):
         direction = np.zeros((J, p))
         direction[:, keep] = sep.direction
         sep = replace(sep, params=full, direction=direction, exog_names=tuple(model.exog_names))
-    # The solver state in the full layout too (NaN where the dropped columns are), so that
-    # everything shaped by the model's columns agrees.
-    score = np.full((J, p), np.nan)
-    score[:, keep] = np.asarray(res._state.score).reshape(J, -1)
-    info = np.full((J * p, J * p), np.nan)
-    info[np.ix_(flat_keep, flat_keep)] = res._state.info
-    state = replace(res._state, beta=beta, score=score, info=info)
     dropped = [n for n, a in zip(model.exog_names, aliased, strict=True) if a]
     note = (
         f"Column(s) {', '.join(map(repr, dropped))} dropped as aliased (linear combinations of "
         "other columns, drop_collinear=True): their coefficients are NaN."
+    )
+    state = flag_state(
+        replace(res._state, beta=beta, score=score, info=info),
+        aliased=aliased.copy(),
+        separation=sep,
+        notes=(note, *res._summary_notes),
     )
     fit_info = dict(
         converged=res.converged,
@@ -381,8 +409,5 @@ def fit_without_aliased(model, aliased, fit_kwds):
         log=res.iteration_log,
         message=res.fit_message,
         options=res.fit_options,
-        separation=sep,
-        aliased=aliased.copy(),
-        notes=(note, *res._summary_notes),
     )
     return MultinomialLogitResults(model, beta, state, cov, res._cov_estimator, fit_info)

@@ -326,14 +326,14 @@ class MultinomialLogit:
         sol, sep = checks.solve(self, self._backend(), beta0, options, disp, callback, separation)
         state = _FitState(self, sol.beta, sol.info, sol.llf)
         if sep is not None:
-            cov = separated_covariance(lambda: estimator.compute(state), sep, self.J, self.k_exog)
+            cov = separated_covariance(lambda: estimator.compute(state), self.J, self.k_exog)
         else:
             cov = estimator.compute(state)
         if sep is None and not np.all(np.isfinite(cov)):
             raise FitError("the covariance matrix is not finite at the estimates")
+        if sep is not None:
+            sol = checks.flag_state(sol, separation=sep, notes=(sep.message(),))
         fit_info = dict(
-            separation=sep,
-            notes=(sep.message(),) if sep is not None else (),
             converged=sol.converged and sep is None,
             n_iter=sol.n_iter,
             log=sol.log,

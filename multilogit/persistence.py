@@ -627,6 +627,7 @@ def load(path, key: bytes | str | None = None):
         digest (corrupted or edited), or its contents are inconsistent.
     """
     from . import design as design_mod
+    from .checks import flag_state
     from .results import MultinomialLogitResults
     from .separation import Separation
     from .solver import NewtonResult
@@ -659,14 +660,16 @@ def load(path, key: bytes | str | None = None):
             "modified" + (", or the key is wrong" if key is not None else "")
         )
     try:
-        return _build(meta, raw, design_mod, MultinomialLogitResults, Separation, NewtonResult)
+        return _build(
+            meta, raw, design_mod, MultinomialLogitResults, Separation, NewtonResult, flag_state
+        )
     except PersistenceError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         _fail(f"malformed results file: {type(exc).__name__}: {exc}")
 
 
-def _build(meta, raw, design_mod, Results, Separation, NewtonResult):
+def _build(meta, raw, design_mod, Results, Separation, NewtonResult, flag_state):
     specs = meta["arrays"]
     _expect(set(specs) == set(raw), "the array entries do not match the metadata")
     for name, spec in specs.items():
@@ -785,14 +788,14 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult):
         None if n_groups is None else int(n_groups),
         None if note is None else str(note),
     )
+    state = flag_state(
+        state, separation=sep, aliased=aliased, notes=tuple(str(n) for n in fit["notes"])
+    )
     fit_info = dict(
         converged=bool(fit["converged"]),
         n_iter=int(fit["n_iter"]),
         log=frame,
         message=str(fit["message"]),
         options=dict(fit["options"]),
-        separation=sep,
-        aliased=aliased,
-        notes=tuple(str(n) for n in fit["notes"]),
     )
     return Results(model, beta, state, np.array(raw["cov"]), cov_est, fit_info)

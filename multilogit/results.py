@@ -42,11 +42,13 @@ class MultinomialLogitResults:
         self.iteration_log = fit_info["log"]
         self.fit_message = fit_info.get("message", "")
         self.fit_options = dict(fit_info.get("options", {}))
-        # -- reliability (issue 5): separation report, aliased columns, summary notes
+        # -- reliability (issue 5): carried by the state (see checks.FlaggedState), so results
+        # derived without refitting keep them.
+        sep = getattr(state, "separation", None)
         #: :class:`~multilogit.separation.Separation` when the data are separated, else None.
-        self.separation = fit_info.get("separation")
-        self._aliased = fit_info.get("aliased")
-        self._summary_notes = tuple(fit_info.get("notes", ()))
+        self.separation = None if sep is None else sep.for_model(model)
+        self._aliased = getattr(state, "aliased", None)
+        self._summary_notes = tuple(getattr(state, "notes", ()))
 
     # -- labels ------------------------------------------------------------------------------
 
@@ -89,15 +91,34 @@ class MultinomialLogitResults:
     @property
     def params(self) -> pd.DataFrame:
         """Coefficients: rows are terms, columns the non-reference outcomes."""
-        return self._frame(self._beta)
+        return self._frame(_masked(self._beta.ravel(), self._nan_params))
 
     def cov_params(self) -> pd.DataFrame:
         """Covariance of the parameters, indexed by ``(outcome, term)`` on both axes."""
-        return pd.DataFrame(self._cov.copy(), index=self._flat_index, columns=self._flat_index)
+        cov = self._cov.copy()
+        if self._nan_cov is not None:
+            cov[self._nan_cov, :] = np.nan
+            cov[:, self._nan_cov] = np.nan
+        return pd.DataFrame(cov, index=self._flat_index, columns=self._flat_index)
+
+    # Dropped (aliased) coefficients are 0 internally and NaN in public; diverging ones under
+    # separation keep their value but have NaN standard errors.
+    @cached_property
+    def _nan_params(self) -> np.ndarray | None:
+        if self._aliased is None:
+            return None
+        return np.tile(np.asarray(self._aliased, dtype=bool), self.model.J)
+
+    @cached_property
+    def _nan_cov(self) -> np.ndarray | None:
+        masks = [m for m in (self._nan_params,) if m is not None]
+        if self.separation is not None:
+            masks.append(np.asarray(self.separation.params, dtype=bool).ravel())
+        return np.logical_or.reduce(masks) if masks else None
 
     @cached_property
     def _bse_flat(self) -> np.ndarray:
-        return _readonly(np.sqrt(np.diag(self._cov)))
+        return _readonly(_masked(np.sqrt(np.diag(self._cov)), self._nan_cov))
 
     @cached_property
     def _z_flat(self) -> np.ndarray:
@@ -206,9 +227,7 @@ class MultinomialLogitResults:
 
     def predict(self, exog=None, which: str = "prob"):
         """Predictions on the estimation data or on new data; see :func:`predict`."""
-        # Dropped (aliased) columns have NaN coefficients: they do not enter the prediction.
-        beta = self._beta if self._aliased is None else np.nan_to_num(self._beta, nan=0.0)
-        return predict(self.model, beta, exog, which)
+        return predict(self.model, self._beta, exog, which)
 
     # -- persistence (issue 5) ----------------------------------------------------------------
 
@@ -413,6 +432,15 @@ class MultinomialLogitResults:
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a
+
+
+def _masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """``values`` with NaN where ``mask`` is set (a copy when there is a mask)."""
+    if mask is None:
+        return values
+    out = np.array(values, dtype=np.float64)
+    out[mask] = np.nan
+    return out
 
 
 def predict(model, beta, exog=None, which: str = "prob"):

@@ -31,7 +31,7 @@ coefficients, steps that do not shrink, or vanishing information).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -107,6 +107,29 @@ class Separation:
             for k in range(p)
             if self.params[j, k]
         ]
+
+    def for_model(self, model) -> Separation:
+        """The same finding in ``model``'s parameterisation (after a change of reference).
+
+        With all K coefficient rows :math:`D_k` (the old reference's row 0), the direction for
+        reference :math:`r` has rows :math:`D_k - D_r`.
+        """
+        eq = tuple(model.eq_outcomes)
+        if eq == self.eq_outcomes:
+            return self
+        levels = list(model.outcomes)
+        full = {lv: np.zeros(self.direction.shape[1]) for lv in levels}
+        for j, lv in enumerate(self.eq_outcomes):
+            full[lv] = self.direction[j]
+        D = np.array([full[lv] - full[model.ref] for lv in eq])
+        scale = np.abs(D).max()
+        D = D / scale if scale > 0 else D
+        return replace(
+            self,
+            params=np.abs(D) > 1e-7,
+            direction=np.where(np.abs(D) > 1e-7, D, 0.0),
+            eq_outcomes=eq,
+        )
 
     def direction_frame(self) -> pd.DataFrame:
         """The divergent direction shaped like ``params`` (terms x non-reference outcomes)."""
@@ -400,20 +423,17 @@ class SeparationMonitor:
         return self.result
 
 
-def separated_covariance(compute, sep: Separation, J: int, p: int) -> np.ndarray:
-    """Covariance with rows and columns of diverging coefficients set to NaN.
+def separated_covariance(compute, J: int, p: int) -> np.ndarray:
+    """The estimator's covariance at the point where a separated fit stopped.
 
-    ``compute()`` returns the estimator's matrix at the point where the fit stopped; if it
-    fails (the information may be numerically singular there) every entry is NaN: nothing
-    about that point is meaningful.
+    The results show NaN for the diverging coefficients (``MultinomialLogitResults`` masks
+    them), but the matrix itself stays finite so that reparameterisations (another reference
+    outcome) map the other entries correctly.  If the estimator fails (the information can be
+    numerically singular there), every entry is NaN.
     """
     from .exceptions import FitError
 
     try:
-        cov = np.array(compute(), dtype=np.float64)
+        return np.array(compute(), dtype=np.float64)
     except FitError:
-        cov = np.full((J * p, J * p), np.nan)
-    bad = sep.params.ravel()
-    cov[bad, :] = np.nan
-    cov[:, bad] = np.nan
-    return cov
+        return np.full((J * p, J * p), np.nan)

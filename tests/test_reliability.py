@@ -439,3 +439,40 @@ def test_zero_weight_rows_do_not_count(hsb, complete_df):
         res = ml.mnlogit("y ~ x", df.assign(wz=wz), freq_weights="wz").fit()
     assert res.separation.kind == "complete"
     assert res.separation.nobs == len(complete_df)
+
+
+def test_drop_collinear_downstream_equals_reduced_model(hsb):
+    # Dropped coefficients act as 0 with no variance: robust covariances, repivoting,
+    # predictions and marginal effects equal those of the model without the aliased column.
+    df = hsb.assign(w2=2 * hsb.write)
+    res = ml.mnlogit("prog ~ ses + write + w2", df).fit(drop_collinear=True)
+    ref = ml.mnlogit("prog ~ ses + write", hsb).fit()
+    kept = list(ref.params.index)
+    for cov_type, kw in [("HC1", {}), ("cluster", {"groups": hsb.cid.to_numpy()})]:
+        r1 = res.get_robustcov_results(cov_type, **kw)
+        r0 = ref.get_robustcov_results(cov_type, **kw)
+        assert r1.bse.loc["w2"].isna().all()
+        np.testing.assert_allclose(r1.bse.loc[kept], r0.bse, rtol=1e-10)
+        assert "dropped as aliased" in r1.summary().as_text()
+    piv, piv0 = res.repivot("general"), ref.repivot("general")
+    assert piv.params.loc["w2"].isna().all() and piv.bse.loc["w2"].isna().all()
+    np.testing.assert_allclose(piv.params.loc[kept], piv0.params, rtol=1e-10)
+    np.testing.assert_allclose(piv.bse.loc[kept], piv0.bse, rtol=1e-10)
+    pred = res.get_prediction(df.head(5)).summary_frame()
+    pred0 = ref.get_prediction(hsb.head(5)).summary_frame()
+    np.testing.assert_allclose(pred["prob"], pred0["prob"], rtol=1e-10)
+
+
+def test_separation_survives_new_covariance_and_repivot(quasi_df):
+    with pytest.warns(ml.PerfectSeparationWarning):
+        res = ml.mnlogit("y ~ x + g", quasi_df).fit()
+    rob = res.get_robustcov_results("HC1")
+    assert rob.separation is not None
+    assert rob.bse.loc["g[T.g2]"].isna().all() and rob.bse.loc["x"].notna().all()
+    # With reference 'b', only the 'a' equation diverges on g (for the g2 rows both 'b' and
+    # 'c' have probability -> 0, and their log odds stay finite).
+    piv = res.repivot("b")
+    assert piv.separation.diverging == [("a", "g[T.g2]")]
+    assert piv.bse.loc["g[T.g2]", "a"] != piv.bse.loc["g[T.g2]", "a"]  # NaN
+    assert np.isfinite(piv.bse.loc["g[T.g2]", "c"])
+    assert "quasi-complete separation" in piv.summary().as_text()
