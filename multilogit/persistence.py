@@ -12,9 +12,9 @@ loading a file never executes code.  Entries:
     scalars), fit information (convergence, iteration count, options, covariance type and its
     description, separation report, aliased columns, summary notes) and the shapes of every
     array below.
-``params`` ``(J, p)``, ``cov`` ``(J p, J p)``, ``score`` ``(J, p)``, ``info`` ``(J p, J p)``,
-``outcome_counts`` ``(K,)``, ``iteration_log`` ``(iterations, 6)``
-    float64 arrays.
+``params``, ``cov``, ``score``, ``info``, ``outcome_counts``, ``iteration_log``
+    float64 arrays of shapes ``(J, p)``, ``(J p, J p)``, ``(J, p)``, ``(J p, J p)``, ``(K,)``
+    and ``(iterations, columns)``.
 ``transform.<factor>.<name>.<attribute>``
     Array state of patsy stateful transforms (``center``, ``standardize``, ``bs``, ``cr``, ...),
     in their own dtype (``center`` sums in extended precision).
