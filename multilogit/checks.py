@@ -391,7 +391,17 @@ def fit_without_aliased(model, aliased, fit_kwds):
         full[:, keep] = sep.params
         direction = np.zeros((J, p))
         direction[:, keep] = sep.direction
-        sep = replace(sep, params=full, direction=direction, exog_names=tuple(model.exog_names))
+        null = None
+        if sep.null_space is not None:
+            null = np.zeros((J, p, sep.null_space.shape[2]))
+            null[:, keep, :] = sep.null_space
+        sep = replace(
+            sep,
+            params=full,
+            direction=direction,
+            null_space=null,
+            exog_names=tuple(model.exog_names),
+        )
     dropped = [n for n, a in zip(model.exog_names, aliased, strict=True) if a]
     note = (
         f"Column(s) {', '.join(map(repr, dropped))} dropped as aliased (linear combinations of "

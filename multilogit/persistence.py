@@ -438,6 +438,8 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
     if sep is not None:
         arrays["separation.params"] = np.asarray(sep.params, dtype=bool)
         arrays["separation.direction"] = np.asarray(sep.direction, dtype=np.float64)
+        if sep.null_space is not None:
+            arrays["separation.null_space"] = np.asarray(sep.null_space, dtype=np.float64)
         sep_meta = {
             "kind": sep.kind,
             "outcomes": [_label(o) for o in sep.outcomes],
@@ -763,6 +765,10 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult, flag_state)
         mask = raw["separation.params"]
         direction = raw["separation.direction"]
         _expect(mask.shape == (J, p) and direction.shape == (J, p), "separation arrays")
+        null = raw.get("separation.null_space")
+        if null is not None:
+            _expect(null.ndim == 3 and null.shape[:2] == (J, p), "separation null space")
+            null = np.array(null)
         sep = Separation(
             kind=str(s["kind"]),
             outcomes=tuple(s["outcomes"]),
@@ -774,6 +780,7 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult, flag_state)
             nobs=float(s["nobs"]),
             eq_outcomes=tuple(outcome.eq_levels),
             exog_names=names,
+            null_space=null,
         )
     aliased = None
     if "aliased" in raw:

@@ -75,7 +75,9 @@ class Separation:
     terms : tuple
         Design terms with a non-zero component in the divergent direction.
     params : ndarray of bool, shape (J, p)
-        Coefficients that diverge (their standard errors are reported as NaN).
+        Coefficients without a meaningful estimate: those that diverge, and those the data
+        no longer identify once the separated probabilities are 0 or 1 (their standard errors
+        are reported as NaN).
     direction : ndarray, shape (J, p)
         A recession direction of the log-likelihood, largest component 1 in absolute value, in
         the original (unscaled) coordinates' signs.
@@ -96,17 +98,28 @@ class Separation:
     nobs: float
     eq_outcomes: tuple = field(default=(), repr=False)
     exog_names: tuple = field(default=(), repr=False)
+    #: Basis of the directions the limiting log-likelihood is flat in, shape (J, p, r).
+    null_space: np.ndarray | None = field(default=None, repr=False)
 
-    @property
-    def diverging(self) -> list[tuple]:
-        """``(outcome, term)`` pairs of the diverging coefficients."""
-        J, p = self.params.shape
+    def _pairs(self, mask) -> list[tuple]:
+        J, p = mask.shape
         return [
             (self.eq_outcomes[j], self.exog_names[k])
             for j in range(J)
             for k in range(p)
-            if self.params[j, k]
+            if mask[j, k]
         ]
+
+    @property
+    def diverging(self) -> list[tuple]:
+        """``(outcome, term)`` pairs of the coefficients that diverge."""
+        return self._pairs(self.direction != 0)
+
+    @property
+    def unidentified(self) -> list[tuple]:
+        """``(outcome, term)`` pairs that do not diverge but are not identified in the limit
+        (e.g. a level whose rows all have probability 0 for that outcome already)."""
+        return self._pairs(self.params & (self.direction == 0))
 
     def for_model(self, model) -> Separation:
         """The same finding in ``model``'s parameterisation (after a change of reference).
@@ -118,18 +131,22 @@ class Separation:
         if eq == self.eq_outcomes:
             return self
         levels = list(model.outcomes)
-        full = {lv: np.zeros(self.direction.shape[1]) for lv in levels}
-        for j, lv in enumerate(self.eq_outcomes):
-            full[lv] = self.direction[j]
-        D = np.array([full[lv] - full[model.ref] for lv in eq])
+        D = _repivot_rows(self.direction, self.eq_outcomes, levels, eq, model.ref)
         scale = np.abs(D).max()
         D = D / scale if scale > 0 else D
-        return replace(
-            self,
-            params=np.abs(D) > 1e-7,
-            direction=np.where(np.abs(D) > 1e-7, D, 0.0),
-            eq_outcomes=eq,
-        )
+        D = np.where(np.abs(D) > 1e-7, D, 0.0)
+        mask = D != 0
+        null = self.null_space
+        if null is not None:
+            null = np.stack(
+                [
+                    _repivot_rows(null[:, :, r], self.eq_outcomes, levels, eq, model.ref)
+                    for r in range(null.shape[2])
+                ],
+                axis=2,
+            )
+            mask = mask | _support(null)
+        return replace(self, params=mask, direction=D, eq_outcomes=eq, null_space=null)
 
     def direction_frame(self) -> pd.DataFrame:
         """The divergent direction shaped like ``params`` (terms x non-reference outcomes)."""
@@ -140,12 +157,18 @@ class Separation:
     def message(self) -> str:
         outs = ", ".join(map(repr, self.outcomes))
         terms = ", ".join(map(repr, self.terms))
-        eqs = sorted({o for o, _ in self.diverging}, key=self.eq_outcomes.index)
+
+        def pairs(items):
+            return ", ".join(f"{o!r}:{t!r}" for o, t in items)
+
+        extra = self.unidentified
+        more = f"; not identified: {pairs(extra)}" if extra else ""
         return (
             f"{self.kind} separation: {self.n_separated:g} of {self.nobs:g} observations have "
-            f"fitted probabilities driven to 0 or 1 (outcome(s) {outs}; term(s) {terms}); the "
-            f"coefficients of {', '.join(map(repr, eqs))} on those terms diverge, so the fit was "
-            "stopped early and their standard errors are reported as NaN"
+            f"fitted probabilities driven to 0 or 1 (outcome(s) {outs}; term(s) {terms}). "
+            f"Diverging coefficients (outcome:term): {pairs(self.diverging)}{more}. The fit "
+            "was stopped early; their standard errors are reported as NaN and the other "
+            "estimates are those of the last iteration"
         )
 
 
@@ -234,6 +257,50 @@ def _sparsest(A, strict, fallback):
     return d
 
 
+def _repivot_rows(rows, eq_from, levels, eq_to, new_ref):
+    """Coefficient rows (J, p) for reference ``new_ref``: :math:`D_k - D_{new}` (old ref 0)."""
+    full = {lv: np.zeros(rows.shape[1]) for lv in levels}
+    for j, lv in enumerate(eq_from):
+        full[lv] = rows[j]
+    return np.array([full[lv] - full[new_ref] for lv in eq_to])
+
+
+def _support(null):
+    """Coordinates on which a null-space basis (J, p, r) is non-zero."""
+    if null.shape[2] == 0:
+        return np.zeros(null.shape[:2], dtype=bool)
+    norm = np.sqrt((null**2).sum(axis=2))
+    return norm > 1e-6 * max(norm.max(), 1e-300)
+
+
+def _limit_null_space(Xu, yu, wu, pair_obs, pair_alt, strict, J):
+    """Directions in which the limiting log-likelihood (separated pairs at probability 0) is
+    flat, as a basis of shape (J, p, r).
+
+    In the limit, row i keeps only the outcomes tied with its own along the divergent
+    direction (the non-strict pairs).  Its information is that of a softmax over those
+    outcomes; the null space does not depend on the (positive) probabilities among them, so
+    they are taken equal.
+    """
+    n, p = Xu.shape
+    alive = np.zeros((n, J + 1), dtype=bool)
+    alive[np.arange(n), np.where(yu < 0, J, yu)] = True
+    tied = ~strict
+    alive[pair_obs[tied], np.where(pair_alt < 0, J, pair_alt)[tied]] = True
+    prob = alive / alive.sum(axis=1, keepdims=True)
+    pe = prob[:, :J]
+    info = np.zeros((J * p, J * p))
+    for j in range(J):
+        for k in range(j, J):
+            wjk = wu * pe[:, j] * ((1.0 if j == k else 0.0) - pe[:, k])
+            block = (Xu * wjk[:, None]).T @ Xu
+            info[j * p : (j + 1) * p, k * p : (k + 1) * p] = block
+            info[k * p : (k + 1) * p, j * p : (j + 1) * p] = block.T
+    vals, vecs = np.linalg.eigh(info)
+    null = vecs[:, vals <= 1e-10 * max(vals.max(), 1e-300)]
+    return null.reshape(J, p, -1)
+
+
 def find_separation(
     X: np.ndarray,
     y: np.ndarray,
@@ -316,11 +383,14 @@ def find_separation(
     outcomes = tuple(outcomes)
     names = tuple(exog_names) if exog_names else tuple(f"x{k + 1}" for k in range(p))
     terms = tuple(names[k] for k in range(p) if mask[:, k].any())
+    # Null space in unit-column coordinates; back to the original ones (beta = b / scale).
+    null = _limit_null_space(Xu, yu, wu, pair_obs, pair_alt, strict, J) / colscale[:, None]
     return Separation(
         kind="complete" if perfect.all() else "quasi-complete",
         outcomes=outcomes,
         terms=terms,
-        params=mask,
+        params=mask | _support(null),
+        null_space=null,
         direction=D_orig,
         n_separated=float(wu[any_strict].sum()),
         n_perfect=float(wu[perfect].sum()),

@@ -469,10 +469,33 @@ def test_separation_survives_new_covariance_and_repivot(quasi_df):
     rob = res.get_robustcov_results("HC1")
     assert rob.separation is not None
     assert rob.bse.loc["g[T.g2]"].isna().all() and rob.bse.loc["x"].notna().all()
-    # With reference 'b', only the 'a' equation diverges on g (for the g2 rows both 'b' and
-    # 'c' have probability -> 0, and their log odds stay finite).
+    # With reference 'b', only the 'a' equation diverges on g; for the g2 rows both 'b' and
+    # 'c' have probability -> 0, so their log odds there stay finite but are not identified.
     piv = res.repivot("b")
     assert piv.separation.diverging == [("a", "g[T.g2]")]
-    assert piv.bse.loc["g[T.g2]", "a"] != piv.bse.loc["g[T.g2]", "a"]  # NaN
-    assert np.isfinite(piv.bse.loc["g[T.g2]", "c"])
+    assert piv.separation.unidentified == [("c", "g[T.g2]")]
+    assert piv.bse.loc["g[T.g2]"].isna().all()
+    assert np.all(np.isfinite(piv.bse.loc[["Intercept", "x"]].to_numpy()))
     assert "quasi-complete separation" in piv.summary().as_text()
+
+
+def test_repivoted_separation_matches_refit(quasi_df):
+    with pytest.warns(ml.PerfectSeparationWarning):
+        piv = ml.mnlogit("y ~ x + g", quasi_df).fit().repivot("c")
+    with pytest.warns(ml.PerfectSeparationWarning):
+        refit = ml.mnlogit("y ~ x + g", quasi_df, ref="c").fit()
+    assert piv.separation.diverging == refit.separation.diverging
+    assert piv.separation.unidentified == refit.separation.unidentified
+    np.testing.assert_array_equal(piv.separation.params, refit.separation.params)
+
+
+def test_unidentified_coefficients_are_reported(hsb):
+    # awards = 4 rows are all 'enrolled' with no 'general': once the intercept of 'general'
+    # diverges, nothing identifies that level's 'general' coefficient any more.
+    with pytest.warns(ml.PerfectSeparationWarning, match=r"not identified: 'general':'C\(awa"):
+        res = ml.mnlogit("prog ~ C(awards) + honors", hsb).fit()
+    assert ("general", "C(awards)[T.4]") in res.separation.unidentified
+    assert ("general", "C(awards)[T.4]") not in res.separation.diverging
+    assert np.isnan(res.bse.loc["C(awards)[T.4]", "general"])
+    assert np.isfinite(res.bse.loc["C(awards)[T.4]", "vocation"])
+    assert res.separation.diverging[-1] == ("vocation", "C(awards)[T.5]")
