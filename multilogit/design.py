@@ -170,7 +170,7 @@ class Design:
 
     def __reduce__(self):
         # patsy's objects refuse to pickle: pickle the design by value (issue 5).
-        from .persistence import reduce_design
+        from .design_state import reduce_design
 
         return reduce_design(self)
 

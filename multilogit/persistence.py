@@ -35,345 +35,26 @@ saved transform state is copied into the rebuilt transforms.
 
 Pickling
 --------
-patsy's objects refuse to pickle.  :func:`reduce_design` (used by ``Design.__reduce__``) pickles
-the patsy ``DesignInfo`` by value with a private pickler and replaces the captured evaluation
-environment by the names the formula uses, so ``pickle.dumps(results)`` works.
+patsy's objects refuse to pickle; :mod:`multilogit.design_state` pickles the patsy
+``DesignInfo`` by value (``Design.__reduce__``), so ``pickle.dumps(results)`` works.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import hmac
-import importlib
-import io
 import json
-import pickle
-import types
 
 import numpy as np
 import pandas as pd
 
+from .design_state import design_state, json_label, jsonable, rebuild_design
 from .exceptions import PersistenceError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save", "reduce_design"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
 FORMAT = "multilogit-results"
 FORMAT_VERSION = 1
-
-# -- formula safety ---------------------------------------------------------------------------
-
-_PATSY_CALLABLES = {
-    "C", "I", "Q", "center", "standardize", "scale", "bs", "cr", "cc", "te",
-    "Treatment", "Sum", "Diff", "Helmert", "Poly",
-}  # fmt: skip
-_NUMPY_CALLABLES = {
-    "log", "log1p", "log2", "log10", "exp", "expm1", "sqrt", "square", "abs", "absolute",
-    "power", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
-    "floor", "ceil", "round", "rint", "clip", "maximum", "minimum", "where", "sign",
-}  # fmt: skip
-_NUMPY_NAMES = {"np", "numpy"}
-_ALLOWED_NODES = (
-    ast.Expression, ast.Name, ast.Load, ast.Call, ast.Attribute, ast.BinOp, ast.UnaryOp,
-    ast.Compare, ast.BoolOp, ast.Constant, ast.keyword, ast.List, ast.Tuple,
-    ast.operator, ast.unaryop, ast.cmpop, ast.boolop,
-)  # fmt: skip
-_TRANSFORMS = {"Center", "Standardize", "BS", "CR", "CC", "TE"}
-
-
-def _check_code(code: str) -> set[str]:
-    """Raise unless ``code`` only uses data names, arithmetic and whitelisted functions.
-
-    Returns the data variables the code refers to.
-    """
-    try:
-        tree = ast.parse(code, mode="eval")
-    except SyntaxError:
-        raise PersistenceError(f"formula term {code!r} is not a valid expression") from None
-    variables: set[str] = set()
-    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise PersistenceError(
-                f"formula term {code!r} uses {type(node).__name__}, which a saved model does not "
-                "allow (use a plain formula, or pickle the results)"
-            )
-        if isinstance(node, ast.Attribute):
-            base = node.value
-            if not (
-                isinstance(base, ast.Name)
-                and base.id in _NUMPY_NAMES
-                and node.attr in _NUMPY_CALLABLES
-                and id(node) in called
-            ):
-                raise PersistenceError(
-                    f"formula term {code!r}: only calls to np.<function> for "
-                    f"{', '.join(sorted(_NUMPY_CALLABLES))} can be saved"
-                )
-        elif isinstance(node, ast.Name):
-            if node.id.startswith("_"):
-                raise PersistenceError(f"formula term {code!r}: name {node.id!r} not allowed")
-            if id(node) in called:
-                if node.id not in _PATSY_CALLABLES:
-                    raise PersistenceError(
-                        f"formula term {code!r} calls {node.id!r}; a saved model can only use "
-                        f"patsy's {', '.join(sorted(_PATSY_CALLABLES))} and np.<function>"
-                    )
-            elif node.id not in _NUMPY_NAMES and node.id not in _PATSY_CALLABLES:
-                # (contrasts such as Sum are passed uncalled: C(x, Sum))
-                variables.add(node.id)
-        elif isinstance(node, ast.Call):
-            f = node.func
-            if isinstance(f, ast.Name) and f.id == "Q":
-                if len(node.args) != 1 or not isinstance(node.args[0], ast.Constant):
-                    raise PersistenceError(f"formula term {code!r}: Q() needs one string")
-                variables.add(str(node.args[0].value))
-    # Strings of Q("...") are column names, not free variables; the rest are data columns.
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            variables.discard(node.value.id)
-    return variables
-
-
-# -- JSON helpers -----------------------------------------------------------------------------
-
-
-def _label(v):
-    """An outcome or category label as a JSON value (str, int, float, bool)."""
-    v = v.item() if isinstance(v, np.generic) else v
-    if isinstance(v, bool | int | float | str):
-        return v
-    raise PersistenceError(
-        f"label {v!r} of type {type(v).__name__} cannot be saved (only str, int, float, bool)"
-    )
-
-
-def _jsonable(v):
-    v = v.item() if isinstance(v, np.generic) else v
-    if v is None or isinstance(v, bool | int | float | str):
-        return v
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    raise TypeError(type(v).__name__)
-
-
-# -- design state -----------------------------------------------------------------------------
-
-
-def _design_state(design, arrays: dict) -> dict:
-    """JSON description of a formula design; transform arrays go into ``arrays``."""
-    di = design.design_info
-    factors = []
-    for fi_num, (factor, info) in enumerate(di.factor_infos.items()):
-        code = getattr(factor, "code", None)
-        if code is None:
-            raise PersistenceError(f"design factor {factor!r} cannot be saved")
-        _check_code(code)
-        entry = {"code": code, "type": info.type, "num_columns": info.num_columns}
-        if info.type == "categorical":
-            entry["categories"] = [_label(c) for c in info.categories]
-        transforms = {}
-        for name, obj in info.state.get("transforms", {}).items():
-            cls = type(obj).__name__
-            if cls not in _TRANSFORMS:
-                raise PersistenceError(
-                    f"formula term {code!r} uses the stateful transform {cls}, which cannot be "
-                    "saved; pickle the results instead"
-                )
-            scalars = {}
-            for attr, val in vars(obj).items():
-                if isinstance(val, np.ndarray):
-                    arrays[f"transform.{fi_num}.{name}.{attr}"] = val
-                    scalars[attr] = {"array": True}
-                else:
-                    try:
-                        scalars[attr] = {"value": _jsonable(val)}
-                    except TypeError:
-                        raise PersistenceError(
-                            f"state {attr!r} of transform {cls} in {code!r} cannot be saved"
-                        ) from None
-            transforms[name] = {"class": cls, "state": scalars}
-        entry["transforms"] = transforms
-        factors.append(entry)
-    return {"formula": design.formula, "factors": factors}
-
-
-def _synthetic_frame(factors) -> pd.DataFrame:
-    """A small frame on which patsy rebuilds the saved design: every categorical factor's levels
-    appear, numeric variables take distinct positive values."""
-    cats: dict[str, list] = {}
-    variables: list[str] = []
-    for f in factors:
-        names = sorted(_check_code(f["code"]))
-        for nm in names:
-            if nm not in variables:
-                variables.append(nm)
-        if f["type"] == "categorical" and len(names) == 1:
-            cats.setdefault(names[0], list(f["categories"]))
-    m = max([8] + [len(c) for c in cats.values()])
-    data = {}
-    for nm in variables:
-        if nm in cats:
-            levels = cats[nm]
-            vals = [levels[i % len(levels)] for i in range(m)]
-            if all(isinstance(v, str) for v in levels):
-                # A Categorical keeps the saved level order (patsy would sort plain strings).
-                data[nm] = pd.Categorical(vals, categories=levels)
-            elif all(isinstance(v, bool) for v in levels):
-                data[nm] = np.array(vals, dtype=bool)
-            else:
-                data[nm] = pd.Series(vals)
-        else:
-            data[nm] = 1.0 + np.arange(m) / m
-    return pd.DataFrame(data)
-
-
-def _safe_env():
-    import patsy
-
-    return patsy.EvalEnvironment([{"np": np, "numpy": np}])
-
-
-def _rebuild_design(state: dict, names: tuple, arrays) -> object:
-    """Design rebuilt from :func:`_design_state` output (with its transform arrays)."""
-    import patsy
-
-    from .design import Design
-
-    factors = state["factors"]
-    formula = state["formula"]
-    if not isinstance(formula, str) or "~" not in formula:
-        raise PersistenceError("saved formula is missing or malformed")
-    for f in factors:
-        _check_code(f["code"])
-    env = _safe_env()
-    frame = _synthetic_frame(factors)
-    try:
-        full = patsy.ModelDesc.from_formula(formula)
-        desc = patsy.ModelDesc([], full.rhs_termlist)
-        for term in desc.rhs_termlist:
-            for fac in term.factors:
-                _check_code(fac.code)
-        di = patsy.dmatrix(
-            desc, frame, eval_env=env, NA_action=patsy.NAAction(NA_types=[])
-        ).design_info
-    except Exception as exc:  # patsy on whitelisted code: any failure means "cannot rebuild"
-        raise PersistenceError(f"cannot rebuild the design of {formula!r}: {exc}") from None
-    if tuple(di.column_names) != tuple(names):
-        raise PersistenceError(
-            f"the rebuilt design of {formula!r} has columns {list(di.column_names)}, not the "
-            f"saved {list(names)}"
-        )
-    by_code = {getattr(f, "code", None): (f, info) for f, info in di.factor_infos.items()}
-    for fi_num, saved in enumerate(factors):
-        if saved["code"] not in by_code:
-            raise PersistenceError(f"saved factor {saved['code']!r} not in the rebuilt design")
-        _, info = by_code[saved["code"]]
-        if info.type != saved["type"] or info.num_columns != saved["num_columns"]:
-            raise PersistenceError(f"factor {saved['code']!r} does not match its saved type")
-        if info.type == "categorical" and list(info.categories) != saved["categories"]:
-            raise PersistenceError(f"factor {saved['code']!r}: levels do not match the saved ones")
-        live = info.state.get("transforms", {})
-        if set(live) != set(saved["transforms"]):
-            raise PersistenceError(f"factor {saved['code']!r}: transforms do not match")
-        for name, tr in saved["transforms"].items():
-            obj = live[name]
-            if type(obj).__name__ != tr["class"] or tr["class"] not in _TRANSFORMS:
-                raise PersistenceError(f"factor {saved['code']!r}: transform class mismatch")
-            if set(tr["state"]) != set(vars(obj)):
-                raise PersistenceError(f"factor {saved['code']!r}: transform state mismatch")
-            new = {}
-            for attr, spec in tr["state"].items():
-                if spec.get("array"):
-                    key = f"transform.{fi_num}.{name}.{attr}"
-                    if key not in arrays:
-                        raise PersistenceError(f"array {key!r} is missing")
-                    new[attr] = np.array(arrays[key])
-                else:
-                    val = spec.get("value")
-                    new[attr] = tuple(val) if isinstance(val, list) else val
-            vars(obj).update(new)
-    return Design(tuple(names), formula, di, env)
-
-
-# -- pickling of patsy designs ----------------------------------------------------------------
-
-
-def _restore_patsy(cls, state):
-    obj = cls.__new__(cls)
-    obj.__dict__.update(state)
-    return obj
-
-
-def _patsy_builtin_names() -> dict:
-    import patsy.builtins
-
-    return {id(v): k for k, v in vars(patsy.builtins).items() if not k.startswith("_")}
-
-
-def _patsy_builtin(name):
-    import patsy.builtins
-
-    return getattr(patsy.builtins, name)
-
-
-class _DesignPickler(pickle.Pickler):
-    """Pickles patsy objects by value (patsy refuses) and modules by name."""
-
-    def reducer_override(self, obj):
-        if isinstance(obj, types.ModuleType):
-            return importlib.import_module, (obj.__name__,)
-        # patsy's stateful transforms (center, bs, ...) are wrappers that pickle by a wrong name:
-        # refer to them through patsy.builtins.
-        name = _patsy_builtin_names().get(id(obj))
-        if name is not None:
-            return _patsy_builtin, (name,)
-        cls = type(obj)
-        if (cls.__module__ or "").startswith("patsy.") and hasattr(obj, "__dict__"):
-            return _restore_patsy, (cls, dict(obj.__dict__))
-        return NotImplemented
-
-
-def _restore_design(names, formula, blob):
-    from .design import Design
-
-    di, env = pickle.loads(blob)
-    return Design(tuple(names), formula, di, env)
-
-
-def _formula_env(design_info):
-    """The names the formula's factors were evaluated with (a small environment)."""
-    import patsy
-
-    merged = {}
-    for info in design_info.factor_infos.values():
-        env = info.state.get("eval_env")
-        for ns in getattr(env, "_namespaces", []):
-            for k, v in ns.items():
-                merged.setdefault(k, v)
-    return patsy.EvalEnvironment([merged])
-
-
-def reduce_design(design):
-    """``__reduce__`` of :class:`multilogit.design.Design`."""
-    from .design import Design
-
-    if design.design_info is None:
-        return Design, (design.names,)
-    buf = io.BytesIO()
-    try:
-        _DesignPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(
-            (design.design_info, _formula_env(design.design_info))
-        )
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise pickle.PicklingError(
-            f"cannot pickle the design of {design.formula!r}: {exc} (functions used in the "
-            "formula must be importable module-level functions)"
-        ) from None
-    return _restore_design, (design.names, design.formula, buf.getvalue())
-
 
 # -- save ---------------------------------------------------------------------------------------
 
@@ -428,9 +109,9 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
     arrays["iteration_log"] = log.to_numpy(dtype=np.float64)
     design = model.design
     if design.design_info is not None:
-        design_meta = {"kind": "formula", **_design_state(design, arrays)}
+        design_meta = {"kind": "formula", **design_state(design, arrays)}
         # Refuse now, not at load time, if the design cannot be rebuilt from what we store.
-        _rebuild_design(design_meta, tuple(design.names), arrays)
+        rebuild_design(design_meta, tuple(design.names), arrays)
     else:
         design_meta = {"kind": "array"}
     sep = results.separation
@@ -442,7 +123,7 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
             arrays["separation.null_space"] = np.asarray(sep.null_space, dtype=np.float64)
         sep_meta = {
             "kind": sep.kind,
-            "outcomes": [_label(o) for o in sep.outcomes],
+            "outcomes": [json_label(o) for o in sep.outcomes],
             "terms": list(map(str, sep.terms)),
             "n_separated": sep.n_separated,
             "n_perfect": sep.n_perfect,
@@ -460,7 +141,7 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         if idx.dtype.kind in "iu":
             arrays["data.index"] = idx.to_numpy(dtype=np.int64)
     try:
-        cov_kwds = _jsonable(dict(results.cov_kwds))
+        cov_kwds = jsonable(dict(results.cov_kwds))
     except TypeError:
         cov_kwds = None  # array-valued options (e.g. cluster ids) are described, not stored
     meta = {
@@ -469,8 +150,8 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         "multilogit_version": __version__,
         "outcome": {
             "name": str(model.endog_names),
-            "levels": [_label(v) for v in model.outcomes],
-            "ref": _label(model.ref),
+            "levels": [json_label(v) for v in model.outcomes],
+            "ref": json_label(model.ref),
         },
         "exog_names": [str(n) for n in model.exog_names],
         "design": design_meta,
@@ -483,7 +164,7 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
             "converged": bool(results.converged),
             "n_iter": int(results.n_iter),
             "message": str(results.fit_message),
-            "options": _jsonable(results.fit_options),
+            "options": jsonable(results.fit_options),
             "cov_type": str(results.cov_type),
             "cov_label": str(results._cov_estimator.describe()),
             "cov_kwds": cov_kwds,
@@ -702,7 +383,7 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult, flag_state)
     _expect(log.ndim == 2 and log.shape[1] == len(cols), "iteration log shape")
     dmeta = meta["design"]
     if dmeta["kind"] == "formula":
-        design = _rebuild_design(dmeta, names, raw)
+        design = rebuild_design(dmeta, names, raw)
     elif dmeta["kind"] == "array":
         design = design_mod.Design(names)
     else:
