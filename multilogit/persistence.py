@@ -48,6 +48,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from . import design as design_mod
 from .design_state import design_state, json_label, jsonable, rebuild_design
 from .exceptions import PersistenceError
 
@@ -227,6 +228,14 @@ class SavedModel:
         # With sampling weights, a marker (their values are data, not saved): the summary only
         # needs to know that there were some.
         self.weights = np.full(0, np.nan) if weighted else None
+        # No rows: empty outcome codes keep reparameterisations (repivot) working; anything
+        # that needs the estimation rows goes through ``exog`` and gets a DataError.
+        p = len(design.names)
+        self.level_codes = np.zeros(0, dtype=np.int64)
+        self.endog = np.zeros(0, dtype=np.int64)
+        self._data = design_mod.ModelData(
+            np.zeros((0, p)), self.level_codes, outcome, design, pd.RangeIndex(0), n_dropped
+        )
         self.design = design
         self._counts = counts
         self._nobs = nobs
@@ -262,7 +271,6 @@ class SavedModel:
         )
 
     exog = property(_no_data)
-    endog = property(_no_data)
     row_labels = property(_no_data)
     freq_weights = property(_no_data)
     fit = _no_data
@@ -309,7 +317,6 @@ def load(path, key: bytes | str | None = None):
         The file is not a multilogit results file, has an unknown format version, fails its
         digest (corrupted or edited), or its contents are inconsistent.
     """
-    from . import design as design_mod
     from .checks import flag_state
     from .results import MultinomialLogitResults
     from .separation import Separation

@@ -396,3 +396,21 @@ def test_roundtrip_weights_and_cluster_covariance(tmp_path, hsb, newdata, includ
         np.testing.assert_array_equal(loaded.model.freq_weights, res.model.freq_weights)
         refit = loaded.model.fit(cov_type="nonrobust")
         np.testing.assert_array_equal(refit.params.to_numpy(), res.params.to_numpy())
+
+
+def test_loaded_without_data_reparameterises_but_needs_data_for_rows(saved, hsb):
+    res = ml.mnlogit("prog ~ ses + center(write)", hsb).fit()
+    loaded = ml.load(saved)
+    piv, piv0 = loaded.repivot("vocation"), res.repivot("vocation")
+    pd.testing.assert_frame_equal(piv.params, piv0.params)
+    pd.testing.assert_frame_equal(piv.bse, piv0.bse)
+    assert piv.summary().as_text() == piv0.summary().as_text()
+    pd.testing.assert_frame_equal(piv.predict(hsb.head(5)), piv0.predict(hsb.head(5)))
+    pd.testing.assert_frame_equal(loaded.wald_test_terms(), res.wald_test_terms())
+    for needs_rows in (
+        lambda: loaded.fittedvalues,
+        lambda: loaded.pred_table(),
+        lambda: loaded.get_robustcov_results("HC1"),
+    ):
+        with pytest.raises(ml.DataError, match="without its estimation data"):
+            needs_rows()
