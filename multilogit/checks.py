@@ -321,7 +321,7 @@ def solve(model, backend, beta0, options, disp, callback, separation):
         # fire: if the data are separated, say so instead of blaming the algebra.
         if monitor is None or monitor.checked or isinstance(exc, PerfectSeparationError):
             raise
-        sep = monitor.run_check()
+        sep = monitor.run_check(force=True)
         if sep is None:
             raise
         raise PerfectSeparationError(sep.message()) from None

@@ -53,6 +53,13 @@ _INFO_DROP = 1e-8
 # A pair is strict when a_ik exceeds this (D in [-1, 1], |x| <= 1: a_ik is at most 2 p).
 _STRICT = 1e-6
 _MAX_ROUNDS = 6
+# Up to this many (observation, other outcome) pairs the linear program takes well under a
+# second and runs whenever the iterates look divergent.  Beyond, it is gated by a cheap test of
+# the last Newton step (see SeparationMonitor._plausible): HiGHS needs ~30 s for 10^6 pairs.
+_SMALL_PAIRS = 30_000
+# The last step is "nearly" a recession direction when the (weighted) negative parts of the
+# a_ik are at most this fraction of the positive parts.
+_GATE = 0.05
 
 
 def check_mode(separation: str) -> str:
@@ -301,6 +308,43 @@ def _limit_null_space(Xu, yu, wu, pair_obs, pair_alt, strict, J):
     return null.reshape(J, p, -1)
 
 
+def _program(A, weights, q):
+    """Rounds of the linear program until no new pair becomes strict; returns the summed
+    direction and the strict pairs."""
+    total = np.zeros(q)
+    strict = np.zeros(A.shape[0], dtype=bool)
+    for _ in range(_MAX_ROUNDS):
+        d = _solve(A, np.where(strict, 0.0, weights))
+        if d is None:
+            break
+        a = A @ d
+        # Feasible to rounding only: a direction that violates a constraint is not a recession
+        # direction, and we would rather miss separation than report a false one.
+        if a.min() < -_STRICT:
+            break
+        new = (a > _STRICT) & ~strict
+        if not new.any():
+            break
+        strict |= a > _STRICT
+        total += d
+    return total, strict
+
+
+def _verified(A, d):
+    """A recession direction made from a candidate (e.g. a Newton step of a divergent fit):
+    its small components are dropped at decreasing thresholds until ``A d >= 0`` holds with
+    some pair strict.  A direction that passes is a proof that the estimate does not exist."""
+    top = np.abs(d).max()
+    if not top > 0:
+        return None
+    for rel in (0.3, 0.1, 0.03, 0.01, 0.003):
+        dd = np.where(np.abs(d) >= rel * top, d, 0.0) / top
+        a = A @ dd
+        if a.min() >= -1e-12 and a.max() > _STRICT:
+            return dd
+    return None
+
+
 def find_separation(
     X: np.ndarray,
     y: np.ndarray,
@@ -310,6 +354,7 @@ def find_separation(
     ref=None,
     exog_names: tuple = (),
     levels: tuple = (),
+    candidate: np.ndarray | None = None,
 ) -> Separation | None:
     """Test the data for (quasi-)complete separation by linear programming.
 
@@ -325,6 +370,10 @@ def find_separation(
         Row weights; rows with zero weight are ignored.
     eq_outcomes, ref, exog_names, levels
         Labels used in the report (``levels``: all outcomes in order).
+    candidate : ndarray, shape (J, p), optional
+        A direction in coordinates where every column's largest magnitude is 1.  When given,
+        no linear program is solved: the candidate (with small components dropped) is
+        verified exactly, and ``None`` means only that it is not a recession direction.
 
     Returns
     -------
@@ -343,26 +392,17 @@ def find_separation(
     colscale = np.where(amax > 0, amax, 1.0)
     Xu, yu, wu, _ = _unique_rows(X / colscale, y, w)
     A, pair_obs, pair_alt = _pair_matrix(Xu, yu, J)
-    weights = wu[pair_obs]
-    total = np.zeros(J * p)
-    strict = np.zeros(A.shape[0], dtype=bool)
-    for _ in range(_MAX_ROUNDS):
-        d = _solve(A, np.where(strict, 0.0, weights))
-        if d is None:
-            break
-        a = A @ d
-        # Feasible to rounding only: a direction that violates a constraint is not a recession
-        # direction, and we would rather miss separation than report a false one.
-        if a.min() < -_STRICT:
-            break
-        new = (a > _STRICT) & ~strict
-        if not new.any():
-            break
-        strict |= a > _STRICT
-        total += d
+    if candidate is not None:
+        total = _verified(A, np.asarray(candidate, dtype=np.float64).ravel())
+        if total is None:
+            return None
+        strict = (A @ total) > _STRICT
+    else:
+        total, strict = _program(A, wu[pair_obs], J * p)
     if not strict.any():
         return None
-    total = _sparsest(A, strict, total)
+    if candidate is None:
+        total = _sparsest(A, strict, total)
     D = total.reshape(J, p)
     D = D / np.abs(D).max()
     mask = np.abs(D) > 1e-7
@@ -400,7 +440,7 @@ def find_separation(
     )
 
 
-def model_separation(model) -> Separation | None:
+def model_separation(model, candidate=None) -> Separation | None:
     """:func:`find_separation` on a fitted model's data."""
     return find_separation(
         model.exog,
@@ -411,6 +451,7 @@ def model_separation(model) -> Separation | None:
         ref=model.ref,
         exog_names=tuple(model.exog_names),
         levels=tuple(model.outcomes),
+        candidate=candidate,
     )
 
 
@@ -436,20 +477,19 @@ class SeparationMonitor:
         self.result: Separation | None = None
         self._prev_beta = None
         self._prev_step = None
+        self._last_delta = None
+        self._it = 0
+        self._before_step = None
         self._info0 = None
 
     def _suspicious(self, it, beta, d) -> bool:
         b = beta * self.to_unit
-        if np.max(np.abs(b), initial=0.0) > _BIG_COEF:
-            return True
-        if d.info is not None:
-            diag = np.diag(d.info).copy()
-            if self._info0 is None:
-                self._info0 = np.where(diag > 0, diag, 1.0)
-            elif np.any(diag < _INFO_DROP * self._info0):
-                return True
+        # Step bookkeeping first: the gate of large data reads the latest step.
+        slow = False
         if self._prev_beta is not None:
-            step = float(np.max(np.abs(b - self._prev_beta), initial=0.0))
+            self._last_delta = b - self._prev_beta
+            step = float(np.max(np.abs(self._last_delta), initial=0.0))
+            self._before_step = self._prev_step
             slow = (
                 self._prev_step is not None
                 and it >= _SLOW_ITER
@@ -457,24 +497,85 @@ class SeparationMonitor:
                 and step > 0.3 * self._prev_step
             )
             self._prev_step = step
-            if slow:
-                self._prev_beta = b
-                return True
         self._prev_beta = b
+        if slow or np.max(np.abs(b), initial=0.0) > _BIG_COEF:
+            return True
+        if d.info is not None:
+            diag = np.diag(d.info).copy()
+            if self._info0 is None:
+                self._info0 = np.where(diag > 0, diag, 1.0)
+            elif np.any(diag < _INFO_DROP * self._info0):
+                return True
         return False
 
-    def run_check(self) -> Separation | None:
-        """Run the linear program once (later calls return the first answer)."""
+    def _plausible(self) -> bool:
+        """Whether to spend a linear program now.
+
+        Always on small data.  On large data only when the last Newton step is nearly a
+        recession direction: along a divergent fit the steps align with it, while a step of an
+        ordinary fit lowers some fitted odds as much as it raises others.
+        """
+        model = self.model
+        X = model.exog
+        if len(X) * model.J <= _SMALL_PAIRS:
+            return True
+        # A divergent fit keeps taking steps of order 1 (in unit-column coordinates) long
+        # after an ordinary fit has settled: ignore the early iterations and small steps.
+        if self._last_delta is None or self._it < _SLOW_ITER:
+            return False
+        step = float(np.max(np.abs(self._last_delta)))
+        if step < 0.5 or self._before_step is None or step < 0.3 * self._before_step:
+            return False  # small or quadratically shrinking: an ordinary fit converging
+        a = self._pair_values(self._last_delta)
+        w = getattr(model, "_lik_weights", model.freq_weights)
+        w = w[w > 0][:, None]
+        pos = float(np.sum(w * np.clip(a, 0.0, None)))
+        neg = float(np.sum(w * np.clip(-a, 0.0, None)))
+        return pos > 0 and neg <= _GATE * pos
+
+    def _pair_values(self, delta):
+        """:math:`a_{ik}` for every row and outcome (0 for the own outcome), shape (n, K)."""
+        model = self.model
+        X = model.exog
+        amax = np.maximum(X.max(axis=0), -X.min(axis=0))
+        eta = np.column_stack([X @ (delta / np.where(amax > 0, amax, 1.0)).T, np.zeros(len(X))])
+        y = np.where(model.endog < 0, model.J, model.endog)
+        a = eta[np.arange(len(X)), y][:, None] - eta
+        w = getattr(model, "_lik_weights", model.freq_weights)
+        return a[w > 0]
+
+    def _candidate_holds(self) -> bool:
+        """Cheap pass over the rows: does the last step, with small components dropped, satisfy
+        every :math:`a_{ik} \\ge 0`?  (The full report is only built when it does.)"""
+        d = self._last_delta
+        top = np.abs(d).max()
+        for rel in (0.3, 0.1, 0.03, 0.01, 0.003):
+            a = self._pair_values(np.where(np.abs(d) >= rel * top, d, 0.0) / top)
+            if a.min() >= -1e-12 and a.max() > _STRICT:
+                return True
+        return False
+
+    def run_check(self, force: bool = False) -> Separation | None:
+        """Test for separation; small data (or ``force``): the linear program, once.  Large
+        data: verify the last Newton step as a recession direction (tried again at later
+        iterations; tiny margins can make it too rough a guess, and then the linear program
+        decides once the solver has stopped, see :meth:`finish`)."""
         if not self.checked:
-            self.checked = True
-            self.result = model_separation(self.model)
+            small = len(self.model.exog) * self.model.J <= _SMALL_PAIRS
+            if small or force:
+                self.checked = True
+                self.result = model_separation(self.model)
+            elif self._last_delta is not None and self._candidate_holds():
+                self.result = model_separation(self.model, candidate=self._last_delta)
+                self.checked = self.result is not None
             if self.result is not None and self.mode == "raise":
                 raise PerfectSeparationError(self.result.message())
         return self.result
 
     def __call__(self, it: int, beta: np.ndarray, d) -> str:
         """Return a stop message once separation is confirmed, else ``""``."""
-        if self.checked or not self._suspicious(it, beta, d):
+        self._it = it
+        if self.checked or not self._suspicious(it, beta, d) or not self._plausible():
             return ""
         sep = self.run_check()
         return f"stopped early: {sep.kind} separation" if sep is not None else ""
@@ -486,8 +587,8 @@ class SeparationMonitor:
         """
         if not self.checked:
             big = np.max(np.abs(beta_unit), initial=0.0) > _BIG_COEF
-            if big or not converged:
-                self.run_check()
+            if (big or not converged) and self._plausible():
+                self.run_check(force=True)
         if self.result is not None and self.mode == "warn":
             warnings.warn(self.result.message(), PerfectSeparationWarning, stacklevel=4)
         return self.result

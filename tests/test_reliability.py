@@ -499,3 +499,31 @@ def test_unidentified_coefficients_are_reported(hsb):
     assert np.isnan(res.bse.loc["C(awards)[T.4]", "general"])
     assert np.isfinite(res.bse.loc["C(awards)[T.4]", "vocation"])
     assert res.separation.diverging[-1] == ("vocation", "C(awards)[T.5]")
+
+
+def test_large_data_separation_without_linear_program(monkeypatch):
+    # Above ~30,000 (row, outcome) pairs the monitor verifies the Newton step as a recession
+    # direction instead of solving the linear program (seconds to minutes at this size).
+    from multilogit import separation
+
+    calls = []
+    real = separation._program
+    monkeypatch.setattr(separation, "_program", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(11)
+    n = 20_000
+    g = np.where(rng.random(n) < 0.1, "g2", "g1")
+    y = rng.choice(["a", "b", "c"], n)
+    y[g == "g2"] = "a"
+    df = pd.DataFrame({"x": rng.normal(size=n), "y": y, "g": g})
+    with pytest.warns(ml.PerfectSeparationWarning, match=r"'b':'g\[T\.g2\]', 'c':'g\[T\.g2\]'"):
+        res = ml.mnlogit("y ~ x + g", df).fit()
+    assert calls == [] and res.n_iter < 10
+    assert res.separation.n_separated == (g == "g2").sum()
+    # An ordinary large fit with strong effects is not flagged (and runs no program either).
+    X = rng.normal(size=(n, 2))
+    eta = np.column_stack([np.zeros(n), 4 * X[:, 0], -4 * X[:, 1]])
+    P = np.exp(eta) / np.exp(eta).sum(axis=1, keepdims=True)
+    yy = (rng.uniform(size=(n, 1)) > np.cumsum(P, axis=1)).sum(axis=1)
+    with _no_warnings():
+        ok = ml.MultinomialLogit(yy, sm.add_constant(X)).fit()
+    assert ok.converged and ok.separation is None and calls == []
