@@ -351,8 +351,9 @@ class FlaggedState(NewtonResult):
 
 
 def flag_state(state, **flags) -> FlaggedState:
-    """``state`` (a :class:`NewtonResult`) with reliability flags attached."""
-    base = {f.name: getattr(state, f.name) for f in fields(NewtonResult)}
+    """``state`` (a :class:`NewtonResult`) with reliability flags attached (and any of its
+    own fields replaced, e.g. ``message``)."""
+    base = {f.name: flags.get(f.name, getattr(state, f.name)) for f in fields(NewtonResult)}
     for f in ("aliased", "separation", "notes"):
         base[f] = flags.get(f, getattr(state, f, FlaggedState.__dataclass_fields__[f].default))
     return FlaggedState(**base)

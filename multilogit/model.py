@@ -332,7 +332,8 @@ class MultinomialLogit:
         if sep is None and not np.all(np.isfinite(cov)):
             raise FitError("the covariance matrix is not finite at the estimates")
         if sep is not None:
-            sol = checks.flag_state(sol, separation=sep, notes=(sep.message(),))
+            msg = sol.message or f"{sep.kind} separation found after the iterations"
+            sol = checks.flag_state(sol, separation=sep, notes=(sep.message(),), message=msg)
         fit_info = dict(
             converged=sol.converged and sep is None,
             n_iter=sol.n_iter,
