@@ -317,3 +317,27 @@ def test_fuzz_predict_inputs(df, n_new, drop_col, junk):
     else:
         assert out.shape == (n_new, len(res.outcomes))
         assert np.allclose(out.sum(axis=1), 1.0)
+
+
+def test_determinism_across_processes():
+    # Same input, a fresh interpreter (fresh Numba/BLAS state): the very same bits.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import multilogit as ml; d = ml.datasets.load('hsbdemo'); "
+        "r = ml.mnlogit('prog ~ ses + write + read', d).fit(); "
+        "print(r.params.to_numpy().tobytes().hex(), r.cov_params().to_numpy().tobytes().hex())"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
+    d = ml.datasets.load("hsbdemo")
+    r = ml.mnlogit("prog ~ ses + write + read", d).fit()
+    assert out == [
+        r.params.to_numpy().tobytes().hex(),
+        r.cov_params().to_numpy().tobytes().hex(),
+    ]
