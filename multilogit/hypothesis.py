@@ -163,8 +163,23 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
             "the constraints are linearly dependent (redundant or contradictory); drop the "
             "duplicates"
         )
+    aliased = res._nan_params
+    if aliased is not None and np.any(R[:, aliased] != 0.0):
+        names = [n for n, a in zip(_qualified_names(res.model), aliased, strict=True) if a]
+        used = [
+            n
+            for n, a, c in zip(
+                _qualified_names(res.model), aliased, np.any(R != 0.0, axis=0), strict=True
+            )
+            if a and c
+        ]
+        raise DataError(
+            "the constraints involve coefficient(s) dropped as collinear (aliased): "
+            + ", ".join(map(repr, used or names))
+            + "; they are not estimable and cannot be tested"
+        )
     r = R @ res._beta.ravel() - q
-    middle = R @ res._cov @ R.T
+    middle = R @ res._delta_cov @ R.T
     stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
     return _chi2(stat, R.shape[0], name, null)
 
@@ -234,10 +249,17 @@ def wald_test_terms(res) -> pd.DataFrame:
     """
     model = res.model
     p, J = model.k_exog, model.J
+    aliased = np.zeros(p, bool) if res._aliased is None else np.asarray(res._aliased, bool)
     rows = {}
     for name, sl in _term_slices(model).items():
+        # As car::Anova does, a term is tested on its estimable columns only; a term that was
+        # dropped entirely as collinear has no test (NaN, df 0).
         cols = np.arange(p)[sl]
+        cols = cols[~aliased[cols]]
+        if not len(np.arange(p)[sl]):
+            continue
         if not len(cols):
+            rows[name] = (np.nan, 0, np.nan)
             continue
         R = np.zeros((J * len(cols), J * p))
         for j in range(J):

@@ -556,9 +556,20 @@ def get_margeff(
     jac = jac[:, order, :]
     # Flat layout: outcome-major over (outcome, term), as everywhere in the package.
     G = np.transpose(jac, (1, 0, 2)).reshape(-1, jac.shape[2])
-    V = results.cov_params().to_numpy()
-    cov = G @ V @ G.T
+    cov = G @ results._delta_cov @ G.T
     cov = 0.5 * (cov + cov.T)
+    aliased = results._nan_params
+    if aliased is not None and aliased.any():
+        # An effect that moves only with dropped (aliased) coefficients is not identified by
+        # the data (Stata marks it "omitted"): report it as NaN rather than a confident 0.
+        free = np.any(G[:, ~aliased] != 0.0, axis=1)
+        omitted = ~free & np.any(G[:, aliased] != 0.0, axis=1)
+        if omitted.any():
+            flat_eff = np.ascontiguousarray(eff.T).ravel()  # outcome-major, like G's rows
+            flat_eff[omitted] = np.nan
+            eff = flat_eff.reshape(eff.shape[1], eff.shape[0]).T
+            cov[omitted, :] = np.nan
+            cov[:, omitted] = np.nan
     return MarginalEffects(
         results=results,
         terms=[it[0] for it in items],

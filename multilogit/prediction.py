@@ -75,7 +75,7 @@ def get_prediction(results, exog=None) -> PredictionResults:
     X = np.ascontiguousarray(X, dtype=np.float64)
     beta = np.ascontiguousarray(results._beta)
     P = backends.predict_probabilities(X, beta)
-    var = _prob_variance(X, P, results.cov_params().to_numpy(), model.J)
+    var = _prob_variance(X, P, results._delta_cov, model.J)
     order = model.level_to_internal
     return PredictionResults(
         P[:, order], np.sqrt(var[:, order]), pd.Index(index), list(model.outcomes), model

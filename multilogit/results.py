@@ -117,6 +117,23 @@ class MultinomialLogitResults:
         return np.logical_or.reduce(masks) if masks else None
 
     @cached_property
+    def _delta_cov(self) -> np.ndarray:
+        """Covariance for delta-method quantities (predictions, effects, Wald tests).
+
+        Dropped (aliased) coefficients are fixed at 0, so they contribute no variance: their
+        rows and columns are 0 here, not NaN.  Coefficients affected by separation stay NaN, so
+        anything that depends on them is reported as not meaningful.
+        """
+        cov = self._cov.copy()
+        if self.separation is not None:
+            bad = np.asarray(self.separation.params, dtype=bool).ravel()
+            if self._nan_params is not None:
+                bad &= ~self._nan_params
+            cov[bad, :] = np.nan
+            cov[:, bad] = np.nan
+        return _readonly(cov)
+
+    @cached_property
     def _bse_flat(self) -> np.ndarray:
         return _readonly(_masked(np.sqrt(np.diag(self._cov)), self._nan_cov))
 
