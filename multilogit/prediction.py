@@ -27,6 +27,7 @@ from scipy import stats
 from scipy.special import expit, logit
 
 from . import backends
+from .results import design_rows
 
 __all__ = ["PredictionResults", "get_prediction"]
 
@@ -66,12 +67,7 @@ def get_prediction(results, exog=None) -> PredictionResults:
     PredictionResults
     """
     model = results.model
-    if exog is None:
-        X, index = model.exog, model.row_labels
-    else:
-        X, index = model.design.build(exog)
-        if index is None:
-            index = pd.RangeIndex(X.shape[0])
+    X, index = design_rows(model, exog)
     X = np.ascontiguousarray(X, dtype=np.float64)
     beta = np.ascontiguousarray(results._beta)
     P = backends.predict_probabilities(X, beta)

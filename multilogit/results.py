@@ -460,6 +460,15 @@ def _masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return out
 
 
+def design_rows(model, exog=None) -> tuple[np.ndarray, pd.Index]:
+    """Design matrix and row labels: the estimation sample, or ``exog`` rebuilt as at fit time
+    (works for fitted and for loaded models, which share ``design``, ``exog``, ``row_labels``)."""
+    if exog is None:
+        return model.exog, model.row_labels
+    X, index = model.design.build(exog)
+    return X, (pd.RangeIndex(X.shape[0]) if index is None else index)
+
+
 def predict(model, beta, exog=None, which: str = "prob"):
     """Predictions of ``model`` at coefficients ``beta`` (shape ``(J, p)``).
 
@@ -477,12 +486,7 @@ def predict(model, beta, exog=None, which: str = "prob"):
     """
     if which not in ("prob", "class", "linear"):
         raise ValueError(f"which must be 'prob', 'class' or 'linear'; got {which!r}")
-    if exog is None:
-        X, index = model.exog, model.row_labels
-    else:
-        X, index = model.design.build(exog)
-        if index is None:
-            index = pd.RangeIndex(X.shape[0])
+    X, index = design_rows(model, exog)
     cols = pd.Index(model.outcomes, name=model.endog_names)
     order = model.level_to_internal
     if which == "linear":
