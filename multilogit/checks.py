@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 from scipy import linalg
 
+from . import kernels
 from .design import Design, ModelData
 from .exceptions import DataError
 from .solver import NewtonResult
@@ -45,10 +46,11 @@ _SCALE_FREE_EXPONENT = 10
 
 
 def _col_absmax(X: np.ndarray) -> np.ndarray:
-    """Largest magnitude of each column, without an n x p temporary."""
+    """Largest magnitude of each column, in one pass without an n x p temporary."""
     if X.shape[0] == 0:
         return np.zeros(X.shape[1])
-    return np.maximum(X.max(axis=0), -X.min(axis=0))
+    lo, hi = kernels.column_range(np.ascontiguousarray(X, dtype=np.float64))
+    return np.maximum(hi, -lo)
 
 
 def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL) -> np.ndarray:
@@ -215,8 +217,11 @@ def column_scale(X: np.ndarray) -> np.ndarray | None:
     Returns ``None`` when every column is already within a factor ``2**10`` of 1 (no rescaling
     needed).  All-zero and non-finite columns get scale 1.
     """
+    return _scale_from_absmax(_col_absmax(X) if X.shape[0] else np.ones(X.shape[1]))
+
+
+def _scale_from_absmax(amax: np.ndarray) -> np.ndarray | None:
     with np.errstate(divide="ignore", invalid="ignore"):
-        amax = _col_absmax(X) if X.shape[0] else np.ones(X.shape[1])
         expo = np.where(np.isfinite(amax) & (amax > 0), np.round(np.log2(amax)), 0.0)
     if np.all(np.abs(expo) <= _SCALE_FREE_EXPONENT):
         return None
@@ -267,6 +272,27 @@ class ScaledBackend:
             info = d.info / np.outer(self._flat, self._flat)
         return _ScaledDerivatives(d.llf, d.score / self.scale, info)
 
+    @property
+    def n(self):
+        return getattr(self.inner, "n", None)
+
+    @property
+    def sample_rows(self):
+        return getattr(self.inner, "sample_rows", None)
+
+    @property
+    def approx_information(self):
+        """The inner backend's approximate information, rescaled (``None`` if it has none)."""
+        inner = getattr(self.inner, "approx_information", None)
+        if inner is None:
+            return None
+
+        def approx(beta):
+            info = inner(self.to_original(beta))
+            return None if info is None else info / np.outer(self._flat, self._flat)
+
+        return approx
+
     def unscale_info(self, info_scaled: np.ndarray) -> np.ndarray:
         """Information in the original coordinates."""
         return info_scaled * np.outer(self._flat, self._flat)
@@ -305,8 +331,8 @@ def solve(model, backend, beta0, options, disp, callback, separation):
     from .separation import SeparationMonitor
 
     X = model.exog
-    scale = column_scale(X)
-    amax = _col_absmax(X)
+    amax = _col_absmax(X) if X.shape[0] else np.ones(X.shape[1])
+    scale = _scale_from_absmax(amax)
     amax = np.where(np.isfinite(amax) & (amax > 0), amax, 1.0)
     if scale is not None:
         backend = ScaledBackend(backend, scale, model.J)

@@ -335,7 +335,7 @@ def _numeric_matrix(exog, what):
             ) from None
     if arr.ndim > 2 or arr.ndim == 0:
         raise DataError(f"{what} must be 2-D; got an array of shape {arr.shape}")
-    return arr.astype(np.float64)
+    return np.asarray(arr, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,20 +372,33 @@ def check_missing_policy(missing):
         raise ValueError(f"missing must be 'raise' or 'drop'; got {missing!r}")
 
 
+def _nonfinite_rows(X):
+    """Rows of ``X`` holding NaN or inf, with the entry masks of just those rows.
+
+    A row's sum is non-finite whenever one of its entries is (or the sum overflows: those rows
+    are looked at too), so the common all-finite design costs one pass and no ``(n, p)``
+    temporary.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = np.flatnonzero(~np.isfinite(X.sum(axis=1)))
+    sub = X[rows]
+    return rows, ~np.isfinite(sub), np.isnan(sub)
+
+
 def _finalize(X, codes, outcome_values, name, ref, design, index, pre_missing, missing, cols):
     """Apply the missing-value policy and code the outcome on the rows kept."""
     check_missing_policy(missing)
-    nonfinite_x = ~np.isfinite(X)
-    nan_x = np.isnan(X)
-    inf_rows = (nonfinite_x & ~nan_x).any(axis=1)
-    if inf_rows.any():
-        bad = [design.names[k] for k in np.flatnonzero((nonfinite_x & ~nan_x).any(axis=0))]
+    rows, nonfinite_x, nan_x = _nonfinite_rows(X)
+    inf_x = nonfinite_x & ~nan_x
+    if inf_x.any():
+        bad = [design.names[k] for k in np.flatnonzero(inf_x.any(axis=0))]
         raise DataError(
-            f"{int(inf_rows.sum())} row(s) hold infinite values in column(s) "
+            f"{int(inf_x.any(axis=1).sum())} row(s) hold infinite values in column(s) "
             + ", ".join(map(repr, bad))
         )
     y_missing = pd.isna(pd.Series(outcome_values)).to_numpy()
-    miss = nan_x.any(axis=1) | y_missing | pre_missing
+    miss = y_missing | pre_missing
+    miss[rows[nan_x.any(axis=1)]] = True
     n_miss = int(miss.sum()) + 0
     if n_miss and missing != "drop":
         detail = dict(cols)
@@ -395,14 +408,17 @@ def _finalize(X, codes, outcome_values, name, ref, design, index, pre_missing, m
             detail.setdefault(design.names[k], int(nan_x[:, k].sum()))
         raise _missing_error(n_miss, len(miss), detail)
     keep = ~miss
-    X = np.ascontiguousarray(X[keep])
-    vals = pd.Series(outcome_values).iloc[np.flatnonzero(keep)].reset_index(drop=True)
+    # Without missing rows the design is used as given: no copy of a large X.
+    X = np.ascontiguousarray(X[keep] if n_miss else X)
+    vals = pd.Series(outcome_values)
+    if n_miss:
+        vals = vals.iloc[np.flatnonzero(keep)].reset_index(drop=True)
     if len(X) == 0:
         raise DataError(
             "no rows left to fit" + (" after dropping missing values" if n_miss else "")
         )
     outcome, codes = encode_outcome(vals, name, ref)
-    return ModelData(X, codes, outcome, design, index[keep], n_miss)
+    return ModelData(X, codes, outcome, design, index[keep] if n_miss else index, n_miss)
 
 
 def from_arrays(endog, exog, ref=None, missing="raise") -> ModelData:

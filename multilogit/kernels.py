@@ -22,16 +22,25 @@ Conventions
 
   .. math::
 
-     \\mathcal{I} = \\operatorname{blockdiag}_j\\big(X^\\top W P_j X\\big) - B^\\top B,
+     \\mathcal{I} = \\sum_i w_i \\big(\\operatorname{diag}(P_i) - P_i P_i^\\top\\big)
+     \\otimes x_i x_i^\\top
+     = \\operatorname{blockdiag}_j\\big(X^\\top W P_j X\\big) - B^\\top B,
      \\qquad B_{i\\cdot} = \\sqrt{w_i}\\,(P_{i1} x_i^\\top, \\dots, P_{iJ} x_i^\\top).
 
 The exponentials are max-subtracted (log-sum-exp), so no finite input overflows or yields NaN.
 
-The per-chunk primitive is :func:`chunk_derivatives`: one pass over a block of rows gives the
-log-likelihood and the score, and (optionally) adds the block's information to an accumulator via
-two BLAS rank-k updates.  The numba part never allocates; the ``(m, J p)`` work buffers are sized
-by the caller to one chunk, so memory stays flat in ``n``.  Every backend (in-memory, chunked
-out-of-core, Dask) sums these per-chunk results in a fixed order.
+How a chunk is evaluated
+------------------------
+The per-chunk primitive is :func:`chunk_derivatives`.  The two products with the design,
+:math:`E = X\\beta^\\top` and the score :math:`R^\\top X`, are BLAS matrix products on the chunk;
+the exponentials are one vectorised ``np.exp`` over the chunk's ``(m, J)`` block; the rest (row
+maxima, normalisation, log-likelihood, residuals) are small Numba loops.  The information is
+accumulated from the rank-k factors ``B`` and :math:`C_j = \\sqrt{W P_j} X` by BLAS rank-k updates
+(``dsyrk``, upper triangle only: the matrix is symmetric).
+
+The Numba parts never allocate; the work buffers are sized by the caller to one chunk, so memory
+stays flat in ``n``.  Every backend (in-memory, chunked out-of-core, Dask) sums these per-chunk
+results in a fixed order.
 """
 
 from __future__ import annotations
@@ -41,10 +50,12 @@ import numpy as np
 from scipy.linalg.blas import dsyrk
 
 __all__ = [
-    "chunk_loglike_score",
     "chunk_derivatives",
     "chunk_probabilities",
     "chunk_linear",
+    "finish_information",
+    "column_range",
+    "chunk_pair_stats",
     "HessianWorkspace",
 ]
 
@@ -70,62 +81,67 @@ def _row_softmax(x_row, beta, eta):
     return m, m + np.log(tot)
 
 
+# --- fit kernels ---
+
+
 @nb.njit(cache=True, nogil=True)
-def chunk_loglike_score(X, y, w, beta, score):
-    """Log-likelihood of the rows; their score is *added* to ``score`` (shape ``(J, p)``)."""
-    n, p = X.shape
-    J = beta.shape[0]
-    eta = np.empty(J)
-    ll = 0.0
-    for i in range(n):
-        wi = w[i]
-        if wi == 0.0:
-            continue
-        _, lse = _row_softmax(X[i], beta, eta)
-        yi = y[i]
-        ll += wi * ((eta[yi] if yi >= 0 else 0.0) - lse)
+def _shift_rows(E, y, shift, own):
+    """Subtract each row's max (over ``E`` and the reference's 0) in place.
+
+    ``shift[i]`` keeps the max and ``own[i]`` the shifted linear predictor of the row's own
+    outcome, so the log-likelihood needs no logarithm of a possibly underflowed exponential.
+    """
+    m, J = E.shape
+    for i in range(m):
+        mx = 0.0
         for j in range(J):
-            r = -np.exp(eta[j] - lse)
-            if yi == j:
-                r += 1.0
-            r *= wi
-            for k in range(p):
-                score[j, k] += r * X[i, k]
+            if E[i, j] > mx:
+                mx = E[i, j]
+        for j in range(J):
+            E[i, j] -= mx
+        shift[i] = mx
+        own[i] = E[i, y[i]] if y[i] >= 0 else -mx
+
+
+@nb.njit(cache=True, nogil=True)
+def _normalise_rows(E, y, w, shift, own, R):
+    """``E`` holds ``exp(eta - max)``: turn it into probabilities, ``R = w (d - P)``; return the
+    rows' log-likelihood."""
+    m, J = E.shape
+    ll = 0.0
+    for i in range(m):
+        tot = np.exp(-shift[i])
+        for j in range(J):
+            tot += E[i, j]
+        inv = 1.0 / tot
+        wi = w[i]
+        if wi != 0.0:
+            ll += wi * (own[i] - np.log(tot))
+        yi = y[i]
+        for j in range(J):
+            pij = E[i, j] * inv
+            E[i, j] = pij
+            R[i, j] = wi * ((1.0 if yi == j else 0.0) - pij)
     return ll
 
 
 @nb.njit(cache=True, nogil=True)
-def _chunk_fill(X, y, w, beta, score, B, C):
-    """Log-likelihood and score as above; also fill the rank-k factors of the information.
-
-    ``B[i, j*p + k] = sqrt(w_i) P_ij x_ik`` and ``C[j, i, k] = sqrt(w_i P_ij) x_ik``.
-    """
-    n, p = X.shape
-    J = beta.shape[0]
-    eta = np.empty(J)
-    ll = 0.0
-    for i in range(n):
-        wi = w[i]
-        sw = np.sqrt(wi)
-        _, lse = _row_softmax(X[i], beta, eta)
-        yi = y[i]
-        if wi != 0.0:
-            ll += wi * ((eta[yi] if yi >= 0 else 0.0) - lse)
+def _fill_syrk(P, w, X, B, C):
+    """Rank-k factors: ``B[i, j*p + k] = sqrt(w_i) P_ij x_ik``, ``C[j, i, k] = sqrt(w_i P_ij)
+    x_ik``."""
+    m, J = P.shape
+    p = X.shape[1]
+    for i in range(m):
+        sw = np.sqrt(w[i])
         for j in range(J):
-            pij = np.exp(eta[j] - lse)
-            r = -pij
-            if yi == j:
-                r += 1.0
-            r *= wi
+            pij = P[i, j]
             b = sw * pij
-            c = np.sqrt(wi * pij)
+            c = np.sqrt(w[i] * pij)
             off = j * p
             for k in range(p):
                 xik = X[i, k]
-                score[j, k] += r * xik
                 B[i, off + k] = b * xik
                 C[j, i, k] = c * xik
-    return ll
 
 
 class HessianWorkspace:
@@ -136,16 +152,36 @@ class HessianWorkspace:
     """
 
     def __init__(self, rows: int, p: int, J: int):
-        self.rows = int(rows)
-        # Fortran-ordered transposes so BLAS reads them without a copy.
-        self.B = np.empty((self.rows, J * p))
-        self.C = np.empty((J, self.rows, p))
+        self.rows, self.p, self.J = int(rows), int(p), int(J)
+        self.E = np.empty((self.rows, J))
+        self.R = np.empty((self.rows, J))
+        self.shift = np.empty(self.rows)
+        self.own = np.empty(self.rows)
+        self._factors = None
 
-    def views(self, m: int):
-        return self.B[:m], self.C[:, :m]
+    def factors(self):
+        """The rank-k factors ``B`` (rows, J p) and ``C`` (J, rows, p) of the information,
+        allocated on first use (evaluations without the information never need them)."""
+        if self._factors is None:
+            J, p, m = self.J, self.p, self.rows
+            self._factors = (np.empty((m, J * p)), np.empty((J, m, p)))
+        return self._factors
+
+    def new_accumulator(self):
+        """A zero information accumulator (Fortran order, as BLAS updates it in place)."""
+        q = self.J * self.p
+        return np.zeros((q, q), order="F")
 
 
-def chunk_derivatives(X, y, w, beta, score, info=None, work=None):
+def finish_information(acc) -> np.ndarray:
+    """The symmetric information from an accumulator whose upper triangle holds the sums."""
+    info = np.ascontiguousarray(acc)
+    iu = np.triu_indices(info.shape[0], 1)
+    info[iu[1], iu[0]] = info[iu]
+    return info
+
+
+def chunk_derivatives(X, y, w, beta, score, acc=None, work=None):
     """Per-chunk primitive: log-likelihood, score and (optionally) information.
 
     Parameters
@@ -154,32 +190,84 @@ def chunk_derivatives(X, y, w, beta, score, info=None, work=None):
         One chunk of rows, see the module Conventions.
     score : ndarray, shape (J, p)
         Accumulator; the chunk's score is added in place.
-    info : ndarray, shape (J p, J p), Fortran-ordered, optional
-        Accumulator for the information matrix; only its upper triangle is referenced and
-        updated (the matrix is symmetric).  When ``None`` only the log-likelihood and the score
-        are computed.
-    work : HessianWorkspace, optional
-        Buffers of at least ``len(X)`` rows; required when ``info`` is given.
+    acc : ndarray, shape (J p, J p), Fortran-ordered, optional
+        Information accumulator from ``work.new_accumulator()``; the chunk's information is
+        added to its upper triangle in place (see :func:`finish_information`).  When ``None``
+        only the log-likelihood and the score are computed.
+    work : HessianWorkspace
+        Buffers of at least ``len(X)`` rows.
 
     Returns
     -------
     float
         The chunk's log-likelihood.
     """
-    if info is None:
-        return chunk_loglike_score(X, y, w, beta, score)
     m = X.shape[0]
-    J, p = beta.shape
-    B, C = work.views(m)
-    ll = _chunk_fill(X, y, w, beta, score, B, C)
-    # info -= B'B over the whole (Jp x Jp) matrix (upper triangle).
-    dsyrk(-1.0, B.T, beta=1.0, c=info, trans=0, lower=0, overwrite_c=1)
-    for j in range(J):
+    E, R = work.E[:m], work.R[:m]
+    shift, own = work.shift[:m], work.own[:m]
+    np.matmul(X, beta.T, out=E)
+    _shift_rows(E, y, shift, own)
+    np.exp(E, out=E)
+    ll = _normalise_rows(E, y, w, shift, own, R)
+    score += R.T @ X
+    if acc is None:
+        return ll
+    B, C = work.factors()
+    B, C = B[:m], C[:, :m]
+    _fill_syrk(E, w, X, B, C)
+    p = X.shape[1]
+    # acc -= B'B over the whole (Jp x Jp) matrix (upper triangle), then the diagonal blocks.
+    dsyrk(-1.0, B.T, beta=1.0, c=acc, trans=0, lower=0, overwrite_c=1)
+    for j in range(beta.shape[0]):
         sl = slice(j * p, (j + 1) * p)
-        blk = np.asfortranarray(info[sl, sl])
+        blk = np.asfortranarray(acc[sl, sl])
         dsyrk(1.0, C[j].T, beta=1.0, c=blk, trans=0, lower=0, overwrite_c=1)
-        info[sl, sl] = blk
+        acc[sl, sl] = blk
     return ll
+
+
+@nb.njit(cache=True, nogil=True)
+def column_range(X):
+    """Smallest and largest value of each column in one pass over the rows (no temporaries;
+    NaN entries are skipped)."""
+    n, p = X.shape
+    lo = np.full(p, np.inf)
+    hi = np.full(p, -np.inf)
+    for i in range(n):
+        for k in range(p):
+            v = X[i, k]
+            if v < lo[k]:
+                lo[k] = v
+            if v > hi[k]:
+                hi[k] = v
+    return lo, hi
+
+
+@nb.njit(cache=True, nogil=True)
+def chunk_pair_stats(E, y, w, out):
+    """Accumulate statistics of :math:`a_{ik} = e_{i y_i} - e_{ik}` over rows with ``w > 0``.
+
+    ``E`` holds ``(m, J)`` linear predictors along a direction (the reference's is 0).  ``out``
+    (length 4) gets ``+= sum w a^+``, ``+= sum w a^-`` (positive and negative parts), and the
+    running minimum and maximum of ``a``.  Used by the separation checks to ask whether a
+    direction raises every observed outcome's odds against every other outcome.
+    """
+    m, J = E.shape
+    for i in range(m):
+        wi = w[i]
+        if not wi > 0.0:
+            continue
+        own = E[i, y[i]] if y[i] >= 0 else 0.0
+        for k in range(J + 1):
+            a = own - (E[i, k] if k < J else 0.0)
+            if a > 0.0:
+                out[0] += wi * a
+            else:
+                out[1] -= wi * a
+            if a < out[2]:
+                out[2] = a
+            if a > out[3]:
+                out[3] = a
 
 
 @nb.njit(cache=True, nogil=True)

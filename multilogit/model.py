@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import backends, checks, design, solver
+from . import backends, checks, design, kernels, solver
 from . import weights as _weights
 from .covariance import get_estimator
 from .exceptions import DataError, FitError
@@ -97,7 +97,9 @@ class MultinomialLogit:
         self._data = md
         self.outcome = md.outcome
         self.design = md.design
-        self.exog = md.X
+        # A read-only view: the model never writes to the design, which may be the caller's
+        # own array (not copied), and the caller's array stays writable.
+        self.exog = md.X.view()
         self.exog.setflags(write=False)
         self.level_codes = md.codes
         self.endog = self.outcome.eq_codes(md.codes)
@@ -195,10 +197,18 @@ class MultinomialLogit:
         return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
 
     def _intercept_col(self):
-        if len(self.exog) == 0:
-            return None
-        const = np.flatnonzero(np.all(self.exog == 1.0, axis=0))
-        return int(const[0]) if len(const) else None
+        """The first column of ones, if any (found once per design in one pass over X)."""
+        cached = getattr(self, "_intercept_cache", None)
+        if cached is not None and cached[0] is self.exog:
+            return cached[1]
+        ic = None
+        if len(self.exog):
+            lo, hi = kernels.column_range(self.exog)
+            const = np.flatnonzero((lo == 1.0) & (hi == 1.0))
+            ic = int(const[0]) if len(const) else None
+        # Keyed by the design array: a copy of the model with other columns recomputes it.
+        self._intercept_cache = (self.exog, ic)
+        return ic
 
     # -- likelihood (statsmodels-style, on flat parameters) ------------------------------------
 
@@ -260,6 +270,7 @@ class MultinomialLogit:
         cov_kwds: dict | None = None,
         separation: str = "warn",
         drop_collinear: bool = False,
+        hessian: str = "auto",
     ) -> MultinomialLogitResults:
         """Maximum-likelihood fit by Newton-Raphson with step-halving.
 
@@ -297,6 +308,13 @@ class MultinomialLogit:
         drop_collinear : bool
             A rank-deficient design raises ``DataError`` naming the aliased columns; with
             ``True`` they are dropped as in R (NaN coefficients, a note in the summary).
+        hessian : {"auto", "exact"}
+            Information matrix of the Newton steps.  ``"auto"``: on large data the early
+            iterations use the information of a fixed subsample of rows, then the exact
+            information is computed once near the optimum and the fit stops there only if its
+            Newton step is within ``tol`` (see :mod:`multilogit.solver`); ``"exact"``: the
+            exact information at every iteration.  Either way the estimates are the same MLE
+            and the standard errors come from the exact information at the estimates.
 
         Raises
         ------
@@ -305,6 +323,8 @@ class MultinomialLogit:
         """
         if method != "newton":
             raise ValueError(f"method must be 'newton'; got {method!r}")
+        if hessian not in ("auto", "exact"):
+            raise ValueError(f"hessian must be 'auto' or 'exact'; got {hessian!r}")
         if int(maxiter) < 0:
             raise ValueError(f"maxiter must be non-negative; got {maxiter!r}")
         if not (np.isfinite(tol) and tol > 0):
@@ -320,9 +340,10 @@ class MultinomialLogit:
         if aliased is not None:
             kw = dict(method=method, maxiter=maxiter, tol=tol, start_params=start_params)
             kw.update(disp=disp, callback=callback, cov_type=cov_type, cov_kwds=cov_kwds)
+            kw.update(hessian=hessian)
             return checks.fit_without_aliased(self, aliased, dict(kw, separation=separation))
         beta0 = self.start_params() if start_params is None else self._coerce_start(start_params)
-        options = solver.NewtonOptions(maxiter=int(maxiter), tol=float(tol))
+        options = solver.NewtonOptions(maxiter=int(maxiter), tol=float(tol), hessian=hessian)
         sol, sep = checks.solve(self, self._backend(), beta0, options, disp, callback, separation)
         state = _FitState(self, sol.beta, sol.info, sol.llf)
         if sep is not None:
@@ -339,7 +360,7 @@ class MultinomialLogit:
             n_iter=sol.n_iter,
             log=sol.log,
             message=sol.message,
-            options=dict(method=method, maxiter=maxiter, tol=tol),
+            options=dict(method=method, maxiter=maxiter, tol=tol, hessian=hessian),
         )
         return MultinomialLogitResults(self, sol.beta, sol, cov, estimator, fit_info)
 

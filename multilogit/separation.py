@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
 
+from . import backends, kernels
 from .exceptions import PerfectSeparationError, PerfectSeparationWarning
 
 __all__ = ["Separation", "SeparationMonitor", "find_separation", "check_mode"]
@@ -481,6 +482,7 @@ class SeparationMonitor:
         self._it = 0
         self._before_step = None
         self._info0 = None
+        self._amax = None
 
     def _suspicious(self, it, beta, d) -> bool:
         b = beta * self.to_unit
@@ -526,23 +528,31 @@ class SeparationMonitor:
         step = float(np.max(np.abs(self._last_delta)))
         if step < 0.5 or self._before_step is None or step < 0.3 * self._before_step:
             return False  # small or quadratically shrinking: an ordinary fit converging
-        a = self._pair_values(self._last_delta)
-        w = getattr(model, "_lik_weights", model.freq_weights)
-        w = w[w > 0][:, None]
-        pos = float(np.sum(w * np.clip(a, 0.0, None)))
-        neg = float(np.sum(w * np.clip(-a, 0.0, None)))
+        pos, neg, _, _ = self._pair_stats(self._last_delta)
         return pos > 0 and neg <= _GATE * pos
 
-    def _pair_values(self, delta):
-        """:math:`a_{ik}` for every row and outcome (0 for the own outcome), shape (n, K)."""
+    def _pair_stats(self, delta):
+        """Over rows with positive weight, of :math:`a_{ik}` (0 for the own outcome): the
+        weighted sums of its positive and negative parts, its minimum and maximum.
+
+        ``delta`` is in unit-column coordinates.  One chunked pass over the rows, no (n, K)
+        array.
+        """
         model = self.model
         X = model.exog
-        amax = np.maximum(X.max(axis=0), -X.min(axis=0))
-        eta = np.column_stack([X @ (delta / np.where(amax > 0, amax, 1.0)).T, np.zeros(len(X))])
-        y = np.where(model.endog < 0, model.J, model.endog)
-        a = eta[np.arange(len(X)), y][:, None] - eta
+        if self._amax is None:
+            lo, hi = kernels.column_range(X)
+            amax = np.maximum(hi, -lo)
+            self._amax = np.where(amax > 0, amax, 1.0)
+        D = np.ascontiguousarray(delta / self._amax)
         w = getattr(model, "_lik_weights", model.freq_weights)
-        return a[w > 0]
+        y = model.endog
+        out = np.array([0.0, 0.0, np.inf, -np.inf])
+        step = backends.default_chunk_rows(X.shape[1], model.J)
+        for start in range(0, len(X), step):
+            sl = slice(start, start + step)
+            kernels.chunk_pair_stats(X[sl] @ D.T, y[sl], w[sl], out)
+        return out
 
     def _candidate_holds(self) -> bool:
         """Cheap pass over the rows: does the last step, with small components dropped, satisfy
@@ -550,8 +560,8 @@ class SeparationMonitor:
         d = self._last_delta
         top = np.abs(d).max()
         for rel in (0.3, 0.1, 0.03, 0.01, 0.003):
-            a = self._pair_values(np.where(np.abs(d) >= rel * top, d, 0.0) / top)
-            if a.min() >= -1e-12 and a.max() > _STRICT:
+            _, _, amin, amax = self._pair_stats(np.where(np.abs(d) >= rel * top, d, 0.0) / top)
+            if amin >= -1e-12 and amax > _STRICT:
                 return True
         return False
 
