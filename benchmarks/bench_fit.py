@@ -25,6 +25,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -214,13 +215,8 @@ def _describe_statsmodels(res, X, y) -> dict:
 
 def _version_tuple(version: str) -> tuple[int, ...]:
     """Leading numeric parts of a version string: ``"1.10.dev0"`` -> ``(1, 10)``."""
-    parts = []
-    for part in version.split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in match.group().split(".")) if match else ()
 
 
 def sklearn_unpenalized_kwargs() -> dict:
@@ -803,7 +799,7 @@ def format_table(results: dict) -> str:
         "* point estimates only: scikit-learn computes no standard errors, the others include",
         "  them in the timed fit.",
     ]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def format_cold_start(cold: dict) -> str:
@@ -919,7 +915,12 @@ def build_parser() -> argparse.ArgumentParser:
         "would pass this (default 60)",
     )
     parser.add_argument("--seed", type=int, default=SEED, help=f"data seed (default {SEED})")
-    parser.add_argument("--json", type=Path, help="write the results here instead")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="write the results here only (default: results/bench_fit-<date>.json and "
+        "results/latest.json; a --quick run writes results/bench_fit-<date>-quick.json only)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory readings")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold start")
     return parser
@@ -998,7 +999,7 @@ def main(argv=None) -> int:
     print(format_checks(results))
     stamp = started.strftime("%Y%m%d-%H%M%S")
     path = args.json or RESULTS_DIR / f"bench_fit-{stamp}{'-quick' if args.quick else ''}.json"
-    written = write_json(results, path, latest=not args.quick)
+    written = write_json(results, path, latest=not (args.quick or args.json))
     print()
     print(f"Results: {', '.join(str(p) for p in written)} ({results['elapsed_s']:.0f} s)")
     return 0
