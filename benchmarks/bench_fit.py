@@ -1,0 +1,1009 @@
+"""Time and size multilogit's fit against statsmodels, scikit-learn and a BLAS floor.
+
+Usage::
+
+    python benchmarks/bench_fit.py              # all shapes, all tools, cold start
+    python benchmarks/bench_fit.py --quick      # smallest shape only: checks the script
+
+Every fit runs in its own freshly spawned process that builds the data from a fixed seed,
+warms up on a small fit (imports, Numba kernels loaded from the cache), then times the fit and
+records its peak resident memory above what the process held before it.  The parent process
+never builds the data, so it holds nothing that would distort the children.  See
+``benchmarks/README.md`` for what is measured and how to read the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import gc
+import importlib.metadata
+import importlib.util
+import json
+import math
+import multiprocessing
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SEED = 20240607
+SHAPES = ((10_000, 10, 3), (100_000, 20, 5), (1_000_000, 20, 5), (200_000, 10, 30))
+QUICK_SHAPES = ((10_000, 10, 3),)
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+MB = 1e6
+#: The log-likelihood of multilogit must agree with statsmodels' to this relative difference.
+LLF_RTOL = 1e-8
+#: Repeats of the SYRK floor; its time is the minimum, not the median.
+FLOOR_REPEATS = 5
+#: Rows per block when generating data or evaluating a log-likelihood (bounds temporaries).
+BLOCK_ROWS = 65_536
+SKLEARN_TOL = 1e-8
+SKLEARN_MAX_ITER = {"newton-cholesky": 100, "lbfgs": 10_000}
+STATSMODELS_MAXITER = 100
+#: Rows of multilogit's warm-up fit (see ``_warmup_rows``).
+MULTILOGIT_WARMUP_ROWS = 50_000
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def make_data(n: int, p: int, k: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic multinomial-logit data, identical in every process for the same arguments.
+
+    Parameters
+    ----------
+    n, p, k : int
+        Rows, columns (including the constant) and outcomes.
+    seed : int
+        Seed of the generator.
+
+    Returns
+    -------
+    X : ndarray, shape (n, p)
+        Float64, C-contiguous; ``X[:, 0] == 1`` and the other columns are standard normal.
+    y : ndarray of int64, shape (n,)
+        Outcome codes ``0 .. k-1`` drawn from the softmax probabilities; code 0 is the
+        reference (its coefficients are zero).
+
+    Notes
+    -----
+    The true coefficients are normal with scale ``0.5 / sqrt(p)``, so each linear predictor
+    has a standard deviation of about 0.5: the probabilities stay away from 0 and 1 and all
+    ``k`` outcomes occur with similar frequency, also for ``k = 30``.  The coefficients are
+    drawn first, so they depend on ``(p, k)`` and the seed only.
+    """
+    rng = np.random.default_rng(seed)
+    beta = rng.normal(scale=0.5 / math.sqrt(p), size=(p, k))
+    beta[:, 0] = 0.0
+    X = rng.standard_normal((n, p))
+    X[:, 0] = 1.0
+    u = rng.random(n)
+    y = np.empty(n, dtype=np.int64)
+    for start in range(0, n, BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        eta = X[rows] @ beta
+        eta -= eta.max(axis=1, keepdims=True)
+        np.exp(eta, out=eta)
+        cum = np.cumsum(eta, axis=1)
+        draw = u[rows, None] * cum[:, -1:]
+        y[rows] = np.minimum((draw > cum).sum(axis=1), k - 1)
+    return X, y
+
+
+def softmax_loglike(X: np.ndarray, y: np.ndarray, coef: np.ndarray) -> float:
+    """Log-likelihood of coefficients in scikit-learn's layout.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+    y : ndarray of int, shape (n,)
+        Outcome codes ``0 .. k-1``.
+    coef : ndarray, shape (k, p) or (1, p)
+        One row per outcome (symmetric parametrisation), or a single row for a binary model
+        (the logit of outcome 1 against outcome 0).
+    """
+    from scipy.special import logsumexp
+
+    total = 0.0
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        eta = X[rows] @ coef.T
+        if coef.shape[0] == 1:
+            eta = np.column_stack([np.zeros(eta.shape[0]), eta[:, 0]])
+        picked = np.take_along_axis(eta, y[rows, None], axis=1)[:, 0]
+        total += float(np.sum(picked - logsumexp(eta, axis=1)))
+    return total
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+
+def _proc_status_bytes(field: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def reset_peak_rss() -> int:
+    """Reset the peak-RSS counter of this process; return the current RSS in bytes.
+
+    Writing ``5`` to ``/proc/self/clear_refs`` sets ``VmHWM`` back to the current RSS (Linux).
+    Raises ``OSError`` where that is not possible.
+    """
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return _proc_status_bytes("VmRSS")
+
+
+def peak_rss() -> int:
+    """Peak RSS (``VmHWM``) of this process in bytes since the last reset."""
+    return _proc_status_bytes("VmHWM")
+
+
+# -- tools ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A fitting routine under test.
+
+    Attributes
+    ----------
+    name : str
+        Name used by ``--tools`` and in the JSON.
+    label : str
+        Name in the printed table.
+    fit : callable
+        ``fit(X, y) -> result``: everything that is timed.
+    describe : callable
+        ``describe(result, X, y) -> dict`` with ``n_iter``, ``converged`` and ``llf``; not
+        timed.
+    with_se : bool
+        Whether the timed fit includes standard errors.
+    """
+
+    name: str
+    label: str
+    fit: Callable
+    describe: Callable
+    with_se: bool
+
+
+def _fit_multilogit(X, y):
+    import multilogit
+
+    res = multilogit.MultinomialLogit(y, X).fit()
+    res.bse  # noqa: B018 -- standard errors are part of the timed work
+    return res
+
+
+def _describe_multilogit(res, X, y) -> dict:
+    return {"n_iter": int(res.n_iter), "converged": bool(res.converged), "llf": float(res.llf)}
+
+
+def _fit_statsmodels(X, y):
+    import statsmodels.api as sm
+
+    res = sm.MNLogit(y, X).fit(method="newton", maxiter=STATSMODELS_MAXITER, disp=0)
+    res.bse  # noqa: B018 -- standard errors are part of the timed work
+    return res
+
+
+def _describe_statsmodels(res, X, y) -> dict:
+    retvals = res.mle_retvals
+    return {
+        "n_iter": int(retvals["iterations"]),
+        "converged": bool(retvals["converged"]),
+        "llf": float(res.llf),
+    }
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """Leading numeric parts of a version string: ``"1.10.dev0"`` -> ``(1, 10)``."""
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in match.group().split(".")) if match else ()
+
+
+def sklearn_unpenalized_kwargs() -> dict:
+    """Keyword arguments that switch off the penalty of ``LogisticRegression``.
+
+    scikit-learn 1.8 deprecated ``penalty`` in favour of ``C=np.inf``; older versions want
+    ``penalty=None``.  Either way no warning is raised.
+    """
+    import sklearn
+
+    if _version_tuple(sklearn.__version__) >= (1, 8):
+        return {"C": np.inf}
+    return {"penalty": None}
+
+
+def sklearn_multinomial_newton_ok() -> bool:
+    """Whether ``solver="newton-cholesky"`` fits the multinomial model (scikit-learn >= 1.6).
+
+    Before 1.6 it fitted one-vs-rest for more than two classes, a different model.  Read from
+    the package metadata, so the parent process need not import scikit-learn.
+    """
+    try:
+        version = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        return True  # the child reports the missing package
+    return _version_tuple(version) >= (1, 6)
+
+
+def _fit_sklearn(solver: str):
+    def fit(X, y):
+        from sklearn.linear_model import LogisticRegression
+
+        est = LogisticRegression(
+            solver=solver,
+            tol=SKLEARN_TOL,
+            max_iter=SKLEARN_MAX_ITER[solver],
+            fit_intercept=False,
+            **sklearn_unpenalized_kwargs(),
+        )
+        return est.fit(X, y)
+
+    return fit
+
+
+def _describe_sklearn(solver: str):
+    def describe(est, X, y) -> dict:
+        n_iter = int(np.max(est.n_iter_))
+        return {
+            "n_iter": n_iter,
+            "converged": n_iter < SKLEARN_MAX_ITER[solver],
+            "llf": softmax_loglike(X, y, est.coef_),
+        }
+
+    return describe
+
+
+TOOLS = {
+    tool.name: tool
+    for tool in (
+        Tool("multilogit", "multilogit", _fit_multilogit, _describe_multilogit, True),
+        Tool("statsmodels", "statsmodels", _fit_statsmodels, _describe_statsmodels, True),
+        Tool(
+            "sklearn-newton",
+            "sklearn newton-chol*",
+            _fit_sklearn("newton-cholesky"),
+            _describe_sklearn("newton-cholesky"),
+            False,
+        ),
+        Tool(
+            "sklearn-lbfgs",
+            "sklearn lbfgs*",
+            _fit_sklearn("lbfgs"),
+            _describe_sklearn("lbfgs"),
+            False,
+        ),
+    )
+}
+FLOOR = "floor"
+ALL_TOOLS = (*TOOLS, FLOOR)
+
+
+# -- child processes -----------------------------------------------------------------------------
+
+
+def _warmup_rows(tool: str, n: int, p: int, k: int) -> int:
+    """Rows of the untimed warm-up fit.
+
+    Small, but enough for every outcome to be estimated.  multilogit's warm-up spans several
+    of its row chunks: a fit on a single chunk does not load every Numba specialisation the
+    timed fit needs, and the first timed fit would pay for the rest.
+    """
+    rows = max(2_000, 20 * p * k)
+    if tool == "multilogit":
+        rows = max(rows, MULTILOGIT_WARMUP_ROWS)
+    return min(n, rows)
+
+
+def _unique_warnings(caught) -> list[str]:
+    """Distinct ``Category: message`` strings of recorded warnings, in order of appearance."""
+    seen = []
+    for w in caught:
+        text = f"{w.category.__name__}: {str(w.message).strip()[:300]}"
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
+def time_tool(task: dict) -> dict:
+    """Run one tool on one shape; meant to run in a fresh process.
+
+    Parameters
+    ----------
+    task : dict
+        ``tool``, ``shape`` ``(n, p, k)``, ``seed``, ``repeats``, ``max_seconds`` and
+        ``memory`` (bool).
+
+    Returns
+    -------
+    dict
+        ``times`` (seconds of each repeat), ``median``, ``repeats``, ``budget_stop``,
+        ``n_iter``, ``converged``, ``llf``, ``peak_bytes`` (peak RSS of the first timed fit
+        above the RSS just before it; ``None`` without memory), ``x_bytes`` and ``warnings``
+        (raised during the timed fits).
+    """
+    n, p, k = task["shape"]
+    tool = TOOLS[task["tool"]]
+    X, y = make_data(n, p, k, task["seed"])
+    Xw, yw = make_data(_warmup_rows(task["tool"], n, p, k), p, k, task["seed"] + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tool.fit(Xw, yw)  # imports and Numba cache loads, not timed
+    del Xw, yw
+    out = {"x_bytes": int(X.nbytes), "peak_bytes": None, "memory_error": None}
+    times: list[float] = []
+    info: dict = {}
+    budget_stop = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for rep in range(task["repeats"]):
+            gc.collect()
+            rss_before = None
+            if rep == 0 and task["memory"]:
+                try:
+                    rss_before = reset_peak_rss()
+                except OSError as exc:
+                    out["memory_error"] = repr(exc)
+            t0 = time.perf_counter()
+            res = tool.fit(X, y)
+            times.append(time.perf_counter() - t0)
+            if rss_before is not None:
+                out["peak_bytes"] = max(peak_rss() - rss_before, 0)
+            if rep == 0:
+                info = tool.describe(res, X, y)
+            del res
+            if rep + 1 < task["repeats"] and sum(times) + times[-1] > task["max_seconds"]:
+                budget_stop = True
+                break
+    out.update(info)
+    out.update(
+        times=times,
+        median=statistics.median(times),
+        repeats=len(times),
+        budget_stop=budget_stop,
+        warnings=_unique_warnings(caught),
+    )
+    return out
+
+
+def time_floor(task: dict) -> dict:
+    """Time one BLAS SYRK of an ``n x (k-1) p`` float64 matrix (the floor); fresh process.
+
+    ``dsyrk`` gets the Fortran-ordered ``(q, n)`` view of a C-contiguous ``(n, q)`` array, so
+    nothing is copied inside the timed call.  The time reported is the minimum of
+    ``FLOOR_REPEATS`` calls after one untimed call.
+    """
+    from scipy.linalg.blas import dsyrk
+
+    n, p, k = task["shape"]
+    q = (k - 1) * p
+    A = np.random.default_rng(task["seed"]).random((n, q))
+    dsyrk(1.0, A.T, trans=0)
+    times = []
+    for _ in range(FLOOR_REPEATS):
+        t0 = time.perf_counter()
+        dsyrk(1.0, A.T, trans=0)
+        times.append(time.perf_counter() - t0)
+    flops = float(n) * q * (q + 1)
+    best = min(times)
+    return {
+        "times": times,
+        "median": best,
+        "statistic": "min",
+        "repeats": len(times),
+        "q": q,
+        "flops": flops,
+        "gflops_per_s": flops / best / 1e9,
+        "warnings": [],
+    }
+
+
+def _child_entry(task: dict) -> dict:
+    if task["tool"] == FLOOR:
+        return time_floor(task)
+    return time_tool(task)
+
+
+def run_in_fresh_process(func: Callable, *args):
+    """Call ``func(*args)`` in a newly spawned process and return its result.
+
+    Raises the child's exception, or ``BrokenProcessPool`` if the child died (e.g. killed
+    for lack of memory).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(func, *args).result()
+
+
+def run_task(task: dict) -> dict:
+    """Run a tool in a fresh process; an error becomes ``{"error": ...}`` instead of raising."""
+    try:
+        return run_in_fresh_process(_child_entry, task)
+    except Exception as exc:  # noqa: BLE001 -- one failing tool must not end the benchmark
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+# -- cold start ----------------------------------------------------------------------------------
+
+COLD_START_CODE = """
+import json, time
+t0 = time.perf_counter()
+import multilogit
+t1 = time.perf_counter()
+df = multilogit.datasets.load("hsbdemo")
+t2 = time.perf_counter()
+multilogit.mnlogit("prog ~ C(ses) + write", df, ref="academic").fit()
+t3 = time.perf_counter()
+multilogit.mnlogit("prog ~ C(ses) + write", df, ref="academic").fit()
+t4 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "first_fit_s": t3 - t2, "warm_fit_s": t4 - t3}))
+"""
+
+
+def _cold_start_once(cache_dir: str) -> dict:
+    """One fresh interpreter: import, first fit, second fit, with ``NUMBA_CACHE_DIR`` set."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", COLD_START_CODE], env=env, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold-start child failed:\n{proc.stderr.strip()[-2000:]}")
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row["first_minus_warm_s"] = row["first_fit_s"] - row["warm_fit_s"]
+    row["process_s"] = wall
+    return row
+
+
+def _median_rows(rows: list[dict]) -> dict:
+    keys = ("import_s", "first_fit_s", "warm_fit_s", "first_minus_warm_s", "process_s")
+    return {key: statistics.median(row[key] for row in rows) for key in keys}
+
+
+def cold_start(warm_runs: int) -> dict:
+    """Time ``import multilogit`` and the first fits in fresh interpreters.
+
+    The first run uses an empty Numba cache (a new temporary ``NUMBA_CACHE_DIR``), so every
+    kernel is compiled; it fills the cache, and the next ``warm_runs`` runs load from it.
+
+    Returns
+    -------
+    dict
+        ``empty`` and ``warm``: medians of ``import_s``, ``first_fit_s``, ``warm_fit_s``,
+        ``first_minus_warm_s`` and ``process_s`` (the whole interpreter, as seen from
+        outside), plus ``runs`` and the raw rows.
+    """
+    with tempfile.TemporaryDirectory(prefix="multilogit-numba-cache-") as cache_dir:
+        empty = [_cold_start_once(cache_dir)]
+        warm = [_cold_start_once(cache_dir) for _ in range(warm_runs)]
+    return {
+        "fit": 'multilogit.mnlogit("prog ~ C(ses) + write", hsbdemo, ref="academic").fit()',
+        "empty": {**_median_rows(empty), "runs": len(empty), "rows": empty},
+        "warm": {**_median_rows(warm), "runs": len(warm), "rows": warm},
+    }
+
+
+# -- machine -------------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _mem_total_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _versions() -> dict:
+    names = ("multilogit", "numpy", "scipy", "pandas", "statsmodels", "scikit-learn", "numba")
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _multilogit_source() -> dict:
+    """Where multilogit is imported from, and its git commit if it is a checkout."""
+    spec = importlib.util.find_spec("multilogit")
+    if spec is None or spec.origin is None:
+        return {"path": None}
+    path = Path(spec.origin).resolve().parent
+    out = {"path": str(path), "git_commit": None, "git_dirty": None}
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        if commit.returncode == 0:
+            out["git_commit"] = commit.stdout.strip()
+            status = subprocess.run(
+                ["git", "-C", str(path), "status", "--porcelain", "--", "."],
+                capture_output=True,
+                text=True,
+            )
+            out["git_dirty"] = bool(status.stdout.strip())
+    except OSError:
+        pass
+    return out
+
+
+def blas_info() -> list[dict] | None:
+    """threadpoolctl's view of the BLAS and OpenMP libraries the tools load (fresh process)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    import scipy.linalg  # noqa: F401
+
+    import multilogit  # noqa: F401
+
+    try:
+        import sklearn.linear_model  # noqa: F401
+    except ImportError:
+        pass
+    keep = ("user_api", "internal_api", "num_threads", "version", "threading_layer", "filepath")
+    return [{key: lib.get(key) for key in keep} for lib in threadpool_info()]
+
+
+def machine_info() -> dict:
+    """CPU, memory, versions, thread settings and BLAS of this machine."""
+    thread_vars = (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+        "NUMBA_CACHE_DIR",
+    )
+    try:
+        blas = run_in_fresh_process(blas_info)
+    except Exception as exc:  # noqa: BLE001 -- machine info is best effort
+        blas = f"unavailable: {type(exc).__name__}: {exc}"
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "mem_total_bytes": _mem_total_bytes(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "multilogit_source": _multilogit_source(),
+        "env": {var: os.environ.get(var) for var in thread_vars if var in os.environ},
+        "blas": blas,
+    }
+
+
+# -- analysis ------------------------------------------------------------------------------------
+
+
+def shape_key(shape) -> str:
+    """Compact label of a shape: ``(1000000, 20, 5)`` -> ``"1e6,20,5"``."""
+    n, p, k = shape
+    exp = int(math.floor(math.log10(n))) if n > 0 else 0
+    mant = n / 10**exp
+    text = f"{mant:g}e{exp}" if exp >= 3 and mant == int(mant) else str(n)
+    return f"{text},{p},{k}"
+
+
+def rel_diff(a: float | None, b: float | None) -> float | None:
+    """``|a - b| / |b|``, or None if either is missing."""
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or b == 0:
+        return None
+    return abs(a - b) / abs(b)
+
+
+def analyse_shape(entry: dict) -> None:
+    """Add ratios, log-likelihood differences and memory shares to one shape's results."""
+    tools = entry["tools"]
+    ok = {name: res for name, res in tools.items() if "error" not in res}
+    ml = ok.get("multilogit")
+    sm = ok.get("statsmodels")
+    ref_name = "statsmodels" if sm else ("multilogit" if ml else None)
+    entry["llf_reference"] = ref_name
+    ref_llf = ok[ref_name]["llf"] if ref_name else None
+    for name, res in ok.items():
+        if name == FLOOR:
+            res["ratio"] = ml["median"] / res["median"] if ml else None
+            continue
+        res["ratio"] = res["median"] / ml["median"] if ml and name != "multilogit" else None
+        res["llf_rel_diff"] = None if name == ref_name else rel_diff(res["llf"], ref_llf)
+        peak = res.get("peak_bytes")
+        res["peak_frac_x"] = peak / res["x_bytes"] if peak is not None else None
+        sm_peak = sm.get("peak_bytes") if sm else None
+        res["mem_vs_statsmodels"] = peak / sm_peak if peak is not None and sm_peak else None
+    entry["llf_check"] = None
+    if ml and sm:
+        diff = rel_diff(ml["llf"], sm["llf"])
+        entry["llf_check"] = {"rel_diff": diff, "ok": diff is not None and diff <= LLF_RTOL}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A performance target: ``value(results) op limit``."""
+
+    label: str
+    op: str
+    limit: float
+    value: Callable
+
+
+def _tool_value(shape, tool, field):
+    def get(results):
+        entry = results["shapes"].get(shape_key(shape))
+        res = entry["tools"].get(tool) if entry else None
+        return None if res is None or "error" in res else res.get(field)
+
+    return get
+
+
+def _cold_start_value(results):
+    cold = results.get("cold_start")
+    return cold["warm"]["first_minus_warm_s"] if cold else None
+
+
+BIG = (1_000_000, 20, 5)
+WIDE = (200_000, 10, 30)
+TARGETS = (
+    Target("(1e6,20,5) multilogit / floor", "<=", 5, _tool_value(BIG, FLOOR, "ratio")),
+    Target(
+        "(1e6,20,5) statsmodels / multilogit", ">=", 10, _tool_value(BIG, "statsmodels", "ratio")
+    ),
+    Target(
+        "(1e6,20,5) sklearn newton-cholesky / multilogit",
+        ">=",
+        5,
+        _tool_value(BIG, "sklearn-newton", "ratio"),
+    ),
+    Target(
+        "(1e6,20,5) sklearn lbfgs / multilogit",
+        ">=",
+        3,
+        _tool_value(BIG, "sklearn-lbfgs", "ratio"),
+    ),
+    Target(
+        "(1e6,20,5) multilogit peak memory / X.nbytes",
+        "<=",
+        0.25,
+        _tool_value(BIG, "multilogit", "peak_frac_x"),
+    ),
+    Target(
+        "(2e5,10,30) statsmodels / multilogit", ">=", 10, _tool_value(WIDE, "statsmodels", "ratio")
+    ),
+    Target("cold start: first fit - warm fit, warm cache (s)", "<=", 1.0, _cold_start_value),
+)
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """PASS/MISS of each target, or SKIP if it was not measured in this run."""
+    out = []
+    for target in TARGETS:
+        value = target.value(results)
+        if value is None:
+            status = "SKIP"
+        elif target.op == "<=":
+            status = "PASS" if value <= target.limit else "MISS"
+        else:
+            status = "PASS" if value >= target.limit else "MISS"
+        out.append(
+            {
+                "target": target.label,
+                "op": target.op,
+                "limit": target.limit,
+                "value": value,
+                "status": status,
+            }
+        )
+    return out
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def _fmt(value, spec: str, missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def _row_notes(name: str, res: dict, entry: dict) -> str:
+    notes = []
+    if res.get("budget_stop"):
+        notes.append("time budget")
+    if res.get("converged") is False:
+        notes.append("NOT CONVERGED")
+    if name == "multilogit" and entry.get("llf_check") and not entry["llf_check"]["ok"]:
+        notes.append("LLF MISMATCH")
+    if res.get("warnings"):
+        notes.append(f"{len(res['warnings'])} warning(s)")
+    if res.get("memory_error"):
+        notes.append("no memory reading")
+    return ", ".join(notes)
+
+
+def format_table(results: dict) -> str:
+    """The per-shape, per-tool table with its legend."""
+    head = (
+        f"{'shape N,p,K':<12} {'tool':<21} {'reps':>4} {'median s':>9} {'ratio':>7} "
+        f"{'iters':>5} {'llf rel.diff':>12} {'peak MB':>8} {'% of X':>7} {'mem/sm':>6}  notes"
+    )
+    lines = [head, "-" * len(head)]
+    for key, entry in results["shapes"].items():
+        first = True
+        for name, res in entry["tools"].items():
+            label = TOOLS[name].label if name in TOOLS else "floor: 1 SYRK"
+            shape = key if first else ""
+            first = False
+            if "error" in res:
+                lines.append(f"{shape:<12} {label:<21} ERROR {res['error'][:120]}")
+                continue
+            if name == FLOOR:
+                lines.append(
+                    f"{shape:<12} {label:<21} {res['repeats']:>4} {res['median']:>9.4f} "
+                    f"{_fmt(res.get('ratio'), '.2f'):>7}   (min; {res['gflops_per_s']:.1f} "
+                    f"GFLOP/s, q = {res['q']})"
+                )
+                continue
+            peak = res.get("peak_bytes")
+            lines.append(
+                f"{shape:<12} {label:<21} {res['repeats']:>4} {res['median']:>9.4f} "
+                f"{_fmt(res.get('ratio'), '.2f'):>7} {res['n_iter']:>5} "
+                f"{_fmt(res.get('llf_rel_diff'), '.1e', 'ref'):>12} "
+                f"{_fmt(None if peak is None else peak / MB, '.1f'):>8} "
+                f"{_fmt(None if peak is None else 100 * res['peak_frac_x'], '.1f'):>7} "
+                f"{_fmt(res.get('mem_vs_statsmodels'), '.2f'):>6}  {_row_notes(name, res, entry)}"
+            )
+    lines += [
+        "",
+        "reps: timed repeats behind the median (fewer than asked when the time budget ran out).",
+        "ratio: tool time / multilogit time (how many times faster multilogit is); on the floor",
+        "  row, multilogit time / floor time (how far multilogit is from the floor).",
+        "iters: Newton iterations (multilogit n_iter, statsmodels mle_retvals['iterations'],",
+        "  scikit-learn n_iter_; for lbfgs these are L-BFGS iterations).",
+        "llf rel.diff: |llf - llf_ref| / |llf_ref| with statsmodels as ref (multilogit if",
+        "  statsmodels was not run); for scikit-learn, the log-likelihood of its coefficients.",
+        "peak MB: peak RSS of one fit above the RSS before it (1 MB = 1e6 bytes), in a fresh",
+        "  process; % of X: that peak as a share of X.nbytes; mem/sm: peak / statsmodels' peak.",
+        "* point estimates only: scikit-learn computes no standard errors, the others include",
+        "  them in the timed fit.",
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_cold_start(cold: dict) -> str:
+    """The cold-start table."""
+    head = (
+        f"{'Numba cache':<12} {'runs':>4} {'import s':>9} {'first fit s':>11} "
+        f"{'warm fit s':>10} {'first-warm s':>12} {'process s':>9}"
+    )
+    lines = [f"Cold start in a fresh interpreter: import multilogit, then {cold['fit']}", head]
+    for name in ("empty", "warm"):
+        row = cold[name]
+        lines.append(
+            f"{name:<12} {row['runs']:>4} {row['import_s']:>9.3f} {row['first_fit_s']:>11.3f} "
+            f"{row['warm_fit_s']:>10.4f} {row['first_minus_warm_s']:>12.3f} "
+            f"{row['process_s']:>9.2f}"
+        )
+    lines.append("(medians; process s is the whole interpreter run, seen from outside)")
+    return "\n".join(lines)
+
+
+def format_checks(results: dict) -> str:
+    """Log-likelihood agreement per shape, target PASS/MISS lines and warnings raised."""
+    lines = ["Log-likelihood agreement, multilogit vs statsmodels (must be <= 1e-8)"]
+    for key, entry in results["shapes"].items():
+        check = entry.get("llf_check")
+        if check is None:
+            lines.append(f"  SKIP  {key}: needs both multilogit and statsmodels")
+        else:
+            status = "PASS" if check["ok"] else "FAIL"
+            lines.append(f"  {status}  {key}: rel. diff {_fmt(check['rel_diff'], '.2e')}")
+    lines += ["", "Targets"]
+    for row in results["targets"]:
+        value = _fmt(row["value"], ".3g", "not measured in this run")
+        lines.append(
+            f"  {row['status']:<4}  {row['target']} {row['op']} {row['limit']:g}: {value}"
+        )
+    warned = [
+        (key, name, text)
+        for key, entry in results["shapes"].items()
+        for name, res in entry["tools"].items()
+        for text in res.get("warnings", [])
+    ]
+    if warned:
+        lines += ["", "Warnings raised during the timed fits"]
+        lines += [f"  {key} {name}: {text}" for key, name, text in warned]
+    return "\n".join(lines)
+
+
+def write_json(results: dict, path: Path, latest: bool) -> list[Path]:
+    """Write the results to ``path`` and, if ``latest``, to ``results/latest.json``."""
+    paths = [path] + ([RESULTS_DIR / "latest.json"] if latest else [])
+    text = json.dumps(results, indent=2, default=str) + "\n"
+    for out in paths:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return paths
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``"1e6,20,5"`` -> ``(1000000, 20, 5)``."""
+    try:
+        n, p, k = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"shape must be N,p,K (e.g. 1e5,20,5); got {text!r}"
+        ) from None
+    if not all(v == int(v) for v in (n, p, k)) or p < 1 or k < 2 or n < 10 * p * k:
+        raise argparse.ArgumentTypeError(f"need integers with p >= 1, K >= 2, N >= 10 p K: {text}")
+    return int(n), int(p), int(k)
+
+
+def parse_tools(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in ALL_TOOLS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"tools are {', '.join(ALL_TOOLS)}; got {text!r}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Time multilogit's fit against statsmodels, scikit-learn and a BLAS floor.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the smallest shape, 2 repeats: checks that the script works",
+    )
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        type=parse_shape,
+        metavar="N,p,K",
+        help="shapes to run (default: " + " ".join(shape_key(s) for s in SHAPES) + ")",
+    )
+    parser.add_argument(
+        "--tools",
+        type=parse_tools,
+        default=ALL_TOOLS,
+        help="comma-separated subset of " + ",".join(ALL_TOOLS) + " (default: all)",
+    )
+    parser.add_argument("--repeats", type=int, help="timed repeats per tool (default 3)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60.0,
+        help="no further repeat of a tool starts once its timed seconds plus one more repeat "
+        "would pass this (default 60)",
+    )
+    parser.add_argument("--seed", type=int, default=SEED, help=f"data seed (default {SEED})")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="write the results here only (default: results/bench_fit-<date>.json and "
+        "results/latest.json; a --quick run writes results/bench_fit-<date>-quick.json only)",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip peak-memory readings")
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold start")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    shapes = args.shapes or (QUICK_SHAPES if args.quick else SHAPES)
+    repeats = args.repeats or (2 if args.quick else 3)
+    if repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
+    started = datetime.datetime.now().astimezone()
+    t_start = time.perf_counter()
+    results = {
+        "benchmark": "bench_fit",
+        "created": started.isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
+        "quick": args.quick,
+        "options": {
+            "shapes": [list(s) for s in shapes],
+            "tools": list(args.tools),
+            "repeats": repeats,
+            "max_seconds": args.max_seconds,
+            "seed": args.seed,
+            "memory": not args.no_memory,
+            "floor_repeats": FLOOR_REPEATS,
+            "llf_rtol": LLF_RTOL,
+            "sklearn": {"tol": SKLEARN_TOL, "max_iter": SKLEARN_MAX_ITER},
+            "statsmodels_maxiter": STATSMODELS_MAXITER,
+        },
+        "machine": machine_info(),
+        "shapes": {},
+        "cold_start": None,
+    }
+    for shape in shapes:
+        entry = {"shape": list(shape), "tools": {}}
+        results["shapes"][shape_key(shape)] = entry
+        for name in args.tools:
+            print(f"[bench_fit] {shape_key(shape)} {name} ...", file=sys.stderr, flush=True)
+            if name == "sklearn-newton" and not sklearn_multinomial_newton_ok():
+                entry["tools"][name] = {"error": "needs scikit-learn >= 1.6 (multinomial)"}
+                continue
+            task = {
+                "tool": name,
+                "shape": shape,
+                "seed": args.seed,
+                "repeats": repeats,
+                "max_seconds": args.max_seconds,
+                "memory": not args.no_memory,
+            }
+            entry["tools"][name] = run_task(task)
+        analyse_shape(entry)
+    if not args.no_cold_start:
+        print("[bench_fit] cold start ...", file=sys.stderr, flush=True)
+        try:
+            results["cold_start"] = cold_start(repeats)
+        except Exception as exc:  # noqa: BLE001 -- report it, keep the rest
+            results["cold_start"] = None
+            results["cold_start_error"] = f"{type(exc).__name__}: {exc}"
+    results["targets"] = evaluate_targets(results)
+    results["elapsed_s"] = time.perf_counter() - t_start
+
+    machine = results["machine"]
+    print(
+        f"multilogit fit benchmark, {started:%Y-%m-%d %H:%M}, {machine['cpu_model']}, "
+        f"{machine['cpu_count']} cores; seed {args.seed}" + (" (quick run)" if args.quick else "")
+    )
+    print()
+    print(format_table(results))
+    print()
+    if results["cold_start"]:
+        print(format_cold_start(results["cold_start"]))
+        print()
+    elif "cold_start_error" in results:
+        print(f"Cold start failed: {results['cold_start_error']}\n")
+    print(format_checks(results))
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    path = args.json or RESULTS_DIR / f"bench_fit-{stamp}{'-quick' if args.quick else ''}.json"
+    written = write_json(results, path, latest=not (args.quick or args.json))
+    print()
+    print(f"Results: {', '.join(str(p) for p in written)} ({results['elapsed_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
