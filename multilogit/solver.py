@@ -38,6 +38,9 @@ __all__ = ["NewtonOptions", "NewtonResult", "newton"]
 # The subsample phase stops at this fraction of ``tol``: its last step leaves an error of about
 # the convergence rate times that step, well below ``tol``, before the one exact information.
 _APPROX_TOL_FACTOR = 1e-2
+# A full sampled step that shrinks the Newton decrement by less than this factor: the sample
+# is a poor stand-in for the data (a good one gives a few thousandths), switch to exact.
+_SLOW_RATE = 0.25
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ def newton(
     record(0, 0.0, float("nan"), n_rows if exact else sample_rows())
     converged = False
     confirming = False  # the first exact information after the sampled phase
+    full_step, prev_dec = False, np.inf
     message = ""
     it = 0
     stopped = ""
@@ -192,19 +196,24 @@ def newton(
             break
         g = d.score.ravel()
         cf = _cholesky(info)
-        if cf is None and not exact:
-            # The sample cannot tell the direction: go on with the exact information.
-            exact, confirming = True, False
-            d = backend.derivatives(beta, hessian=True)
-            info = d.info
-            cf = _cholesky(info)
+        if not exact:
+            delta = None if cf is None else linalg.cho_solve(cf, g)
+            dec = np.inf if cf is None else float(g @ delta)
+            # Linear convergence at a poor rate (or no definite direction at all) means the
+            # sample does not stand for the data: go on with the exact information.
+            if cf is None or (full_step and dec > _SLOW_RATE * prev_dec):
+                exact, confirming = True, True
+                d = backend.derivatives(beta, hessian=True)
+                info = d.info
+                cf = _cholesky(info)
         if cf is None:
             raise FitError(
                 "the information matrix is not positive definite at iteration "
                 f"{it - 1}: the design may be rank deficient or the data separated"
             )
-        delta = linalg.cho_solve(cf, g)
-        dec = float(g @ delta)
+        if exact:
+            delta = linalg.cho_solve(cf, g)
+            dec = float(g @ delta)
         tol = options.tol if exact else options.tol * _APPROX_TOL_FACTOR
         small = _small(delta, dec, beta, d.llf, tol)
         info_rows = n_rows if exact else sample_rows()
@@ -238,6 +247,7 @@ def newton(
             record(it, 0.0, dec, info_rows)
             break
         beta = cand
+        full_step, prev_dec = step == 1.0, dec
         if exact:
             d = backend.derivatives(beta, hessian=True)
         elif small:

@@ -1,0 +1,180 @@
+"""The two Newton strategies (subsampled information first, or exact throughout) and the fast
+paths of the engine: same estimates, exact standard errors, and the building blocks they use."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import multilogit as ml
+from multilogit import backends, kernels, solver
+from multilogit.exceptions import ConvergenceWarning
+from tests.conftest import simulate
+
+
+@pytest.fixture(scope="module")
+def large():
+    """Enough rows per parameter that ``hessian="auto"`` uses a subsample."""
+    X, y = simulate(np.random.default_rng(7), n=6000, p=4, K=4)
+    return X, y
+
+
+def _fit(X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        return ml.MultinomialLogit(y, X).fit(**kw)
+
+
+def test_auto_uses_a_subsample_then_one_exact_information(large):
+    X, y = large
+    res = _fit(X, y)
+    log = res.iteration_log
+    model = res.model
+    sample = model._backend().sample_rows
+    assert 0 < sample < len(X)
+    # Every iteration but the last used the subsample; the last row is the exact check.
+    assert (log["info_rows"].iloc[:-1] == sample).all()
+    assert log["info_rows"].iloc[-1] == len(X)
+    llf = log["llf"].to_numpy()
+    # Step-halving accepts rounding-level decreases (1e-12 relative) at the optimum.
+    assert res.converged and np.all(np.diff(llf) >= -1e-12 * np.abs(llf[1:]))
+
+
+def test_auto_and_exact_reach_the_same_estimates_and_standard_errors(large):
+    X, y = large
+    auto, exact = _fit(X, y), _fit(X, y, hessian="exact")
+    assert (exact.iteration_log["info_rows"] == len(X)).all()
+    # Both stop within tol = 1e-8 of the MLE with quadratic (exact) or fast linear (sampled)
+    # convergence: the estimates agree far below any printed digit.
+    np.testing.assert_allclose(auto.params, exact.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(auto.bse, exact.bse, rtol=1e-8)
+    assert auto.llf == pytest.approx(exact.llf, rel=1e-14)
+
+
+def test_covariance_is_the_exact_information_at_the_reported_estimates(large):
+    X, y = large
+    res = _fit(X, y)
+    info = -res.model.hessian(res.params.to_numpy().T.ravel())
+    np.testing.assert_allclose(res.cov_params().to_numpy(), np.linalg.inv(info), rtol=1e-10)
+    # The exact Newton step left at the estimates is negligible (below 1e-10 relative).
+    score = res.model.score(res.params.to_numpy().T.ravel())
+    step = np.linalg.solve(info, score)
+    assert np.max(np.abs(step) / (1 + np.abs(res.params.to_numpy().T.ravel()))) < 1e-10
+
+
+def test_small_data_uses_the_exact_information_only(hsb_res, hsbdemo):
+    assert (hsb_res.iteration_log["info_rows"] == len(hsbdemo)).all()
+    assert hsb_res.model._backend().approx_information(np.zeros((2, 5))) is None
+
+
+def test_hessian_option_is_checked(large):
+    X, y = large
+    with pytest.raises(ValueError, match="hessian must be 'auto' or 'exact'"):
+        ml.MultinomialLogit(y, X).fit(hessian="bfgs")
+    with pytest.raises(ValueError, match="hessian must be"):
+        solver.newton(None, np.zeros((1, 1)), solver.NewtonOptions(hessian="diag"))
+
+
+class _Distorted:
+    """A backend whose approximate information is off by a factor (or not definite)."""
+
+    def __init__(self, inner, factor):
+        self.inner, self.factor, self.n = inner, factor, inner.n
+        self.sample_rows = inner.sample_rows
+
+    def derivatives(self, beta, hessian=True):
+        return self.inner.derivatives(beta, hessian)
+
+    def approx_information(self, beta):
+        info = self.inner.approx_information(beta)
+        return info * self.factor
+
+
+@pytest.mark.parametrize("factor", [3.0, 0.6, -1.0])
+def test_a_poor_or_indefinite_approximation_still_ends_at_the_mle(large, factor):
+    X, y = large
+    model = ml.MultinomialLogit(y, X)
+    ref = solver.newton(model._backend(), model.start_params(), solver.NewtonOptions())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = solver.newton(
+            _Distorted(model._backend(), factor), model.start_params(), solver.NewtonOptions()
+        )
+    assert sol.converged
+    np.testing.assert_allclose(sol.beta, ref.beta, rtol=1e-8, atol=1e-10)
+    exact = model._backend().derivatives(sol.beta, hessian=True).info
+    np.testing.assert_array_equal(sol.info, exact)
+    if factor < 0:  # not positive definite: the solver went exact from the first iteration
+        assert (sol.log["info_rows"].iloc[1:] == len(X)).all()
+
+
+def test_iteration_limit_in_the_sampled_phase_returns_the_exact_information(large):
+    X, y = large
+    model = ml.MultinomialLogit(y, X)
+    be = model._backend()
+    with pytest.warns(ConvergenceWarning, match="no convergence in 2 iterations"):
+        sol = solver.newton(be, model.start_params(), solver.NewtonOptions(maxiter=2))
+    assert not sol.converged
+    np.testing.assert_array_equal(sol.info, be.derivatives(sol.beta, hessian=True).info)
+
+
+def test_subsample_information_is_scaled_to_the_data(rng):
+    X, y = simulate(rng, n=40_000, p=3, K=3)
+    model = ml.MultinomialLogit(y, X)
+    be = model._backend()
+    beta = model.start_params()
+    approx, exact = be.approx_information(beta), be.derivatives(beta).info
+    # A sample of 1/32 of the rows estimates the information to a few percent.
+    np.testing.assert_allclose(approx, exact, rtol=0.15, atol=0.05 * np.abs(exact).max())
+    # With weights the sample is rescaled by the weight total.
+    w = np.where(np.arange(len(X)) % 2 == 0, 3.0, 1.0)
+    bw = backends.InMemoryBackend(X, model.endog, w, model.J)
+    np.testing.assert_allclose(
+        bw.approx_information(beta),
+        bw.derivatives(beta).info,
+        rtol=0.15,
+        atol=0.05 * np.abs(bw.derivatives(beta).info).max(),
+    )
+
+
+def test_column_range_and_pair_stats_match_numpy(rng):
+    X = rng.normal(size=(1000, 5)) * [1, 10, 0.1, 1e6, 1]
+    X[17, 2] = np.nan  # skipped
+    lo, hi = kernels.column_range(X)
+    np.testing.assert_array_equal(lo, np.nanmin(X, axis=0))
+    np.testing.assert_array_equal(hi, np.nanmax(X, axis=0))
+
+    E = rng.normal(size=(500, 3))
+    y = rng.integers(-1, 3, size=500)
+    w = rng.uniform(0, 2, size=500)
+    w[::7] = 0.0
+    out = np.array([0.0, 0.0, np.inf, -np.inf])
+    kernels.chunk_pair_stats(E[:200], y[:200], w[:200], out)
+    kernels.chunk_pair_stats(E[200:], y[200:], w[200:], out)
+    full = np.column_stack([E, np.zeros(500)])
+    a = full[np.arange(500), np.where(y < 0, 3, y)][:, None] - full
+    a, wp = a[w > 0], w[w > 0][:, None]
+    np.testing.assert_allclose(out[:2], [np.sum(wp * a.clip(0)), np.sum(wp * (-a).clip(0))])
+    assert out[2] == a.min() and out[3] == a.max()
+
+
+def test_a_clean_design_is_not_copied_and_stays_writable(large):
+    X, y = large
+    X = X.copy()
+    model = ml.MultinomialLogit(y, X)
+    assert np.shares_memory(model.exog, X)
+    assert X.flags.writeable and not model.exog.flags.writeable
+    # Rows dropped for missing values need a copy, and only then.
+    X2 = X.copy()
+    X2[3, 1] = np.nan
+    dropped = ml.MultinomialLogit(y, X2, missing="drop")
+    assert not np.shares_memory(dropped.exog, X2) and dropped.n_dropped == 1
+    assert len(dropped.exog) == len(X) - 1
+
+
+def test_overflowing_row_sums_are_not_mistaken_for_missing_values(rng):
+    X, y = simulate(rng, n=300, p=3, K=3)
+    X = np.column_stack([X, np.full(len(X), 1e308), np.full(len(X), 1e308)])
+    X[:, 4] *= rng.uniform(0.5, 1.0, size=len(X))
+    model = ml.MultinomialLogit(y, X)
+    assert model.n_dropped == 0 and len(model.exog) == 300
