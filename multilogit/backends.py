@@ -4,17 +4,29 @@ A backend owns the data and hands out three things to the solver: the log-likeli
 score, the same plus the information matrix, and fitted probabilities.  It holds no numerics of
 its own: every number comes from :mod:`multilogit.kernels`, summed over chunks in a fixed order so
 results are bitwise reproducible.
+
+Threads
+-------
+The chunks are split into one contiguous run per thread; each thread sums its run into its own
+accumulators and the runs are added in order, so for a given number of threads the result does
+not depend on timing.  The kernels' BLAS calls and Numba loops release the GIL; while the threads
+run, BLAS itself is held to one thread (through ``threadpoolctl``) so the two levels of
+threading do not fight over the cores.  The number of threads is the number of cores this
+process may use, or the environment variable ``MULTILOGIT_NUM_THREADS``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import kernels
 
-__all__ = ["Derivatives", "InMemoryBackend", "default_chunk_rows"]
+__all__ = ["Derivatives", "InMemoryBackend", "default_chunk_rows", "default_threads"]
 
 # Rows per chunk: the chunk of X and its (m, J) blocks stay around 1 MiB, in cache between the
 # BLAS products and the Numba loops, while chunks stay long enough that the per-chunk call
@@ -27,6 +39,49 @@ _CHUNK_BYTES = 1 << 20
 SAMPLE_ROWS_PER_PARAM = 64
 SAMPLE_FRACTION = 32
 SAMPLE_MIN_RATIO = 4
+
+# A thread gets at least this many chunks: below that the start-up costs more than it saves.
+_MIN_CHUNKS_PER_THREAD = 4
+
+
+def default_threads() -> int:
+    """Threads for one evaluation: ``MULTILOGIT_NUM_THREADS`` or the cores this process may
+    use."""
+    env = os.environ.get("MULTILOGIT_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(
+                f"MULTILOGIT_NUM_THREADS must be a positive integer; got {env!r}"
+            ) from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_pool: ThreadPoolExecutor | None = None
+_blas_controller = None
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool._max_workers < threads:
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="multilogit")
+    return _pool
+
+
+def _single_threaded_blas():
+    """A context in which BLAS runs on one thread (a no-op if ``threadpoolctl`` is missing)."""
+    global _blas_controller
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - a declared dependency
+            return contextlib.nullcontext()
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def default_chunk_rows(p: int, J: int) -> int:
@@ -58,39 +113,58 @@ class InMemoryBackend:
     chunk_rows : int, optional
     """
 
-    def __init__(self, X, y, w, J, chunk_rows=None):
+    def __init__(self, X, y, w, J, chunk_rows=None, threads=None):
         self.X = np.ascontiguousarray(X, dtype=np.float64)
         self.y = np.ascontiguousarray(y, dtype=np.int64)
         self.w = np.ascontiguousarray(w, dtype=np.float64)
         self.n, self.p = self.X.shape
         self.J = int(J)
         self.chunk_rows = int(chunk_rows or default_chunk_rows(self.p, self.J))
-        self._work = None
+        self.threads = int(threads or default_threads())
+        self._runs = self._split()
+        self._work = [None] * len(self._runs)
         self._sample = None
 
-    def _chunks(self):
-        step = self.chunk_rows
-        for start in range(0, self.n, step):
-            yield slice(start, min(start + step, self.n))
+    def _split(self) -> list[slice]:
+        """Contiguous runs of whole chunks, one per thread (fixed by n, chunk_rows, threads)."""
+        n_chunks = -(-self.n // self.chunk_rows)
+        t = max(1, min(self.threads, n_chunks // _MIN_CHUNKS_PER_THREAD))
+        cuts = [self.chunk_rows * (k * n_chunks // t) for k in range(t)] + [self.n]
+        return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
-    def workspace(self):
-        """The chunk buffers, created on first use and reused by every later evaluation."""
-        if self._work is None:
-            self._work = kernels.HessianWorkspace(min(self.chunk_rows, self.n), self.p, self.J)
-        return self._work
+    def _evaluate_run(self, k, beta, hessian):
+        """Log-likelihood, score and information (or ``None``) of run ``k``."""
+        work = self._work[k]
+        if work is None or work.rows < min(self.chunk_rows, self.n):
+            work = kernels.HessianWorkspace(min(self.chunk_rows, self.n), self.p, self.J)
+            self._work[k] = work
+        run = self._runs[k]
+        score = np.zeros((self.J, self.p))
+        acc = work.new_accumulator() if hessian else None
+        llf = 0.0
+        for start in range(run.start, run.stop, self.chunk_rows):
+            sl = slice(start, min(start + self.chunk_rows, run.stop))
+            llf += kernels.chunk_derivatives(
+                self.X[sl], self.y[sl], self.w[sl], beta, score, acc, work
+            )
+        return llf, score, acc
 
     def derivatives(self, beta, hessian=True) -> Derivatives:
         """Sum the per-chunk log-likelihood, score and (if asked) information at ``beta``."""
         beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(self.J, self.p)
-        score = np.zeros((self.J, self.p))
-        work = self.workspace()
-        acc = work.new_accumulator() if hessian else None
-        llf = 0.0
-        for sl in self._chunks():
-            llf += kernels.chunk_derivatives(
-                self.X[sl], self.y[sl], self.w[sl], beta, score, acc, work
+        t = len(self._runs)
+        if t == 1:
+            return Derivatives(*self._evaluate_run(0, beta, hessian))
+        with _single_threaded_blas():
+            parts = list(
+                _executor(t).map(lambda k: self._evaluate_run(k, beta, hessian), range(t))
             )
-        info = kernels.finish_information(acc) if hessian else None
+        llf, score, info = parts[0]
+        for part in parts[1:]:  # in run order: reproducible
+            llf += part[0]
+            score += part[1]
+            if hessian:
+                info += part[2]
         return Derivatives(llf, score, info)
 
     # -- a cheap approximation of the information, for the solver's early iterations ----------
@@ -118,7 +192,11 @@ class InMemoryBackend:
             else:
                 rows = np.arange(m) * (self.n // m)
                 w = self.w[rows]
-                sub = InMemoryBackend(self.X[rows], self.y[rows], w, self.J, self.chunk_rows)
+                sub = InMemoryBackend(
+                    self.X[rows], self.y[rows], w, self.J, self.chunk_rows, self.threads
+                )
+                # Never evaluated at the same time as the data: share the work buffers.
+                sub._work = self._work
                 total = float(w.sum())
                 self._sample = (sub, float(self.w.sum()) / total) if total > 0 else (None, 0.0)
         sub, factor = self._sample
@@ -130,7 +208,7 @@ class InMemoryBackend:
 
     def release(self):
         """Drop the work buffers and the subsample (they are re-created on demand)."""
-        self._work = None
+        self._work = [None] * len(self._runs)
         self._sample = None
 
 

@@ -35,8 +35,9 @@ The per-chunk primitive is :func:`chunk_derivatives`.  The two products with the
 :math:`E = X\\beta^\\top` and the score :math:`R^\\top X`, are BLAS matrix products on the chunk;
 the exponentials are one vectorised ``np.exp`` over the chunk's ``(m, J)`` block; the rest (row
 maxima, normalisation, log-likelihood, residuals) are small Numba loops.  The information is
-accumulated from the rank-k factors ``B`` and :math:`C_j = \\sqrt{W P_j} X` by BLAS rank-k updates
-(``dsyrk``, upper triangle only: the matrix is symmetric).
+accumulated from the rank-k factors ``B`` and :math:`C_j = \\sqrt{W P_j} X` as the BLAS products
+:math:`B^\\top B` and :math:`C_j^\\top C_j`.  The BLAS calls release the GIL, so a driver can
+evaluate chunks in parallel threads (each with its own buffers and accumulators).
 
 The Numba parts never allocate; the work buffers are sized by the caller to one chunk, so memory
 stays flat in ``n``.  Every backend (in-memory, chunked out-of-core, Dask) sums these per-chunk
@@ -47,13 +48,11 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
-from scipy.linalg.blas import dsyrk
 
 __all__ = [
     "chunk_derivatives",
     "chunk_probabilities",
     "chunk_linear",
-    "finish_information",
     "column_range",
     "chunk_pair_stats",
     "HessianWorkspace",
@@ -168,17 +167,9 @@ class HessianWorkspace:
         return self._factors
 
     def new_accumulator(self):
-        """A zero information accumulator (Fortran order, as BLAS updates it in place)."""
+        """A zero information accumulator."""
         q = self.J * self.p
-        return np.zeros((q, q), order="F")
-
-
-def finish_information(acc) -> np.ndarray:
-    """The symmetric information from an accumulator whose upper triangle holds the sums."""
-    info = np.ascontiguousarray(acc)
-    iu = np.triu_indices(info.shape[0], 1)
-    info[iu[1], iu[0]] = info[iu]
-    return info
+        return np.zeros((q, q))
 
 
 def chunk_derivatives(X, y, w, beta, score, acc=None, work=None):
@@ -190,10 +181,9 @@ def chunk_derivatives(X, y, w, beta, score, acc=None, work=None):
         One chunk of rows, see the module Conventions.
     score : ndarray, shape (J, p)
         Accumulator; the chunk's score is added in place.
-    acc : ndarray, shape (J p, J p), Fortran-ordered, optional
-        Information accumulator from ``work.new_accumulator()``; the chunk's information is
-        added to its upper triangle in place (see :func:`finish_information`).  When ``None``
-        only the log-likelihood and the score are computed.
+    acc : ndarray, shape (J p, J p), optional
+        Information accumulator (e.g. ``work.new_accumulator()``); the chunk's information is
+        added in place.  When ``None`` only the log-likelihood and the score are computed.
     work : HessianWorkspace
         Buffers of at least ``len(X)`` rows.
 
@@ -215,14 +205,12 @@ def chunk_derivatives(X, y, w, beta, score, acc=None, work=None):
     B, C = work.factors()
     B, C = B[:m], C[:, :m]
     _fill_syrk(E, w, X, B, C)
+    # Products of a matrix with its own transpose: NumPy hands them to BLAS (and releases the
+    # GIL, so a driver can run chunks in parallel threads); the results are exactly symmetric.
+    acc -= B.T @ B
     p = X.shape[1]
-    # acc -= B'B over the whole (Jp x Jp) matrix (upper triangle), then the diagonal blocks.
-    dsyrk(-1.0, B.T, beta=1.0, c=acc, trans=0, lower=0, overwrite_c=1)
     for j in range(beta.shape[0]):
-        sl = slice(j * p, (j + 1) * p)
-        blk = np.asfortranarray(acc[sl, sl])
-        dsyrk(1.0, C[j].T, beta=1.0, c=blk, trans=0, lower=0, overwrite_c=1)
-        acc[sl, sl] = blk
+        acc[j * p : (j + 1) * p, j * p : (j + 1) * p] += C[j].T @ C[j]
     return ll
 
 

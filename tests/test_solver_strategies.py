@@ -178,3 +178,54 @@ def test_overflowing_row_sums_are_not_mistaken_for_missing_values(rng):
     X[:, 4] *= rng.uniform(0.5, 1.0, size=len(X))
     model = ml.MultinomialLogit(y, X)
     assert model.n_dropped == 0 and len(model.exog) == 300
+
+
+def test_threads_split_the_rows_and_agree_with_one_thread(rng):
+    X, y = simulate(rng, n=40_000, p=5, K=4)
+    model = ml.MultinomialLogit(y, X)
+    w = rng.uniform(0.5, 2.0, size=len(X))
+    beta = rng.normal(scale=0.3, size=(model.J, model.k_exog))
+
+    def make(t):
+        return backends.InMemoryBackend(X, model.endog, w, model.J, 1000, threads=t)
+
+    one = make(1).derivatives(beta)
+    for t in (2, 3):
+        be = make(t)
+        assert len(be._runs) == t
+        assert be._runs[0].start == 0 and be._runs[-1].stop == len(X)
+        d = be.derivatives(beta)
+        # Only the order of the sums differs.
+        assert d.llf == pytest.approx(one.llf, rel=1e-13)
+        np.testing.assert_allclose(d.score, one.score, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(d.info, one.info, rtol=1e-12)
+        np.testing.assert_array_equal(d.info, d.info.T)
+        # Fixed runs summed in order: the same bits every time.
+        again = be.derivatives(beta)
+        assert again.llf == d.llf
+        np.testing.assert_array_equal(again.info, d.info)
+    # Too few chunks for a second thread: one run.
+    assert (
+        len(backends.InMemoryBackend(X[:3000], model.endog[:3000], w[:3000], 3, 1000, 2)._runs)
+        == 1
+    )
+
+
+def test_blas_threads_are_restored_after_a_threaded_pass(rng):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X, y = simulate(rng, n=40_000, p=5, K=4)
+    model = ml.MultinomialLogit(y, X)
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+    be = backends.InMemoryBackend(X, model.endog, np.ones(len(X)), model.J, 1000, threads=2)
+    be.derivatives(model.start_params())
+    assert [i["num_threads"] for i in threadpoolctl.threadpool_info()] == before
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MULTILOGIT_NUM_THREADS", "3")
+    assert backends.default_threads() == 3
+    monkeypatch.setenv("MULTILOGIT_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="MULTILOGIT_NUM_THREADS must be a positive integer"):
+        backends.default_threads()
+    monkeypatch.delenv("MULTILOGIT_NUM_THREADS")
+    assert backends.default_threads() >= 1
