@@ -26,7 +26,14 @@ import numpy as np
 
 from . import kernels
 
-__all__ = ["Derivatives", "InMemoryBackend", "default_chunk_rows", "default_threads"]
+__all__ = [
+    "Derivatives",
+    "InMemoryBackend",
+    "default_chunk_rows",
+    "default_threads",
+    "map_runs",
+    "row_runs",
+]
 
 # Rows per chunk: the chunk of X and its (m, J) blocks stay around 1 MiB, in cache between the
 # BLAS products and the Numba loops, while chunks stay long enough that the per-chunk call
@@ -41,7 +48,7 @@ SAMPLE_FRACTION = 32
 SAMPLE_MIN_RATIO = 4
 
 # A thread gets at least this many chunks: below that the start-up costs more than it saves.
-_MIN_CHUNKS_PER_THREAD = 4
+_MIN_CHUNKS_PER_THREAD = 2
 
 
 def default_threads() -> int:
@@ -98,6 +105,22 @@ class Derivatives:
     info: np.ndarray | None
 
 
+def map_runs(fn, t: int) -> list:
+    """``[fn(0), ..., fn(t - 1)]``, in parallel threads (BLAS on one thread meanwhile) when
+    ``t > 1``.  Callers add the results in list order, so sums do not depend on timing."""
+    if t <= 1:
+        return [fn(0)]
+    with _single_threaded_blas():
+        return list(_executor(t).map(fn, range(t)))
+
+
+def row_runs(n: int, threads: int | None = None, min_rows: int = 65536) -> list[slice]:
+    """Split ``n`` rows into at most ``threads`` contiguous runs of at least ``min_rows``."""
+    t = max(1, min(threads or default_threads(), n // max(min_rows, 1)))
+    cuts = [k * n // t for k in range(t + 1)]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
 class InMemoryBackend:
     """Chunked evaluation over arrays held in memory.
 
@@ -152,13 +175,7 @@ class InMemoryBackend:
     def derivatives(self, beta, hessian=True) -> Derivatives:
         """Sum the per-chunk log-likelihood, score and (if asked) information at ``beta``."""
         beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(self.J, self.p)
-        t = len(self._runs)
-        if t == 1:
-            return Derivatives(*self._evaluate_run(0, beta, hessian))
-        with _single_threaded_blas():
-            parts = list(
-                _executor(t).map(lambda k: self._evaluate_run(k, beta, hessian), range(t))
-            )
+        parts = map_runs(lambda k: self._evaluate_run(k, beta, hessian), len(self._runs))
         llf, score, info = parts[0]
         for part in parts[1:]:  # in run order: reproducible
             llf += part[0]
@@ -167,7 +184,7 @@ class InMemoryBackend:
                 info += part[2]
         return Derivatives(llf, score, info)
 
-    # -- a cheap approximation of the information, for the solver's early iterations ----------
+    # -- a subsample: a cheap information for the solver's early iterations -------------------
 
     @property
     def sample_rows(self) -> int:
@@ -175,35 +192,41 @@ class InMemoryBackend:
         m = max(SAMPLE_ROWS_PER_PARAM * self.J * self.p, self.n // SAMPLE_FRACTION)
         return m if SAMPLE_MIN_RATIO * m <= self.n else 0
 
-    def approx_information(self, beta) -> np.ndarray | None:
-        """The information of a fixed systematic subsample of rows, scaled to the whole data.
+    def subsample(self):
+        """A backend on every ``n // m``-th row (``m`` = :attr:`sample_rows`), or ``None`` when
+        the data are too small for a subsample to pay off or the subsample has no weight.
 
-        Every ``n // m``-th row (``m`` = :attr:`sample_rows`) is copied once and reused at every
-        call, so a call costs about ``m / n`` of :meth:`derivatives` with the information.  It
-        estimates the information well enough for Newton directions (the solver converges
-        linearly with it, at a rate near the estimate's relative error); it is never used for
-        standard errors.  ``None`` when the data are too small
-        for a subsample to pay off, or the subsample has no weight.
+        The rows are copied once (``m`` is at most ``n / 4``) and the backend is kept; it shares
+        this backend's work buffers (the two are never evaluated at the same time).
         """
         if self._sample is None:
             m = self.sample_rows
-            if m == 0:
-                self._sample = (None, 0.0)
-            else:
+            sub, factor = None, 0.0
+            if m:
                 rows = np.arange(m) * (self.n // m)
                 w = self.w[rows]
-                sub = InMemoryBackend(
-                    self.X[rows], self.y[rows], w, self.J, self.chunk_rows, self.threads
-                )
-                # Never evaluated at the same time as the data: share the work buffers.
-                sub._work = self._work
-                total = float(w.sum())
-                self._sample = (sub, float(self.w.sum()) / total) if total > 0 else (None, 0.0)
-        sub, factor = self._sample
+                if w.sum() > 0:
+                    sub = InMemoryBackend(
+                        self.X[rows], self.y[rows], w, self.J, self.chunk_rows, self.threads
+                    )
+                    sub._work = self._work
+                    factor = float(self.w.sum()) / float(w.sum())
+            self._sample = (sub, factor)
+        return self._sample[0]
+
+    def approx_information(self, beta) -> np.ndarray | None:
+        """The information of :meth:`subsample`, scaled to the whole data (``None`` without a
+        subsample).
+
+        A call costs about ``m / n`` of :meth:`derivatives` with the information.  It estimates
+        the information well enough for Newton directions (the solver converges linearly with
+        it, at a rate near the estimate's relative error); it is never used for standard errors.
+        """
+        sub = self.subsample()
         if sub is None:
             return None
         info = sub.derivatives(beta, hessian=True).info
-        info *= factor
+        info *= self._sample[1]
         return info
 
     def release(self):

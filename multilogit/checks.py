@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 from scipy import linalg
 
-from . import kernels
+from . import backends, kernels
 from .design import Design, ModelData
 from .exceptions import DataError
 from .solver import NewtonResult
@@ -49,11 +49,12 @@ def _col_absmax(X: np.ndarray) -> np.ndarray:
     """Largest magnitude of each column, in one pass without an n x p temporary."""
     if X.shape[0] == 0:
         return np.zeros(X.shape[1])
-    lo, hi = kernels.column_range(np.ascontiguousarray(X, dtype=np.float64))
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    lo, hi = kernels.scan_columns(X, np.empty(len(X), dtype=np.bool_))
     return np.maximum(hi, -lo)
 
 
-def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL) -> np.ndarray:
+def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL, amax=None) -> np.ndarray:
     """Columns of ``X`` that are linear combinations of earlier columns.
 
     Parameters
@@ -63,6 +64,8 @@ def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL) -> np.ndarray:
         Column ``k`` is aliased when the part of it orthogonal to the earlier non-aliased columns
         has norm below ``tol`` times its own norm, so the earlier of two identical columns is
         kept, as in R.  All-zero columns are aliased.
+    amax : ndarray, shape (p,), optional
+        Each column's largest magnitude, when the caller knows it.
 
     Returns
     -------
@@ -70,14 +73,17 @@ def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL) -> np.ndarray:
     """
     X = np.asarray(X, dtype=np.float64)
     n, p = X.shape
-    amax = _col_absmax(X)
+    amax = _col_absmax(X) if amax is None else np.asarray(amax, dtype=np.float64)
     zero = ~(amax > 0)
     # Fast path, without copying X: the Cholesky factor of the Gram matrix of unit-norm columns
     # has the diagonal of R.  When every entry is comfortably away from zero the design has full
     # rank and the O(n p^2) orthogonalisation below is not needed.
     if not zero.any() and n >= p:
+        runs = backends.row_runs(n)
         with np.errstate(over="ignore", invalid="ignore"):
-            G = X.T @ X  # may overflow for values near 1e300: then take the slow path
+            # May overflow for values near 1e300: then take the slow path.
+            parts = backends.map_runs(lambda k: X[runs[k]].T @ X[runs[k]], len(runs))
+            G = sum(parts[1:], parts[0])
         d = np.sqrt(np.diag(G))
         if np.all(np.isfinite(G)) and np.all(d > 0):
             try:
@@ -175,12 +181,16 @@ def check_design(model, drop_collinear: bool) -> np.ndarray | None:
     # Rows with zero (likelihood) weight do not inform the fit: a dummy that is zero on every
     # weighted row is aliased.
     w = getattr(model, "_lik_weights", None)
+    amax = None
     if w is not None and not np.all(w > 0):
         X = X[w > 0]
+    elif len(X):
+        lo, hi = model._column_range()
+        amax = np.maximum(hi, -lo)
     n, p = X.shape
     if not drop_collinear:
         check_parameter_count(n, model.J, p)
-    aliased = aliased_columns(X)
+    aliased = aliased_columns(X, amax=amax)
     if not aliased.any():
         return None
     if not drop_collinear:
@@ -331,7 +341,11 @@ def solve(model, backend, beta0, options, disp, callback, separation):
     from .separation import SeparationMonitor
 
     X = model.exog
-    amax = _col_absmax(X) if X.shape[0] else np.ones(X.shape[1])
+    if X.shape[0]:
+        lo, hi = model._column_range()
+        amax = np.maximum(hi, -lo)
+    else:
+        amax = np.ones(X.shape[1])
     scale = _scale_from_absmax(amax)
     amax = np.where(np.isfinite(amax) & (amax > 0), amax, 1.0)
     if scale is not None:

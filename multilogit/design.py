@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ import patsy
 import patsy.builtins
 from patsy.eval import ast_names
 
+from . import kernels
 from .exceptions import DataError
 
 __all__ = ["Outcome", "Design", "ModelData", "from_formula", "from_arrays"]
@@ -347,7 +348,8 @@ class ModelData:
     """Everything the estimator needs, after missing-value handling.
 
     ``X`` (n, p), ``y`` level codes ``0..K-1``, ``row_labels`` the index of the rows kept,
-    ``n_dropped`` rows dropped for missing values.
+    ``n_dropped`` rows dropped for missing values, ``col_range`` each column's ``(lo, hi)``
+    when known (found by the missing-value scan).
     """
 
     X: np.ndarray
@@ -356,6 +358,7 @@ class ModelData:
     design: Design
     row_labels: pd.Index
     n_dropped: int = 0
+    col_range: tuple | None = field(default=None, repr=False)
 
 
 def _missing_error(n_miss, n, detail):
@@ -373,22 +376,20 @@ def check_missing_policy(missing):
 
 
 def _nonfinite_rows(X):
-    """Rows of ``X`` holding NaN or inf, with the entry masks of just those rows.
-
-    A row's sum is non-finite whenever one of its entries is (or the sum overflows: those rows
-    are looked at too), so the common all-finite design costs one pass and no ``(n, p)``
-    temporary.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        rows = np.flatnonzero(~np.isfinite(X.sum(axis=1)))
+    """Rows of ``X`` holding NaN or inf, the entry masks of just those rows, and each column's
+    finite range ``(lo, hi)``, from one pass over ``X`` without an ``(n, p)`` temporary."""
+    X = np.ascontiguousarray(X)
+    bad = np.empty(len(X), dtype=np.bool_)
+    lo, hi = kernels.scan_columns(X, bad)
+    rows = np.flatnonzero(bad)
     sub = X[rows]
-    return rows, ~np.isfinite(sub), np.isnan(sub)
+    return rows, ~np.isfinite(sub), np.isnan(sub), (lo, hi)
 
 
 def _finalize(X, codes, outcome_values, name, ref, design, index, pre_missing, missing, cols):
     """Apply the missing-value policy and code the outcome on the rows kept."""
     check_missing_policy(missing)
-    rows, nonfinite_x, nan_x = _nonfinite_rows(X)
+    rows, nonfinite_x, nan_x, col_range = _nonfinite_rows(X)
     inf_x = nonfinite_x & ~nan_x
     if inf_x.any():
         bad = [design.names[k] for k in np.flatnonzero(inf_x.any(axis=0))]
@@ -418,7 +419,9 @@ def _finalize(X, codes, outcome_values, name, ref, design, index, pre_missing, m
             "no rows left to fit" + (" after dropping missing values" if n_miss else "")
         )
     outcome, codes = encode_outcome(vals, name, ref)
-    return ModelData(X, codes, outcome, design, index[keep] if n_miss else index, n_miss)
+    rows_kept = index[keep] if n_miss else index
+    # The column range describes the rows kept only when none was dropped.
+    return ModelData(X, codes, outcome, design, rows_kept, n_miss, None if n_miss else col_range)
 
 
 def from_arrays(endog, exog, ref=None, missing="raise") -> ModelData:
@@ -561,7 +564,7 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
         {},
     )
     if n_pre:
-        md = ModelData(md.X, md.codes, md.outcome, md.design, md.row_labels, md.n_dropped + n_pre)
+        md = replace(md, n_dropped=md.n_dropped + n_pre)
     return md
 
 

@@ -35,9 +35,10 @@ The per-chunk primitive is :func:`chunk_derivatives`.  The two products with the
 :math:`E = X\\beta^\\top` and the score :math:`R^\\top X`, are BLAS matrix products on the chunk;
 the exponentials are one vectorised ``np.exp`` over the chunk's ``(m, J)`` block; the rest (row
 maxima, normalisation, log-likelihood, residuals) are small Numba loops.  The information is
-accumulated from the rank-k factors ``B`` and :math:`C_j = \\sqrt{W P_j} X` as the BLAS products
-:math:`B^\\top B` and :math:`C_j^\\top C_j`.  The BLAS calls release the GIL, so a driver can
-evaluate chunks in parallel threads (each with its own buffers and accumulators).
+accumulated from the BLAS products :math:`B^\\top B` and :math:`S^\\top B` with
+:math:`S = \\sqrt{W} X`, whose ``p x p`` diagonal blocks are the :math:`X^\\top W P_j X`.  The
+BLAS calls release the GIL, so a driver can evaluate chunks in parallel threads (each with its
+own buffers and accumulators).
 
 The Numba parts never allocate; the work buffers are sized by the caller to one chunk, so memory
 stays flat in ``n``.  Every backend (in-memory, chunked out-of-core, Dask) sums these per-chunk
@@ -53,7 +54,7 @@ __all__ = [
     "chunk_derivatives",
     "chunk_probabilities",
     "chunk_linear",
-    "column_range",
+    "scan_columns",
     "chunk_pair_stats",
     "HessianWorkspace",
 ]
@@ -125,22 +126,20 @@ def _normalise_rows(E, y, w, shift, own, R):
 
 
 @nb.njit(cache=True, nogil=True)
-def _fill_syrk(P, w, X, B, C):
-    """Rank-k factors: ``B[i, j*p + k] = sqrt(w_i) P_ij x_ik``, ``C[j, i, k] = sqrt(w_i P_ij)
-    x_ik``."""
+def _fill_factors(P, w, X, B, S):
+    """Factors of the information: ``B[i, j*p + k] = sqrt(w_i) P_ij x_ik`` and
+    ``S[i, k] = sqrt(w_i) x_ik``."""
     m, J = P.shape
     p = X.shape[1]
     for i in range(m):
         sw = np.sqrt(w[i])
+        for k in range(p):
+            S[i, k] = sw * X[i, k]
         for j in range(J):
-            pij = P[i, j]
-            b = sw * pij
-            c = np.sqrt(w[i] * pij)
+            b = sw * P[i, j]
             off = j * p
             for k in range(p):
-                xik = X[i, k]
-                B[i, off + k] = b * xik
-                C[j, i, k] = c * xik
+                B[i, off + k] = b * X[i, k]
 
 
 class HessianWorkspace:
@@ -159,11 +158,11 @@ class HessianWorkspace:
         self._factors = None
 
     def factors(self):
-        """The rank-k factors ``B`` (rows, J p) and ``C`` (J, rows, p) of the information,
-        allocated on first use (evaluations without the information never need them)."""
+        """The factors ``B`` (rows, J p) and ``S`` (rows, p) of the information, allocated on
+        first use (evaluations without the information never need them)."""
         if self._factors is None:
             J, p, m = self.J, self.p, self.rows
-            self._factors = (np.empty((m, J * p)), np.empty((J, m, p)))
+            self._factors = (np.empty((m, J * p)), np.empty((m, p)))
         return self._factors
 
     def new_accumulator(self):
@@ -202,32 +201,40 @@ def chunk_derivatives(X, y, w, beta, score, acc=None, work=None):
     score += R.T @ X
     if acc is None:
         return ll
-    B, C = work.factors()
-    B, C = B[:m], C[:, :m]
-    _fill_syrk(E, w, X, B, C)
-    # Products of a matrix with its own transpose: NumPy hands them to BLAS (and releases the
-    # GIL, so a driver can run chunks in parallel threads); the results are exactly symmetric.
+    B, S = work.factors()
+    B, S = B[:m], S[:m]
+    _fill_factors(E, w, X, B, S)
+    # B'B is a product of a matrix with its own transpose: NumPy hands it to BLAS syrk (and
+    # releases the GIL, so a driver can run chunks in parallel threads), exactly symmetric.
     acc -= B.T @ B
+    # The diagonal blocks X' W P_j X are the p x p blocks of one product S'B.
+    G = S.T @ B
     p = X.shape[1]
     for j in range(beta.shape[0]):
-        acc[j * p : (j + 1) * p, j * p : (j + 1) * p] += C[j].T @ C[j]
+        g = G[:, j * p : (j + 1) * p]
+        acc[j * p : (j + 1) * p, j * p : (j + 1) * p] += 0.5 * (g + g.T)
     return ll
 
 
 @nb.njit(cache=True, nogil=True)
-def column_range(X):
-    """Smallest and largest value of each column in one pass over the rows (no temporaries;
-    NaN entries are skipped)."""
+def scan_columns(X, bad):
+    """One pass over the rows: each column's smallest and largest finite value, and
+    ``bad[i] = True`` for each row holding NaN or inf (no temporaries)."""
     n, p = X.shape
     lo = np.full(p, np.inf)
     hi = np.full(p, -np.inf)
     for i in range(n):
+        b = False
         for k in range(p):
             v = X[i, k]
-            if v < lo[k]:
-                lo[k] = v
-            if v > hi[k]:
-                hi[k] = v
+            if np.isfinite(v):
+                if v < lo[k]:
+                    lo[k] = v
+                if v > hi[k]:
+                    hi[k] = v
+            else:
+                b = True
+        bad[i] = b
     return lo, hi
 
 

@@ -196,19 +196,26 @@ class MultinomialLogit:
         K = len(self.outcomes)
         return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
 
-    def _intercept_col(self):
-        """The first column of ones, if any (found once per design in one pass over X)."""
-        cached = getattr(self, "_intercept_cache", None)
+    def _column_range(self):
+        """Each design column's ``(lo, hi)``, found once per design array (the missing-value
+        scan usually has it already).  Keyed by the array: a copy of the model with other
+        columns recomputes it."""
+        cached = getattr(self, "_range_cache", None)
         if cached is not None and cached[0] is self.exog:
             return cached[1]
-        ic = None
-        if len(self.exog):
-            lo, hi = kernels.column_range(self.exog)
-            const = np.flatnonzero((lo == 1.0) & (hi == 1.0))
-            ic = int(const[0]) if len(const) else None
-        # Keyed by the design array: a copy of the model with other columns recomputes it.
-        self._intercept_cache = (self.exog, ic)
-        return ic
+        rng = getattr(self._data, "col_range", None)
+        if rng is None or self._data.X.shape != self.exog.shape:
+            rng = kernels.scan_columns(self.exog, np.empty(len(self.exog), dtype=np.bool_))
+        self._range_cache = (self.exog, rng)
+        return rng
+
+    def _intercept_col(self):
+        """The first column of ones, if any."""
+        if len(self.exog) == 0:
+            return None
+        lo, hi = self._column_range()
+        const = np.flatnonzero((lo == 1.0) & (hi == 1.0))
+        return int(const[0]) if len(const) else None
 
     # -- likelihood (statsmodels-style, on flat parameters) ------------------------------------
 

@@ -541,17 +541,27 @@ class SeparationMonitor:
         model = self.model
         X = model.exog
         if self._amax is None:
-            lo, hi = kernels.column_range(X)
+            lo, hi = model._column_range()
             amax = np.maximum(hi, -lo)
             self._amax = np.where(amax > 0, amax, 1.0)
         D = np.ascontiguousarray(delta / self._amax)
         w = getattr(model, "_lik_weights", model.freq_weights)
         y = model.endog
-        out = np.array([0.0, 0.0, np.inf, -np.inf])
         step = backends.default_chunk_rows(X.shape[1], model.J)
-        for start in range(0, len(X), step):
-            sl = slice(start, start + step)
-            kernels.chunk_pair_stats(X[sl] @ D.T, y[sl], w[sl], out)
+        runs = backends.row_runs(len(X))
+
+        def run_stats(k):
+            out = np.array([0.0, 0.0, np.inf, -np.inf])
+            for start in range(runs[k].start, runs[k].stop, step):
+                sl = slice(start, min(start + step, runs[k].stop))
+                kernels.chunk_pair_stats(X[sl] @ D.T, y[sl], w[sl], out)
+            return out
+
+        parts = backends.map_runs(run_stats, len(runs))
+        out = parts[0]
+        for part in parts[1:]:
+            out[:2] += part[:2]
+            out[2], out[3] = min(out[2], part[2]), max(out[3], part[3])
         return out
 
     def _candidate_holds(self) -> bool:

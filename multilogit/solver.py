@@ -13,7 +13,7 @@ log-likelihood and score (two thin matrix products).  On large data (``hessian="
 iterations therefore start with the information of a fixed subsample of rows (the backend's
 ``approx_information``): the Newton direction is then inexact, the convergence linear with a
 small rate instead of quadratic, but each iteration costs a few score evaluations.  This phase
-runs to a tolerance 100 times tighter than ``tol``, then the exact information is computed once,
+runs to a tolerance 10 times tighter than ``tol``, then the exact information is computed once,
 at that point.  If its Newton step is within ``tol`` the fit has converged there: the estimates
 are the point where the exact information was evaluated, so the standard errors come from the
 exact information at the reported estimates.  Otherwise exact Newton iterations continue.
@@ -37,10 +37,13 @@ __all__ = ["NewtonOptions", "NewtonResult", "newton"]
 
 # The subsample phase stops at this fraction of ``tol``: its last step leaves an error of about
 # the convergence rate times that step, well below ``tol``, before the one exact information.
-_APPROX_TOL_FACTOR = 1e-2
+_APPROX_TOL_FACTOR = 1e-1
 # A full sampled step that shrinks the Newton decrement by less than this factor: the sample
 # is a poor stand-in for the data (a good one gives a few thousandths), switch to exact.
 _SLOW_RATE = 0.25
+# A sampled information is recomputed unless the last step was full and moved no parameter by
+# more than this (relative to 1 + |beta|).
+_REUSE_STEP = 1e-3
 
 
 @dataclass(frozen=True)
@@ -180,13 +183,15 @@ def newton(
     record(0, 0.0, float("nan"), n_rows if exact else sample_rows())
     converged = False
     confirming = False  # the first exact information after the sampled phase
-    full_step, prev_dec = False, np.inf
+    full_step, prev_dec, moved = False, np.inf, np.inf
     message = ""
     it = 0
     stopped = ""
     for it in range(1, options.maxiter + 1):
         if not exact:
-            if it > 1:
+            # Near the optimum the information barely moves between iterations, far less than
+            # the sample's own error: keep the last one (a chord step) once steps are tiny.
+            if it > 1 and not (full_step and moved <= _REUSE_STEP):
                 info = approx(beta)
         else:
             info = d.info
@@ -248,6 +253,7 @@ def newton(
             break
         beta = cand
         full_step, prev_dec = step == 1.0, dec
+        moved = step * float(np.max(np.abs(delta) / (1.0 + np.abs(beta.ravel()))))
         if exact:
             d = backend.derivatives(beta, hessian=True)
         elif small:
