@@ -69,13 +69,18 @@ def default_threads() -> int:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _blas_controller = None
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool._max_workers < threads:
+    """The shared worker threads, grown when a caller asks for more."""
+    global _pool, _pool_size
+    if _pool is None or _pool_size < threads:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
         _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="multilogit")
+        _pool_size = threads
     return _pool
 
 
