@@ -185,8 +185,7 @@ def check_design(model, drop_collinear: bool) -> np.ndarray | None:
     if w is not None and not np.all(w > 0):
         X = X[w > 0]
     elif len(X):
-        lo, hi = model._column_range()
-        amax = np.maximum(hi, -lo)
+        amax = model._column_absmax()
     n, p = X.shape
     if not drop_collinear:
         check_parameter_count(n, model.J, p)
@@ -341,11 +340,7 @@ def solve(model, backend, beta0, options, disp, callback, separation):
     from .separation import SeparationMonitor
 
     X = model.exog
-    if X.shape[0]:
-        lo, hi = model._column_range()
-        amax = np.maximum(hi, -lo)
-    else:
-        amax = np.ones(X.shape[1])
+    amax = model._column_absmax() if X.shape[0] else np.ones(X.shape[1])
     scale = _scale_from_absmax(amax)
     amax = np.where(np.isfinite(amax) & (amax > 0), amax, 1.0)
     if scale is not None:

@@ -209,6 +209,11 @@ class MultinomialLogit:
         self._range_cache = (self.exog, rng)
         return rng
 
+    def _column_absmax(self) -> np.ndarray:
+        """Each design column's largest magnitude (from :meth:`_column_range`)."""
+        lo, hi = self._column_range()
+        return np.maximum(hi, -lo)
+
     def _intercept_col(self):
         """The first column of ones, if any."""
         if len(self.exog) == 0:

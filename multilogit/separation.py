@@ -541,8 +541,7 @@ class SeparationMonitor:
         model = self.model
         X = model.exog
         if self._amax is None:
-            lo, hi = model._column_range()
-            amax = np.maximum(hi, -lo)
+            amax = model._column_absmax()
             self._amax = np.where(amax > 0, amax, 1.0)
         D = np.ascontiguousarray(delta / self._amax)
         w = getattr(model, "_lik_weights", model.freq_weights)
