@@ -6,7 +6,7 @@
 >>> print(res.summary())  # doctest: +SKIP
 """
 
-from . import datasets, hypothesis, reparam
+from . import datasets
 from .exceptions import (
     ConvergenceWarning,
     DataError,
@@ -16,12 +16,12 @@ from .exceptions import (
     PerfectSeparationWarning,
     PersistenceError,
 )
+from .inference import hypothesis, reparam
+from .loading import load
 from .model import MultinomialLogit, mnlogit
-from .persistence import load
-from .plotting import plot_decision_regions
-from .results import MultinomialLogitResults
-
-__version__ = "0.1.0"
+from .results.plotting import plot_decision_regions
+from .results.results import MultinomialLogitResults
+from .version import __version__
 
 __all__ = [
     "ConvergenceWarning",
@@ -33,6 +33,7 @@ __all__ = [
     "PerfectSeparationError",
     "PerfectSeparationWarning",
     "PersistenceError",
+    "__version__",
     "datasets",
     "hypothesis",
     "load",

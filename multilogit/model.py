@@ -20,12 +20,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import backends, checks, design, kernels, solver
-from . import weights as _weights
-from .covariance import get_estimator
+from .data import design
+from .data import weights as _weights
+from .engine import kernels
+from .engine.memory import InMemoryBackend
 from .exceptions import DataError, FitError
-from .results import MultinomialLogitResults, predict
-from .separation import check_mode, separated_covariance
+from .fit import pipeline, rank
+from .fit.separation import check_mode, separated_covariance
+from .inference.covariance import FitState, get_estimator
+from .inference.prediction import predict
+from .results.results import MultinomialLogitResults
+from .solve import newton
 
 __all__ = ["MultinomialLogit", "mnlogit"]
 
@@ -52,7 +57,7 @@ class MultinomialLogit:
         a column name.
     weights : array-like, optional
         Sampling weights (Stata ``pweight``).  The robust sandwich ``HC1`` becomes the default
-        covariance, as Stata; see :mod:`multilogit.weights`.
+        covariance, as Stata; see :mod:`multilogit.data.weights`.
 
     See Also
     --------
@@ -112,7 +117,7 @@ class MultinomialLogit:
         if n == 0:
             raise DataError("no rows to fit")
 
-    # -- weights (see multilogit.weights) --------------------------------------------------------
+    # -- weights (see multilogit.data.weights) -------------------------------------------------
 
     def _set_weights(self, freq_weights, weights):
         if freq_weights is not None:
@@ -225,7 +230,7 @@ class MultinomialLogit:
     # -- likelihood (statsmodels-style, on flat parameters) ------------------------------------
 
     def _backend(self):
-        return backends.InMemoryBackend(self.exog, self.endog, self._lik_weights, self.J)
+        return InMemoryBackend(self.exog, self.endog, self._lik_weights, self.J)
 
     def _beta(self, params):
         params = np.asarray(params, dtype=np.float64)
@@ -305,8 +310,9 @@ class MultinomialLogit:
             ``callback(params_flat, log_row)`` after each iteration.
         cov_type : {"nonrobust", "HC0", "HC1", "cluster"}, optional
             Covariance of the estimates; ``"nonrobust"`` (the inverse information) unless the
-            model has sampling weights, then ``"HC1"``.  See :mod:`multilogit.covariance` for
-            the conventions (small-sample factors of Stata and statsmodels).
+            model has sampling weights, then ``"HC1"``.  See
+            :mod:`~multilogit.inference.covariance` for the conventions (small-sample factors of
+            Stata and statsmodels).
         cov_kwds : dict, optional
             Options of the covariance type, e.g. ``{"groups": "cid"}`` for ``"cluster"``
             (a column name works with a formula model).
@@ -316,7 +322,7 @@ class MultinomialLogit:
             ``PerfectSeparationWarning`` naming the outcomes and terms, report NaN standard
             errors for the diverging coefficients and ``converged=False`` (details in
             ``results.separation``); ``"raise"``: raise ``PerfectSeparationError``;
-            ``"ignore"``: no detection.  See :mod:`multilogit.separation`.
+            ``"ignore"``: no detection.  See :mod:`multilogit.fit.separation`.
         drop_collinear : bool
             A rank-deficient design raises ``DataError`` naming the aliased columns; with
             ``True`` they are dropped as in R (NaN coefficients, a note in the summary).
@@ -324,7 +330,7 @@ class MultinomialLogit:
             Information matrix of the Newton steps.  ``"auto"``: on large data the early
             iterations use the information of a fixed subsample of rows, then the exact
             information is computed once near the optimum and the fit stops there only if its
-            Newton step is within ``tol`` (see :mod:`multilogit.solver`); ``"exact"``: the
+            Newton step is within ``tol`` (see :mod:`multilogit.solve.newton`); ``"exact"``: the
             exact information at every iteration.  Either way the estimates are the same MLE
             and the standard errors come from the exact information at the estimates.
 
@@ -348,16 +354,18 @@ class MultinomialLogit:
             raise DataError("no observations with positive weight")
         # -- reliability (issue 5): rank, parameter count, scaling, separation ----------------
         check_mode(separation)
-        aliased = checks.check_design(self, drop_collinear)
+        aliased = rank.check_design(self, drop_collinear)
         if aliased is not None:
             kw = dict(method=method, maxiter=maxiter, tol=tol, start_params=start_params)
             kw.update(disp=disp, callback=callback, cov_type=cov_type, cov_kwds=cov_kwds)
             kw.update(hessian=hessian)
-            return checks.fit_without_aliased(self, aliased, dict(kw, separation=separation))
+            return pipeline.fit_without_aliased(self, aliased, dict(kw, separation=separation))
         beta0 = self.start_params() if start_params is None else self._coerce_start(start_params)
-        options = solver.NewtonOptions(maxiter=int(maxiter), tol=float(tol), hessian=hessian)
-        sol, sep = checks.solve(self, self._backend(), beta0, options, disp, callback, separation)
-        state = _FitState(self, sol.beta, sol.info, sol.llf)
+        options = newton.NewtonOptions(maxiter=int(maxiter), tol=float(tol), hessian=hessian)
+        sol, sep = pipeline.solve(
+            self, self._backend(), beta0, options, disp, callback, separation
+        )
+        state = FitState(self, sol.beta, sol.info, sol.llf)
         if sep is not None:
             cov = separated_covariance(lambda: estimator.compute(state), self.J, self.k_exog)
         else:
@@ -366,7 +374,7 @@ class MultinomialLogit:
             raise FitError("the covariance matrix is not finite at the estimates")
         if sep is not None:
             msg = sol.message or f"{sep.kind} separation found after the iterations"
-            sol = checks.flag_state(sol, separation=sep, notes=(sep.message(),), message=msg)
+            sol = pipeline.flag_state(sol, separation=sep, notes=(sep.message(),), message=msg)
         fit_info = dict(
             converged=sol.converged and sep is None,
             n_iter=sol.n_iter,
@@ -388,15 +396,6 @@ class MultinomialLogit:
             f"<MultinomialLogit {src}: {len(self.outcomes)} outcomes, ref={self.ref!r}, "
             f"n={len(self.exog)}>"
         )
-
-
-class _FitState:
-    """What covariance estimators see: the model, the estimates and the information there."""
-
-    __slots__ = ("model", "beta", "info", "llf")
-
-    def __init__(self, model, beta, info, llf):
-        self.model, self.beta, self.info, self.llf = model, beta, info, llf
 
 
 def mnlogit(

@@ -14,7 +14,7 @@ import statsmodels.api as sm
 from scipy import optimize, stats
 
 import multilogit as ml
-from multilogit.hypothesis import TestResult, anova, lr_test, wald_test
+from multilogit.inference.hypothesis import TestResult, anova, lr_test, wald_test
 
 FORMULA = "prog ~ ses + write"
 
@@ -62,7 +62,7 @@ def test_hc1_is_stata_small_sample_factor(res, sm_model):
     hc1 = res.get_robustcov_results("HC1")
     n = res.nobs
     np.testing.assert_allclose(hc1._cov, hc0._cov * n / (n - 1), rtol=1e-12)
-    # statsmodels' MNLogit "HC1" silently equals HC0 (documented in multilogit.covariance).
+    # statsmodels' MNLogit "HC1" silently equals HC0 (see multilogit.inference.covariance).
     ref = _sm_fit(sm_model, cov_type="HC1")
     np.testing.assert_allclose(np.asarray(ref.cov_params()), hc0._cov, rtol=1e-6)
 
@@ -93,7 +93,7 @@ def test_cluster_of_singletons_is_hc0_times_factor(res):
 
 
 def test_scores_chunked_equal_unchunked(res):
-    from multilogit.covariance import score_obs_chunks
+    from multilogit.inference.covariance import score_obs_chunks
 
     full = np.vstack([S for _, S in score_obs_chunks(res.model, res._beta)])
     parts = np.vstack([S for _, S in score_obs_chunks(res.model, res._beta, chunk_rows=7)])

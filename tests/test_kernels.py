@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from multilogit import kernels_numpy as twin
-from multilogit.backends import InMemoryBackend, predict_linear, predict_probabilities
+from multilogit.engine.memory import InMemoryBackend, predict_linear, predict_probabilities
+from tests import kernels_numpy as twin
 
 
 def _problem(rng, n=700, p=5, J=3, scale=1.0):

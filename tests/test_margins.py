@@ -8,7 +8,7 @@ from statsmodels.discrete.discrete_margins import _iscount, _isdummy
 from statsmodels.tools.numdiff import approx_fprime, approx_fprime_cs
 
 import multilogit as ml
-from multilogit import kernels
+from multilogit.engine import kernels
 from multilogit.exceptions import DataError
 
 # Effects and Jacobians are analytic on both sides (statsmodels differentiates by complex step),
@@ -454,7 +454,7 @@ def test_more_error_paths(hsb, monkeypatch):
     with pytest.raises(DataError, match="cannot attribute the categorical term"):
         two.get_margeff()
     res = ml.mnlogit("prog ~ C(ses) + C(schtyp) + write", hsb).fit()
-    monkeypatch.setattr("multilogit.margins._MAX_GRID", 4)
+    monkeypatch.setattr("multilogit.inference.margins._MAX_GRID", 4)
     with pytest.raises(ValueError, match="combinations of categorical levels"):
         res.get_margeff(at="mean")
     bare = ml.mnlogit("prog ~ write", hsb)
@@ -467,8 +467,8 @@ def test_chunking_does_not_change_results(hsb, arrays, monkeypatch):
     _, _, ares = arrays
     fres = ml.mnlogit("prog ~ C(ses) * write + np.log(read)", hsb).fit()
     whole = [ares.get_margeff(), fres.get_margeff()]
-    monkeypatch.setattr("multilogit.margins._CHUNK_ROWS", 7)
-    monkeypatch.setattr("multilogit.margins._FRAME_CHUNK_ROWS", 13)
+    monkeypatch.setattr("multilogit.inference.margins._CHUNK_ROWS", 7)
+    monkeypatch.setattr("multilogit.inference.margins._FRAME_CHUNK_ROWS", 13)
     for before, after in zip(whole, [ares.get_margeff(), fres.get_margeff()], strict=True):
         np.testing.assert_allclose(after.margeff, before.margeff, rtol=1e-12, atol=1e-16)
         np.testing.assert_allclose(after.margeff_cov, before.margeff_cov, rtol=1e-10, atol=1e-18)
@@ -497,7 +497,7 @@ def test_categorical_by_numeric_interaction(hsb):
 
 
 def test_weighted_median():
-    from multilogit.margins import _weighted_median
+    from multilogit.inference.margins import _weighted_median
 
     v = np.array([3.0, 1.0, 2.0, 10.0])
     assert _weighted_median(v, np.ones(4)) == 2.5  # equal weights: numpy's median

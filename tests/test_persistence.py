@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import multilogit as ml
-from multilogit import persistence
+from multilogit.results import persistence
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def _write(path, entries, resign=False):
     if resign:
         meta = entries["metadata"].tobytes()
         arrays = {k: v for k, v in entries.items() if k not in ("metadata", "digest")}
-        digest = persistence._digest(meta, arrays, None)
+        digest = persistence.digest(meta, arrays, None)
         entries["digest"] = np.frombuffer(digest.encode(), dtype=np.uint8)
     with open(path, "wb") as fh:
         np.savez(fh, **entries)

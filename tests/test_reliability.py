@@ -10,8 +10,9 @@ import pytest
 import statsmodels.api as sm
 
 import multilogit as ml
-from multilogit import checks
-from multilogit.separation import find_separation
+from multilogit.engine.scaled import column_scale
+from multilogit.fit.rank import aliased_columns
+from multilogit.fit.separation import find_separation
 
 
 @pytest.fixture(scope="module")
@@ -189,14 +190,14 @@ def test_aliased_columns_matches_sequential_rule(seed):
     cols = [base[:, 0], 2 * base[:, 0], base[:, 1], base[:, 0] - base[:, 1], np.zeros(n)]
     cols += [base[:, 2], base[:, 1] * 1e6]
     X = np.column_stack(cols)
-    assert np.array_equal(checks.aliased_columns(X), _aliased_reference(X))
+    assert np.array_equal(aliased_columns(X), _aliased_reference(X))
 
 
 def test_aliased_after_exact_dependence_small_n():
     # A plain QR would spend a direction on the rounding residue of column 2 and then call
     # the independent column 3 aliased; R's limited pivoting (and ours) does not.
     X = np.array([[1.0, 2.0, 0.0], [1.0, 2.0, 1.0], [0.0, 0.0, 5.0]])
-    assert checks.aliased_columns(X).tolist() == [False, True, False]
+    assert aliased_columns(X).tolist() == [False, True, False]
 
 
 def test_rank_deficient_formula_names_columns(hsb):
@@ -302,9 +303,9 @@ def test_scaled_fit_callback_sees_original_units(hsb):
 
 def test_column_scale_is_power_of_two():
     X = np.column_stack([np.ones(3), [1e-6, 2e-6, 3e-6], [1.0, 2.0, 4.0]])
-    s = checks.column_scale(X)
+    s = column_scale(X)
     assert s[0] == 1 and s[2] == 4 and np.log2(s[1]) == np.round(np.log2(s[1]))
-    assert checks.column_scale(np.ones((3, 2))) is None
+    assert column_scale(np.ones((3, 2))) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,7 +505,7 @@ def test_unidentified_coefficients_are_reported(hsb):
 def test_large_data_separation_without_linear_program(monkeypatch):
     # Above ~30,000 (row, outcome) pairs the monitor verifies the Newton step as a recession
     # direction instead of solving the linear program (seconds to minutes at this size).
-    from multilogit import separation
+    from multilogit.fit import separation
 
     calls = []
     real = separation._program

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import multilogit as ml
-from multilogit.reparam import SoftmaxParams, pivot_matrix
+from multilogit.inference.reparam import SoftmaxParams, pivot_matrix
 
 FORMULA = "prog ~ ses + write"
 

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 import multilogit as ml
-from multilogit import backends, kernels, solver
+from multilogit.engine import kernels, threads
+from multilogit.engine.memory import InMemoryBackend
 from multilogit.exceptions import ConvergenceWarning
+from multilogit.solve import newton as solver
 from tests.conftest import simulate
 
 
@@ -130,7 +132,7 @@ def test_subsample_information_is_scaled_to_the_data(rng):
     np.testing.assert_allclose(approx, exact, rtol=0.15, atol=0.05 * np.abs(exact).max())
     # With weights the sample is rescaled by the weight total.
     w = np.where(np.arange(len(X)) % 2 == 0, 3.0, 1.0)
-    bw = backends.InMemoryBackend(X, model.endog, w, model.J)
+    bw = InMemoryBackend(X, model.endog, w, model.J)
     np.testing.assert_allclose(
         bw.approx_information(beta),
         bw.derivatives(beta).info,
@@ -193,7 +195,7 @@ def test_threads_split_the_rows_and_agree_with_one_thread(rng):
     beta = rng.normal(scale=0.3, size=(model.J, model.k_exog))
 
     def make(t):
-        return backends.InMemoryBackend(X, model.endog, w, model.J, 1000, threads=t)
+        return InMemoryBackend(X, model.endog, w, model.J, 1000, threads=t)
 
     one = make(1).derivatives(beta)
     for t in (2, 3):
@@ -211,10 +213,7 @@ def test_threads_split_the_rows_and_agree_with_one_thread(rng):
         assert again.llf == d.llf
         np.testing.assert_array_equal(again.info, d.info)
     # Too few chunks for a second thread: one run.
-    assert (
-        len(backends.InMemoryBackend(X[:3000], model.endog[:3000], w[:3000], 3, 1000, 2)._runs)
-        == 1
-    )
+    assert len(InMemoryBackend(X[:3000], model.endog[:3000], w[:3000], 3, 1000, 2)._runs) == 1
 
 
 def test_blas_threads_are_restored_after_a_threaded_pass(rng):
@@ -222,16 +221,16 @@ def test_blas_threads_are_restored_after_a_threaded_pass(rng):
     X, y = simulate(rng, n=40_000, p=5, K=4)
     model = ml.MultinomialLogit(y, X)
     before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
-    be = backends.InMemoryBackend(X, model.endog, np.ones(len(X)), model.J, 1000, threads=2)
+    be = InMemoryBackend(X, model.endog, np.ones(len(X)), model.J, 1000, threads=2)
     be.derivatives(model.start_params())
     assert [i["num_threads"] for i in threadpoolctl.threadpool_info()] == before
 
 
 def test_thread_count_from_the_environment(monkeypatch):
     monkeypatch.setenv("MULTILOGIT_NUM_THREADS", "3")
-    assert backends.default_threads() == 3
+    assert threads.default_threads() == 3
     monkeypatch.setenv("MULTILOGIT_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="MULTILOGIT_NUM_THREADS must be a positive integer"):
-        backends.default_threads()
+        threads.default_threads()
     monkeypatch.delenv("MULTILOGIT_NUM_THREADS")
-    assert backends.default_threads() >= 1
+    assert threads.default_threads() >= 1

@@ -1,44 +1,21 @@
-"""Drivers that sum the per-chunk kernel results over a data set.
+"""The in-memory backend: sums the per-chunk kernel results over arrays held in memory.
 
 A backend owns the data and hands out three things to the solver: the log-likelihood with the
 score, the same plus the information matrix, and fitted probabilities.  It holds no numerics of
-its own: every number comes from :mod:`multilogit.kernels`, summed over chunks in a fixed order so
-results are bitwise reproducible.
-
-Threads
--------
-The chunks are split into one contiguous run per thread; each thread sums its run into its own
-accumulators and the runs are added in order, so for a given number of threads the result does
-not depend on timing.  The kernels' BLAS calls and Numba loops release the GIL; while the threads
-run, BLAS itself is held to one thread (through ``threadpoolctl``) so the two levels of
-threading do not fight over the cores.  The number of threads is the number of cores this
-process may use, or the environment variable ``MULTILOGIT_NUM_THREADS``.
+its own: every number comes from :mod:`multilogit.engine.kernels`, summed over chunks in a fixed
+order (runs of chunks on threads, see :mod:`multilogit.engine.threads`) so results are bitwise
+reproducible.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import kernels
+from .backend import Derivatives, default_chunk_rows
+from .threads import default_threads, map_runs
 
-__all__ = [
-    "Derivatives",
-    "InMemoryBackend",
-    "default_chunk_rows",
-    "default_threads",
-    "map_runs",
-    "row_runs",
-]
-
-# Rows per chunk: the chunk of X and its (m, J) blocks stay around 1 MiB, in cache between the
-# BLAS products and the Numba loops, while chunks stay long enough that the per-chunk call
-# overhead is small.  The information factors of a chunk are at most a few MiB on top.
-_CHUNK_BYTES = 1 << 20
+__all__ = ["InMemoryBackend", "predict_linear", "predict_probabilities"]
 
 # The subsample of approx_information: at least this many rows per parameter (the relative error
 # of a sampled information matrix shrinks like sqrt(params / rows)) and at least 1/SAMPLE_FRACTION
@@ -49,81 +26,6 @@ SAMPLE_MIN_RATIO = 4
 
 # A thread gets at least this many chunks: below that the start-up costs more than it saves.
 _MIN_CHUNKS_PER_THREAD = 2
-
-
-def default_threads() -> int:
-    """Threads for one evaluation: ``MULTILOGIT_NUM_THREADS`` or the cores this process may
-    use."""
-    env = os.environ.get("MULTILOGIT_NUM_THREADS", "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise ValueError(
-                f"MULTILOGIT_NUM_THREADS must be a positive integer; got {env!r}"
-            ) from None
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_blas_controller = None
-
-
-def _executor(threads: int) -> ThreadPoolExecutor:
-    """The shared worker threads, grown when a caller asks for more."""
-    global _pool, _pool_size
-    if _pool is None or _pool_size < threads:
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="multilogit")
-        _pool_size = threads
-    return _pool
-
-
-def _single_threaded_blas():
-    """A context in which BLAS runs on one thread (a no-op if ``threadpoolctl`` is missing)."""
-    global _blas_controller
-    if _blas_controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - a declared dependency
-            return contextlib.nullcontext()
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
-
-
-def default_chunk_rows(p: int, J: int) -> int:
-    """Rows per chunk so that the work buffers of one chunk stay cache-sized."""
-    return int(min(max(_CHUNK_BYTES // (8 * (p + 2 * J + 2)), 256), 16384))
-
-
-@dataclass(frozen=True)
-class Derivatives:
-    """Log-likelihood, score ``(J, p)`` and information ``(J p, J p)`` (or ``None``)."""
-
-    llf: float
-    score: np.ndarray
-    info: np.ndarray | None
-
-
-def map_runs(fn, t: int) -> list:
-    """``[fn(0), ..., fn(t - 1)]``, in parallel threads (BLAS on one thread meanwhile) when
-    ``t > 1``.  Callers add the results in list order, so sums do not depend on timing."""
-    if t <= 1:
-        return [fn(0)]
-    with _single_threaded_blas():
-        return list(_executor(t).map(fn, range(t)))
-
-
-def row_runs(n: int, threads: int | None = None, min_rows: int = 65536) -> list[slice]:
-    """Split ``n`` rows into at most ``threads`` contiguous runs of at least ``min_rows``."""
-    t = max(1, min(threads or default_threads(), n // max(min_rows, 1)))
-    cuts = [k * n // t for k in range(t + 1)]
-    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 class InMemoryBackend:

@@ -8,7 +8,8 @@ code, type, categorical levels and stateful-transform state, arrays aside);
 :func:`rebuild_design` runs patsy on a small synthetic frame holding the saved levels and copies
 the saved transform state in, which reproduces the design exactly.
 
-patsy's objects refuse to pickle.  :func:`reduce_design` (``Design.__reduce__``) pickles the
+patsy's objects refuse to pickle.  :func:`reduce_design` (registered with :mod:`copyreg` for
+:class:`Design`) pickles the
 ``DesignInfo`` by value with a private pickler and replaces the captured evaluation environment
 by the names the formula uses.
 """
@@ -16,6 +17,7 @@ by the names the formula uses.
 from __future__ import annotations
 
 import ast
+import copyreg
 import importlib
 import io
 import pickle
@@ -24,7 +26,8 @@ import types
 import numpy as np
 import pandas as pd
 
-from .exceptions import PersistenceError
+from ..exceptions import PersistenceError
+from .design import Design
 
 __all__ = ["check_code", "design_state", "rebuild_design", "reduce_design"]
 
@@ -207,8 +210,6 @@ def rebuild_design(state: dict, names: tuple, arrays) -> object:
     """Design rebuilt from :func:`design_state` output (with its transform arrays)."""
     import patsy
 
-    from .design import Design
-
     factors = state["factors"]
     formula = state["formula"]
     if not isinstance(formula, str) or "~" not in formula:
@@ -304,8 +305,6 @@ class _DesignPickler(pickle.Pickler):
 
 
 def _restore_design(names, formula, blob):
-    from .design import Design
-
     di, env = pickle.loads(blob)
     return Design(tuple(names), formula, di, env)
 
@@ -324,9 +323,7 @@ def _formula_env(design_info):
 
 
 def reduce_design(design):
-    """``__reduce__`` of :class:`multilogit.design.Design`."""
-    from .design import Design
-
+    """How :class:`Design` pickles (registered with :mod:`copyreg` below)."""
     if design.design_info is None:
         return Design, (design.names,)
     buf = io.BytesIO()
@@ -340,3 +337,7 @@ def reduce_design(design):
             "formula must be importable module-level functions)"
         ) from None
     return _restore_design, (design.names, design.formula, buf.getvalue())
+
+
+# patsy's objects refuse to pickle: a Design pickles by value, through this module.
+copyreg.pickle(Design, reduce_design)

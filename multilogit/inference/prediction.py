@@ -26,8 +26,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 
-from . import backends
-from .results import design_rows
+from ..engine.memory import predict_linear, predict_probabilities
 
 __all__ = ["PredictionResults", "get_prediction"]
 
@@ -70,7 +69,7 @@ def get_prediction(results, exog=None) -> PredictionResults:
     X, index = design_rows(model, exog)
     X = np.ascontiguousarray(X, dtype=np.float64)
     beta = np.ascontiguousarray(results._beta)
-    P = backends.predict_probabilities(X, beta)
+    P = predict_probabilities(X, beta)
     var = _prob_variance(X, P, results._delta_cov, model.J)
     order = model.level_to_internal
     return PredictionResults(
@@ -163,3 +162,47 @@ class PredictionResults:
     def __repr__(self) -> str:
         n, K = self.predicted.shape
         return f"<PredictionResults: {n} rows x {K} outcomes>"
+
+
+def design_rows(model, exog=None) -> tuple[np.ndarray, pd.Index]:
+    """Design matrix and row labels: the estimation sample, or ``exog`` rebuilt as at fit time
+    (works for fitted and for loaded models, which share ``design``, ``exog``, ``row_labels``)."""
+    if exog is None:
+        return model.exog, model.row_labels
+    X, index = model.design.build(exog)
+    return X, (pd.RangeIndex(X.shape[0]) if index is None else index)
+
+
+def predict(model, beta, exog=None, which: str = "prob"):
+    """Predictions of ``model`` at coefficients ``beta`` (shape ``(J, p)``).
+
+    Parameters
+    ----------
+    exog : DataFrame or array, optional
+        New data: for a formula model, a DataFrame with the columns the formula uses (the
+        design is rebuilt with the categorical levels and transforms fixed at fit time); for
+        an array model, a matrix with the fitted columns.  Default: the estimation sample.
+    which : {"prob", "class", "linear"}
+        ``"prob"``: probability of each of the K outcomes (DataFrame, one column per outcome
+        label); ``"class"``: the most probable outcome (Series of labels); ``"linear"``: the
+        linear predictors, i.e. log odds against the reference (DataFrame with K columns, the
+        reference's identically 0).
+    """
+    if which not in ("prob", "class", "linear"):
+        raise ValueError(f"which must be 'prob', 'class' or 'linear'; got {which!r}")
+    X, index = design_rows(model, exog)
+    cols = pd.Index(model.outcomes, name=model.endog_names)
+    order = model.level_to_internal
+    if which == "linear":
+        eta = predict_linear(X, beta)
+        full = np.column_stack([eta, np.zeros(len(X))])
+        return pd.DataFrame(full[:, order], index=index, columns=cols)
+    prob = predict_probabilities(X, beta)[:, order]
+    if which == "prob":
+        return pd.DataFrame(prob, index=index, columns=cols)
+    labels = np.asarray(model.outcomes, dtype=object)[np.argmax(prob, axis=1)]
+    return pd.Series(
+        pd.Categorical(labels, categories=list(model.outcomes)),
+        index=index,
+        name=model.endog_names,
+    )

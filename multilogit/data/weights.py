@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .exceptions import DataError
+from ..exceptions import DataError
 
 __all__ = ["resolve_rows", "check_weights"]
 

@@ -1,8 +1,8 @@
-"""Plain NumPy twins of :mod:`multilogit.kernels`, written for clarity, not speed.
+"""Plain NumPy twins of :mod:`multilogit.engine.kernels`, written for clarity, not speed.
 
 They build the full ``(n, K)`` probability matrix and the dense Hessian blocks directly from the
 textbook formulas; the tests check the Numba kernels against them.  Conventions as in
-:mod:`multilogit.kernels`.
+:mod:`multilogit.engine.kernels`.
 """
 
 from __future__ import annotations

@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
 
-from . import backends, kernels
-from .exceptions import PerfectSeparationError, PerfectSeparationWarning
+from ..engine import kernels, threads
+from ..engine.backend import default_chunk_rows
+from ..exceptions import FitError, PerfectSeparationError, PerfectSeparationWarning
 
 __all__ = ["Separation", "SeparationMonitor", "find_separation", "check_mode"]
 
@@ -546,8 +547,8 @@ class SeparationMonitor:
         D = np.ascontiguousarray(delta / self._amax)
         w = getattr(model, "_lik_weights", model.freq_weights)
         y = model.endog
-        step = backends.default_chunk_rows(X.shape[1], model.J)
-        runs = backends.row_runs(len(X))
+        step = default_chunk_rows(X.shape[1], model.J)
+        runs = threads.row_runs(len(X))
 
         def run_stats(k):
             out = np.array([0.0, 0.0, np.inf, -np.inf])
@@ -556,7 +557,7 @@ class SeparationMonitor:
                 kernels.chunk_pair_stats(X[sl] @ D.T, y[sl], w[sl], out)
             return out
 
-        parts = backends.map_runs(run_stats, len(runs))
+        parts = threads.map_runs(run_stats, len(runs))
         out = parts[0]
         for part in parts[1:]:
             out[:2] += part[:2]
@@ -621,8 +622,6 @@ def separated_covariance(compute, J: int, p: int) -> np.ndarray:
     outcome) map the other entries correctly.  If the estimator fails (the information can be
     numerically singular there), every entry is NaN.
     """
-    from .exceptions import FitError
-
     try:
         return np.array(compute(), dtype=np.float64)
     except FitError:

@@ -26,9 +26,10 @@ import pandas as pd
 import patsy
 from scipy import linalg, stats
 
+from ..data.design import match_level
+from ..exceptions import DataError
 from .covariance import inverse_information
-from .design import _match_level
-from .exceptions import DataError
+from .reparam import repivot
 
 __all__ = [
     "TestResult",
@@ -348,14 +349,12 @@ def lr_test(res, restricted) -> TestResult:
 
 def _refit(model, X, names, codes, levels, ref, w, fit_options):
     """Refit on arrays (used for drop-one, combined and IIA models)."""
-    from .model import MultinomialLogit
-
     endog = pd.Series(
         pd.Categorical.from_codes(codes, categories=pd.Index(list(levels), dtype=object)),
         name=model.endog_names,
     )
     exog = pd.DataFrame(X, columns=[str(n) for n in names])
-    m = MultinomialLogit(endog, exog, ref=ref, freq_weights=w)
+    m = type(model)(endog, exog, ref=ref, freq_weights=w)
     opts = {k: v for k, v in fit_options.items() if k in ("maxiter", "tol")}
     return m.fit(**opts)
 
@@ -419,7 +418,7 @@ def anova(*results) -> pd.DataFrame:
 
 
 def _level(model, label):
-    return _match_level(label, model.outcomes, model.endog_names)
+    return match_level(label, model.outcomes, model.endog_names)
 
 
 def test_combine(res, a, b, method: str = "wald") -> TestResult:
@@ -494,7 +493,7 @@ def iia_test(res, omit, include_intercept: bool = True) -> TestResult:
 
     Refits the model without the rows of outcome ``omit`` (same reference; if ``omit`` is the
     reference, the full results are first re-based on another outcome with
-    :func:`~multilogit.reparam.repivot`) and compares the coefficients common to both fits:
+    :func:`~.reparam.repivot`) and compares the coefficients common to both fits:
 
     .. math::
 
@@ -515,8 +514,6 @@ def iia_test(res, omit, include_intercept: bool = True) -> TestResult:
         raise DataError("the IIA test needs at least three outcomes (two remain after omitting)")
     full = res
     if omit == model.ref:
-        from .reparam import repivot
-
         full = repivot(res, next(lv for lv in levels if lv != omit))
     fm = full.model
     keep = fm.level_codes != levels.index(omit)

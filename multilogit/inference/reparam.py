@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import design
+from ..data import design
 
 __all__ = ["rrr", "repivot", "softmax_params", "SoftmaxParams", "pivot_matrix"]
 

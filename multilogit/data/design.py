@@ -18,8 +18,8 @@ import patsy
 import patsy.builtins
 from patsy.eval import ast_names
 
-from . import kernels
-from .exceptions import DataError
+from ..engine import kernels
+from ..exceptions import DataError
 
 __all__ = ["Outcome", "Design", "ModelData", "from_formula", "from_arrays"]
 
@@ -62,7 +62,7 @@ class Outcome:
         return len(self.levels) - 1
 
     def with_ref(self, ref) -> Outcome:
-        return Outcome(self.name, self.levels, _match_level(ref, self.levels, self.name))
+        return Outcome(self.name, self.levels, match_level(ref, self.levels, self.name))
 
     def eq_codes(self, level_codes: np.ndarray) -> np.ndarray:
         """Map level indices ``0..K-1`` to equation indices (``-1`` for the reference)."""
@@ -77,7 +77,7 @@ def _native(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _match_level(ref, levels, name):
+def match_level(ref, levels, name):
     if ref is None:
         return levels[0]
     for lv in levels:
@@ -153,7 +153,7 @@ def encode_outcome(values, name: str, ref=None):
             f"outcome {name!r} has {len(levels)} level{'s' if len(levels) != 1 else ''}{shown}; "
             "a multinomial logit needs at least two"
         )
-    return Outcome(name, levels, _match_level(ref, levels, name)), codes
+    return Outcome(name, levels, match_level(ref, levels, name)), codes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,12 +168,6 @@ class Design:
     formula: str | None = None
     design_info: patsy.DesignInfo | None = field(default=None, compare=False)
     eval_env: patsy.EvalEnvironment | None = field(default=None, compare=False, repr=False)
-
-    def __reduce__(self):
-        # patsy's objects refuse to pickle: pickle the design by value (issue 5).
-        from .design_state import reduce_design
-
-        return reduce_design(self)
 
     @property
     def has_intercept(self) -> bool:

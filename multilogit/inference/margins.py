@@ -53,11 +53,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import kernels
-
 # design.py is the one module that imports patsy; reuse its name parser from there.
-from .design import ast_names
-from .exceptions import DataError
+from ..data.design import ast_names
+from ..engine import kernels
+from ..exceptions import DataError
 
 __all__ = ["MarginalEffects", "get_margeff"]
 
@@ -138,7 +137,7 @@ def _categorical_base(design_info, factor, levels):
     return levels[0]
 
 
-def _formula_variables(model, frame, dummy, count) -> list[_Variable]:
+def formula_variables(model, frame, dummy, count) -> list[_Variable]:
     di = model.design.design_info
     cols = set(frame.columns)
     cats: dict[str, _Variable] = {}
@@ -211,7 +210,7 @@ class _ArraySample:
             X = np.array(X, dtype=np.float64)  # copy only when values are fixed
             for c, val in overrides.items():
                 X[:, c] = val
-        w = _row_weights(model)
+        w = row_weights(model)
         if at == "overall":
             self.X, self.w = X, w
         else:
@@ -247,7 +246,7 @@ class _ArraySample:
         return D
 
 
-def _estimation_frame(model):
+def estimation_frame(model):
     """The formula data (kept by the model) restricted to the rows used in the fit."""
     frame = getattr(model, "_source_data", None)
     if frame is None:
@@ -264,7 +263,7 @@ def _estimation_frame(model):
     return frame.iloc[frame.index.get_indexer(model.row_labels)]
 
 
-def _row_weights(model) -> np.ndarray:
+def row_weights(model) -> np.ndarray:
     """Averaging weights: the likelihood weights (frequency x sampling), summing to one."""
     w = np.asarray(getattr(model, "_lik_weights", model.freq_weights), dtype=np.float64)
     return w / w.sum()
@@ -291,11 +290,11 @@ class _FrameSample:
     """
 
     def __init__(self, model, at, overrides, variables):
-        frame = _estimation_frame(model).copy()
+        frame = estimation_frame(model).copy()
         for name, val in overrides.items():
             frame = _assign(frame, name, val)
         self.design_obj = model.design
-        w = _row_weights(model)
+        w = row_weights(model)
         self.collapsed = at != "overall"
         if not self.collapsed:
             self.frame, self.w = frame, w
@@ -523,7 +522,7 @@ def get_margeff(
     model = results.model
     formula = model.design.design_info is not None
     if formula:
-        variables = _formula_variables(model, _estimation_frame(model), dummy, count)
+        variables = formula_variables(model, estimation_frame(model), dummy, count)
         overrides = _formula_overrides(variables, at) if isinstance(at, dict) else {}
     else:
         variables = _array_variables(model, dummy, count)

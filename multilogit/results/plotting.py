@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .exceptions import DataError
-from .margins import _estimation_frame, _formula_variables, _row_weights
+from ..exceptions import DataError
+from ..inference.margins import estimation_frame, formula_variables, row_weights
 
 __all__ = ["plot_predicted", "plot_coefficients", "plot_decision_regions"]
 
@@ -56,12 +56,12 @@ class _Covariates:
         model = results.model
         self.model = model
         self.formula = model.design.design_info is not None
-        w = _row_weights(model)
+        w = row_weights(model)
         at = dict(at or {})
         if self.formula:
-            self.frame = _estimation_frame(model)
+            self.frame = estimation_frame(model)
             self.variables = {
-                v.name: v for v in _formula_variables(model, self.frame, False, False)
+                v.name: v for v in formula_variables(model, self.frame, False, False)
             }
             typical = {}
             for name, var in self.variables.items():

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import backends
+from ..inference.covariance import FitState, get_estimator
+from ..inference.prediction import predict
 
-__all__ = ["MultinomialLogitResults", "predict"]
+__all__ = ["MultinomialLogitResults"]
 
 
 class MultinomialLogitResults:
@@ -45,7 +46,7 @@ class MultinomialLogitResults:
         # -- reliability (issue 5): carried by the state (see checks.FlaggedState), so results
         # derived without refitting keep them.
         sep = getattr(state, "separation", None)
-        #: :class:`~multilogit.separation.Separation` when the data are separated, else None.
+        #: :class:`~multilogit.fit.separation.Separation` when the data are separated, else None.
         self.separation = None if sep is None else sep.for_model(model)
         self._aliased = getattr(state, "aliased", None)
         self._summary_notes = tuple(getattr(state, "notes", ()))
@@ -251,7 +252,7 @@ class MultinomialLogitResults:
     def save(self, path, include_data: bool = False, key: bytes | str | None = None) -> None:
         """Save to one ``.npz`` file (no pickle); read back with :func:`multilogit.load`.
 
-        The format is described in :mod:`multilogit.persistence`.  ``include_data`` also
+        The format is described in :mod:`multilogit.results.persistence`.  ``include_data`` also
         stores the estimation data; ``key`` signs the file (HMAC-SHA-256).
         """
         from .persistence import save
@@ -262,13 +263,13 @@ class MultinomialLogitResults:
 
     def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = True, count=False):
         """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`."""
-        from .margins import get_margeff
+        from ..inference.margins import get_margeff
 
         return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
 
     def get_prediction(self, exog=None):
         """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""
-        from .prediction import get_prediction
+        from ..inference.prediction import get_prediction
 
         return get_prediction(self, exog)
 
@@ -306,19 +307,17 @@ class MultinomialLogitResults:
         Parameters
         ----------
         cov_type : {"nonrobust", "HC0", "HC1", "cluster"}
-            See :mod:`multilogit.covariance` for the exact formulas and small-sample factors
+            See :mod:`~multilogit.inference.covariance` for the formulas and small-sample factors
             (``HC1`` is Stata's ``vce(robust)``; ``cluster`` uses ``G/(G-1)`` unless
             ``df_correction="statsmodels"``).
         **cov_kwds
             Options, e.g. ``groups=`` (an array, or a column name with a formula model).
         """
-        from .covariance import get_estimator
-        from .model import _FitState
-        from .reparam import fit_info
+        from ..inference.reparam import fit_info
 
         est = get_estimator(cov_type, cov_kwds)
         st = self._state
-        cov = est.compute(_FitState(self.model, self._beta, st.info, st.llf))
+        cov = est.compute(FitState(self.model, self._beta, st.info, st.llf))
         return type(self)(self.model, self._beta, st, cov, est, fit_info(self))
 
     @property
@@ -327,21 +326,23 @@ class MultinomialLogitResults:
         return getattr(self._cov_estimator, "n_groups", None)
 
     def wald_test(self, constraints, q=None):
-        """Wald test of linear constraints; see :func:`multilogit.hypothesis.wald_test`."""
-        from .hypothesis import wald_test
+        """Wald test of linear constraints; see
+        :func:`~multilogit.inference.hypothesis.wald_test`."""
+        from ..inference.hypothesis import wald_test
 
         return wald_test(self, constraints, q)
 
     def wald_test_terms(self) -> pd.DataFrame:
-        """Joint Wald test per formula term; see :func:`multilogit.hypothesis.wald_test_terms`."""
-        from .hypothesis import wald_test_terms
+        """Joint Wald test per formula term; see
+        :func:`~multilogit.inference.hypothesis.wald_test_terms`."""
+        from ..inference.hypothesis import wald_test_terms
 
         return wald_test_terms(self)
 
     def lr_test(self, restricted):
         """Likelihood-ratio test against a nested model; see
-        :func:`multilogit.hypothesis.lr_test`."""
-        from .hypothesis import lr_test
+        :func:`multilogit.inference.hypothesis.lr_test`."""
+        from ..inference.hypothesis import lr_test
 
         return lr_test(self, restricted)
 
@@ -352,40 +353,41 @@ class MultinomialLogitResults:
 
     def anova(self, *others) -> pd.DataFrame:
         """Drop-one LR tests per term, or sequential LR tests against ``others``; see
-        :func:`multilogit.hypothesis.anova`."""
-        from .hypothesis import anova
+        :func:`multilogit.inference.hypothesis.anova`."""
+        from ..inference.hypothesis import anova
 
         return anova(self, *others)
 
     def test_combine(self, a, b, method: str = "wald"):
         """Test that outcomes ``a`` and ``b`` can be combined; see
-        :func:`multilogit.hypothesis.test_combine`."""
-        from .hypothesis import test_combine
+        :func:`multilogit.inference.hypothesis.test_combine`."""
+        from ..inference.hypothesis import test_combine
 
         return test_combine(self, a, b, method)
 
     def iia_test(self, omit, include_intercept: bool = True):
-        """Hausman-McFadden IIA test; see :func:`multilogit.hypothesis.iia_test`."""
-        from .hypothesis import iia_test
+        """Hausman-McFadden IIA test; see :func:`multilogit.inference.hypothesis.iia_test`."""
+        from ..inference.hypothesis import iia_test
 
         return iia_test(self, omit, include_intercept)
 
     def rrr(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Relative-risk ratios with delta-method SEs; see :func:`multilogit.reparam.rrr`."""
-        from .reparam import rrr
+        """Relative-risk ratios with delta-method SEs; see
+        :func:`~multilogit.inference.reparam.rrr`."""
+        from ..inference.reparam import rrr
 
         return rrr(self, alpha)
 
     def repivot(self, new_ref):
         """New results for another reference outcome, without refitting; see
-        :func:`multilogit.reparam.repivot`."""
-        from .reparam import repivot
+        :func:`multilogit.inference.reparam.repivot`."""
+        from ..inference.reparam import repivot
 
         return repivot(self, new_ref)
 
     def softmax_params(self, center: str = "reference"):
-        """All K coefficient sets; see :func:`multilogit.reparam.softmax_params`."""
-        from .reparam import softmax_params
+        """All K coefficient sets; see :func:`multilogit.inference.reparam.softmax_params`."""
+        from ..inference.reparam import softmax_params
 
         return softmax_params(self, center)
 
@@ -458,47 +460,3 @@ def _masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     out = np.array(values, dtype=np.float64)
     out[mask] = np.nan
     return out
-
-
-def design_rows(model, exog=None) -> tuple[np.ndarray, pd.Index]:
-    """Design matrix and row labels: the estimation sample, or ``exog`` rebuilt as at fit time
-    (works for fitted and for loaded models, which share ``design``, ``exog``, ``row_labels``)."""
-    if exog is None:
-        return model.exog, model.row_labels
-    X, index = model.design.build(exog)
-    return X, (pd.RangeIndex(X.shape[0]) if index is None else index)
-
-
-def predict(model, beta, exog=None, which: str = "prob"):
-    """Predictions of ``model`` at coefficients ``beta`` (shape ``(J, p)``).
-
-    Parameters
-    ----------
-    exog : DataFrame or array, optional
-        New data: for a formula model, a DataFrame with the columns the formula uses (the
-        design is rebuilt with the categorical levels and transforms fixed at fit time); for
-        an array model, a matrix with the fitted columns.  Default: the estimation sample.
-    which : {"prob", "class", "linear"}
-        ``"prob"``: probability of each of the K outcomes (DataFrame, one column per outcome
-        label); ``"class"``: the most probable outcome (Series of labels); ``"linear"``: the
-        linear predictors, i.e. log odds against the reference (DataFrame with K columns, the
-        reference's identically 0).
-    """
-    if which not in ("prob", "class", "linear"):
-        raise ValueError(f"which must be 'prob', 'class' or 'linear'; got {which!r}")
-    X, index = design_rows(model, exog)
-    cols = pd.Index(model.outcomes, name=model.endog_names)
-    order = model.level_to_internal
-    if which == "linear":
-        eta = backends.predict_linear(X, beta)
-        full = np.column_stack([eta, np.zeros(len(X))])
-        return pd.DataFrame(full[:, order], index=index, columns=cols)
-    prob = backends.predict_probabilities(X, beta)[:, order]
-    if which == "prob":
-        return pd.DataFrame(prob, index=index, columns=cols)
-    labels = np.asarray(model.outcomes, dtype=object)[np.argmax(prob, axis=1)]
-    return pd.Series(
-        pd.Categorical(labels, categories=list(model.outcomes)),
-        index=index,
-        name=model.endog_names,
-    )

@@ -38,11 +38,14 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, sparse
 
-from . import backends
-from .exceptions import DataError, FitError
+from ..data.weights import resolve_rows
+from ..engine.backend import default_chunk_rows
+from ..engine.memory import predict_probabilities
+from ..exceptions import DataError, FitError
 
 __all__ = [
     "CovarianceEstimator",
+    "FitState",
     "NonRobust",
     "HC0",
     "HC1",
@@ -51,6 +54,15 @@ __all__ = [
     "inverse_information",
     "score_obs_chunks",
 ]
+
+
+class FitState:
+    """What covariance estimators see: the model, the estimates and the information there."""
+
+    __slots__ = ("model", "beta", "info", "llf")
+
+    def __init__(self, model, beta, info, llf):
+        self.model, self.beta, self.info, self.llf = model, beta, info, llf
 
 
 def inverse_information(info: np.ndarray) -> np.ndarray:
@@ -128,12 +140,12 @@ def score_obs_chunks(model, beta, chunk_rows: int | None = None):
     X, y = model.exog, model.endog
     n, p = X.shape
     J = model.J
-    step = int(chunk_rows or backends.default_chunk_rows(p, J))
+    step = int(chunk_rows or default_chunk_rows(p, J))
     eqs = np.arange(J)
     for start in range(0, n, step):
         sl = slice(start, min(start + step, n))
         Xc = X[sl]
-        resid = (y[sl, None] == eqs[None, :]) - backends.predict_probabilities(Xc, beta)[:, :J]
+        resid = (y[sl, None] == eqs[None, :]) - predict_probabilities(Xc, beta)[:, :J]
         yield sl, (resid[:, :, None] * Xc[:, None, :]).reshape(len(Xc), J * p)
 
 
@@ -229,8 +241,6 @@ class Cluster(CovarianceEstimator):
         self.n_groups = None
 
     def _codes(self, model):
-        from .weights import resolve_rows
-
         g = resolve_rows(model, self.kwds["groups"], "groups")
         # factorize: any hashable ids (mixed types too); missing ids get code -1.
         codes, _ = pd.factorize(pd.Series(g, dtype=object if g.dtype == object else None))

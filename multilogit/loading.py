@@ -1,197 +1,25 @@
-"""Saving and loading fitted results without pickle, and pickling support for patsy designs.
-
-File format (version 1)
------------------------
-One NumPy ``.npz`` archive (a zip of ``.npy`` arrays), read with ``allow_pickle=False``, so
-loading a file never executes code.  Entries:
-
-``metadata``
-    UTF-8 JSON as a ``uint8`` array: ``format`` (``"multilogit-results"``), ``format_version``,
-    the outcome (name, levels, reference), the design (column names, and for formula models the
-    formula, each patsy factor's code, type, categorical levels and stateful-transform state
-    scalars), fit information (convergence, iteration count, options, covariance type and its
-    description, separation report, aliased columns, summary notes) and the shapes of every
-    array below.
-``params``, ``cov``, ``score``, ``info``, ``outcome_counts``, ``iteration_log``
-    float64 arrays of shapes ``(J, p)``, ``(J p, J p)``, ``(J, p)``, ``(J p, J p)``, ``(K,)``
-    and ``(iterations, columns)``.
-``transform.<factor>.<name>.<attribute>``
-    Array state of patsy stateful transforms (``center``, ``standardize``, ``bs``, ``cr``, ...),
-    in their own dtype (``center`` sums in extended precision).
-``separation.params``, ``separation.direction``, ``aliased``
-    Present when the fit had separation or dropped aliased columns.
-``data.X``, ``data.codes``, ``data.weights``, ``data.index``
-    The estimation data, only with ``save(..., include_data=True)``.
-``digest``
-    SHA-256 (or, with ``key=``, HMAC-SHA-256) of the metadata and every array's name, dtype,
-    shape and bytes.  It catches corruption and edits that do not recompute it; only the keyed
-    form authenticates a file against deliberate tampering.
-
-A formula is code that patsy evaluates, so every factor's code is checked against a whitelist
-(data columns, arithmetic, patsy's built-ins such as ``C``/``I``/``center``/``bs`` and a list of
-NumPy functions called as ``np.<name>``) when saving and again when loading.  The design is then
-rebuilt by running patsy on a small synthetic frame holding each factor's saved levels, and the
-saved transform state is copied into the rebuilt transforms.
-
-Pickling
---------
-patsy's objects refuse to pickle; :mod:`multilogit.design_state` pickles the patsy
-``DesignInfo`` by value (``Design.__reduce__``), so ``pickle.dumps(results)`` works.
-"""
+"""Reading results files written by :meth:`MultinomialLogitResults.save` (format in
+:mod:`multilogit.results.persistence`), without executing anything from the file."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 
 import numpy as np
 import pandas as pd
 
-from . import design as design_mod
-from .design_state import design_state, json_label, jsonable, rebuild_design
-from .exceptions import PersistenceError
+from .data import design as design_mod
+from .data.design_state import rebuild_design
+from .exceptions import DataError, PersistenceError
+from .fit.pipeline import flag_state
+from .fit.separation import Separation
+from .model import MultinomialLogit
+from .results.persistence import FORMAT, FORMAT_VERSION, digest, key_bytes
+from .results.results import MultinomialLogitResults
+from .solve.newton import NewtonResult
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
-
-FORMAT = "multilogit-results"
-FORMAT_VERSION = 1
-
-# -- save ---------------------------------------------------------------------------------------
-
-
-def _digest(meta_bytes: bytes, arrays: dict, key: bytes | None) -> str:
-    h = hmac.new(key, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
-    h.update(meta_bytes)
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(name.encode())
-        h.update(str(a.dtype.str).encode())
-        h.update(repr(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _key_bytes(key):
-    if key is None:
-        return None
-    if isinstance(key, str):
-        return key.encode()
-    if isinstance(key, bytes):
-        return key
-    raise TypeError("key must be bytes or str")
-
-
-def save(results, path, include_data: bool = False, key: bytes | str | None = None) -> None:
-    """Write ``results`` to ``path`` in the format described in this module's docstring.
-
-    Parameters
-    ----------
-    results : MultinomialLogitResults
-    path : str or path-like
-        Written as given (NumPy adds no suffix when writing to an open file).
-    include_data : bool
-        Also store the estimation data (design matrix, outcome codes, weights), so that the
-        loaded model can predict on it and be refitted.
-    key : bytes or str, optional
-        Sign the file with HMAC-SHA-256; :func:`load` then needs the same key.
-    """
-    from . import __version__
-
-    model = results.model
-    arrays: dict[str, np.ndarray] = {
-        "params": np.asarray(results._beta, dtype=np.float64),
-        "cov": np.asarray(results._cov, dtype=np.float64),
-        "score": np.asarray(results._state.score, dtype=np.float64).reshape(model.J, -1),
-        "info": np.asarray(results._state.info, dtype=np.float64),
-        "outcome_counts": np.asarray(model.outcome_counts, dtype=np.float64),
-    }
-    log = results.iteration_log
-    arrays["iteration_log"] = log.to_numpy(dtype=np.float64)
-    design = model.design
-    if design.design_info is not None:
-        design_meta = {"kind": "formula", **design_state(design, arrays)}
-        # Refuse now, not at load time, if the design cannot be rebuilt from what we store.
-        rebuild_design(design_meta, tuple(design.names), arrays)
-    else:
-        design_meta = {"kind": "array"}
-    sep = results.separation
-    sep_meta = None
-    if sep is not None:
-        arrays["separation.params"] = np.asarray(sep.params, dtype=bool)
-        arrays["separation.direction"] = np.asarray(sep.direction, dtype=np.float64)
-        if sep.null_space is not None:
-            arrays["separation.null_space"] = np.asarray(sep.null_space, dtype=np.float64)
-        sep_meta = {
-            "kind": sep.kind,
-            "outcomes": [json_label(o) for o in sep.outcomes],
-            "terms": list(map(str, sep.terms)),
-            "n_separated": sep.n_separated,
-            "n_perfect": sep.n_perfect,
-            "nobs": sep.nobs,
-        }
-    if results._aliased is not None:
-        arrays["aliased"] = np.asarray(results._aliased, dtype=bool)
-    if include_data:
-        arrays["data.X"] = np.asarray(model.exog, dtype=np.float64)
-        arrays["data.codes"] = np.asarray(model.level_codes, dtype=np.int64)
-        arrays["data.weights"] = np.asarray(model.freq_weights, dtype=np.float64)
-        if getattr(model, "weights", None) is not None:
-            arrays["data.sampling_weights"] = np.asarray(model.weights, dtype=np.float64)
-        idx = pd.Index(model.row_labels)
-        if idx.dtype.kind in "iu":
-            arrays["data.index"] = idx.to_numpy(dtype=np.int64)
-    try:
-        cov_kwds = jsonable(dict(results.cov_kwds))
-    except TypeError:
-        cov_kwds = None  # array-valued options (e.g. cluster ids) are described, not stored
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "multilogit_version": __version__,
-        "outcome": {
-            "name": str(model.endog_names),
-            "levels": [json_label(v) for v in model.outcomes],
-            "ref": json_label(model.ref),
-        },
-        "exog_names": [str(n) for n in model.exog_names],
-        "design": design_meta,
-        "fit": {
-            "llf": float(results.llf),
-            "nobs": float(model.nobs),
-            "n_rows": int(len(model.exog)),
-            "n_dropped": int(getattr(model, "n_dropped", 0)),
-            "df_model": float(model.df_model),
-            "converged": bool(results.converged),
-            "n_iter": int(results.n_iter),
-            "message": str(results.fit_message),
-            "options": jsonable(results.fit_options),
-            "cov_type": str(results.cov_type),
-            "cov_label": str(results._cov_estimator.describe()),
-            "cov_kwds": cov_kwds,
-            "cov_n_groups": getattr(results._cov_estimator, "n_groups", None),
-            "cov_note": (
-                results._cov_estimator.note()
-                if callable(getattr(results._cov_estimator, "note", None))
-                else None
-            ),
-            "sampling_weights": getattr(model, "weights", None) is not None,
-            "notes": [str(n) for n in results._summary_notes],
-            "separation": sep_meta,
-            "iteration_log_columns": [str(c) for c in log.columns],
-        },
-        "include_data": bool(include_data),
-        "signed": key is not None,
-        "arrays": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in arrays.items()},
-    }
-    meta_bytes = json.dumps(meta, sort_keys=True, allow_nan=True).encode("utf-8")
-    digest = _digest(meta_bytes, arrays, _key_bytes(key))
-    payload = dict(arrays)
-    payload["metadata"] = np.frombuffer(meta_bytes, dtype=np.uint8)
-    payload["digest"] = np.frombuffer(digest.encode("ascii"), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        np.savez(fh, **payload)
-
+__all__ = ["load"]
 
 # -- load ---------------------------------------------------------------------------------------
 
@@ -263,8 +91,6 @@ class SavedModel:
         return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
 
     def _no_data(self, *_args, **_kwds):
-        from .exceptions import DataError
-
         raise DataError(
             "this model was loaded without its estimation data: pass new data to predict, or "
             "save with include_data=True"
@@ -317,16 +143,11 @@ def load(path, key: bytes | str | None = None):
         The file is not a multilogit results file, has an unknown format version, fails its
         digest (corrupted or edited), or its contents are inconsistent.
     """
-    from .checks import flag_state
-    from .results import MultinomialLogitResults
-    from .separation import Separation
-    from .solver import NewtonResult
-
     raw = _read(path)
     _expect("metadata" in raw and "digest" in raw, "no metadata or digest entry")
     meta_bytes = raw.pop("metadata")
-    digest = raw.pop("digest")
-    _expect(meta_bytes.dtype == np.uint8 and digest.dtype == np.uint8, "bad entry types")
+    stored = raw.pop("digest")
+    _expect(meta_bytes.dtype == np.uint8 and stored.dtype == np.uint8, "bad entry types")
     meta_bytes = meta_bytes.tobytes()
     try:
         meta = json.loads(meta_bytes.decode("utf-8"))
@@ -343,8 +164,8 @@ def load(path, key: bytes | str | None = None):
         )
     if meta.get("signed") and key is None:
         _fail(f"{path!s} is signed: pass the key it was saved with")
-    expected = _digest(meta_bytes, raw, _key_bytes(key))
-    if not hmac.compare_digest(expected.encode("ascii"), digest.tobytes()):
+    expected = digest(meta_bytes, raw, key_bytes(key))
+    if not hmac.compare_digest(expected.encode("ascii"), stored.tobytes()):
         _fail(
             f"{path!s} failed its integrity check (digest mismatch): the file was corrupted or "
             "modified" + (", or the key is wrong" if key is not None else "")
@@ -405,8 +226,6 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult, flag_state)
         _expect(w.shape == (len(X),), "data.weights shape")
         index = pd.Index(raw["data.index"]) if "data.index" in raw else pd.RangeIndex(len(X))
         _expect(len(index) == len(X), "data.index length")
-        from .model import MultinomialLogit
-
         model = MultinomialLogit.__new__(MultinomialLogit)
         md = design_mod.ModelData(
             np.ascontiguousarray(X), codes, outcome, design, index, int(fit["n_dropped"])

@@ -3,7 +3,7 @@
 The solver follows fixed steps at each iteration: derivatives at the current point, Newton
 direction from a Cholesky solve of the (symmetric positive-definite) information matrix, a
 convergence check, step-halving until the log-likelihood does not decrease, and a row of the
-iteration log.  All numbers come from a backend (see :mod:`multilogit.backends`); the solver only
+iteration log.  All numbers come from a backend (see :mod:`multilogit.engine`); the solver only
 combines them.
 
 Two phases
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from .exceptions import ConvergenceWarning, FitError
+from ..exceptions import ConvergenceWarning, FitError
 
 __all__ = ["NewtonOptions", "NewtonResult", "newton"]
 

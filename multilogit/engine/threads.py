@@ -1,0 +1,78 @@
+"""Worker threads for the backends: contiguous runs of rows, one per core.
+
+The chunks are split into one contiguous run per thread; each thread sums its run into its own
+accumulators and the runs are added in order, so for a given number of threads the result does
+not depend on timing.  The kernels' BLAS calls and Numba loops release the GIL; while the threads
+run, BLAS itself is held to one thread (through ``threadpoolctl``) so the two levels of
+threading do not fight over the cores.  The number of threads is the number of cores this
+process may use, or the environment variable ``MULTILOGIT_NUM_THREADS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["default_threads", "map_runs", "row_runs"]
+
+
+def default_threads() -> int:
+    """Threads for one evaluation: ``MULTILOGIT_NUM_THREADS`` or the cores this process may
+    use."""
+    env = os.environ.get("MULTILOGIT_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(
+                f"MULTILOGIT_NUM_THREADS must be a positive integer; got {env!r}"
+            ) from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_blas_controller = None
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """The shared worker threads, grown when a caller asks for more."""
+    global _pool, _pool_size
+    if _pool is None or _pool_size < threads:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="multilogit")
+        _pool_size = threads
+    return _pool
+
+
+def _single_threaded_blas():
+    """A context in which BLAS runs on one thread (a no-op if ``threadpoolctl`` is missing)."""
+    global _blas_controller
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - a declared dependency
+            return contextlib.nullcontext()
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
+
+def map_runs(fn, t: int) -> list:
+    """``[fn(0), ..., fn(t - 1)]``, in parallel threads (BLAS on one thread meanwhile) when
+    ``t > 1``.  Callers add the results in list order, so sums do not depend on timing."""
+    if t <= 1:
+        return [fn(0)]
+    with _single_threaded_blas():
+        return list(_executor(t).map(fn, range(t)))
+
+
+def row_runs(n: int, threads: int | None = None, min_rows: int = 65536) -> list[slice]:
+    """Split ``n`` rows into at most ``threads`` contiguous runs of at least ``min_rows``."""
+    t = max(1, min(threads or default_threads(), n // max(min_rows, 1)))
+    cuts = [k * n // t for k in range(t + 1)]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]

@@ -1,0 +1,1 @@
+"""The fit pipeline: rank and separation diagnostics, scaling, the solve, refits."""

@@ -1,0 +1,2 @@
+"""Covariance estimators, hypothesis tests, reparameterisations, marginal effects and
+predictions."""

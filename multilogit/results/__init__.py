@@ -1,0 +1,1 @@
+"""Fitted results, their summaries, plots and saving."""

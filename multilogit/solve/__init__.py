@@ -1,0 +1,1 @@
+"""The Newton-Raphson solver."""
