@@ -97,6 +97,7 @@ class SavedModel:
         )
 
     exog = property(_no_data)
+    backend = property(_no_data)
     row_labels = property(_no_data)
     freq_weights = property(_no_data)
     fit = _no_data

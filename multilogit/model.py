@@ -20,9 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import design
+from .data import design, rows
 from .data import weights as _weights
-from .engine import kernels
 from .engine.memory import InMemoryBackend
 from .exceptions import DataError, FitError
 from .fit import pipeline, rank
@@ -201,18 +200,38 @@ class MultinomialLogit:
         K = len(self.outcomes)
         return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
 
-    def _column_range(self):
-        """Each design column's ``(lo, hi)``, found once per design array (the missing-value
-        scan usually has it already).  Keyed by the array: a copy of the model with other
-        columns recomputes it."""
-        cached = getattr(self, "_range_cache", None)
-        if cached is not None and cached[0] is self.exog:
+    @property
+    def backend(self) -> InMemoryBackend:
+        """The rows of this model behind the :class:`~multilogit.engine.backend.Backend`
+        protocol: every pass over them (the solve, the rank and separation checks, robust
+        covariances, fitted values, residuals, marginal effects) goes through it.  Built once
+        per design and weights."""
+        key = (self.exog, self.endog, self._lik_weights, self.weights)
+        cached = self.__dict__.get("_backend_cache")
+        if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
             return cached[1]
+        be = InMemoryBackend(
+            self.exog,
+            self.endog,
+            self._lik_weights,
+            self.J,
+            sampling=self.weights,
+            frame=self._estimation_frame if self.design.design_info is not None else None,
+        )
         rng = getattr(self._data, "col_range", None)
-        if rng is None or self._data.X.shape != self.exog.shape:
-            rng = kernels.scan_columns(self.exog, np.empty(len(self.exog), dtype=np.bool_))
-        self._range_cache = (self.exog, rng)
-        return rng
+        if rng is not None and self._data.X.shape == self.exog.shape:
+            # The missing-value scan of the design found the column ranges already.
+            be.set_column_range(*rng)
+        self.__dict__["_backend_cache"] = (key, be)
+        return be
+
+    def _estimation_frame(self) -> pd.DataFrame:
+        """The formula data restricted to the rows used in the fit."""
+        return rows.estimation_frame(self._source_data, self.row_labels, self.n_dropped)
+
+    def _column_range(self):
+        """Each design column's ``(lo, hi)`` (see :meth:`backend`)."""
+        return self.backend.column_range()
 
     def _column_absmax(self) -> np.ndarray:
         """Each design column's largest magnitude (from :meth:`_column_range`)."""
@@ -230,7 +249,7 @@ class MultinomialLogit:
     # -- likelihood (statsmodels-style, on flat parameters) ------------------------------------
 
     def _backend(self):
-        return InMemoryBackend(self.exog, self.endog, self._lik_weights, self.J)
+        return self.backend
 
     def _beta(self, params):
         params = np.asarray(params, dtype=np.float64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-__all__ = ["loglike", "score", "information", "probabilities"]
+__all__ = ["loglike", "score", "information", "probabilities", "row_scores"]
 
 
 def _eta_full(X, beta):
@@ -48,3 +48,11 @@ def information(X, y, w, beta):
             c = w * (P[:, j] * (j == k) - P[:, j] * P[:, k])
             info[j * p : (j + 1) * p, k * p : (k + 1) * p] = (X * c[:, None]).T @ X
     return info
+
+
+def row_scores(X, y, beta):
+    """Unweighted per-row scores ``(n, J p)``, flat outcome-major: ``(d_i - P_i) (x) x_i``."""
+    J = beta.shape[0]
+    P = probabilities(X, beta)[:, :J]
+    D = (y[:, None] == np.arange(J)[None, :]).astype(float)
+    return np.einsum("ij,ik->ijk", D - P, X).reshape(len(X), -1)

@@ -92,16 +92,6 @@ def test_cluster_of_singletons_is_hc0_times_factor(res):
     np.testing.assert_allclose(cl._cov, hc0._cov, rtol=1e-10)
 
 
-def test_scores_chunked_equal_unchunked(res):
-    from multilogit.inference.covariance import score_obs_chunks
-
-    full = np.vstack([S for _, S in score_obs_chunks(res.model, res._beta)])
-    parts = np.vstack([S for _, S in score_obs_chunks(res.model, res._beta, chunk_rows=7)])
-    np.testing.assert_array_equal(full, parts)
-    # Row scores sum to the total score, which is ~0 at the optimum.
-    np.testing.assert_allclose(full.sum(0), res.model.score(res._beta), atol=1e-10)
-
-
 def test_get_robustcov_results_new_object(res):
     rob = res.get_robustcov_results("HC1")
     assert rob is not res

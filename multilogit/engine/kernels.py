@@ -293,6 +293,82 @@ def chunk_linear(X, beta, out):
     return out
 
 
+# --- kernels of the covariance meat and of matrix-free Newton ---
+
+
+@nb.njit(cache=True, nogil=True)
+def _residuals(X, y, beta, R):
+    """``R[i, j] = d_ij - P_ij`` for one chunk: the per-row score factors (unweighted)."""
+    m = X.shape[0]
+    J = beta.shape[0]
+    eta = np.empty(J)
+    for i in range(m):
+        _, lse = _row_softmax(X[i], beta, eta)
+        for j in range(J):
+            R[i, j] = (1.0 if y[i] == j else 0.0) - np.exp(eta[j] - lse)
+
+
+def chunk_score_outer(X, y, a, beta, out):
+    """Add :math:`\\sum_i a_i s_i s_i^\\top` of one chunk to ``out`` (``(J p, J p)``).
+
+    :math:`s_i = (d_i - P_i) \\otimes x_i` is row ``i``'s unweighted score in the flat
+    outcome-major order; with ``a = f w^2`` (frequency times squared sampling weight) the sum
+    is the meat of the robust sandwich.  One ``(m, J p)`` block of scores per chunk.
+    """
+    m, p = X.shape
+    J = beta.shape[0]
+    R = np.empty((m, J))
+    _residuals(X, y, beta, R)
+    S = (R[:, :, None] * X[:, None, :]).reshape(m, J * p)
+    out += S.T @ (S * a[:, None])
+
+
+@nb.njit(cache=True, nogil=True)
+def _add_group_sums(X, R, a, codes, sums):
+    m, p = X.shape
+    J = R.shape[1]
+    for i in range(m):
+        ai = a[i]
+        if ai == 0.0:
+            continue
+        g = codes[i]
+        for j in range(J):
+            r = ai * R[i, j]
+            off = j * p
+            for k in range(p):
+                sums[g, off + k] += r * X[i, k]
+
+
+def chunk_group_scores(X, y, a, codes, beta, sums):
+    """Add each row's weighted score :math:`a_i s_i` of one chunk to its group's row of
+    ``sums`` (``(G, J p)``, group index ``codes[i]``): the cluster sums of the cluster-robust
+    meat, without a per-row score array."""
+    m = X.shape[0]
+    R = np.empty((m, beta.shape[0]))
+    _residuals(X, y, beta, R)
+    _add_group_sums(X, R, a, codes, sums)
+
+
+def chunk_hessian_vector(X, w, beta, V, out):
+    """Add the information of one chunk times ``V`` (``(J, p)``, flat outcome-major) to
+    ``out`` (``(J, p)``), without forming the information.
+
+    With :math:`u_i = V x_i` and :math:`P_i` the non-reference probabilities of row ``i``,
+    :math:`\\mathcal{I} v = \\sum_i w_i \\big(P_i \\circ u_i - P_i (P_i^\\top u_i)\\big)
+    \\otimes x_i`: two thin BLAS products and the probabilities, ``O(m J p)``.
+    """
+    m = X.shape[0]
+    J = beta.shape[0]
+    P = np.empty((m, J + 1))
+    chunk_probabilities(X, beta, P)
+    P = P[:, :J]
+    U = X @ V.T
+    PU = P * U
+    T = PU - P * PU.sum(axis=1)[:, None]
+    T *= w[:, None]
+    out += T.T @ X
+
+
 # --- margins kernels ---
 #
 # Marginal effects and their delta-method Jacobian, accumulated over one chunk of rows.  With

@@ -10,10 +10,11 @@ reproducible.
 from __future__ import annotations
 
 import numpy as np
+from scipy import linalg
 
 from . import kernels
-from .backend import Derivatives, default_chunk_rows
-from .threads import default_threads, map_runs
+from .backend import Chunk, Derivatives, default_chunk_rows
+from .threads import default_threads, map_runs, row_runs
 
 __all__ = ["InMemoryBackend", "predict_linear", "predict_probabilities"]
 
@@ -29,7 +30,8 @@ _MIN_CHUNKS_PER_THREAD = 2
 
 
 class InMemoryBackend:
-    """Chunked evaluation over arrays held in memory.
+    """Chunked evaluation over arrays held in memory: the :class:`~.backend.Backend` of
+    pandas and NumPy data.
 
     Parameters
     ----------
@@ -37,16 +39,24 @@ class InMemoryBackend:
     y : ndarray of int, shape (n,)
         Equation index of each row's outcome, ``-1`` for the reference (see kernels).
     w : ndarray, shape (n,)
-        Row weights.
+        Likelihood weights (frequency times sampling weight).
     J : int
         Number of non-reference outcomes.
     chunk_rows : int, optional
+    threads : int, optional
+    sampling : ndarray, shape (n,), optional
+        Sampling weights alone (they enter the robust meat squared); ``None``: none.
+    frame : DataFrame or callable, optional
+        The source data of the rows (formula models), handed to :meth:`reduce`; a callable
+        returning it is called on first use.
     """
 
-    def __init__(self, X, y, w, J, chunk_rows=None, threads=None):
+    def __init__(self, X, y, w, J, chunk_rows=None, threads=None, sampling=None, frame=None):
         self.X = np.ascontiguousarray(X, dtype=np.float64)
         self.y = np.ascontiguousarray(y, dtype=np.int64)
         self.w = np.ascontiguousarray(w, dtype=np.float64)
+        self.sampling = None if sampling is None else np.asarray(sampling, dtype=np.float64)
+        self.frame = frame
         self.n, self.p = self.X.shape
         self.J = int(J)
         self.chunk_rows = int(chunk_rows or default_chunk_rows(self.p, self.J))
@@ -54,6 +64,7 @@ class InMemoryBackend:
         self._runs = self._split()
         self._work = [None] * len(self._runs)
         self._sample = None
+        self._range = None
 
     def _split(self) -> list[slice]:
         """Contiguous runs of whole chunks, one per thread (fixed by n, chunk_rows, threads)."""
@@ -140,6 +151,163 @@ class InMemoryBackend:
         """Drop the work buffers and the subsample (they are re-created on demand)."""
         self._work = [None] * len(self._runs)
         self._sample = None
+
+    # -- the other reductions of the Backend protocol ------------------------------------------
+
+    def _map_chunks(self, fn) -> list:
+        """Per run (one per thread), ``fn(slice)`` over its chunks summed in order; the runs'
+        sums, in run order."""
+
+        def run(k):
+            r = self._runs[k]
+            total = None
+            for start in range(r.start, r.stop, self.chunk_rows):
+                part = fn(slice(start, min(start + self.chunk_rows, r.stop)))
+                total = part if total is None else total + part
+            return total
+
+        return [part for part in map_runs(run, len(self._runs)) if part is not None]
+
+    def _sum_chunks(self, fn, zero):
+        parts = self._map_chunks(fn)
+        out = zero
+        for part in parts:  # in run order: reproducible
+            out = out + part
+        return out
+
+    def hessian_vector(self, beta, v) -> np.ndarray:
+        beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(self.J, self.p)
+        V = np.ascontiguousarray(v, dtype=np.float64).reshape(self.J, self.p)
+
+        def chunk(sl):
+            out = np.zeros((self.J, self.p))
+            kernels.chunk_hessian_vector(self.X[sl], self.w[sl], beta, V, out)
+            return out
+
+        return self._sum_chunks(chunk, np.zeros((self.J, self.p))).ravel()
+
+    def _meat_weights(self) -> np.ndarray:
+        return self.w if self.sampling is None else self.w * self.sampling
+
+    def score_outer(self, beta) -> np.ndarray:
+        beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(self.J, self.p)
+        a = self._meat_weights()
+        q = self.J * self.p
+
+        def chunk(sl):
+            out = np.zeros((q, q))
+            kernels.chunk_score_outer(self.X[sl], self.y[sl], a[sl], beta, out)
+            return out
+
+        return self._sum_chunks(chunk, np.zeros((q, q)))
+
+    def group_scores(self, beta, codes, n_groups) -> np.ndarray:
+        beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(self.J, self.p)
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        if codes.shape != (self.n,):
+            raise ValueError(f"codes must have one entry per row ({self.n}); got {codes.shape}")
+        q = self.J * self.p
+
+        def chunk(sl):
+            out = np.zeros((n_groups, q))
+            kernels.chunk_group_scores(self.X[sl], self.y[sl], self.w[sl], codes[sl], beta, out)
+            return out
+
+        sums = self._sum_chunks(chunk, np.zeros((n_groups, q)))
+        return sums, np.bincount(codes, weights=self.w, minlength=n_groups)
+
+    def column_range(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._range is None:
+            if self.n == 0:
+                self._range = (np.full(self.p, np.inf), np.full(self.p, -np.inf))
+            else:
+                self._range = kernels.scan_columns(self.X, np.empty(self.n, dtype=np.bool_))
+        return self._range
+
+    def set_column_range(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Adopt a column range already found (by the missing-value scan of the design)."""
+        self._range = (np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64))
+
+    def positive_rows(self) -> int:
+        return int(np.count_nonzero(self.w > 0))
+
+    def _positive_rows(self):
+        """The design rows with positive weight (a view when every row has one)."""
+        return self.X if np.all(self.w > 0) else self.X[self.w > 0]
+
+    def gram(self, scale) -> np.ndarray:
+        scale = np.asarray(scale, dtype=np.float64)
+        X = self._positive_rows()
+        runs = row_runs(len(X), self.threads)
+
+        def run(k):
+            Xs = X[runs[k]] / scale
+            return Xs.T @ Xs
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            parts = map_runs(run, len(runs))
+            return sum(parts[1:], parts[0])
+
+    def r_factor(self, scale) -> np.ndarray:
+        scale = np.asarray(scale, dtype=np.float64)
+        X = self._positive_rows()
+        # Tall-skinny QR: the R factors of row blocks, stacked and factored again, are an R of
+        # the whole (orthogonal transformations preserve column norms and angles).
+        step = max(self.chunk_rows, 4 * self.p)
+        Rs = [
+            linalg.qr(X[a : a + step] / scale, mode="r", check_finite=False)[0]
+            for a in range(0, len(X), step)
+        ]
+        if not Rs:
+            return np.zeros((0, self.p))
+        R = Rs[0] if len(Rs) == 1 else linalg.qr(np.vstack(Rs), mode="r", check_finite=False)[0]
+        return R[: min(R.shape)]
+
+    def pair_stats(self, D) -> np.ndarray:
+        D = np.ascontiguousarray(D, dtype=np.float64).reshape(self.J, self.p)
+
+        def run(k):
+            out = np.array([0.0, 0.0, np.inf, -np.inf])
+            r = self._runs[k]
+            for start in range(r.start, r.stop, self.chunk_rows):
+                sl = slice(start, min(start + self.chunk_rows, r.stop))
+                kernels.chunk_pair_stats(self.X[sl] @ D.T, self.y[sl], self.w[sl], out)
+            return out
+
+        parts = map_runs(run, len(self._runs))
+        out = parts[0]
+        for part in parts[1:]:
+            out[:2] += part[:2]
+            out[2], out[3] = min(out[2], part[2]), max(out[3], part[3])
+        return out
+
+    def distinct_rows(self, scale):
+        pos = self.w > 0
+        key = np.column_stack([self.X[pos] / scale, self.y[pos].astype(np.float64)])
+        uniq, inverse = np.unique(key, axis=0, return_inverse=True)
+        wsum = np.bincount(inverse.ravel(), weights=self.w[pos], minlength=len(uniq))
+        return uniq[:, :-1], uniq[:, -1].astype(np.int64), wsum
+
+    def probabilities(self, beta) -> np.ndarray:
+        return predict_probabilities(self.X, beta)
+
+    def linear(self, beta) -> np.ndarray:
+        return predict_linear(self.X, beta)
+
+    def source_frame(self):
+        """The source data of the rows (``None`` for array models)."""
+        if callable(self.frame):
+            self.frame = self.frame()
+        return self.frame
+
+    def reduce(self, fn, chunk_rows=None) -> list:
+        step = int(chunk_rows or self.chunk_rows)
+        out = []
+        for start in range(0, self.n, step):
+            sl = slice(start, min(start + step, self.n))
+            frame = None if self.frame is None else self.source_frame().iloc[sl]
+            out.append(fn(Chunk(sl, self.X[sl], self.y[sl], self.w[sl], frame)))
+        return out
 
 
 def predict_probabilities(X, beta):

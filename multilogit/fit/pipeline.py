@@ -41,9 +41,7 @@ def solve(model, backend, beta0, options, disp, callback, separation):
         In the original coordinates.
     sep : Separation or None
     """
-
-    X = model.exog
-    amax = model._column_absmax() if X.shape[0] else np.ones(X.shape[1])
+    amax = model._column_absmax() if backend.n else np.ones(backend.p)
     scale = scale_from_absmax(amax)
     amax = np.where(np.isfinite(amax) & (amax > 0), amax, 1.0)
     if scale is not None:

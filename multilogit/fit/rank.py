@@ -15,11 +15,17 @@ import numpy as np
 from scipy import linalg
 
 from ..data.design import Design, ModelData
-from ..engine import threads
-from ..engine.scaled import column_absmax
+from ..engine.memory import InMemoryBackend
 from ..exceptions import DataError
 
-__all__ = ["ALIAS_TOL", "aliased_columns", "check_design", "rank_message", "subset_model"]
+__all__ = [
+    "ALIAS_TOL",
+    "aliased_columns",
+    "backend_aliased_columns",
+    "check_design",
+    "rank_message",
+    "subset_model",
+]
 
 #: Relative tolerance of the rank test: a column is aliased when the part of it orthogonal to
 #: the earlier columns has norm below ``ALIAS_TOL`` times its own norm (R's ``lm`` default).
@@ -44,18 +50,26 @@ def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL, amax=None) -> np.ndar
     ndarray of bool, shape (p,)
     """
     X = np.asarray(X, dtype=np.float64)
-    n, p = X.shape
-    amax = column_absmax(X) if amax is None else np.asarray(amax, dtype=np.float64)
+    backend = InMemoryBackend(X, np.zeros(len(X), dtype=np.int64), np.ones(len(X)), 1)
+    return backend_aliased_columns(backend, tol, amax)
+
+
+def backend_aliased_columns(backend, tol: float = ALIAS_TOL, amax=None) -> np.ndarray:
+    """:func:`aliased_columns` of the design held by ``backend`` (rows with positive weight),
+    from reductions over its rows: the Gram matrix, and only when that is not clearly of full
+    rank, the triangular factor of a QR decomposition."""
+    p = backend.p
+    if amax is None:
+        lo, hi = backend.column_range()
+        amax = np.maximum(hi, -lo)
+    amax = np.asarray(amax, dtype=np.float64)
     zero = ~(amax > 0)
-    # Fast path, without copying X: the Cholesky factor of the Gram matrix of unit-norm columns
-    # has the diagonal of R.  When every entry is comfortably away from zero the design has full
-    # rank and the O(n p^2) orthogonalisation below is not needed.
-    if not zero.any() and n >= p:
-        runs = threads.row_runs(n)
-        with np.errstate(over="ignore", invalid="ignore"):
-            # May overflow for values near 1e300: then take the slow path.
-            parts = threads.map_runs(lambda k: X[runs[k]].T @ X[runs[k]], len(runs))
-            G = sum(parts[1:], parts[0])
+    # Fast path: the Cholesky factor of the Gram matrix of unit-norm columns has the diagonal
+    # of R.  When every entry is comfortably away from zero the design has full rank and the
+    # orthogonalisation below is not needed.
+    if not zero.any() and backend.positive_rows() >= p:
+        # May overflow for values near 1e300: then take the slow path.
+        G = backend.gram(np.ones(p))
         d = np.sqrt(np.diag(G))
         if np.all(np.isfinite(G)) and np.all(d > 0):
             try:
@@ -64,16 +78,23 @@ def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL, amax=None) -> np.ndar
                     return np.zeros(p, dtype=bool)
             except linalg.LinAlgError:
                 pass
-    # Divide by the largest magnitude first: squares of values near 1e300 would overflow.
-    X = X / np.where(zero, 1.0, amax)
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
-    zero |= ~(norms > 0)
-    unit = X / np.where(zero, 1.0, norms)
+    # Columns of R (of X divided by each column's largest magnitude, so squares of values near
+    # 1e300 cannot overflow) have the norms and angles of the design's columns: the
+    # orthogonalisation runs on p x p numbers, whatever the number of rows.
+    R = backend.r_factor(np.where(zero, 1.0, amax))
+    return _gram_schmidt_aliased(R, zero, tol)
+
+
+def _gram_schmidt_aliased(R: np.ndarray, zero: np.ndarray, tol: float) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->j", R, R))
+    zero = zero | ~(norms > 0)
+    unit = R / np.where(zero, 1.0, norms)
+    m, p = R.shape
     # Gram-Schmidt in column order, orthogonalising twice ("twice is enough"), with aliased
     # columns left out of the basis: R's limited pivoting.  A plain QR would spend a basis vector
     # on the rounding residue of an aliased column and could then flag a later, independent
     # column.
-    Q = np.empty((n, min(n, p)))
+    Q = np.empty((m, min(m, p)))
     r = 0
     out = zero.copy()
     for k in np.flatnonzero(~zero):
@@ -89,29 +110,30 @@ def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL, amax=None) -> np.ndar
     return out
 
 
-def _alias_partners(X, aliased, names):
-    """For each aliased column, the kept columns it is (numerically) a combination of."""
+def _alias_partners(R, aliased, names):
+    """For each aliased column, the kept columns it is (numerically) a combination of, from the
+    triangular factor ``R`` of the (column-scaled) design."""
     kept = np.flatnonzero(~aliased)
     out = {}
     if len(kept) == 0:
         return out
-    Xk = X[:, kept]
-    scale = np.maximum(np.abs(Xk).max(axis=0), 1e-300)
+    Rk = R[:, kept]
     for k in np.flatnonzero(aliased):
-        if not np.any(X[:, k]):
+        if not np.any(R[:, k]):
             out[names[k]] = None
             continue
-        coef = np.linalg.lstsq(Xk / scale, X[:, k], rcond=None)[0]
+        coef = np.linalg.lstsq(Rk, R[:, k], rcond=None)[0]
         big = np.abs(coef) > 1e-8 * max(np.abs(coef).max(), 1e-300)
         out[names[k]] = [names[j] for j in kept[big]]
     return out
 
 
-def rank_message(X: np.ndarray, aliased: np.ndarray, names) -> str:
-    """Explain which columns are aliased, and with what."""
+def rank_message(R: np.ndarray, aliased: np.ndarray, names) -> str:
+    """Explain which columns are aliased, and with what (``R``: the triangular factor of the
+    column-scaled design, see :meth:`~multilogit.engine.backend.Backend.r_factor`)."""
     names = [str(n) for n in names]
     parts = []
-    for col, partners in _alias_partners(X, aliased, names).items():
+    for col, partners in _alias_partners(R, aliased, names).items():
         if partners is None:
             parts.append(f"{col!r} is all zero")
         else:
@@ -149,23 +171,20 @@ def check_design(model, drop_collinear: bool) -> np.ndarray | None:
         More parameters than observations, or a rank-deficient design without
         ``drop_collinear``.
     """
-    X = model.exog
+    backend = model.backend
     # Rows with zero (likelihood) weight do not inform the fit: a dummy that is zero on every
-    # weighted row is aliased.
-    w = getattr(model, "_lik_weights", None)
-    amax = None
-    if w is not None and not np.all(w > 0):
-        X = X[w > 0]
-    elif len(X):
-        amax = model._column_absmax()
-    n, p = X.shape
+    # weighted row is aliased (the backend's Gram and QR factors skip those rows).
+    n, p = backend.positive_rows(), backend.p
     if not drop_collinear:
         check_parameter_count(n, model.J, p)
-    aliased = aliased_columns(X, amax=amax)
+    aliased = backend_aliased_columns(backend)
     if not aliased.any():
         return None
     if not drop_collinear:
-        raise DataError(rank_message(X, aliased, model.exog_names))
+        lo, hi = backend.column_range()
+        amax = np.maximum(hi, -lo)
+        R = backend.r_factor(np.where(amax > 0, amax, 1.0))
+        raise DataError(rank_message(R, aliased, model.exog_names))
     if aliased.all():
         raise DataError("every column of the design is zero: nothing to fit")
     check_parameter_count(n, model.J, int((~aliased).sum()), " after dropping aliased ones")

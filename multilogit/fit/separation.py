@@ -37,8 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
 
-from ..engine import kernels, threads
-from ..engine.backend import default_chunk_rows
+from ..engine.memory import InMemoryBackend
 from ..exceptions import FitError, PerfectSeparationError, PerfectSeparationWarning
 
 __all__ = ["Separation", "SeparationMonitor", "find_separation", "check_mode"]
@@ -179,14 +178,6 @@ class Separation:
             "was stopped early; their standard errors are reported as NaN and the other "
             "estimates are those of the last iteration"
         )
-
-
-def _unique_rows(X, y, w):
-    """Collapse identical (x, y) rows, summing weights: the program only needs each once."""
-    key = np.column_stack([X, y.astype(np.float64)])
-    uniq, inverse = np.unique(key, axis=0, return_inverse=True)
-    wsum = np.bincount(inverse.ravel(), weights=w, minlength=len(uniq))
-    return uniq[:, :-1], uniq[:, -1].astype(np.int64), wsum, inverse.ravel()
 
 
 def _pair_matrix(X, y, J):
@@ -383,16 +374,28 @@ def find_separation(
         ``None`` when the maximum likelihood estimate exists.
     """
     X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    n, p = X.shape
-    w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
-    pos = w > 0
-    X, y, w = X[pos], y[pos], w[pos]
-    if len(X) == 0:
+    w = np.ones(len(X)) if w is None else np.asarray(w, dtype=np.float64)
+    backend = InMemoryBackend(X, np.asarray(y, dtype=np.int64), w, J)
+    return backend_separation(backend, eq_outcomes, ref, exog_names, levels, candidate)
+
+
+def backend_separation(
+    backend,
+    eq_outcomes: tuple = (),
+    ref=None,
+    exog_names: tuple = (),
+    levels: tuple = (),
+    candidate: np.ndarray | None = None,
+) -> Separation | None:
+    """:func:`find_separation` on the rows held by ``backend`` (see
+    :mod:`multilogit.engine.backend`): the program only needs the distinct rows."""
+    J, p = backend.J, backend.p
+    Xu, yu, wu = backend.distinct_rows(np.ones(p))
+    if len(Xu) == 0:
         return None
-    amax = np.abs(X).max(axis=0)
+    amax = np.abs(Xu).max(axis=0)
     colscale = np.where(amax > 0, amax, 1.0)
-    Xu, yu, wu, _ = _unique_rows(X / colscale, y, w)
+    Xu = Xu / colscale
     A, pair_obs, pair_alt = _pair_matrix(Xu, yu, J)
     if candidate is not None:
         total = _verified(A, np.asarray(candidate, dtype=np.float64).ravel())
@@ -443,12 +446,9 @@ def find_separation(
 
 
 def model_separation(model, candidate=None) -> Separation | None:
-    """:func:`find_separation` on a fitted model's data."""
-    return find_separation(
-        model.exog,
-        model.endog,
-        model.J,
-        w=getattr(model, "_lik_weights", model.freq_weights),
+    """:func:`find_separation` on a model's rows (through its backend)."""
+    return backend_separation(
+        model.backend,
         eq_outcomes=tuple(model.eq_outcomes),
         ref=model.ref,
         exog_names=tuple(model.exog_names),
@@ -519,8 +519,7 @@ class SeparationMonitor:
         ordinary fit lowers some fitted odds as much as it raises others.
         """
         model = self.model
-        X = model.exog
-        if len(X) * model.J <= _SMALL_PAIRS:
+        if model.backend.n * model.J <= _SMALL_PAIRS:
             return True
         # A divergent fit keeps taking steps of order 1 (in unit-column coordinates) long
         # after an ordinary fit has settled: ignore the early iterations and small steps.
@@ -540,29 +539,10 @@ class SeparationMonitor:
         array.
         """
         model = self.model
-        X = model.exog
         if self._amax is None:
             amax = model._column_absmax()
             self._amax = np.where(amax > 0, amax, 1.0)
-        D = np.ascontiguousarray(delta / self._amax)
-        w = getattr(model, "_lik_weights", model.freq_weights)
-        y = model.endog
-        step = default_chunk_rows(X.shape[1], model.J)
-        runs = threads.row_runs(len(X))
-
-        def run_stats(k):
-            out = np.array([0.0, 0.0, np.inf, -np.inf])
-            for start in range(runs[k].start, runs[k].stop, step):
-                sl = slice(start, min(start + step, runs[k].stop))
-                kernels.chunk_pair_stats(X[sl] @ D.T, y[sl], w[sl], out)
-            return out
-
-        parts = threads.map_runs(run_stats, len(runs))
-        out = parts[0]
-        for part in parts[1:]:
-            out[:2] += part[:2]
-            out[2], out[3] = min(out[2], part[2]), max(out[3], part[3])
-        return out
+        return model.backend.pair_stats(delta / self._amax)
 
     def _candidate_holds(self) -> bool:
         """Cheap pass over the rows: does the last step, with small components dropped, satisfy
@@ -581,7 +561,7 @@ class SeparationMonitor:
         iterations; tiny margins can make it too rough a guess, and then the linear program
         decides once the solver has stopped, see :meth:`finish`)."""
         if not self.checked:
-            small = len(self.model.exog) * self.model.J <= _SMALL_PAIRS
+            small = self.model.backend.n * self.model.J <= _SMALL_PAIRS
             if small or force:
                 self.checked = True
                 self.result = model_separation(self.model)

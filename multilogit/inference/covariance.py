@@ -26,8 +26,9 @@ With :math:`H` the information (minus the Hessian of the log-likelihood) at the 
     :math:`\frac{G}{G-1}\frac{N-1}{N-k}` with ``k = (K-1) p`` all parameters, which reproduces
     statsmodels' ``MNLogit.fit(cov_type="cluster")`` exactly; ``df_correction=False`` applies none.
 
-The row scores are computed chunk by chunk (``chunk_rows`` rows at a time), so memory stays at one
-chunk of ``(rows, J p)`` scores plus the ``(J p, J p)`` (or ``(G, J p)``) accumulator.
+The meat is a reduction over the rows by the model's backend (see
+:mod:`multilogit.engine.backend`): memory stays at one chunk of scores plus the ``(J p, J p)``
+(or ``(G, J p)``) accumulator, whatever holds the rows.
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, sparse
+from scipy import linalg
 
 from ..data.weights import resolve_rows
-from ..engine.backend import default_chunk_rows
-from ..engine.memory import predict_probabilities
 from ..exceptions import DataError, FitError
 
 __all__ = [
@@ -52,7 +51,6 @@ __all__ = [
     "Cluster",
     "get_estimator",
     "inverse_information",
-    "score_obs_chunks",
 ]
 
 
@@ -130,36 +128,10 @@ def get_estimator(cov_type: str, cov_kwds=None) -> CovarianceEstimator:
 # -- robust (sandwich) estimators ---------------------------------------------------------------
 
 
-def score_obs_chunks(model, beta, chunk_rows: int | None = None):
-    r"""Yield ``(rows, S)``: a slice of rows and their unweighted scores, shape ``(m, J p)``.
-
-    :math:`s_i = (d_i - P_i) \otimes x_i` in the flat outcome-major order, where :math:`d_i` is
-    the indicator of row ``i``'s outcome among the J non-reference outcomes.  Only one chunk of
-    scores exists at a time.
-    """
-    X, y = model.exog, model.endog
-    n, p = X.shape
-    J = model.J
-    step = int(chunk_rows or default_chunk_rows(p, J))
-    eqs = np.arange(J)
-    for start in range(0, n, step):
-        sl = slice(start, min(start + step, n))
-        Xc = X[sl]
-        resid = (y[sl, None] == eqs[None, :]) - predict_probabilities(Xc, beta)[:, :J]
-        yield sl, (resid[:, :, None] * Xc[:, None, :]).reshape(len(Xc), J * p)
-
-
 def _sandwich(state, meat):
     bread = inverse_information(state.info)
     cov = bread @ meat @ bread
     return (cov + cov.T) / 2.0
-
-
-def _row_weights(model):
-    """Frequency and sampling weights (the latter 1 when absent)."""
-    f = model.freq_weights
-    w = np.ones_like(f) if model.weights is None else model.weights
-    return f, w
 
 
 class HC0(CovarianceEstimator):
@@ -170,13 +142,7 @@ class HC0(CovarianceEstimator):
     factor_label = ""
 
     def meat(self, state) -> np.ndarray:
-        f, w = _row_weights(state.model)
-        a = f * w * w
-        q = state.beta.size
-        out = np.zeros((q, q))
-        for sl, S in score_obs_chunks(state.model, state.beta):
-            out += S.T @ (S * a[sl, None])
-        return out
+        return state.model.backend.score_outer(state.beta)
 
     def factor(self, state) -> float:
         return 1.0
@@ -251,19 +217,11 @@ class Cluster(CovarianceEstimator):
     def compute(self, state):
         model = state.model
         codes = self._codes(model)
-        f, w = _row_weights(model)
-        a = f * w
-        used = np.unique(codes[a > 0])
-        G = len(used)
+        sums, weight = model.backend.group_scores(state.beta, codes, int(codes.max()) + 1)
+        G = int(np.count_nonzero(weight > 0))
         if G < 2:
             raise DataError(f"cluster-robust covariance needs at least 2 clusters; got {G}")
         self.n_groups = G
-        sums = np.zeros((codes.max() + 1, state.beta.size))
-        for sl, S in score_obs_chunks(model, state.beta):
-            # Sum each chunk's weighted scores within clusters via a sparse indicator product.
-            m = S.shape[0]
-            ind = sparse.csr_matrix((a[sl], (codes[sl], np.arange(m))), shape=(len(sums), m))
-            sums += ind @ S
         fac = G / (G - 1.0)
         if self.df_correction == "statsmodels":
             n, k = model.nobs, state.beta.size

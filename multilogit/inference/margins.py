@@ -113,14 +113,28 @@ def _numeric_kind(v: np.ndarray, dummy: bool, count: bool) -> str:
     return "continuous"
 
 
+def _kind_from_stats(integer: bool, lo: float, hi: float, dummy: bool, count: bool) -> str:
+    """:func:`_numeric_kind` from a column's summaries: all values integers, minimum, maximum."""
+    if dummy and integer and lo == 0 and hi == 1:
+        return "dummy"
+    if count and integer and lo >= 0 and hi != lo and not (lo == 0 and hi == 1):
+        return "count"
+    return "continuous"
+
+
 def _array_variables(model, dummy, count) -> list[_Variable]:
-    X = model.exog
+    backend = model.backend
+    lo, hi = backend.column_range()
+    # Whether each column holds only integers: one reduction over the rows.
+    integer = np.logical_and.reduce(
+        backend.reduce(lambda chunk: np.all(chunk.X % 1.0 == 0, axis=0)), axis=0
+    )
     out = []
     for c, name in enumerate(model.exog_names):
-        col = X[:, c]
-        if np.all(col == col[0]):
+        if lo[c] == hi[c]:
             continue  # the constant (statsmodels drops every zero-variance column)
-        out.append(_Variable(str(name), _numeric_kind(col, dummy, count), column=c))
+        kind = _kind_from_stats(bool(integer[c]), lo[c], hi[c], dummy, count)
+        out.append(_Variable(str(name), kind, column=c))
     return out
 
 
@@ -201,29 +215,19 @@ def _weighted_median(v, w):
     return float(v[o][np.searchsorted(cw, 0.5)])
 
 
-class _ArraySample:
-    """Rows of an array model's design, or one representative row."""
+class _ArrayRows:
+    """Design rows of an array model (one chunk of the estimation sample, or one
+    representative row), with the values of ``overrides`` fixed."""
 
-    def __init__(self, model, at, overrides):
-        X = model.exog
+    def __init__(self, X, w, overrides):
         if overrides:
             X = np.array(X, dtype=np.float64)  # copy only when values are fixed
             for c, val in overrides.items():
                 X[:, c] = val
-        w = row_weights(model)
-        if at == "overall":
-            self.X, self.w = X, w
-        else:
-            row = (
-                w @ X
-                if at == "mean"
-                else np.array([_weighted_median(X[:, c], w) for c in range(X.shape[1])])
-            )
-            self.X, self.w = row[None, :], np.ones(1)
+        self.X, self.w = X, w
 
     def chunks(self):
-        n = len(self.X)
-        return [slice(i, min(i + _CHUNK_ROWS, n)) for i in range(0, n, _CHUNK_ROWS)]
+        return [slice(None)]
 
     def weights(self, sel):
         return self.w[sel]
@@ -246,27 +250,33 @@ class _ArraySample:
         return D
 
 
-def estimation_frame(model):
-    """The formula data (kept by the model) restricted to the rows used in the fit."""
-    frame = getattr(model, "_source_data", None)
-    if frame is None:
-        raise DataError(
-            "this formula model does not hold its data; refit it with mnlogit(formula, data)"
-        )
-    if not model.n_dropped:
-        return frame
-    if not frame.index.is_unique:
-        raise DataError(
-            "rows were dropped for missing values and the data's index has duplicate labels, "
-            "so the estimation rows cannot be recovered; reset the index before fitting"
-        )
-    return frame.iloc[frame.index.get_indexer(model.row_labels)]
+def _total_weight(backend) -> float:
+    return float(np.sum(backend.reduce(lambda chunk: chunk.weights.sum())))
+
+
+def _array_point(model, at, overrides):
+    """The representative row of ``at="mean"`` / ``"median"`` (weighted, over the rows)."""
+    backend = model.backend
+    total = _total_weight(backend)
+    if at == "mean":
+        row = np.sum(backend.reduce(lambda chunk: chunk.weights @ chunk.X), axis=0) / total
+    else:
+        X = np.vstack(backend.reduce(lambda chunk: chunk.X))
+        w = np.concatenate(backend.reduce(lambda chunk: chunk.weights)) / total
+        row = np.array([_weighted_median(X[:, c], w) for c in range(X.shape[1])])
+    return _ArrayRows(row[None, :], np.ones(1), overrides)
 
 
 def row_weights(model) -> np.ndarray:
-    """Averaging weights: the likelihood weights (frequency x sampling), summing to one."""
-    w = np.asarray(getattr(model, "_lik_weights", model.freq_weights), dtype=np.float64)
+    """Averaging weights of the estimation rows: the likelihood weights (frequency x
+    sampling), summing to one."""
+    w = np.concatenate(model.backend.reduce(lambda chunk: chunk.weights))
     return w / w.sum()
+
+
+def estimation_frame(model) -> pd.DataFrame:
+    """The formula data of the estimation rows, as held by the model's backend."""
+    return model.backend.source_frame()
 
 
 def _assign(frame, name, value):
@@ -289,12 +299,11 @@ class _FrameSample:
     design over the grid of categorical levels, with the numeric variables at their means.
     """
 
-    def __init__(self, model, at, overrides, variables):
-        frame = estimation_frame(model).copy()
+    def __init__(self, design, frame, w, overrides, at="overall", variables=()):
+        frame = frame.copy()
         for name, val in overrides.items():
             frame = _assign(frame, name, val)
-        self.design_obj = model.design
-        w = row_weights(model)
+        self.design_obj = design
         self.collapsed = at != "overall"
         if not self.collapsed:
             self.frame, self.w = frame, w
@@ -335,10 +344,7 @@ class _FrameSample:
         self.frame, self.pi, self.w = grid, pi, np.ones(1)
 
     def chunks(self):
-        if self.collapsed:
-            return [slice(None)]
-        n, step = len(self.frame), _FRAME_CHUNK_ROWS
-        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+        return [slice(None)]
 
     def weights(self, sel):
         return self.w if self.collapsed else self.w[sel]
@@ -452,6 +458,7 @@ def _items(variables):
 
 
 def _accumulate(sample, items, beta, method):
+    """Effects ``(T, K)`` and their Jacobian ``(T, K, J p)`` summed over ``sample``'s rows."""
     J, p = beta.shape
     K = J + 1
     eff = np.zeros((len(items), K))
@@ -478,6 +485,22 @@ def _accumulate(sample, items, beta, method):
             X0 = sample.design(sel, (var, lo))
             kernels.chunk_margeff_level(X1, w, beta, not dy, scale, eff[t], jac[t])
             kernels.chunk_margeff_level(X0, w, beta, not dy, -scale, eff[t], jac[t])
+    return eff, jac
+
+
+def _accumulate_rows(model, make_sample, items, beta, method, chunk_rows):
+    """:func:`_accumulate` over the estimation rows, chunk by chunk through the model's
+    backend; ``make_sample(chunk, total_weight)`` gives the sample of one chunk."""
+    backend = model.backend
+    total = _total_weight(backend)
+    parts = backend.reduce(
+        lambda chunk: _accumulate(make_sample(chunk, total), items, beta, method), chunk_rows
+    )
+    eff = parts[0][0]
+    jac = parts[0][1]
+    for e, j in parts[1:]:  # in row order: reproducible
+        eff = eff + e
+        jac = jac + j
     return eff, jac
 
 
@@ -542,14 +565,36 @@ def get_margeff(
             f"{', '.join(map(repr, discrete))}; use at='mean' (or dummy=False / count=False)"
         )
     mode = "overall" if isinstance(at, dict) else at
-    sample = (
-        _FrameSample(model, mode, overrides, variables)
-        if formula
-        else _ArraySample(model, mode, overrides)
-    )
     items = _items(variables)
     beta = np.ascontiguousarray(results._beta)
-    eff, jac = _accumulate(sample, items, beta, method)
+    if mode == "overall":
+        if formula:
+
+            def make(chunk, total):
+                return _FrameSample(model.design, chunk.frame, chunk.weights / total, overrides)
+
+            rows = _FRAME_CHUNK_ROWS
+        else:
+
+            def make(chunk, total):
+                return _ArrayRows(chunk.X, chunk.weights / total, overrides)
+
+            rows = _CHUNK_ROWS
+        eff, jac = _accumulate_rows(model, make, items, beta, method, rows)
+    else:
+        sample = (
+            _FrameSample(
+                model.design,
+                estimation_frame(model),
+                row_weights(model),
+                overrides,
+                mode,
+                variables,
+            )
+            if formula
+            else _array_point(model, mode, overrides)
+        )
+        eff, jac = _accumulate(sample, items, beta, method)
     order = model.level_to_internal  # internal column of each outcome, in level order
     eff = eff[:, order]
     jac = jac[:, order, :]

@@ -66,11 +66,21 @@ def get_prediction(results, exog=None) -> PredictionResults:
     PredictionResults
     """
     model = results.model
-    X, index = design_rows(model, exog)
-    X = np.ascontiguousarray(X, dtype=np.float64)
     beta = np.ascontiguousarray(results._beta)
-    P = predict_probabilities(X, beta)
-    var = _prob_variance(X, P, results._delta_cov, model.J)
+    V = results._delta_cov
+
+    def rows(X):
+        P = predict_probabilities(X, beta)
+        return P, _prob_variance(X, P, V, model.J)
+
+    if exog is None:
+        index = model.row_labels
+        parts = model.backend.reduce(lambda chunk: rows(chunk.X), _CHUNK_ROWS)
+        P = np.vstack([part[0] for part in parts])
+        var = np.vstack([part[1] for part in parts])
+    else:
+        X, index = _new_rows(model, exog)
+        P, var = rows(X)
     order = model.level_to_internal
     return PredictionResults(
         P[:, order], np.sqrt(var[:, order]), pd.Index(index), list(model.outcomes), model
@@ -164,12 +174,10 @@ class PredictionResults:
         return f"<PredictionResults: {n} rows x {K} outcomes>"
 
 
-def design_rows(model, exog=None) -> tuple[np.ndarray, pd.Index]:
-    """Design matrix and row labels: the estimation sample, or ``exog`` rebuilt as at fit time
-    (works for fitted and for loaded models, which share ``design``, ``exog``, ``row_labels``)."""
-    if exog is None:
-        return model.exog, model.row_labels
+def _new_rows(model, exog) -> tuple[np.ndarray, pd.Index]:
+    """The design of new data ``exog``, rebuilt as at fit time, and its row labels."""
     X, index = model.design.build(exog)
+    X = np.ascontiguousarray(X, dtype=np.float64)
     return X, (pd.RangeIndex(X.shape[0]) if index is None else index)
 
 
@@ -190,14 +198,28 @@ def predict(model, beta, exog=None, which: str = "prob"):
     """
     if which not in ("prob", "class", "linear"):
         raise ValueError(f"which must be 'prob', 'class' or 'linear'; got {which!r}")
-    X, index = design_rows(model, exog)
+    beta = np.ascontiguousarray(beta, dtype=np.float64)
+    if exog is None:
+        # The estimation sample: its rows are the backend's.
+        index = model.row_labels
+        rows = model.backend
+        linear, probabilities = rows.linear, rows.probabilities
+    else:
+        X, index = _new_rows(model, exog)
+
+        def linear(b):
+            return predict_linear(X, b)
+
+        def probabilities(b):
+            return predict_probabilities(X, b)
+
     cols = pd.Index(model.outcomes, name=model.endog_names)
     order = model.level_to_internal
     if which == "linear":
-        eta = predict_linear(X, beta)
-        full = np.column_stack([eta, np.zeros(len(X))])
+        eta = linear(beta)
+        full = np.column_stack([eta, np.zeros(len(eta))])
         return pd.DataFrame(full[:, order], index=index, columns=cols)
-    prob = predict_probabilities(X, beta)[:, order]
+    prob = probabilities(beta)[:, order]
     if which == "prob":
         return pd.DataFrame(prob, index=index, columns=cols)
     labels = np.asarray(model.outcomes, dtype=object)[np.argmax(prob, axis=1)]

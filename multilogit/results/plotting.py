@@ -84,7 +84,10 @@ class _Covariates:
         else:
             names = list(model.exog_names)
             self.variables = {n: None for n in names}
-            typical = dict(zip(names, w @ model.exog, strict=True))
+            means = np.sum(
+                model.backend.reduce(lambda chunk: chunk.weights @ chunk.X), axis=0
+            ) / float(np.sum(model.backend.reduce(lambda chunk: chunk.weights.sum())))
+            typical = dict(zip(names, means, strict=True))
             unknown = [k for k in at if k not in names]
             if unknown:
                 raise DataError(
@@ -112,7 +115,8 @@ class _Covariates:
         """Observed values of a numeric variable on the estimation sample."""
         if self.formula:
             return pd.to_numeric(self.frame[name]).to_numpy(dtype=np.float64)
-        return self.model.exog[:, list(self.variables).index(name)]
+        c = list(self.variables).index(name)
+        return np.concatenate(self.model.backend.reduce(lambda chunk: chunk.X[:, c]))
 
     def data(self, n, **columns):
         """``n`` rows at the typical values, with ``columns`` (arrays or scalars) replaced."""
@@ -138,7 +142,9 @@ def _at_text(cov, skip):
     for name, v in cov.typical.items():
         if name in skip or (not cov.formula and name in ("const", "Intercept")):
             continue
-        if not cov.formula and np.all(cov.model.exog[:, list(cov.variables).index(name)] == 1):
+        lo, hi = cov.model.backend.column_range()
+        c = list(cov.variables).index(name) if not cov.formula else None
+        if c is not None and lo[c] == 1 and hi[c] == 1:
             continue
         parts.append(f"{name}={v:.3g}" if isinstance(v, float) else f"{name}={v}")
     return ", ".join(parts)
