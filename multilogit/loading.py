@@ -12,12 +12,11 @@ import pandas as pd
 from .data import design as design_mod
 from .data.design_state import rebuild_design
 from .exceptions import DataError, PersistenceError
-from .fit.pipeline import flag_state
 from .fit.separation import Separation
 from .model import MultinomialLogit
 from .results.persistence import FORMAT, FORMAT_VERSION, digest, key_bytes
 from .results.results import MultinomialLogitResults
-from .solve.newton import NewtonResult
+from .solve.state import FitState
 
 __all__ = ["load"]
 
@@ -38,7 +37,7 @@ class SavedCovariance:
     def describe(self) -> str:
         return self.label
 
-    def compute(self, state):
+    def compute(self, model, state):
         raise PersistenceError(
             "a loaded fit cannot recompute its covariance; refit the model for another cov_type"
         )
@@ -172,16 +171,14 @@ def load(path, key: bytes | str | None = None):
             "modified" + (", or the key is wrong" if key is not None else "")
         )
     try:
-        return _build(
-            meta, raw, design_mod, MultinomialLogitResults, Separation, NewtonResult, flag_state
-        )
+        return _build(meta, raw)
     except PersistenceError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         _fail(f"malformed results file: {type(exc).__name__}: {exc}")
 
 
-def _build(meta, raw, design_mod, Results, Separation, NewtonResult, flag_state):
+def _build(meta, raw):
     specs = meta["arrays"]
     _expect(set(specs) == set(raw), "the array entries do not match the metadata")
     for name, spec in specs.items():
@@ -257,16 +254,6 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult, flag_state)
     if "iteration" in frame:
         frame["iteration"] = frame["iteration"].astype(np.int64)
     beta = np.array(raw["params"])
-    state = NewtonResult(
-        beta,
-        float(fit["llf"]),
-        np.array(raw["score"]),
-        np.array(raw["info"]),
-        bool(fit["converged"]),
-        int(fit["n_iter"]),
-        frame,
-        str(fit["message"]),
-    )
     sep = None
     if fit.get("separation") is not None:
         s = fit["separation"]
@@ -303,14 +290,18 @@ def _build(meta, raw, design_mod, Results, Separation, NewtonResult, flag_state)
         None if n_groups is None else int(n_groups),
         None if note is None else str(note),
     )
-    state = flag_state(
-        state, separation=sep, aliased=aliased, notes=tuple(str(n) for n in fit["notes"])
-    )
-    fit_info = dict(
+    state = FitState(
+        beta=beta,
+        llf=float(fit["llf"]),
+        score=np.array(raw["score"]),
+        info=np.array(raw["info"]),
         converged=bool(fit["converged"]),
         n_iter=int(fit["n_iter"]),
         log=frame,
         message=str(fit["message"]),
         options=dict(fit["options"]),
+        aliased=aliased,
+        separation=sep,
+        notes=tuple(str(n) for n in fit["notes"]),
     )
-    return Results(model, beta, state, np.array(raw["cov"]), cov_est, fit_info)
+    return MultinomialLogitResults(model, state, np.array(raw["cov"]), cov_est)

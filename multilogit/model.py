@@ -23,13 +23,11 @@ import pandas as pd
 from .data import design, rows
 from .data import weights as _weights
 from .engine.memory import InMemoryBackend
-from .exceptions import DataError, FitError
-from .fit import pipeline, rank
-from .fit.separation import check_mode, separated_covariance
-from .inference.covariance import FitState, get_estimator
+from .exceptions import DataError
+from .fit import pipeline
+from .fit.options import FitOptions
 from .inference.prediction import predict
 from .results.results import MultinomialLogitResults
-from .solve import newton
 
 __all__ = ["MultinomialLogit", "mnlogit"]
 
@@ -358,50 +356,54 @@ class MultinomialLogit:
         DataError
             More parameters than observations, or aliased columns without ``drop_collinear``.
         """
-        if method != "newton":
-            raise ValueError(f"method must be 'newton'; got {method!r}")
-        if hessian not in ("auto", "exact"):
-            raise ValueError(f"hessian must be 'auto' or 'exact'; got {hessian!r}")
-        if int(maxiter) < 0:
-            raise ValueError(f"maxiter must be non-negative; got {maxiter!r}")
-        if not (np.isfinite(tol) and tol > 0):
-            raise ValueError(f"tol must be a positive number; got {tol!r}")
-        if cov_type is None:
-            cov_type = self.default_cov_type
-        estimator = get_estimator(cov_type, cov_kwds)
-        if self.nobs <= 0:
-            raise DataError("no observations with positive weight")
-        # -- reliability (issue 5): rank, parameter count, scaling, separation ----------------
-        check_mode(separation)
-        aliased = rank.check_design(self, drop_collinear)
-        if aliased is not None:
-            kw = dict(method=method, maxiter=maxiter, tol=tol, start_params=start_params)
-            kw.update(disp=disp, callback=callback, cov_type=cov_type, cov_kwds=cov_kwds)
-            kw.update(hessian=hessian)
-            return pipeline.fit_without_aliased(self, aliased, dict(kw, separation=separation))
-        beta0 = self.start_params() if start_params is None else self._coerce_start(start_params)
-        options = newton.NewtonOptions(maxiter=int(maxiter), tol=float(tol), hessian=hessian)
-        sol, sep = pipeline.solve(
-            self, self._backend(), beta0, options, disp, callback, separation
+        options = FitOptions(
+            method=method,
+            maxiter=maxiter,
+            tol=tol,
+            hessian=hessian,
+            separation=separation,
+            drop_collinear=drop_collinear,
+            cov_type=self.default_cov_type if cov_type is None else cov_type,
+            cov_kwds=cov_kwds,
         )
-        state = FitState(self, sol.beta, sol.info, sol.llf)
-        if sep is not None:
-            cov = separated_covariance(lambda: estimator.compute(state), self.J, self.k_exog)
-        else:
-            cov = estimator.compute(state)
-        if sep is None and not np.all(np.isfinite(cov)):
-            raise FitError("the covariance matrix is not finite at the estimates")
-        if sep is not None:
-            msg = sol.message or f"{sep.kind} separation found after the iterations"
-            sol = pipeline.flag_state(sol, separation=sep, notes=(sep.message(),), message=msg)
-        fit_info = dict(
-            converged=sol.converged and sep is None,
-            n_iter=sol.n_iter,
-            log=sol.log,
-            message=sol.message,
-            options=dict(method=method, maxiter=maxiter, tol=tol, hessian=hessian),
-        )
-        return MultinomialLogitResults(self, sol.beta, sol, cov, estimator, fit_info)
+        return pipeline.fit(self, options, start_params, disp, callback)
+
+    def submodel(self, columns=None, rows=None, level_codes=None, levels=None, ref=None):
+        """A model on some of this model's columns and rows, or with its outcome recoded: what
+        internal refits (drop-one tests, combined outcomes, the IIA test, the fit without
+        aliased columns) fit, with the same weights.
+
+        Parameters
+        ----------
+        columns : array of bool or int, optional
+            Design columns to keep (default all).
+        rows : array of bool, optional
+            Rows to keep (default all).
+        level_codes : array of int, optional
+            New outcome level index of each kept row (default: the current ones).
+        levels, ref : optional
+            The outcome levels that ``level_codes`` index, and the reference among them
+            (default: the current ones).
+        """
+        cols = np.arange(self.k_exog) if columns is None else np.arange(self.k_exog)[columns]
+        sel = slice(None) if rows is None else np.asarray(rows, dtype=bool)
+        X = np.ascontiguousarray(self.exog[sel][:, cols])
+        X.setflags(write=False)
+        codes = self.level_codes[sel] if level_codes is None else np.asarray(level_codes)
+        levels = self.outcome.levels if levels is None else tuple(levels)
+        ref = self.ref if ref is None and self.ref in levels else ref
+        outcome = design.Outcome(self.outcome.name, levels, design.match_level(ref, levels, ""))
+        names = tuple(self.exog_names[k] for k in cols)
+        row_labels = self.row_labels[sel] if rows is not None else self.row_labels
+        md = design.ModelData(X, codes, outcome, design.Design(names), row_labels, 0)
+        new = type(self).__new__(type(self))
+        new._setup(md)
+        new._source_data = None
+        new._source_index = None
+        new.freq_weights = self.freq_weights[sel]
+        new.weights = None if self.weights is None else self.weights[sel]
+        new._lik_weights = self._lik_weights[sel]
+        return new
 
     # -- prediction ------------------------------------------------------------------------------
 

@@ -166,9 +166,24 @@ def test_rejects_edited_array(tmp_path, saved):
         ml.load(tmp_path / "t.npz")
 
 
-def test_rejects_corrupted_bytes(tmp_path, saved):
+def _payload_offset(path, member):
+    """Offset in the file of the middle byte of a zip member's stored bytes."""
+    import struct
+    import zipfile
+
+    info = zipfile.ZipFile(path).getinfo(member)
+    raw = path.read_bytes()
+    name_len, extra_len = struct.unpack(
+        "<HH", raw[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_len + extra_len
+    return start + info.compress_size // 2
+
+
+@pytest.mark.parametrize("member", ["params.npy", "metadata.npy", "iteration_log.npy"])
+def test_rejects_corrupted_bytes(tmp_path, saved, member):
     raw = bytearray(saved.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
+    raw[_payload_offset(saved, member)] ^= 0xFF
     (tmp_path / "c.npz").write_bytes(bytes(raw))
     with pytest.raises(ml.PersistenceError):
         ml.load(tmp_path / "c.npz")
@@ -338,7 +353,7 @@ def test_loaded_covariance_cannot_be_recomputed(saved):
     loaded = ml.load(saved)
     assert loaded.cov_type == "nonrobust"
     with pytest.raises(ml.PersistenceError, match="refit"):
-        loaded._cov_estimator.compute(None)
+        loaded._cov_estimator.compute(None, None)
 
 
 # -- pickle ---------------------------------------------------------------------------------

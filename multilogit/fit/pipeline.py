@@ -1,20 +1,70 @@
-"""The fit pipeline: rank checks, scaling, the Newton solve watched for separation, and the
-refit without aliased columns."""
+"""The fit pipeline, in one place: checks -> scaling -> solve -> covariance -> results.
+
+:func:`fit` is what ``MultinomialLogit.fit`` runs.  It checks the design (parameter count and
+rank, see :mod:`~multilogit.fit.rank`), solves by Newton-Raphson in rescaled coordinates when the
+columns need it (:mod:`~multilogit.engine.scaled`) while a monitor watches for separation
+(:mod:`~multilogit.fit.separation`), computes the requested covariance at the estimates and
+returns immutable results holding one :class:`~multilogit.solve.state.FitState` with the
+options recorded once, for every later refit.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 
 import numpy as np
 
 from ..engine.scaled import ScaledBackend, scale_from_absmax
-from ..exceptions import FitError, PerfectSeparationError
+from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
-from ..solve.newton import NewtonResult, newton
-from .rank import subset_model
-from .separation import SeparationMonitor
+from ..solve.newton import newton
+from ..solve.state import FitState
+from .options import FitOptions
+from .rank import check_design
+from .separation import SeparationMonitor, separated_covariance
 
-__all__ = ["FlaggedState", "fit_without_aliased", "flag_state", "solve"]
+__all__ = ["fit", "solve"]
+
+
+def fit(
+    model, options: FitOptions, start_params=None, disp: bool = False, callback=None
+) -> MultinomialLogitResults:
+    """Fit ``model`` with ``options``; see ``MultinomialLogit.fit`` for the meaning of each."""
+    estimator = options.estimator()
+    if model.nobs <= 0:
+        raise DataError("no observations with positive weight")
+    aliased = check_design(model, options.drop_collinear)
+    if aliased is not None:
+        return _fit_without_aliased(model, aliased, options, start_params, disp, callback)
+    beta0 = model.start_params() if start_params is None else model._coerce_start(start_params)
+    backend = model.backend
+    try:
+        sol, sep = solve(
+            model, backend, beta0, options.newton(), disp, callback, options.separation
+        )
+    finally:
+        backend.release()  # work buffers and the row subsample are rebuilt when needed
+    state = FitState(
+        beta=sol.beta,
+        llf=sol.llf,
+        score=sol.score,
+        info=sol.info,
+        converged=sol.converged and sep is None,
+        n_iter=sol.n_iter,
+        log=sol.log,
+        message=sol.message,
+        options=options.as_dict(),
+    )
+    if sep is not None:
+        cov = separated_covariance(lambda: estimator.compute(model, state), model.J, model.k_exog)
+        msg = sol.message or f"{sep.kind} separation found after the iterations"
+        state = replace(state, separation=sep, notes=(sep.message(),), message=msg)
+    else:
+        cov = estimator.compute(model, state)
+        if not np.all(np.isfinite(cov)):
+            raise FitError("the covariance matrix is not finite at the estimates")
+    return MultinomialLogitResults(model, state, cov, estimator)
+
 
 # ---------------------------------------------------------------------------------------------
 # The solve, as run by ``MultinomialLogit.fit``
@@ -72,30 +122,7 @@ def solve(model, backend, beta0, options, disp, callback, separation):
     return sol, sep
 
 
-@dataclass(frozen=True)
-class FlaggedState(NewtonResult):
-    """The solver's result plus what the reliability checks found.
-
-    Results read ``aliased``, ``separation`` and ``notes`` from their state, so every results
-    object derived from a fit without refitting (another covariance type, another reference
-    outcome) keeps them.
-    """
-
-    aliased: np.ndarray | None = field(default=None, repr=False)
-    separation: object = None
-    notes: tuple = ()
-
-
-def flag_state(state, **flags) -> FlaggedState:
-    """``state`` (a :class:`NewtonResult`) with reliability flags attached (and any of its
-    own fields replaced, e.g. ``message``)."""
-    base = {f.name: flags.get(f.name, getattr(state, f.name)) for f in fields(NewtonResult)}
-    for f in ("aliased", "separation", "notes"):
-        base[f] = flags.get(f, getattr(state, f, FlaggedState.__dataclass_fields__[f].default))
-    return FlaggedState(**base)
-
-
-def fit_without_aliased(model, aliased, fit_kwds):
+def _fit_without_aliased(model, aliased, options, start_params, disp, callback):
     """Fit ``model`` without its aliased columns and report those coefficients as NaN (R).
 
     Internally the dropped coefficients are 0 with zero covariance, and the information matrix
@@ -103,25 +130,22 @@ def fit_without_aliased(model, aliased, fit_kwds):
     sandwich covariances then equal those of the reduced model.  The results show NaN for them
     (``params``, ``bse``, ``cov_params()``).
     """
-
     keep = ~aliased
-    sub = subset_model(model, keep)
-    kw = dict(fit_kwds)
-    start = kw.get("start_params")
-    if start is not None:
-        kw["start_params"] = np.nan_to_num(model._coerce_start(start))[:, keep]
-    res = sub.fit(**kw, drop_collinear=False)
+    sub = model.submodel(columns=keep)
+    if start_params is not None:
+        start_params = np.nan_to_num(model._coerce_start(start_params))[:, keep]
+    res = fit(sub, replace(options, drop_collinear=False), start_params, disp, callback)
     J, p = model.J, model.k_exog
     flat_keep = np.tile(keep, J)
     beta = np.zeros((J, p))
-    beta[:, keep] = res._beta
+    beta[:, keep] = res._state.beta
     cov = np.zeros((J * p, J * p))
     cov[np.ix_(flat_keep, flat_keep)] = res._cov
     score = np.zeros((J, p))
     score[:, keep] = np.asarray(res._state.score).reshape(J, -1)
     info = np.eye(J * p)
     info[np.ix_(flat_keep, flat_keep)] = res._state.info
-    sep = res.separation
+    sep = res._state.separation
     if sep is not None:
         full = np.zeros((J, p), dtype=bool)
         full[:, keep] = sep.params
@@ -143,17 +167,14 @@ def fit_without_aliased(model, aliased, fit_kwds):
         f"Column(s) {', '.join(map(repr, dropped))} dropped as aliased (linear combinations of "
         "other columns, drop_collinear=True): their coefficients are NaN."
     )
-    state = flag_state(
-        replace(res._state, beta=beta, score=score, info=info),
+    state = replace(
+        res._state,
+        beta=beta,
+        score=score,
+        info=info,
+        options=options.as_dict(),
         aliased=aliased.copy(),
         separation=sep,
-        notes=(note, *res._summary_notes),
+        notes=(note, *res._state.notes),
     )
-    fit_info = dict(
-        converged=res.converged,
-        n_iter=res.n_iter,
-        log=res.iteration_log,
-        message=res.fit_message,
-        options=res.fit_options,
-    )
-    return MultinomialLogitResults(model, beta, state, cov, res._cov_estimator, fit_info)
+    return MultinomialLogitResults(model, state, cov, res._cov_estimator)

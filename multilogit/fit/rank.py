@@ -9,12 +9,9 @@ and report their coefficients as NaN.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 from scipy import linalg
 
-from ..data.design import Design, ModelData
 from ..engine.memory import InMemoryBackend
 from ..exceptions import DataError
 
@@ -24,7 +21,6 @@ __all__ = [
     "backend_aliased_columns",
     "check_design",
     "rank_message",
-    "subset_model",
 ]
 
 #: Relative tolerance of the rank test: a column is aliased when the part of it orthogonal to
@@ -189,19 +185,3 @@ def check_design(model, drop_collinear: bool) -> np.ndarray | None:
         raise DataError("every column of the design is zero: nothing to fit")
     check_parameter_count(n, model.J, int((~aliased).sum()), " after dropping aliased ones")
     return aliased
-
-
-def subset_model(model, keep: np.ndarray):
-    """A shallow copy of ``model`` with only the columns ``keep`` (used to fit without aliased
-    columns).  Everything else (rows, outcome, weights) is shared with ``model``."""
-    keep = np.asarray(keep, dtype=bool)
-    sub = copy.copy(model)
-    X = np.ascontiguousarray(model.exog[:, keep])
-    X.setflags(write=False)
-    names = tuple(n for n, k in zip(model.exog_names, keep, strict=True) if k)
-    md = model._data
-    design = Design(names)
-    sub._data = ModelData(X, md.codes, md.outcome, design, md.row_labels, md.n_dropped)
-    sub.exog = X
-    sub.design = design
-    return sub

@@ -1,7 +1,7 @@
 r"""Covariance estimators of the parameter vector, one small class per type, in a registry.
 
-Each estimator takes the fitted state (model, parameters, information matrix at the optimum) and
-returns the ``(J p, J p)`` covariance in the package's flat outcome-major order.
+Each estimator takes the model and its fit state (parameters, information matrix at the optimum)
+and returns the ``(J p, J p)`` covariance in the package's flat outcome-major order.
 
 Conventions
 -----------
@@ -44,7 +44,6 @@ from ..exceptions import DataError, FitError
 
 __all__ = [
     "CovarianceEstimator",
-    "FitState",
     "NonRobust",
     "HC0",
     "HC1",
@@ -52,15 +51,6 @@ __all__ = [
     "get_estimator",
     "inverse_information",
 ]
-
-
-class FitState:
-    """What covariance estimators see: the model, the estimates and the information there."""
-
-    __slots__ = ("model", "beta", "info", "llf")
-
-    def __init__(self, model, beta, info, llf):
-        self.model, self.beta, self.info, self.llf = model, beta, info, llf
 
 
 def inverse_information(info: np.ndarray) -> np.ndarray:
@@ -77,7 +67,7 @@ def inverse_information(info: np.ndarray) -> np.ndarray:
 
 
 class CovarianceEstimator(ABC):
-    """Base class: ``name`` for the summary, ``compute(state)`` for the matrix."""
+    """Base class: ``name`` for the summary, ``compute(model, state)`` for the matrix."""
 
     name = ""
     label = ""
@@ -88,8 +78,9 @@ class CovarianceEstimator(ABC):
         self.kwds = {}
 
     @abstractmethod
-    def compute(self, state) -> np.ndarray:
-        """The covariance matrix for the fitted ``state``."""
+    def compute(self, model, state) -> np.ndarray:
+        """The covariance matrix of ``model``'s fit ``state`` (a
+        :class:`~multilogit.solve.state.FitState`: ``beta`` and ``info`` are read)."""
 
     def describe(self) -> str:
         return self.label or self.name
@@ -102,7 +93,7 @@ class NonRobust(CovarianceEstimator):
     name = "nonrobust"
     label = "nonrobust"
 
-    def compute(self, state):
+    def compute(self, model, state):
         return inverse_information(state.info)
 
 
@@ -141,17 +132,17 @@ class HC0(CovarianceEstimator):
     label = "HC0"
     factor_label = ""
 
-    def meat(self, state) -> np.ndarray:
-        return state.model.backend.score_outer(state.beta)
+    def meat(self, model, state) -> np.ndarray:
+        return model.backend.score_outer(state.beta)
 
-    def factor(self, state) -> float:
+    def factor(self, model) -> float:
         return 1.0
 
     def note(self) -> str:
         return "Heteroskedasticity-robust standard errors (HC0, no small-sample factor)."
 
-    def compute(self, state):
-        return self.factor(state) * _sandwich(state, self.meat(state))
+    def compute(self, model, state):
+        return self.factor(model) * _sandwich(state, self.meat(model, state))
 
 
 class HC1(HC0):
@@ -163,8 +154,8 @@ class HC1(HC0):
     name = "HC1"
     label = "HC1"
 
-    def factor(self, state) -> float:
-        n = state.model.nobs
+    def factor(self, model) -> float:
+        n = model.nobs
         if n <= 1:
             raise DataError("HC1 needs more than one observation")
         return n / (n - 1.0)
@@ -214,8 +205,7 @@ class Cluster(CovarianceEstimator):
             raise DataError(f"groups holds {int((codes < 0).sum())} missing value(s)")
         return codes.astype(np.int64)
 
-    def compute(self, state):
-        model = state.model
+    def compute(self, model, state):
         codes = self._codes(model)
         sums, weight = model.backend.group_scores(state.beta, codes, int(codes.max()) + 1)
         G = int(np.count_nonzero(weight > 0))

@@ -347,16 +347,13 @@ def lr_test(res, restricted) -> TestResult:
     )
 
 
-def _refit(model, X, names, codes, levels, ref, w, fit_options):
-    """Refit on arrays (used for drop-one, combined and IIA models)."""
-    endog = pd.Series(
-        pd.Categorical.from_codes(codes, categories=pd.Index(list(levels), dtype=object)),
-        name=model.endog_names,
-    )
-    exog = pd.DataFrame(X, columns=[str(n) for n in names])
-    m = type(model)(endog, exog, ref=ref, freq_weights=w)
-    opts = {k: v for k, v in fit_options.items() if k in ("maxiter", "tol")}
-    return m.fit(**opts)
+def _refit(res, model):
+    """Fit ``model`` (a submodel of ``res.model``: other columns, rows or outcome coding) with
+    the options ``res`` was fitted with; the covariance options are not reused (the refits
+    serve likelihood-ratio statistics, and row-aligned options such as cluster ids would not fit
+    other rows)."""
+    options = {k: v for k, v in res.fit_options.items() if not k.startswith("cov_")}
+    return model.fit(**options)
 
 
 def _drop_one(res) -> pd.DataFrame:
@@ -370,19 +367,12 @@ def _drop_one(res) -> pd.DataFrame:
         keep = np.setdiff1d(np.arange(model.k_exog), cols)
         if not len(keep):
             continue
-        r = _refit(
-            model,
-            model.exog[:, keep],
-            [model.exog_names[k] for k in keep],
-            model.level_codes,
-            model.outcomes,
-            model.ref,
-            model._lik_weights,
-            res.fit_options,
-        )
+        r = _refit(res, model.submodel(columns=keep))
         stat = max(2.0 * (res.llf - r.llf), 0.0)
-        df = model.J * len(cols)
-        rows[name] = (stat, df, stats.chi2.sf(stat, df))
+        # Estimable parameters lost: fewer than the term's columns when some were aliased (a
+        # term whose columns other terms span loses none, as R's drop1 reports Df 0).
+        df = res.k_params - r.k_params
+        rows[name] = (stat, df, stats.chi2.sf(stat, df) if df > 0 else np.nan)
     return pd.DataFrame.from_dict(
         rows, orient="index", columns=["statistic", "df", "pvalue"]
     ).rename_axis("term")
@@ -470,16 +460,7 @@ def test_combine(res, a, b, method: str = "wald") -> TestResult:
         new_levels = [lv for lv in levels if lv != b]
         remap = np.array([new_levels.index(lv if lv != b else a) for lv in levels])
         ref = a if model.ref == b else model.ref
-        merged = _refit(
-            model,
-            model.exog,
-            model.exog_names,
-            remap[codes],
-            new_levels,
-            ref,
-            model._lik_weights,
-            res.fit_options,
-        )
+        merged = _refit(res, model.submodel(level_codes=remap[codes], levels=new_levels, ref=ref))
         ll0 = merged.llf + split
     stat = max(2.0 * (res.llf - ll0), 0.0)
     return _chi2(stat, len(slopes), "Likelihood-ratio test for combining outcomes", null)
@@ -521,14 +502,10 @@ def iia_test(res, omit, include_intercept: bool = True) -> TestResult:
     remap = np.full(len(levels), -1)
     remap[[levels.index(lv) for lv in new_levels]] = np.arange(len(new_levels))
     restricted = _refit(
-        fm,
-        fm.exog[keep],
-        fm.exog_names,
-        remap[fm.level_codes[keep]],
-        new_levels,
-        fm.ref,
-        fm._lik_weights[keep],
-        res.fit_options,
+        res,
+        fm.submodel(
+            rows=keep, level_codes=remap[fm.level_codes[keep]], levels=new_levels, ref=fm.ref
+        ),
     )
     p = fm.k_exog
     ic = fm._intercept_col()

@@ -84,17 +84,6 @@ def _with_ref(model, new_ref):
     return new
 
 
-def fit_info(res) -> dict:
-    """The fit bookkeeping of ``res``, to build another results object from the same fit."""
-    return dict(
-        converged=res.converged,
-        n_iter=res.n_iter,
-        log=res.iteration_log,
-        message=res.fit_message,
-        options=dict(res.fit_options),
-    )
-
-
 def repivot(res, new_ref):
     """Results with ``new_ref`` as reference outcome, computed exactly from ``res`` (no refit).
 
@@ -120,7 +109,7 @@ def repivot(res, new_ref):
         info=A_inv_T @ st.info @ A_inv_T.T,
     )
     cov = (cov + cov.T) / 2.0
-    return type(res)(new_model, beta, state, cov, res._cov_estimator, fit_info(res))
+    return type(res)(new_model, state, cov, res._cov_estimator)
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,8 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
             "converged": bool(results.converged),
             "n_iter": int(results.n_iter),
             "message": str(results.fit_message),
-            "options": jsonable(results.fit_options),
+            # Array-valued covariance options (cluster ids) are described, not stored.
+            "options": jsonable({k: v for k, v in results.fit_options.items() if k != "cov_kwds"}),
             "cov_type": str(results.cov_type),
             "cov_label": str(results._cov_estimator.describe()),
             "cov_kwds": cov_kwds,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..inference.covariance import FitState, get_estimator
+from ..inference.covariance import get_estimator
 from ..inference.prediction import predict
 
 __all__ = ["MultinomialLogitResults"]
@@ -30,26 +30,24 @@ class MultinomialLogitResults:
     reference outcome gives a new object.
     """
 
-    def __init__(self, model, beta, state, cov, cov_estimator, fit_info):
+    def __init__(self, model, state, cov, cov_estimator):
         self.model = model
-        self._beta = np.asarray(beta, dtype=np.float64).reshape(model.J, model.k_exog)
+        self._beta = np.asarray(state.beta, dtype=np.float64).reshape(model.J, model.k_exog)
         self._beta.setflags(write=False)
         self._state = state
         self._cov = np.asarray(cov, dtype=np.float64)
         self._cov.setflags(write=False)
         self._cov_estimator = cov_estimator
-        self.converged = bool(fit_info["converged"])
-        self.n_iter = int(fit_info["n_iter"])
-        self.iteration_log = fit_info["log"]
-        self.fit_message = fit_info.get("message", "")
-        self.fit_options = dict(fit_info.get("options", {}))
-        # -- reliability (issue 5): carried by the state (see checks.FlaggedState), so results
-        # derived without refitting keep them.
-        sep = getattr(state, "separation", None)
-        #: :class:`~multilogit.fit.separation.Separation` when the data are separated, else None.
-        self.separation = None if sep is None else sep.for_model(model)
-        self._aliased = getattr(state, "aliased", None)
-        self._summary_notes = tuple(getattr(state, "notes", ()))
+        self.converged = bool(state.converged)
+        self.n_iter = int(state.n_iter)
+        self.iteration_log = state.log
+        self.fit_message = state.message
+        self.fit_options = dict(state.options)
+        #: :class:`~multilogit.fit.separation.Separation` when the data are separated, else
+        #: None.  Carried by the state, so results derived without refitting keep it.
+        self.separation = None if state.separation is None else state.separation.for_model(model)
+        self._aliased = state.aliased
+        self._summary_notes = tuple(state.notes)
 
     # -- labels ------------------------------------------------------------------------------
 
@@ -313,12 +311,9 @@ class MultinomialLogitResults:
         **cov_kwds
             Options, e.g. ``groups=`` (an array, or a column name with a formula model).
         """
-        from ..inference.reparam import fit_info
-
         est = get_estimator(cov_type, cov_kwds)
-        st = self._state
-        cov = est.compute(FitState(self.model, self._beta, st.info, st.llf))
-        return type(self)(self.model, self._beta, st, cov, est, fit_info(self))
+        cov = est.compute(self.model, self._state)
+        return type(self)(self.model, self._state, cov, est)
 
     @property
     def n_groups(self) -> int | None:

@@ -1,0 +1,69 @@
+"""The options of a fit, checked and recorded once: every internal refit (drop-one LR tests,
+combined outcomes, the IIA test, the fit without aliased columns) reuses them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..inference.covariance import get_estimator
+from ..solve.newton import NewtonOptions
+from .separation import check_mode
+
+__all__ = ["FitOptions"]
+
+METHODS = ("newton",)
+HESSIANS = ("auto", "exact")
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What ``MultinomialLogit.fit`` was asked to do (see its docstring).
+
+    Recorded in the fit state as :meth:`as_dict`; refits for likelihood-ratio statistics
+    reuse every option but the covariance ones (``cov_*``), which belong to other rows.
+    """
+
+    method: str = "newton"
+    maxiter: int = 100
+    tol: float = 1e-8
+    hessian: str = "auto"
+    separation: str = "warn"
+    drop_collinear: bool = False
+    cov_type: str = "nonrobust"
+    cov_kwds: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be 'newton'; got {self.method!r}")
+        if self.hessian not in HESSIANS:
+            raise ValueError(f"hessian must be 'auto' or 'exact'; got {self.hessian!r}")
+        check_mode(self.separation)
+        try:
+            maxiter = int(self.maxiter)
+        except (TypeError, ValueError):
+            maxiter = -1
+        if maxiter < 0 or maxiter != self.maxiter:
+            raise ValueError(f"maxiter must be a non-negative integer; got {self.maxiter!r}")
+        try:
+            tol_ok = bool(np.isfinite(self.tol) and self.tol > 0)
+        except TypeError:
+            tol_ok = False
+        if not tol_ok:
+            raise ValueError(f"tol must be a positive number; got {self.tol!r}")
+        object.__setattr__(self, "maxiter", maxiter)
+        object.__setattr__(self, "tol", float(self.tol))
+        object.__setattr__(self, "drop_collinear", bool(self.drop_collinear))
+        object.__setattr__(self, "cov_kwds", dict(self.cov_kwds or {}))
+
+    def estimator(self):
+        """The covariance estimator of :attr:`cov_type` with :attr:`cov_kwds`."""
+        return get_estimator(self.cov_type, self.cov_kwds)
+
+    def newton(self) -> NewtonOptions:
+        return NewtonOptions(maxiter=self.maxiter, tol=self.tol, hessian=self.hessian)
+
+    def as_dict(self) -> dict:
+        """All options, as recorded in the fit state (and shown as ``results.fit_options``)."""
+        return asdict(self)
