@@ -54,7 +54,7 @@ class MultinomialLogit:
         Frequency weights (Stata ``fweight``): a row with weight ``f`` counts as ``f``
         identical rows; ``nobs`` is their sum.  One value per row of the data as given (rows
         dropped for missing values are dropped here too) or per row kept; with a formula, also
-        a column name.
+        a column name.  With pandas data a Series is lined up by its index, not by position.
     weights : array-like, optional
         Sampling weights (Stata ``pweight``).  The robust sandwich ``HC1`` becomes the default
         covariance, as Stata; see :mod:`multilogit.data.weights`.
@@ -68,6 +68,10 @@ class MultinomialLogit:
         self._setup(design.from_arrays(endog, exog, ref=ref, missing=missing))
         self._source_data = None
         self._source_index = _source_index(endog, exog)
+        # Only labelled data lines up Series of weights and cluster ids by index.
+        self._source_labelled = isinstance(exog, pd.Series | pd.DataFrame) or isinstance(
+            endog, pd.Series | pd.DataFrame
+        )
         self._set_weights(freq_weights, weights)
 
     @classmethod
@@ -95,6 +99,7 @@ class MultinomialLogit:
         # Kept (by reference) so that weights and cluster ids can be given as column names.
         self._source_data = pd.DataFrame(data) if isinstance(data, dict) else data
         self._source_index = self._source_data.index
+        self._source_labelled = True
         self._set_weights(freq_weights, weights)
         return self
 
