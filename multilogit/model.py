@@ -188,8 +188,30 @@ class MultinomialLogit:
         return float(self.freq_weights[self.weights > 0].sum())
 
     @property
+    def k_constant(self) -> int:
+        """1 when a constant is in the column span of the design, else 0 (statsmodels'
+        ``k_constant``): a constant column, or columns adding up to one, such as the full set of
+        dummies of ``y ~ 0 + C(f) + x``.  Rows with zero weight are left out, as in the rank
+        check."""
+        cached = getattr(self, "_k_constant_cache", None)
+        if cached is not None and cached[0] is self.exog:
+            return cached[1]
+        if len(self.exog) == 0:
+            return 0
+        if self._intercept_col() is not None:
+            k = 1
+        elif np.all(self._lik_weights > 0):
+            k = int(rank.constant_in_span(self.exog, self._column_range()))
+        else:
+            k = int(rank.constant_in_span(self.exog[self._lik_weights > 0]))
+        self._k_constant_cache = (self.exog, k)
+        return k
+
+    @property
     def df_model(self) -> int:
-        return self.J * (self.k_exog - (1 if self._intercept_col() is not None else 0))
+        """Slope parameters, ``J (p - k_constant)``: a constant in the span of the columns is
+        the intercept, whether a column or a full set of dummies."""
+        return self.J * (self.k_exog - self.k_constant)
 
     @property
     def outcome_counts(self) -> np.ndarray:
@@ -225,12 +247,16 @@ class MultinomialLogit:
         return np.maximum(hi, -lo)
 
     def _intercept_col(self):
-        """The first column of ones, if any."""
+        """The constant column, if any: the first column of ones, else the first constant
+        nonzero column (as statsmodels)."""
         if len(self.exog) == 0:
             return None
         lo, hi = self._column_range()
-        const = np.flatnonzero((lo == 1.0) & (hi == 1.0))
-        return int(const[0]) if len(const) else None
+        const = np.flatnonzero((lo == hi) & (lo != 0))
+        if not len(const):
+            return None
+        ones = const[lo[const] == 1.0]
+        return int(ones[0] if len(ones) else const[0])
 
     # -- likelihood (statsmodels-style, on flat parameters) ------------------------------------
 
@@ -263,13 +289,17 @@ class MultinomialLogit:
     # -- fitting ---------------------------------------------------------------------------------
 
     def start_params(self) -> np.ndarray:
-        """Intercepts at the log odds of the outcome shares against the reference; slopes 0."""
+        """Intercepts at the log odds of the outcome shares against the reference; slopes 0.
+
+        With a constant column of value ``c`` its coefficients are the log odds over ``c``, so
+        the start is the intercept-only fit."""
         beta = np.zeros((self.J, self.k_exog))
         ic = self._intercept_col()
         if ic is not None:
             counts = self.outcome_counts
             internal = counts[np.argsort(self.level_to_internal)]
-            beta[:, ic] = np.log(internal[: self.J] / internal[self.J])
+            c = self._column_range()[0][ic]
+            beta[:, ic] = np.log(internal[: self.J] / internal[self.J]) / c
         return beta
 
     def _coerce_start(self, start_params):

@@ -19,7 +19,14 @@ from ..engine import threads
 from ..engine.scaled import column_absmax
 from ..exceptions import DataError
 
-__all__ = ["ALIAS_TOL", "aliased_columns", "check_design", "rank_message", "subset_model"]
+__all__ = [
+    "ALIAS_TOL",
+    "aliased_columns",
+    "check_design",
+    "constant_in_span",
+    "rank_message",
+    "subset_model",
+]
 
 #: Relative tolerance of the rank test: a column is aliased when the part of it orthogonal to
 #: the earlier columns has norm below ``ALIAS_TOL`` times its own norm (R's ``lm`` default).
@@ -87,6 +94,80 @@ def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL, amax=None) -> np.ndar
         Q[:, r] = v / nv
         r += 1
     return out
+
+
+def constant_in_span(X: np.ndarray, col_range=None, tol: float = ALIAS_TOL) -> bool:
+    """Whether a constant is a linear combination of the columns of ``X``.
+
+    As statsmodels' ``k_constant``: a constant nonzero column, or columns that add up to a
+    constant, such as a full set of dummies (``y ~ 0 + C(f) + x``).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+    col_range : tuple of ndarray, optional
+        Each column's ``(lo, hi)``, when the caller knows it.
+    tol : float
+        The ones vector is in the span when the part of it orthogonal to the columns has norm
+        below ``tol`` times its own, the tolerance of :func:`aliased_columns`.
+
+    Returns
+    -------
+    bool
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, p = X.shape
+    if n == 0 or p == 0:
+        return False
+    if col_range is None:
+        amax = column_absmax(X)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    else:
+        lo, hi = (np.asarray(a, dtype=np.float64) for a in col_range)
+        amax = np.maximum(hi, -lo)
+    if np.any((lo == hi) & (lo != 0)):
+        return True
+    cols = np.flatnonzero(amax > 0)
+    if not len(cols):
+        return False
+    # Fast paths through the Gram matrix of [X, 1], without copying X: clearly nonzero pivots
+    # of its Cholesky factor rule the constant out, and an explicit least-squares
+    # combination whose residual, computed from the rows, is within tol proves it in.
+    runs = threads.row_runs(n)
+    d = amax[cols]
+
+    def gram(k):
+        Xr = X[runs[k]]
+        return Xr.T @ Xr, Xr.sum(axis=0)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        parts = threads.map_runs(gram, len(runs))
+        G = sum((g for g, _ in parts[1:]), parts[0][0])[np.ix_(cols, cols)] / np.outer(d, d)
+        s = sum((v for _, v in parts[1:]), parts[0][1])[cols] / d
+    if np.all(np.isfinite(G)) and np.all(np.isfinite(s)):
+        q = np.sqrt(np.diag(G))
+        c = s / q / np.sqrt(n)
+        Ga = np.block([[G / np.outer(q, q), c[:, None]], [c[None, :], np.ones((1, 1))]])
+        try:
+            # The last pivot is trusted only when the columns themselves are well conditioned.
+            L = np.abs(np.diag(linalg.cholesky(Ga, lower=True, check_finite=False)))
+            if np.all(L > 1e-3):
+                return False
+        except linalg.LinAlgError:
+            pass
+        b = np.zeros(p)
+        b[cols] = linalg.lstsq(G, s, cond=1e-12, check_finite=False)[0] / d
+
+        def resid(k):
+            r = 1.0 - X[runs[k]] @ b
+            return float(r @ r)
+
+        rss = sum(threads.map_runs(resid, len(runs)))
+        if np.sqrt(rss / n) < tol:
+            return True
+    # Undecided (near-collinear columns, or overflow): the exact test of aliased_columns.
+    aug = np.column_stack([X[:, cols] / d, np.ones(n)])
+    return bool(aliased_columns(aug, tol=tol)[-1])
 
 
 def _alias_partners(X, aliased, names):
