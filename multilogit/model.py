@@ -264,7 +264,18 @@ class MultinomialLogit:
         return InMemoryBackend(self.exog, self.endog, self._lik_weights, self.J)
 
     def _beta(self, params):
-        params = np.asarray(params, dtype=np.float64)
+        if isinstance(params, pd.DataFrame | pd.Series):
+            params = params.to_numpy()
+        params = np.asarray(params)
+        # A cast would drop the imaginary part with only a warning, so complex-step derivative
+        # tools would get silently wrong (zero) derivatives.
+        if np.iscomplexobj(params):
+            raise TypeError(
+                "params must be real; got complex values (the likelihood is evaluated in real "
+                "arithmetic, so complex-step derivatives are not supported; use finite "
+                "differences or the analytic score and hessian)"
+            )
+        params = params.astype(np.float64, copy=False)
         if params.size != self.J * self.k_exog:
             raise ValueError(
                 f"params must have {self.J * self.k_exog} values ({self.J} outcomes x "
