@@ -24,7 +24,7 @@ from .data import design, rows
 from .data import weights as _weights
 from .engine.memory import InMemoryBackend
 from .exceptions import DataError
-from .fit import pipeline
+from .fit import pipeline, rank
 from .fit.options import FitOptions
 from .inference.prediction import predict
 from .results.results import MultinomialLogitResults
@@ -51,7 +51,7 @@ class MultinomialLogit:
         Frequency weights (Stata ``fweight``): a row with weight ``f`` counts as ``f``
         identical rows; ``nobs`` is their sum.  One value per row of the data as given (rows
         dropped for missing values are dropped here too) or per row kept; with a formula, also
-        a column name.
+        a column name.  With pandas data a Series is lined up by its index, not by position.
     weights : array-like, optional
         Sampling weights (Stata ``pweight``).  The robust sandwich ``HC1`` becomes the default
         covariance, as Stata; see :mod:`multilogit.data.weights`.
@@ -65,6 +65,10 @@ class MultinomialLogit:
         self._setup(design.from_arrays(endog, exog, ref=ref, missing=missing))
         self._source_data = None
         self._source_index = _source_index(endog, exog)
+        # Only labelled data lines up Series of weights and cluster ids by index.
+        self._source_labelled = isinstance(exog, pd.Series | pd.DataFrame) or isinstance(
+            endog, pd.Series | pd.DataFrame
+        )
         self._set_weights(freq_weights, weights)
 
     @classmethod
@@ -92,6 +96,7 @@ class MultinomialLogit:
         # Kept (by reference) so that weights and cluster ids can be given as column names.
         self._source_data = pd.DataFrame(data) if isinstance(data, dict) else data
         self._source_index = self._source_data.index
+        self._source_labelled = True
         self._set_weights(freq_weights, weights)
         return self
 
@@ -180,8 +185,28 @@ class MultinomialLogit:
         return float(self.freq_weights[self.weights > 0].sum())
 
     @property
+    def k_constant(self) -> int:
+        """1 when a constant is in the column span of the design, else 0 (statsmodels'
+        ``k_constant``): a constant column, or columns adding up to one, such as the full set of
+        dummies of ``y ~ 0 + C(f) + x``.  Rows with zero weight are left out, as in the rank
+        check."""
+        cached = getattr(self, "_k_constant_cache", None)
+        if cached is not None and cached[0] is self.exog:
+            return cached[1]
+        if len(self.exog) == 0:
+            return 0
+        if self._intercept_col() is not None:
+            k = 1
+        else:
+            k = int(rank.constant_in_span(self.backend))
+        self._k_constant_cache = (self.exog, k)
+        return k
+
+    @property
     def df_model(self) -> int:
-        return self.J * (self.k_exog - (1 if self._intercept_col() is not None else 0))
+        """Slope parameters, ``J (p - k_constant)``: a constant in the span of the columns is
+        the intercept, whether a column or a full set of dummies."""
+        return self.J * (self.k_exog - self.k_constant)
 
     @property
     def outcome_counts(self) -> np.ndarray:
@@ -237,12 +262,16 @@ class MultinomialLogit:
         return np.maximum(hi, -lo)
 
     def _intercept_col(self):
-        """The first column of ones, if any."""
+        """The constant column, if any: the first column of ones, else the first constant
+        nonzero column (as statsmodels)."""
         if len(self.exog) == 0:
             return None
         lo, hi = self._column_range()
-        const = np.flatnonzero((lo == 1.0) & (hi == 1.0))
-        return int(const[0]) if len(const) else None
+        const = np.flatnonzero((lo == hi) & (lo != 0))
+        if not len(const):
+            return None
+        ones = const[lo[const] == 1.0]
+        return int(ones[0] if len(ones) else const[0])
 
     # -- likelihood (statsmodels-style, on flat parameters) ------------------------------------
 
@@ -250,7 +279,18 @@ class MultinomialLogit:
         return self.backend
 
     def _beta(self, params):
-        params = np.asarray(params, dtype=np.float64)
+        if isinstance(params, pd.DataFrame | pd.Series):
+            params = params.to_numpy()
+        params = np.asarray(params)
+        # A cast would drop the imaginary part with only a warning, so complex-step derivative
+        # tools would get silently wrong (zero) derivatives.
+        if np.iscomplexobj(params):
+            raise TypeError(
+                "params must be real; got complex values (the likelihood is evaluated in real "
+                "arithmetic, so complex-step derivatives are not supported; use finite "
+                "differences or the analytic score and hessian)"
+            )
+        params = params.astype(np.float64, copy=False)
         if params.size != self.J * self.k_exog:
             raise ValueError(
                 f"params must have {self.J * self.k_exog} values ({self.J} outcomes x "
@@ -275,13 +315,17 @@ class MultinomialLogit:
     # -- fitting ---------------------------------------------------------------------------------
 
     def start_params(self) -> np.ndarray:
-        """Intercepts at the log odds of the outcome shares against the reference; slopes 0."""
+        """Intercepts at the log odds of the outcome shares against the reference; slopes 0.
+
+        With a constant column of value ``c`` its coefficients are the log odds over ``c``, so
+        the start is the intercept-only fit."""
         beta = np.zeros((self.J, self.k_exog))
         ic = self._intercept_col()
         if ic is not None:
             counts = self.outcome_counts
             internal = counts[np.argsort(self.level_to_internal)]
-            beta[:, ic] = np.log(internal[: self.J] / internal[self.J])
+            c = self._column_range()[0][ic]
+            beta[:, ic] = np.log(internal[: self.J] / internal[self.J]) / c
         return beta
 
     def _coerce_start(self, start_params):
@@ -400,6 +444,7 @@ class MultinomialLogit:
         new._setup(md)
         new._source_data = None
         new._source_index = None
+        new._source_labelled = False
         new.freq_weights = self.freq_weights[sel]
         new.weights = None if self.weights is None else self.weights[sel]
         new._lik_weights = self._lik_weights[sel]

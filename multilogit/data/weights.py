@@ -4,6 +4,12 @@ Weights and cluster ids arrive as arrays (of the full data or of the rows kept),
 for a formula model, the name of a data column.  This module lines them up with the rows the model
 keeps after dropping missing values (``model.row_labels``) and checks them.
 
+When the model's data carries row labels (formula data, or ``endog``/``exog`` given as pandas
+objects) a Series is lined up by its index, as pandas lines up columns: a Series in another row
+order must give the same estimates, never silently other ones.  Its labels must be unique, all
+in the data's index, and cover every row kept (labels of rows dropped for missing values may be
+absent).  Arrays, lists and Series given with plain-array data are matched by position.
+
 Conventions
 -----------
 * ``freq_weights`` (Stata ``fweight``): a row with weight :math:`f_i` counts as :math:`f_i`
@@ -45,13 +51,23 @@ def resolve_rows(model, values, what: str) -> np.ndarray:
     Parameters
     ----------
     model : MultinomialLogit
-    values : str, Series or array-like
-        A column name of the formula data; or one value per row of the data as given (rows
-        dropped for missing values are dropped here too); or one value per kept row.
+    values : str, Series, one-column DataFrame or array-like
+        A column name of the formula data; a Series, lined up by index label when the model's
+        data has row labels (see the module notes); or an array with one value per row of the
+        data as given (rows dropped for missing values are dropped here too) or per row kept.
     what : str
         Name used in error messages (``"freq_weights"``, ``"groups"``, ...).
+
+    Returns
+    -------
+    ndarray, shape (n_rows_kept,)
+
+    Raises
+    ------
+    DataError
+        An unknown column name, a value count that fits neither the data nor the rows kept, or a
+        Series whose labels do not match the data's index (missing, extra or repeated labels).
     """
-    n = len(model.exog)
     if isinstance(values, str):
         data = model._source_data
         if data is None:
@@ -66,7 +82,14 @@ def resolve_rows(model, values, what: str) -> np.ndarray:
         if values.shape[1] != 1:
             raise DataError(f"{what} must be one column; got {values.shape[1]}")
         values = values.iloc[:, 0]
+    if isinstance(values, pd.Series) and getattr(model, "_source_labelled", False):
+        return _by_label(model, values, what)
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    return _by_position(model, arr, what)
+
+
+def _by_position(model, arr: np.ndarray, what: str) -> np.ndarray:
+    n = len(model.exog)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -78,6 +101,46 @@ def resolve_rows(model, values, what: str) -> np.ndarray:
         return arr[_kept_positions(model)]
     expect = f"{n}" if not model.n_dropped else f"{n_given} (the data) or {n} (rows kept)"
     raise DataError(f"{what} has {len(arr)} values; expected {expect}")
+
+
+def _by_label(model, values: pd.Series, what: str) -> np.ndarray:
+    """A Series lined up with the rows kept by its index labels."""
+    labels, given, kept = values.index, model._source_index, model.row_labels
+    # The same labels in the same order: positions agree, and a repeated data index is fine.
+    if labels.equals(given):
+        return _by_position(model, values.to_numpy(), what)
+    if labels.equals(kept):
+        return values.to_numpy()
+    hint = "; pass an array (e.g. .to_numpy()) to match rows by position"
+    if labels.has_duplicates:
+        dup = labels[labels.duplicated()]
+        raise DataError(
+            f"{what}: the Series index repeats {len(dup)} label(s) (e.g. {dup[0]!r}), so it "
+            f"cannot be lined up with the data's rows{hint}"
+        )
+    if given is None or given.has_duplicates:
+        raise DataError(
+            f"{what}: the data's index is not unique, so a Series cannot be lined up with its "
+            f"rows by label{hint}"
+        )
+    extra = labels[~labels.isin(given)]
+    missing = kept[~kept.isin(labels)]
+    if len(extra) or len(missing):
+        parts = []
+        if len(missing):
+            rows = "rows kept" if model.n_dropped else "data's rows"
+            parts.append(
+                f"{len(missing)} of the {len(kept)} {rows} have no value (e.g. label "
+                f"{missing[0]!r})"
+            )
+        if len(extra):
+            parts.append(f"{len(extra)} label(s) are not in the data (e.g. {extra[0]!r})")
+        raise DataError(
+            f"{what}: the Series index does not match the data's index: "
+            + " and ".join(parts)
+            + hint
+        )
+    return values.to_numpy()[labels.get_indexer(kept)]
 
 
 def check_weights(arr, what: str) -> np.ndarray:

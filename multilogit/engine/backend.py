@@ -121,10 +121,11 @@ class Backend(Protocol):
         rows with positive weight."""
         ...
 
-    def r_factor(self, scale: np.ndarray) -> np.ndarray:
+    def r_factor(self, scale: np.ndarray, ones: bool = False) -> np.ndarray:
         """The triangular factor ``R`` of a QR decomposition of :math:`X / \\text{scale}`
-        (rows with positive weight): columns of ``R`` have the same norms and angles as
-        those of the design, so rank decisions on ``R`` are those on the design."""
+        (rows with positive weight; with ``ones``, a column of ones appended): columns of
+        ``R`` have the same norms and angles as those of the design, so rank decisions on ``R``
+        are those on the design."""
         ...
 
     def pair_stats(self, D: np.ndarray) -> np.ndarray:

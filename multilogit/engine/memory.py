@@ -248,18 +248,24 @@ class InMemoryBackend:
             parts = map_runs(run, len(runs))
             return sum(parts[1:], parts[0])
 
-    def r_factor(self, scale) -> np.ndarray:
+    def r_factor(self, scale, ones=False) -> np.ndarray:
         scale = np.asarray(scale, dtype=np.float64)
         X = self._positive_rows()
+        q = self.p + bool(ones)
+
+        def block(a, b):
+            B = X[a:b] / scale
+            return np.column_stack([B, np.ones(len(B))]) if ones else B
+
         # Tall-skinny QR: the R factors of row blocks, stacked and factored again, are an R of
         # the whole (orthogonal transformations preserve column norms and angles).
-        step = max(self.chunk_rows, 4 * self.p)
+        step = max(self.chunk_rows, 4 * q)
         Rs = [
-            linalg.qr(X[a : a + step] / scale, mode="r", check_finite=False)[0]
+            linalg.qr(block(a, a + step), mode="r", check_finite=False)[0]
             for a in range(0, len(X), step)
         ]
         if not Rs:
-            return np.zeros((0, self.p))
+            return np.zeros((0, q))
         R = Rs[0] if len(Rs) == 1 else linalg.qr(np.vstack(Rs), mode="r", check_finite=False)[0]
         return R[: min(R.shape)]
 

@@ -20,6 +20,7 @@ __all__ = [
     "aliased_columns",
     "backend_aliased_columns",
     "check_design",
+    "constant_in_span",
     "rank_message",
 ]
 
@@ -104,6 +105,28 @@ def _gram_schmidt_aliased(R: np.ndarray, zero: np.ndarray, tol: float) -> np.nda
         Q[:, r] = v / nv
         r += 1
     return out
+
+
+def constant_in_span(backend, tol: float = ALIAS_TOL) -> bool:
+    """Whether a constant is a linear combination of the design columns held by ``backend``
+    (rows with positive weight).
+
+    As statsmodels' ``k_constant``: a constant nonzero column, or columns that add up to a
+    constant, such as a full set of dummies (``y ~ 0 + C(f) + x``).  The ones vector is in the
+    span when the part of it orthogonal to the columns has norm below ``tol`` times its own,
+    the tolerance of :func:`aliased_columns`.
+    """
+    lo, hi = backend.column_range()
+    if backend.p == 0 or backend.positive_rows() == 0:
+        return False
+    if np.any((lo == hi) & (lo != 0)):
+        return True
+    amax = np.maximum(hi, -lo)
+    if not np.any(amax > 0):
+        return False
+    R = backend.r_factor(np.where(amax > 0, amax, 1.0), ones=True)
+    zero = np.append(~(amax > 0), False)
+    return bool(_gram_schmidt_aliased(R, zero, tol)[-1])
 
 
 def _alias_partners(R, aliased, names):

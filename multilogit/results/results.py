@@ -179,7 +179,11 @@ class MultinomialLogitResults:
 
     @cached_property
     def llnull(self) -> float:
-        """Log-likelihood of the intercept-only model: :math:`\\sum_k n_k \\log(n_k/n)`."""
+        """Log-likelihood of the intercept-only model: :math:`\\sum_k n_k \\log(n_k/n)`.
+
+        The same definition as statsmodels' ``MNLogit`` whether or not the model has a constant
+        (``model.k_constant``); without one the intercept-only model is not nested in it, which
+        the summary notes."""
         n_k = self.model.outcome_counts
         share = n_k / n_k.sum()
         pos = n_k > 0
@@ -192,7 +196,8 @@ class MultinomialLogitResults:
 
     @property
     def df_model(self) -> float:
-        """Slope parameters: ``(p - 1) (K - 1)`` with an intercept, else ``p (K - 1)``."""
+        """Slope parameters: ``(p - 1) (K - 1)`` with a constant in the column span
+        (``model.k_constant``), else ``p (K - 1)``; aliased columns are not counted."""
         return float(self.model.df_model - self.model.J * self._n_aliased)
 
     @property
@@ -215,6 +220,10 @@ class MultinomialLogitResults:
 
     @cached_property
     def llr_pvalue(self) -> float:
+        """P-value of :attr:`llr` on a chi-squared distribution with :attr:`df_model` degrees of
+        freedom, as statsmodels.  Without a constant in the model (``model.k_constant == 0``)
+        the null model is not nested in it and this is no valid test.  (statsmodels then
+        counts one column fewer in ``df_model``.)"""
         return float(stats.chi2.sf(self.llr, self.df_model)) if self.df_model > 0 else np.nan
 
     @cached_property

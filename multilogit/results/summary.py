@@ -56,11 +56,24 @@ def notes(res) -> list[str]:
             "Sampling weights: the log-likelihood is a pseudo-likelihood, so LR statistics "
             f"(LLR p-value) are not valid tests; covariance {res.cov_type}."
         )
+    if _k_constant(res.model) == 0:
+        out.append(
+            "The model has no constant: the LR test and pseudo R-squared compare with an "
+            "intercept-only model that is not nested in it."
+        )
     cov_note = getattr(res._cov_estimator, "note", None)
     if cov_note is not None:
         out.append(cov_note())
     out.extend(getattr(res, "_summary_notes", ()))
     return out
+
+
+def _k_constant(model) -> int:
+    k = getattr(model, "k_constant", None)
+    if k is None:
+        # A model loaded without its data keeps df_model = J (p - k_constant).
+        k = round(model.k_exog - model.df_model / model.J)
+    return int(k)
 
 
 def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
