@@ -170,7 +170,8 @@ def test_rejects_corrupted_bytes(tmp_path, saved):
     raw = bytearray(saved.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     (tmp_path / "c.npz").write_bytes(bytes(raw))
-    with pytest.raises(ml.PersistenceError):
+    # The middle byte lies in a zip header or in array data, depending on the layout.
+    with pytest.raises(ml.PersistenceError, match="not a readable|integrity check"):
         ml.load(tmp_path / "c.npz")
     (tmp_path / "trunc.npz").write_bytes(bytes(raw[:200]))
     with pytest.raises(ml.PersistenceError, match="not a readable"):
@@ -278,7 +279,7 @@ def test_pickled_array_inside_is_refused(tmp_path, saved):
             np.save(b, v)
             zf.writestr(k + ".npy", b.getvalue())
         zf.writestr("params.npy", buf.getvalue())
-    with pytest.raises(ml.PersistenceError):
+    with pytest.raises(ml.PersistenceError, match=r"not a readable.*(pickle|Object arrays)"):
         ml.load(tmp_path / "p.npz")
 
 
@@ -314,7 +315,7 @@ def test_digest_is_sha256_of_documented_content(saved):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="No such file"):
         ml.load(tmp_path / "nope.npz")
 
 
@@ -322,7 +323,7 @@ def test_save_refuses_unsaveable_formula(tmp_path, hsb):
     res = ml.mnlogit("prog ~ double(write)", hsb).fit()
     with pytest.raises(ml.PersistenceError, match="calls 'double'"):
         res.save(tmp_path / "u.npz")
-    assert not (tmp_path / "u.npz").exists() or True
+    assert not (tmp_path / "u.npz").exists()  # refused before anything is written
 
 
 def test_loaded_model_checks_new_data(tmp_path, saved, hsb):
