@@ -207,9 +207,28 @@ def test_invariant_to_reference_outcome(hsb):
 
 
 def test_covariance_is_delta_method_on_cov_params(arrays):
-    _, _, res = arrays
+    X, _, res = arrays
     me = res.get_margeff(at="mean")
-    G = me.jacobian
+    # The effects at the mean from the twins (fem, a 0/1 dummy, as a discrete change) and their
+    # complex-step Jacobian, rows outcome-major like margeff_cov.
+    xbar = X.to_numpy().mean(0)
+    x0, x1 = xbar.copy(), xbar.copy()
+    x0[3], x1[3] = 0.0, 1.0  # columns: const, write, read, fem, awards
+    one = np.ones(1)
+
+    def effects(b):
+        beta = b.reshape(2, -1)
+        cols = [
+            twin_derivative(xbar[None], np.eye(5)[c][None], one, one, beta, True)
+            if c != 3
+            else twin_level(x1[None], one, beta, False) - twin_level(x0[None], one, beta, False)
+            for c in (1, 2, 3, 4)
+        ]
+        return np.array(cols)[:, HSB_ORDER].T.ravel()
+
+    b0 = _beta(res).ravel()
+    np.testing.assert_allclose(me.margeff.to_numpy().T.ravel(), effects(b0), rtol=1e-12)
+    G = approx_fprime_cs(b0, effects)
     V = res.cov_params().to_numpy()
     np.testing.assert_allclose(me.margeff_cov.to_numpy(), G @ V @ G.T, rtol=1e-12, atol=1e-18)
     assert me.margeff_cov.index.names == ["outcome", "term"]
