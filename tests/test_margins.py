@@ -42,6 +42,26 @@ def twin_level(X, w, beta, logp):
     return w @ (np.log(P) if logp else P)
 
 
+# academic (the reference, last internally), general, vocation: columns of the twins -> labels
+HSB_ORDER = [2, 0, 1]
+
+
+def _beta(res):
+    """(J, p) coefficients from the public params (rows: equations)."""
+    return res.params.to_numpy().T
+
+
+def _mean_probs(X, beta):
+    """Average predicted probabilities over the rows of ``X``, in the user's outcome order."""
+    return twin_level(X, np.full(len(X), 1.0 / len(X)), beta, False)[HSB_ORDER]
+
+
+def _ses_design(hsb, level, *rest, levels=("low", "middle", "high")):
+    """Intercept, treatment dummies of ses (all rows at ``level``), then the given columns."""
+    dummies = [np.full(len(hsb), float(level == lv)) for lv in levels[1:]]
+    return np.column_stack([np.ones(len(hsb)), *dummies, *rest])
+
+
 @pytest.fixture(scope="module")
 def hsb():
     d = ml.datasets.load("hsbdemo")
@@ -151,9 +171,9 @@ def test_matches_statsmodels_definitions(arrays, at, method, dummy, count):
 def test_dummy_is_a_discrete_change(arrays):
     X, _, res = arrays
     me = res.get_margeff(dummy=True).margeff.loc["fem"].to_numpy()
-    x0, x1 = X.copy(), X.copy()
-    x0["fem"], x1["fem"] = 0.0, 1.0
-    direct = res.predict(x1).to_numpy().mean(0) - res.predict(x0).to_numpy().mean(0)
+    x0, x1 = X.to_numpy(copy=True), X.to_numpy(copy=True)
+    x0[:, 3], x1[:, 3] = 0.0, 1.0  # columns: const, write, read, fem, awards
+    direct = _mean_probs(x1, _beta(res)) - _mean_probs(x0, _beta(res))
     np.testing.assert_allclose(me, direct, rtol=1e-12)
     cont = res.get_margeff(dummy=False).margeff.loc["fem"].to_numpy()
     assert np.max(np.abs(me - cont)) > 1e-4
@@ -187,9 +207,28 @@ def test_invariant_to_reference_outcome(hsb):
 
 
 def test_covariance_is_delta_method_on_cov_params(arrays):
-    _, _, res = arrays
+    X, _, res = arrays
     me = res.get_margeff(at="mean")
-    G = me.jacobian
+    # The effects at the mean from the twins (fem, a 0/1 dummy, as a discrete change) and their
+    # complex-step Jacobian, rows outcome-major like margeff_cov.
+    xbar = X.to_numpy().mean(0)
+    x0, x1 = xbar.copy(), xbar.copy()
+    x0[3], x1[3] = 0.0, 1.0  # columns: const, write, read, fem, awards
+    one = np.ones(1)
+
+    def effects(b):
+        beta = b.reshape(2, -1)
+        cols = [
+            twin_derivative(xbar[None], np.eye(5)[c][None], one, one, beta, True)
+            if c != 3
+            else twin_level(x1[None], one, beta, False) - twin_level(x0[None], one, beta, False)
+            for c in (1, 2, 3, 4)
+        ]
+        return np.array(cols)[:, HSB_ORDER].T.ravel()
+
+    b0 = _beta(res).ravel()
+    np.testing.assert_allclose(me.margeff.to_numpy().T.ravel(), effects(b0), rtol=1e-12)
+    G = approx_fprime_cs(b0, effects)
     V = res.cov_params().to_numpy()
     np.testing.assert_allclose(me.margeff_cov.to_numpy(), G @ V @ G.T, rtol=1e-12, atol=1e-18)
     assert me.margeff_cov.index.names == ["outcome", "term"]
@@ -214,16 +253,15 @@ def test_categorical_term_is_a_discrete_change_between_levels(hsb):
     res = ml.mnlogit("prog ~ C(ses) + write + fem", hsb).fit(tol=1e-10)
     me = res.get_margeff()
     assert list(me.margeff.index) == ["ses[T.middle]", "ses[T.high]", "write", "fem"]
-    p0 = res._beta.ravel()
+    p0 = _beta(res).ravel()
     V = res.cov_params().to_numpy()
+    rest = (hsb.write.to_numpy(float), hsb.fem.to_numpy(float))
     for label, lv in [("ses[T.middle]", "middle"), ("ses[T.high]", "high")]:
-        lo = _counterfactual(res, hsb, "ses", "low")
-        hi = _counterfactual(res, hsb, "ses", lv)
+        lo, hi = _ses_design(hsb, "low", *rest), _ses_design(hsb, lv, *rest)
 
         def change(p, lo=lo, hi=hi):
-            return res.model.predict(p, hi).to_numpy().mean(0) - res.model.predict(
-                p, lo
-            ).to_numpy().mean(0)
+            beta = p.reshape(2, -1)
+            return _mean_probs(hi, beta) - _mean_probs(lo, beta)
 
         np.testing.assert_allclose(me.margeff.loc[label], change(p0), rtol=1e-12)
         G = approx_fprime(p0, change, centered=True)
@@ -236,9 +274,11 @@ def test_categorical_base_follows_treatment_reference(hsb):
     res = ml.mnlogit('prog ~ C(ses, Treatment("middle")) + write', hsb).fit()
     me = res.get_margeff()
     assert list(me.margeff.index) == ["ses[T.low]", "ses[T.high]", "write"]
-    lo = _counterfactual(res, hsb, "ses", "middle")
-    hi = _counterfactual(res, hsb, "ses", "low")
-    direct = res.predict(hi).to_numpy().mean(0) - res.predict(lo).to_numpy().mean(0)
+    levels = ("middle", "low", "high")
+    write = hsb.write.to_numpy(float)
+    lo = _ses_design(hsb, "middle", write, levels=levels)
+    hi = _ses_design(hsb, "low", write, levels=levels)
+    direct = _mean_probs(hi, _beta(res)) - _mean_probs(lo, _beta(res))
     np.testing.assert_allclose(me.margeff.loc["ses[T.low]"], direct, rtol=1e-12)
 
 
@@ -280,7 +320,7 @@ def test_transformed_and_interacted_variables(hsb, method):
         def eff(b, D=D, s=s):
             return twin_derivative(X, D, s, w, b.reshape(res.model.J, p), dy)[order]
 
-        b0 = res._beta.ravel()
+        b0 = _beta(res).ravel()
         # Finite-difference directions on the rebuilt design: relative error about 1e-10.
         np.testing.assert_allclose(me.margeff.loc[var], eff(b0), rtol=1e-7, atol=1e-12)
         G = approx_fprime_cs(b0, eff)
@@ -295,7 +335,7 @@ def test_at_mean_is_stata_atmeans(hsb):
     wbar = hsb.write.mean()
     share = hsb.ses.value_counts(normalize=True)
     xbar = np.array([1.0, share["middle"], share["high"], wbar, wbar**2])
-    beta = res._beta
+    beta = _beta(res)
     order = res.model.level_to_internal
     D = np.array([[0.0, 0.0, 0.0, 1.0, 2.0 * wbar]])
     w = np.ones(1)
@@ -317,7 +357,7 @@ def test_at_dict_fixes_values_in_every_row(hsb, arrays):
     X = res.model.design.build(d)[0]
     w = np.full(len(X), 1.0 / len(X))
     D = np.array([[0.0, 0.0, 0.0, 1.0]])
-    direct = twin_derivative(X, D, np.ones(1), w, res._beta, True)[res.model.level_to_internal]
+    direct = twin_derivative(X, D, np.ones(1), w, _beta(res), True)[res.model.level_to_internal]
     np.testing.assert_allclose(me.margeff.loc["write"], direct, rtol=1e-12)
     # Array models take column names or positions.
     _, _, ares = arrays
@@ -487,12 +527,13 @@ def test_categorical_by_numeric_interaction(hsb):
     order = res.model.level_to_internal
     np.testing.assert_allclose(
         me.margeff.loc["write"],
-        twin_derivative(X, D, np.ones(1), w, res._beta, True)[order],
+        twin_derivative(X, D, np.ones(1), w, _beta(res), True)[order],
         rtol=1e-7,
     )
-    lo = _counterfactual(res, hsb, "ses", "low")
-    hi = _counterfactual(res, hsb, "ses", "high")
-    direct = res.predict(hi).to_numpy().mean(0) - res.predict(lo).to_numpy().mean(0)
+    write = hsb.write.to_numpy(float)
+    lo = _ses_design(hsb, "low", write, 0 * write, 0 * write)
+    hi = _ses_design(hsb, "high", write, 0 * write, write)
+    direct = _mean_probs(hi, _beta(res)) - _mean_probs(lo, _beta(res))
     np.testing.assert_allclose(me.margeff.loc["ses[T.high]"], direct, rtol=1e-12)
 
 

@@ -233,7 +233,7 @@ def test_predict_array_model_checks_width(rng):
 
 
 def test_results_are_immutable(hsb_res):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         hsb_res._beta[0, 0] = 1.0
     before = hsb_res.params.iloc[0, 0]
     for frame in (hsb_res.params, hsb_res.bse, hsb_res.cov_params()):

@@ -185,7 +185,8 @@ def test_rejects_corrupted_bytes(tmp_path, saved, member):
     raw = bytearray(saved.read_bytes())
     raw[_payload_offset(saved, member)] ^= 0xFF
     (tmp_path / "c.npz").write_bytes(bytes(raw))
-    with pytest.raises(ml.PersistenceError):
+    # The middle byte lies in a zip header or in array data, depending on the layout.
+    with pytest.raises(ml.PersistenceError, match="not a readable|integrity check"):
         ml.load(tmp_path / "c.npz")
     (tmp_path / "trunc.npz").write_bytes(bytes(raw[:200]))
     with pytest.raises(ml.PersistenceError, match="not a readable"):
@@ -293,7 +294,7 @@ def test_pickled_array_inside_is_refused(tmp_path, saved):
             np.save(b, v)
             zf.writestr(k + ".npy", b.getvalue())
         zf.writestr("params.npy", buf.getvalue())
-    with pytest.raises(ml.PersistenceError):
+    with pytest.raises(ml.PersistenceError, match=r"not a readable.*(pickle|Object arrays)"):
         ml.load(tmp_path / "p.npz")
 
 
@@ -329,7 +330,7 @@ def test_digest_is_sha256_of_documented_content(saved):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="No such file"):
         ml.load(tmp_path / "nope.npz")
 
 
@@ -337,7 +338,7 @@ def test_save_refuses_unsaveable_formula(tmp_path, hsb):
     res = ml.mnlogit("prog ~ double(write)", hsb).fit()
     with pytest.raises(ml.PersistenceError, match="calls 'double'"):
         res.save(tmp_path / "u.npz")
-    assert not (tmp_path / "u.npz").exists() or True
+    assert not (tmp_path / "u.npz").exists()  # refused before anything is written
 
 
 def test_loaded_model_checks_new_data(tmp_path, saved, hsb):
@@ -475,12 +476,10 @@ def test_roundtrip_property(tmp_path_factory, seed, terms, intercept):
         }
     )
     formula = "y ~ " + " + ".join(terms) + ("" if intercept else " - 1")
+    # Separation by chance only warns; aliased columns are dropped: every draw fits and saves.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            res = ml.mnlogit(formula, df).fit(drop_collinear=True)
-        except ml.MultilogitError:
-            return  # e.g. separated by chance: nothing to save
+        warnings.simplefilter("ignore", ml.PerfectSeparationWarning)
+        res = ml.mnlogit(formula, df).fit(drop_collinear=True)
     path = tmp_path_factory.mktemp("prop") / "r.npz"
     res.save(path)
     loaded = ml.load(path)

@@ -44,7 +44,7 @@ def test_multinomial_delta_method_against_complex_step(hsbdemo, ref):
     J, order = res.model.J, res.model.level_to_internal
     b0 = res._beta.ravel()
     V = res.cov_params().to_numpy()
-    np.testing.assert_allclose(pred.predicted, res.predict(new), rtol=1e-14)
+    np.testing.assert_allclose(pred.predicted, _twin_probs(X, b0, J, order), rtol=1e-14)
     np.testing.assert_allclose(pred.predicted.sum(axis=1), 1.0, rtol=1e-14)
     for i in range(len(X)):
         G = approx_fprime_cs(b0, lambda b, i=i: _twin_probs(X[i : i + 1], b, J, order)[0])
@@ -82,7 +82,10 @@ def test_summary_frame_long_and_wide(hsb_res, hsbdemo):
 def test_default_is_estimation_sample(hsb_res):
     pred = hsb_res.get_prediction()
     assert pred.predicted.shape == (200, 3)
-    np.testing.assert_allclose(pred.predicted, hsb_res.fittedvalues, rtol=1e-14)
+    model = hsb_res.model
+    b0 = hsb_res.params.to_numpy().T.ravel()
+    twin = _twin_probs(model.exog, b0, model.J, model.level_to_internal)
+    np.testing.assert_allclose(pred.predicted, twin, rtol=1e-14)
     assert (pred.se.to_numpy() > 0).all()
 
 
