@@ -30,6 +30,7 @@ met along the way ends the inner solve with the last positive-curvature iterate.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -118,13 +119,14 @@ class ExactCholesky:
     """
 
     needs_information = True
+    objective: Objective | None = None
 
     def start(self, objective: Objective, beta: np.ndarray) -> None:
         self.objective = objective
 
     @property
     def info_rows(self) -> float:
-        return self.objective.n_rows
+        return math.nan if self.objective is None else self.objective.n_rows
 
     def information(self, state: NewtonState) -> np.ndarray | None:
         return state.current.info
@@ -184,6 +186,8 @@ class SampledThenExact:
         self.slow_rate = float(slow_rate)
         self.reuse_step = float(reuse_step)
         self.exact_strategy = ExactCholesky()
+        self.objective: Objective | None = None
+        self.sampled = False
 
     def start(self, objective: Objective, beta: np.ndarray) -> None:
         self.objective = objective
@@ -200,6 +204,8 @@ class SampledThenExact:
 
     @property
     def info_rows(self) -> float:
+        if self.objective is None:
+            return math.nan
         return self.objective.sample_rows if self.sampled else self.objective.n_rows
 
     def _leave_sampled(self, state: NewtonState | None) -> None:
