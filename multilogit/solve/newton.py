@@ -155,9 +155,9 @@ class NewtonSolver:
         self.record(0.0, float("nan"), self.strategy.info_rows)
         return self.state
 
-    def curvature(self) -> str:
+    def curvature(self) -> str | None:
         """The information this iteration uses, shown to the monitor; its message if it stops
-        the fit (empty otherwise)."""
+        the fit (empty or ``None`` otherwise)."""
         info = self.strategy.information(self.state)
         if self.monitor is None:
             return ""
