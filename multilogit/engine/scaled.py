@@ -10,11 +10,10 @@ and mapping back is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import kernels
+from .backend import Derivatives
 
 __all__ = ["ScaledBackend", "column_absmax", "column_scale", "scale_from_absmax"]
 
@@ -48,13 +47,6 @@ def scale_from_absmax(amax: np.ndarray) -> np.ndarray | None:
     if np.all(np.abs(expo) <= _SCALE_FREE_EXPONENT):
         return None
     return np.ldexp(1.0, expo.astype(int))
-
-
-@dataclass(frozen=True)
-class _ScaledDerivatives:
-    llf: float
-    score: np.ndarray
-    info: np.ndarray | None
 
 
 class ScaledBackend:
@@ -92,7 +84,7 @@ class ScaledBackend:
         info = None
         if d.info is not None:
             info = d.info / np.outer(self._flat, self._flat)
-        return _ScaledDerivatives(d.llf, d.score / self.scale, info)
+        return Derivatives(d.llf, d.score / self.scale, info)
 
     @property
     def n(self):

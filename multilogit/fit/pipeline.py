@@ -18,7 +18,6 @@ from ..engine.scaled import ScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
 from ..solve.newton import newton
-from ..solve.state import FitState
 from .options import FitOptions
 from .rank import check_design
 from .separation import SeparationMonitor, separated_covariance
@@ -44,17 +43,7 @@ def fit(
         )
     finally:
         backend.release()  # work buffers and the row subsample are rebuilt when needed
-    state = FitState(
-        beta=sol.beta,
-        llf=sol.llf,
-        score=sol.score,
-        info=sol.info,
-        converged=sol.converged and sep is None,
-        n_iter=sol.n_iter,
-        log=sol.log,
-        message=sol.message,
-        options=options.as_dict(),
-    )
+    state = replace(sol, converged=sol.converged and sep is None, options=options.as_dict())
     if sep is not None:
         cov = separated_covariance(lambda: estimator.compute(model, state), model.J, model.k_exog)
         msg = sol.message or f"{sep.kind} separation found after the iterations"
@@ -87,7 +76,7 @@ def solve(model, backend, beta0, options, disp, callback, separation):
 
     Returns
     -------
-    sol : NewtonResult
+    sol : FitState
         In the original coordinates.
     sep : Separation or None
     """
@@ -101,7 +90,10 @@ def solve(model, backend, beta0, options, disp, callback, separation):
     to_unit = amax if scale is None else amax / scale
     monitor = None if separation == "ignore" else SeparationMonitor(model, separation, to_unit)
     try:
-        sol = newton(backend, beta0, options, disp=disp, callback=callback, monitor=monitor)
+        # A ConvergenceWarning names the user's line: past this function, fit() and the model.
+        sol = newton(
+            backend, beta0, options, disp=disp, callback=callback, monitor=monitor, stacklevel=4
+        )
     except FitError as exc:
         # A saturated fit can make the information singular before the monitor's triggers
         # fire: if the data are separated, say so instead of blaming the algebra.

@@ -1,1 +1,1 @@
-"""The Newton-Raphson solver."""
+"""The Newton-Raphson solver: the loop, its direction strategies and the objective."""

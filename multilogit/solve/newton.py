@@ -1,49 +1,48 @@
-"""Newton-Raphson (IRLS) with step-halving for the multinomial logit log-likelihood.
+"""Newton-Raphson with step-halving for the (penalised) multinomial logit log-likelihood.
 
-The solver follows fixed steps at each iteration: derivatives at the current point, Newton
-direction from a Cholesky solve of the (symmetric positive-definite) information matrix, a
-convergence check, step-halving until the log-likelihood does not decrease, and a row of the
-iteration log.  All numbers come from a backend (see :mod:`multilogit.engine`); the solver only
-combines them.
+Each iteration takes the same fixed steps (:class:`NewtonSolver`):
 
-Two phases
-----------
-The exact information costs a rank-k update of an ``(n, J p)`` matrix, far more than the
-log-likelihood and score (two thin matrix products).  On large data (``hessian="auto"``) the
-iterations therefore start with the information of a fixed subsample of rows (the backend's
-``approx_information``): the Newton direction is then inexact, the convergence linear with a
-small rate instead of quadratic, but each iteration costs a few score evaluations.  This phase
-runs to a tolerance 10 times tighter than ``tol``, then the exact information is computed once,
-at that point.  If its Newton step is within ``tol`` the fit has converged there: the estimates
-are the point where the exact information was evaluated, so the standard errors come from the
-exact information at the reported estimates.  Otherwise exact Newton iterations continue.
-``hessian="exact"`` (and any data too small for a subsample) uses the exact information at every
-iteration.
+1. *curvature*: the direction strategy picks the information matrix it will use (exact, or
+   that of a subsample) and a monitor may stop the fit on seeing it;
+2. *inner solve*: the strategy turns the score into a step and its Newton decrement;
+3. *convergence check*: a step or decrement below the tolerance (see :class:`NewtonOptions`);
+4. *line search*: the step is halved until the objective does not decrease;
+5. *log*: a row of the iteration log (:class:`~multilogit.solve.state.IterationRecord`).
+
+The numbers come from an :class:`~multilogit.solve.objective.Objective` (a backend's
+log-likelihood less an optional penalty, see :mod:`multilogit.engine`) and the directions
+from a strategy (:mod:`multilogit.solve.directions`); the loop only combines them.  With
+``hessian="auto"`` the strategy is
+:class:`~multilogit.solve.directions.SampledThenExact` (subsampled information first, one
+exact information to finish), with ``hessian="exact"``
+:class:`~multilogit.solve.directions.ExactCholesky`.
+
+Conventions
+-----------
+``beta`` has shape ``(J, p)`` (non-reference outcomes by terms); flat vectors, the score and
+the information follow ``beta.ravel()``, outcome-major.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import linalg
 
+from ..engine.backend import Derivatives
 from ..exceptions import ConvergenceWarning, FitError
+from .directions import DirectionStrategy, ExactCholesky, Proposal, SampledThenExact
+from .objective import Objective, Penalty
+from .state import FitState, IterationRecord, NewtonState
 
-__all__ = ["NewtonOptions", "NewtonResult", "newton"]
+__all__ = ["NewtonOptions", "NewtonSolver", "default_direction", "newton"]
 
-# The subsample phase stops at this fraction of ``tol``: its last step leaves an error of about
-# the convergence rate times that step, well below ``tol``, before the one exact information.
-_APPROX_TOL_FACTOR = 1e-1
-# A full sampled step that shrinks the Newton decrement by less than this factor: the sample
-# is a poor stand-in for the data (a good one gives a few thousandths), switch to exact.
-_SLOW_RATE = 0.25
-# A sampled information is recomputed unless the last step was full and moved no parameter by
-# more than this (relative to 1 + |beta|).
-_REUSE_STEP = 1e-3
+# Rounding can lower the objective by a few ulps at the optimum: the line search accepts a
+# decrease this small (relative to 1 + |objective|).
+_ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,10 @@ class NewtonOptions:
     max_halvings : int
         Most step-halvings in one iteration.
     hessian : {"auto", "exact"}
-        ``"auto"``: subsampled information first when the backend offers it (see the module
-        docstring); ``"exact"``: the exact information at every iteration.
+        ``"auto"``: subsampled information first when the backend offers it
+        (:class:`~multilogit.solve.directions.SampledThenExact`); ``"exact"``: the exact
+        information at every iteration
+        (:class:`~multilogit.solve.directions.ExactCholesky`).
     """
 
     maxiter: int = 100
@@ -72,47 +73,228 @@ class NewtonOptions:
     hessian: str = "auto"
 
 
-@dataclass(frozen=True)
-class NewtonResult:
-    beta: np.ndarray
-    llf: float
-    score: np.ndarray
-    info: np.ndarray
-    converged: bool
-    n_iter: int
-    log: pd.DataFrame = field(repr=False)
-    message: str = ""
+def default_direction(objective: Objective, hessian: str = "auto") -> DirectionStrategy:
+    """The strategy for ``NewtonOptions.hessian``: subsampled information first when
+    ``"auto"`` and the backend can approximate the information, else the exact one."""
+    if hessian == "auto" and objective.can_approximate:
+        return SampledThenExact()
+    return ExactCholesky()
 
 
-@dataclass(frozen=True)
-class _Point:
-    """What the monitor sees: the derivatives at the current point and the information used."""
+class NewtonSolver:
+    """The Newton loop, one method per step (see the module docstring).
 
-    llf: float
-    score: np.ndarray
-    info: np.ndarray | None
+    Parameters
+    ----------
+    objective : Objective
+    direction : DirectionStrategy
+        Started afresh by :meth:`setup`, so one strategy object can serve several solves (not
+        at the same time).
+    options : NewtonOptions
+    disp, callback, monitor
+        As in :func:`newton`.
+    """
 
+    def __init__(
+        self,
+        objective: Objective,
+        direction: DirectionStrategy,
+        options: NewtonOptions = NewtonOptions(),
+        disp: bool = False,
+        callback=None,
+        monitor=None,
+    ):
+        self.objective = objective
+        self.strategy = direction
+        self.options = options
+        self.disp = disp
+        self.callback = callback
+        self.monitor = monitor
 
-_LOG_COLUMNS = ["iteration", "llf", "step", "max_abs_score", "decrement", "info_rows", "seconds"]
+    # -- the steps --------------------------------------------------------------------------
 
+    def setup(self, beta0: np.ndarray) -> NewtonState:
+        """Start the strategy and evaluate the objective at ``beta0``; log row 0."""
+        self._t0 = time.perf_counter()
+        self.rows: list[dict] = []
+        self.converged, self.stopped, self.message, self.n_iter = False, False, "", 0
+        beta = np.array(beta0, dtype=np.float64, copy=True)
+        self.strategy.start(self.objective, beta)
+        current = self.objective.evaluate(beta, hessian=self.strategy.needs_information)
+        if not np.isfinite(current.value):
+            raise FitError("the log-likelihood is not finite at the start values")
+        self.state = NewtonState(0, beta, current)
+        self.record(0.0, float("nan"), self.strategy.info_rows)
+        return self.state
 
-def _cholesky(info):
-    try:
-        return linalg.cho_factor(info, lower=False, check_finite=True)
-    except (linalg.LinAlgError, ValueError):
+    def curvature(self) -> str | None:
+        """The information this iteration uses, shown to the monitor; its message if it stops
+        the fit (empty or ``None`` otherwise)."""
+        info = self.strategy.information(self.state)
+        if self.monitor is None:
+            return ""
+        state, cur = self.state, self.state.current
+        return self.monitor(state.iteration, state.beta, Derivatives(cur.value, cur.score, info))
+
+    def inner_solve(self) -> Proposal:
+        return self.strategy.direction(self.state)
+
+    def check_convergence(self, proposal: Proposal) -> bool:
+        """The stopping rule of :class:`NewtonOptions`, at the proposal's tolerance."""
+        tol = self.options.tol * proposal.tol_factor
+        beta, dec = self.state.beta, proposal.decrement
+        small_step = np.all(np.abs(proposal.delta) <= tol * (1.0 + np.abs(beta.ravel())))
+        return bool(small_step or dec <= tol**2 * (1.0 + abs(self.state.current.value)))
+
+    def line_search(self, proposal: Proposal):
+        """Halve the step until the objective does not decrease.
+
+        Returns
+        -------
+        (step, beta, Evaluation) or None
+            The step length, the new point and the objective there (without the information);
+            ``None`` if ``max_halvings`` halvings did not do.
+        """
+        beta, value = self.state.beta, self.state.current.value
+        delta = proposal.delta.reshape(beta.shape)
+        step = 1.0
+        for _ in range(self.options.max_halvings + 1):
+            cand = beta + step * delta
+            trial = self.objective.evaluate(cand, hessian=False)
+            if np.isfinite(trial.value) and trial.value >= value - _ROUNDING * (1.0 + abs(value)):
+                return step, cand, trial
+            step *= 0.5
         return None
 
+    def accept(self, proposal: Proposal, step: float, beta: np.ndarray, trial, small: bool):
+        """Move to ``beta``; evaluate the information there if the strategy needs it."""
+        state = self.state
+        state.beta = beta
+        state.full_step, state.last_decrement = step == 1.0, proposal.decrement
+        rel = np.abs(proposal.delta) / (1.0 + np.abs(beta.ravel()))
+        state.moved = step * float(np.max(rel))
+        self.strategy.accepted(state, proposal, small)
+        if self.strategy.needs_information:
+            state.current = self.objective.evaluate(beta, hessian=True)
+        else:
+            state.current = trial
 
-def _small(delta, dec, beta, llf, tol):
-    """The stopping rule of :class:`NewtonOptions` at tolerance ``tol``."""
-    small_step = np.all(np.abs(delta) <= tol * (1.0 + np.abs(beta.ravel())))
-    return bool(small_step or dec <= tol**2 * (1.0 + abs(llf)))
+    def record(self, step: float, decrement: float, info_rows: float) -> None:
+        """Append a row to the iteration log; print it and pass it to the callback."""
+        state, cur = self.state, self.state.current
+        rec = IterationRecord(
+            iteration=state.iteration,
+            llf=cur.value,
+            step=step,
+            max_abs_score=float(np.max(np.abs(cur.score))) if cur.score.size else 0.0,
+            decrement=decrement,
+            info_rows=info_rows,
+            seconds=time.perf_counter() - self._t0,
+            loglike=cur.loglike,
+            penalty=cur.penalty,
+        )
+        row = rec.as_dict(self.objective.penalty is not None)
+        self.rows.append(row)
+        if self.disp:
+            n_rows = self.objective.n_rows
+            kind = "exact" if info_rows == n_rows or np.isnan(n_rows) else "sampled"
+            print(
+                f"iter {rec.iteration:3d}  llf {rec.llf: .10f}  step {step:8.6f}  "
+                f"|score| {rec.max_abs_score:.3e}  decrement {decrement:.3e}  "
+                f"({kind} information)"
+            )
+        if self.callback is not None:
+            self.callback(state.beta.ravel().copy(), row)
+
+    def finalize(self, stacklevel: int = 1) -> FitState:
+        """The result, with the exact information at the estimates; warn if not converged
+        (``stacklevel`` as in :meth:`solve`)."""
+        state = self.state
+        if state.current.info is None:
+            # Stopped without the exact information: the covariance needs it here.
+            state.current = self.objective.evaluate(state.beta, hessian=True)
+        if not self.converged and not self.stopped:
+            warnings.warn(
+                f"Newton-Raphson did not converge: {self.message}; the estimates are unreliable",
+                ConvergenceWarning,
+                stacklevel=stacklevel + 1,
+            )
+        cur = state.current
+        if not (np.all(np.isfinite(state.beta)) and np.isfinite(cur.value)):
+            raise FitError("the fit produced non-finite estimates")
+        penalised = self.objective.penalty is not None
+        cols = IterationRecord.PENALISED_COLUMNS if penalised else IterationRecord.COLUMNS
+        log = pd.DataFrame(self.rows, columns=list(cols))
+        return FitState(
+            beta=state.beta,
+            llf=cur.value,
+            score=cur.score,
+            info=cur.info,
+            converged=self.converged,
+            n_iter=self.n_iter,
+            log=log,
+            message=self.message,
+            penalty=cur.penalty,
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def solve(self, beta0: np.ndarray, stacklevel: int = 1) -> FitState:
+        """Maximise the objective from ``beta0``; ``stacklevel`` places a
+        ``ConvergenceWarning`` relative to the caller (1: the caller itself)."""
+        state = self.setup(beta0)
+        strategy = self.strategy
+        for it in range(1, self.options.maxiter + 1):
+            state.iteration = self.n_iter = it
+            if stopped := self.curvature():
+                self.message, self.stopped = stopped, True
+                self.n_iter = it - 1  # this iteration was not carried out
+                break
+            proposal = self.inner_solve()
+            info_rows = strategy.info_rows
+            dec = proposal.decrement
+            small = self.check_convergence(proposal)
+            if proposal.in_place and small:
+                self.converged = True
+                self.record(0.0, dec, info_rows)
+                break
+            found = self.line_search(proposal)
+            if found is None:
+                if proposal.exact and small:
+                    self.converged = True
+                elif strategy.rejected(state, proposal, small):
+                    state.current = self.objective.evaluate(
+                        state.beta, hessian=strategy.needs_information
+                    )
+                    self.record(0.0, dec, info_rows)
+                    continue
+                else:
+                    self.message = "step-halving could not increase the log-likelihood"
+                self.record(0.0, dec, info_rows)
+                break
+            self.accept(proposal, *found, small)
+            self.record(found[0], dec, info_rows)
+            if proposal.exact and small:
+                self.converged = True
+                break
+        else:
+            self.message = f"no convergence in {self.options.maxiter} iterations"
+        return self.finalize(stacklevel + 1)
 
 
 def newton(
-    backend, beta0, options=NewtonOptions(), disp=False, callback=None, monitor=None
-) -> NewtonResult:
-    """Maximise the log-likelihood from ``beta0`` (shape ``(J, p)``).
+    backend,
+    beta0,
+    options=NewtonOptions(),
+    disp=False,
+    callback=None,
+    monitor=None,
+    *,
+    direction: DirectionStrategy | None = None,
+    penalty: Penalty | None = None,
+    stacklevel: int = 1,
+) -> FitState:
+    """Maximise the log-likelihood (less ``penalty``) from ``beta0`` (shape ``(J, p)``).
 
     Parameters
     ----------
@@ -132,151 +314,24 @@ def newton(
         ``llf``, ``score`` and ``info`` (the information the iteration uses); a non-empty string
         return stops the solver with that message (unconverged, without a
         ``ConvergenceWarning``: the monitor reports the reason), e.g. on separation.
+    direction : DirectionStrategy, optional
+        Overrides the strategy ``options.hessian`` selects (:func:`default_direction`).
+    penalty : Penalty, optional
+        Maximise :math:`\\ell(\\beta) - P(\\beta)` instead; the iteration log then has the
+        columns ``loglike`` and ``penalty`` beside ``llf`` (the objective).
+    stacklevel : int
+        Where a ``ConvergenceWarning`` points: 1, the caller of this function; more, that
+        many frames further out (a fit pipeline points it at the user's call).
 
     Returns
     -------
-    NewtonResult
-        ``info`` is always the exact information at the returned ``beta``.
+    FitState
+        ``info`` is always the exact information (of the objective) at the returned ``beta``.
     """
     if options.hessian not in ("auto", "exact"):
         raise ValueError(f"hessian must be 'auto' or 'exact'; got {options.hessian!r}")
-    t0 = time.perf_counter()
-    beta = np.array(beta0, dtype=np.float64, copy=True)
-    shape = beta.shape
-    approx = getattr(backend, "approx_information", None)
-    n_rows = float(getattr(backend, "n", np.nan))
-    exact = options.hessian == "exact" or approx is None
-    info = None
-    if not exact:
-        d = backend.derivatives(beta, hessian=False)
-        info = approx(beta)
-        exact = info is None
-    if exact:
-        d = backend.derivatives(beta, hessian=True)
-    if not np.isfinite(d.llf):
-        raise FitError("the log-likelihood is not finite at the start values")
-    rows = []
-
-    def record(it, step, dec, info_rows):
-        row = dict(
-            iteration=it,
-            llf=d.llf,
-            step=step,
-            max_abs_score=float(np.max(np.abs(d.score))) if d.score.size else 0.0,
-            decrement=dec,
-            info_rows=info_rows,
-            seconds=time.perf_counter() - t0,
-        )
-        rows.append(row)
-        if disp:
-            kind = "exact" if info_rows == n_rows or np.isnan(n_rows) else "sampled"
-            print(
-                f"iter {it:3d}  llf {row['llf']: .10f}  step {step:8.6f}  "
-                f"|score| {row['max_abs_score']:.3e}  decrement {dec:.3e}  ({kind} information)"
-            )
-        if callback is not None:
-            callback(beta.ravel().copy(), row)
-
-    def sample_rows():
-        return float(getattr(backend, "sample_rows", np.nan))
-
-    record(0, 0.0, float("nan"), n_rows if exact else sample_rows())
-    converged = False
-    confirming = False  # the first exact information after the sampled phase
-    full_step, prev_dec, moved = False, np.inf, np.inf
-    message = ""
-    it = 0
-    stopped = ""
-    for it in range(1, options.maxiter + 1):
-        if not exact:
-            # Near the optimum the information barely moves between iterations, far less than
-            # the sample's own error: keep the last one (a chord step) once steps are tiny.
-            if it > 1 and not (full_step and moved <= _REUSE_STEP):
-                info = approx(beta)
-        else:
-            info = d.info
-        if monitor is not None and (stopped := monitor(it, beta, _Point(d.llf, d.score, info))):
-            message = stopped
-            it -= 1  # this iteration was not carried out
-            break
-        g = d.score.ravel()
-        cf = _cholesky(info)
-        if not exact:
-            delta = None if cf is None else linalg.cho_solve(cf, g)
-            dec = np.inf if cf is None else float(g @ delta)
-            # Linear convergence at a poor rate (or no definite direction at all) means the
-            # sample does not stand for the data: go on with the exact information.
-            if cf is None or (full_step and dec > _SLOW_RATE * prev_dec):
-                exact, confirming = True, True
-                d = backend.derivatives(beta, hessian=True)
-                info = d.info
-                cf = _cholesky(info)
-        if cf is None:
-            raise FitError(
-                "the information matrix is not positive definite at iteration "
-                f"{it - 1}: the design may be rank deficient or the data separated"
-            )
-        if exact:
-            delta = linalg.cho_solve(cf, g)
-            dec = float(g @ delta)
-        tol = options.tol if exact else options.tol * _APPROX_TOL_FACTOR
-        small = _small(delta, dec, beta, d.llf, tol)
-        info_rows = n_rows if exact else sample_rows()
-        if confirming and small:
-            # The sampled phase ended within tol of the optimum: stop here, where the exact
-            # information was evaluated (the remaining step is below the tolerance).
-            converged = True
-            record(it, 0.0, dec, info_rows)
-            break
-        confirming = False
-        step = 1.0
-        for _ in range(options.max_halvings + 1):
-            cand = beta + step * delta.reshape(shape)
-            trial = backend.derivatives(cand, hessian=False)
-            # Rounding can lower the log-likelihood by a few ulps at the optimum: tolerate it.
-            if np.isfinite(trial.llf) and trial.llf >= d.llf - 1e-12 * (1.0 + abs(d.llf)):
-                break
-            step *= 0.5
-        else:
-            if exact and small:
-                converged = True
-                record(it, 0.0, dec, info_rows)
-                break
-            if not exact:
-                # No progress along the sampled direction: rounding level, or a poor sample.
-                exact, confirming = True, True
-                d = backend.derivatives(beta, hessian=True)
-                record(it, 0.0, dec, info_rows)
-                continue
-            message = "step-halving could not increase the log-likelihood"
-            record(it, 0.0, dec, info_rows)
-            break
-        beta = cand
-        full_step, prev_dec = step == 1.0, dec
-        moved = step * float(np.max(np.abs(delta) / (1.0 + np.abs(beta.ravel()))))
-        if exact:
-            d = backend.derivatives(beta, hessian=True)
-        elif small:
-            exact, confirming = True, True
-            d = backend.derivatives(beta, hessian=True)
-        else:
-            d = trial
-        record(it, step, dec, info_rows)
-        if exact and small and not confirming:
-            converged = True
-            break
-    else:
-        message = f"no convergence in {options.maxiter} iterations"
-    if d.info is None:
-        # Stopped in the sampled phase: the covariance needs the exact information here.
-        d = backend.derivatives(beta, hessian=True)
-    if not converged and not stopped:
-        warnings.warn(
-            f"Newton-Raphson did not converge: {message}; the estimates are unreliable",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    if not (np.all(np.isfinite(beta)) and np.isfinite(d.llf)):
-        raise FitError("the fit produced non-finite estimates")
-    log = pd.DataFrame(rows, columns=_LOG_COLUMNS)
-    return NewtonResult(beta, d.llf, d.score, d.info, converged, it, log, message)
+    objective = Objective(backend, penalty)
+    if direction is None:
+        direction = default_direction(objective, options.hessian)
+    solver = NewtonSolver(objective, direction, options, disp, callback, monitor)
+    return solver.solve(beta0, stacklevel=stacklevel + 1)

@@ -1,14 +1,95 @@
-"""The one record of a fit: where the solver stopped, the derivatives there, and what the fit
-pipeline learned about the data on the way."""
+"""The solver's state: what the Newton loop carries from one iteration to the next, what it
+records of each, and the one record of a finished fit."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FitState"]
+from .objective import Evaluation
+
+__all__ = ["FitState", "IterationRecord", "NewtonState"]
+
+
+@dataclass
+class NewtonState:
+    """The iterate.
+
+    The loop owns it; a direction strategy reads it and may replace ``current`` by an
+    evaluation with the exact information *at the same* ``beta`` (when it leaves an
+    approximate phase).
+
+    Attributes
+    ----------
+    iteration : int
+        The iteration under way (0 before the first).
+    beta : ndarray, shape (J, p)
+    current : Evaluation
+        The objective at ``beta``; ``current.info`` is ``None`` unless the direction strategy
+        asked for the exact information.
+    full_step : bool
+        Whether the last accepted step was the whole Newton step.
+    last_decrement : float
+        The Newton decrement :math:`g^\\top \\mathcal{I}^{-1} g` behind the last accepted step.
+    moved : float
+        The largest coordinate of the last accepted step, relative to ``1 + |beta|``.
+    """
+
+    iteration: int
+    beta: np.ndarray
+    current: Evaluation
+    full_step: bool = False
+    last_decrement: float = math.inf
+    moved: float = math.inf
+
+    @property
+    def gradient(self) -> np.ndarray:
+        """The score at ``beta``, flat (outcome-major)."""
+        return self.current.score.ravel()
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One row of the iteration log.
+
+    Attributes
+    ----------
+    iteration : int
+    llf : float
+        The objective the solver maximises (the log-likelihood less any penalty).
+    step : float
+        The step length taken (0: none taken).
+    max_abs_score : float
+    decrement : float
+        The Newton decrement of the direction (NaN in row 0).
+    info_rows : float
+        Rows behind the information the direction used.
+    seconds : float
+        Since the start of the solve.
+    loglike, penalty : float
+        The two parts of ``llf``; in the log only for a penalised fit.
+    """
+
+    iteration: int
+    llf: float
+    step: float
+    max_abs_score: float
+    decrement: float
+    info_rows: float
+    seconds: float
+    loglike: float = math.nan
+    penalty: float = 0.0
+
+    COLUMNS = ("iteration", "llf", "step", "max_abs_score", "decrement", "info_rows", "seconds")
+    PENALISED_COLUMNS = COLUMNS[:2] + ("loglike", "penalty") + COLUMNS[2:]
+
+    def as_dict(self, penalised: bool = False) -> dict:
+        """The row as the log and the callback see it."""
+        cols = self.PENALISED_COLUMNS if penalised else self.COLUMNS
+        return {c: getattr(self, c) for c in cols}
 
 
 @dataclass(frozen=True)
@@ -35,6 +116,9 @@ class FitState:
         One row per iteration (see :mod:`multilogit.solve.newton`).
     message : str
         Why the solver stopped, when it did not converge.
+    penalty : float
+        The penalty at ``beta`` of a penalised fit (``llf`` is then the log-likelihood less
+        it); 0 otherwise.
     options : dict
         The fit options as recorded once by the pipeline (method, tolerances, covariance
         type, ...); internal refits reuse them.
@@ -54,6 +138,7 @@ class FitState:
     n_iter: int
     log: pd.DataFrame = field(repr=False)
     message: str = ""
+    penalty: float = 0.0
     options: dict = field(default_factory=dict)
     aliased: np.ndarray | None = field(default=None, repr=False)
     separation: object = None

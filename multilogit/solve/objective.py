@@ -1,0 +1,187 @@
+"""The function the Newton solver maximises: the log-likelihood, less an optional penalty.
+
+Conventions
+-----------
+``beta`` has shape ``(J, p)``: one row per non-reference outcome, one column per term.  Flat
+vectors and the matrices acting on them follow ``beta.ravel()`` (outcome-major: all terms of
+the first non-reference outcome, then the next), the layout of the backends' score and
+information.  The *information* of an objective is its negative Hessian, so a Newton step
+solves :math:`\\mathcal{I}\\,\\delta = g` for the gradient (score) :math:`g`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Evaluation", "Objective", "Penalty", "RidgePenalty"]
+
+
+@runtime_checkable
+class Penalty(Protocol):
+    """A term subtracted from the log-likelihood: the solver maximises
+    :math:`\\ell(\\beta) - P(\\beta)`.
+
+    A convex :math:`P` keeps the objective concave, so the Newton directions stay ascent
+    directions and the step-halving needs no change.  The methods take ``beta`` of shape
+    ``(J, p)`` and return :math:`P(\\beta)` (a float), :math:`\\nabla P` (shape ``(J, p)``) and
+    :math:`\\nabla^2 P` (shape ``(J p, J p)``), which the objective adds to the information.
+
+    A penalty that depends on the data binds its backend when it is built.  Firth's bias
+    reduction, :math:`P(\\beta) = -\\tfrac12 \\log\\det \\mathcal{I}(\\beta)`, is one: its gradient
+    :math:`-\\tfrac12 \\operatorname{tr}(\\mathcal{I}^{-1} \\partial \\mathcal{I} / \\partial
+    \\beta_k)` contracts the third derivatives of the log-likelihood (a kernel pass over the
+    rows), and its ``hessian`` may return zeros: the directions then use the likelihood's
+    information, the usual approximation, which changes the convergence rate, not the optimum.
+    """
+
+    def value(self, beta: np.ndarray) -> float: ...
+
+    def gradient(self, beta: np.ndarray) -> np.ndarray: ...
+
+    def hessian(self, beta: np.ndarray) -> np.ndarray: ...
+
+
+class RidgePenalty:
+    """The ridge (L2) penalty :math:`P(\\beta) = \\tfrac{\\alpha}{2} \\lVert m \\circ \\beta
+    \\rVert^2`.
+
+    .. math::
+
+        \\nabla P = \\alpha\\, m^2 \\circ \\beta, \\qquad
+        \\nabla^2 P = \\alpha \\operatorname{diag}(m^2)
+
+    Parameters
+    ----------
+    alpha : float
+        Strength, at least 0.
+    mask : array_like, optional
+        Broadcastable to ``beta``'s ``(J, p)``: 0 leaves a coefficient unpenalised (e.g. the
+        intercepts, ``mask[ic] = 0`` for a ``(p,)`` mask), 1 penalises it; other nonnegative
+        values weight it, which is how a penalty on the original coefficients carries over to
+        columns rescaled by :math:`s` (:math:`\\tilde\\beta = \\beta s`: use ``mask / s``).
+        Default: every coefficient, unweighted.
+
+    Notes
+    -----
+    For reference coding, this is not the penalty of scikit-learn's multinomial
+    ``LogisticRegression``, which penalises all :math:`K` outcomes' coefficients in a symmetric
+    parameterisation; with two outcomes, scikit-learn's binary model with ``C`` is the ridge of
+    ``alpha = 1 / C`` with the intercept unpenalised.
+    """
+
+    def __init__(self, alpha: float, mask: np.ndarray | None = None):
+        alpha = float(alpha)
+        if not (math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha must be finite and nonnegative; got {alpha!r}")
+        self.alpha = alpha
+        self.mask = None if mask is None else np.asarray(mask, dtype=np.float64)
+        if self.mask is not None and not np.all(np.isfinite(self.mask) & (self.mask >= 0)):
+            raise ValueError("mask must be finite and nonnegative")
+
+    def _weights(self, beta: np.ndarray) -> np.ndarray:
+        """:math:`\\alpha m^2` at ``beta``'s shape."""
+        if self.mask is None:
+            return np.full(beta.shape, self.alpha)
+        try:
+            return self.alpha * np.broadcast_to(self.mask**2, beta.shape)
+        except ValueError:
+            raise ValueError(
+                f"mask of shape {self.mask.shape} does not fit coefficients of shape {beta.shape}"
+            ) from None
+
+    def value(self, beta: np.ndarray) -> float:
+        beta = np.asarray(beta, dtype=np.float64)
+        return 0.5 * float(np.sum(self._weights(beta) * beta**2))
+
+    def gradient(self, beta: np.ndarray) -> np.ndarray:
+        beta = np.asarray(beta, dtype=np.float64)
+        return self._weights(beta) * beta
+
+    def hessian(self, beta: np.ndarray) -> np.ndarray:
+        beta = np.asarray(beta, dtype=np.float64)
+        return np.diag(self._weights(beta).ravel())
+
+    def __repr__(self) -> str:
+        return f"RidgePenalty(alpha={self.alpha!r}, mask={self.mask!r})"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The objective at one point.
+
+    Attributes
+    ----------
+    value : float
+        :math:`\\ell(\\beta) - P(\\beta)`, what the solver maximises.
+    score : ndarray, shape (J, p)
+        Its gradient.
+    info : ndarray, shape (J p, J p), or None
+        Its negative Hessian, :math:`\\mathcal{I}(\\beta) + \\nabla^2 P`, when asked for.
+    loglike : float
+        :math:`\\ell(\\beta)`.
+    penalty : float
+        :math:`P(\\beta)` (0 without a penalty).
+    """
+
+    value: float
+    score: np.ndarray
+    info: np.ndarray | None
+    loglike: float
+    penalty: float = 0.0
+
+
+class Objective:
+    """A backend's log-likelihood, less an optional :class:`Penalty`.
+
+    Without a penalty the backend's numbers pass through untouched (no arithmetic on them), so
+    an unpenalised fit is the same to the last bit whether or not it goes through here.
+
+    Parameters
+    ----------
+    backend
+        Object with ``derivatives(beta, hessian)`` (returning ``llf``, ``score``, ``info``);
+        optionally ``approx_information(beta)``, ``n`` and ``sample_rows``.
+    penalty : Penalty, optional
+    """
+
+    def __init__(self, backend, penalty: Penalty | None = None):
+        self.backend = backend
+        self.penalty = penalty
+        self._approx = getattr(backend, "approx_information", None)
+
+    def evaluate(self, beta: np.ndarray, hessian: bool = True) -> Evaluation:
+        """Value, score and (when ``hessian``) information at ``beta``."""
+        d = self.backend.derivatives(beta, hessian=hessian)
+        if self.penalty is None:
+            return Evaluation(d.llf, d.score, d.info, d.llf)
+        pen = self.penalty.value(beta)
+        score = d.score - self.penalty.gradient(beta)
+        info = None if d.info is None else d.info + self.penalty.hessian(beta)
+        return Evaluation(d.llf - pen, score, info, d.llf, pen)
+
+    @property
+    def can_approximate(self) -> bool:
+        """Whether the backend offers a cheap approximate information."""
+        return self._approx is not None
+
+    def approx_information(self, beta: np.ndarray) -> np.ndarray | None:
+        """The backend's approximate information plus the penalty's Hessian (``None`` when the
+        backend has none, e.g. too few rows for a subsample)."""
+        info = None if self._approx is None else self._approx(beta)
+        if info is None or self.penalty is None:
+            return info
+        return info + self.penalty.hessian(beta)
+
+    @property
+    def n_rows(self) -> float:
+        """Rows behind the exact information (NaN when the backend does not say)."""
+        return float(getattr(self.backend, "n", np.nan))
+
+    @property
+    def sample_rows(self) -> float:
+        """Rows behind the approximate information (NaN when the backend does not say)."""
+        return float(getattr(self.backend, "sample_rows", np.nan))
