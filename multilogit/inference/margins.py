@@ -253,7 +253,8 @@ def estimation_frame(model):
         raise DataError(
             "this formula model does not hold its data; refit it with mnlogit(formula, data)"
         )
-    if not model.n_dropped:
+    # A loaded model holds the estimation rows only, already in order.
+    if not model.n_dropped or frame.index.equals(model.row_labels):
         return frame
     if not frame.index.is_unique:
         raise DataError(
