@@ -180,7 +180,20 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
             + "; they are not estimable and cannot be tested"
         )
     r = R @ res._beta.ravel() - q
-    middle = R @ res._delta_cov @ R.T
+    # Only the coefficients the constraints use: the covariance of diverging ones (separation)
+    # is NaN, and 0 * NaN would spoil a test that does not involve them.
+    used = np.any(R != 0.0, axis=0)
+    V = res._delta_cov[np.ix_(used, used)]
+    if not np.all(np.isfinite(V)):
+        bad = used & ~np.isfinite(np.diag(res._delta_cov))
+        names = [n for n, b in zip(_qualified_names(res.model), bad, strict=True) if b]
+        note = (
+            "the constraints involve coefficient(s) affected by separation ("
+            + ", ".join(names)
+            + "), whose estimates diverge: the test is not defined"
+        )
+        return TestResult(np.nan, float(R.shape[0]), np.nan, name, null, note)
+    middle = R[:, used] @ V @ R[:, used].T
     stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
     return _chi2(stat, R.shape[0], name, null)
 
