@@ -14,7 +14,14 @@ from .data.design_state import rebuild_design
 from .exceptions import DataError, PersistenceError
 from .fit.separation import Separation
 from .model import MultinomialLogit
-from .results.persistence import FORMAT, FORMAT_VERSION, digest, key_bytes
+from .results.persistence import (
+    FORMAT,
+    FORMAT_VERSION,
+    decode_columns,
+    decode_index,
+    digest,
+    key_bytes,
+)
 from .results.results import MultinomialLogitResults
 from .solve.state import FitState
 
@@ -222,8 +229,15 @@ def _build(meta, raw):
         _expect(codes.min(initial=0) >= 0 and codes.max(initial=0) <= J, "data.codes values")
         w = raw["data.weights"]
         _expect(w.shape == (len(X),), "data.weights shape")
-        index = pd.Index(raw["data.index"]) if "data.index" in raw else pd.RangeIndex(len(X))
-        _expect(len(index) == len(X), "data.index length")
+        data = meta.get("data")
+        if data is not None:
+            index = decode_index(data["index"], raw)
+        elif "data.index" in raw:  # files written before the index was stored with its type
+            index = pd.Index(raw["data.index"])
+        else:
+            index = pd.RangeIndex(len(X))
+        _expect(len(index) == len(X), "row index length")
+        source = None if data is None else decode_columns(data["columns"], raw, index)
         model = MultinomialLogit.__new__(MultinomialLogit)
         md = design_mod.ModelData(
             np.ascontiguousarray(X), codes, outcome, design, index, int(fit["n_dropped"])
@@ -237,7 +251,8 @@ def _build(meta, raw):
         model._lik_weights = (
             model.freq_weights if model.weights is None else model.freq_weights * model.weights
         )
-        model._source_data = None
+        # Marginal effects rebuild the design from these columns with some values fixed.
+        model._source_data = source
         model._source_index = index
     else:
         model = SavedModel(

@@ -24,7 +24,8 @@ def estimation_frame(source: pd.DataFrame | None, row_labels, n_dropped: int) ->
         raise DataError(
             "this formula model does not hold its data; refit it with mnlogit(formula, data)"
         )
-    if not n_dropped:
+    # A loaded model holds the estimation rows only, already in order.
+    if not n_dropped or source.index.equals(row_labels):
         return source
     if not source.index.is_unique:
         raise DataError(

@@ -180,7 +180,20 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
             + "; they are not estimable and cannot be tested"
         )
     r = R @ res._beta.ravel() - q
-    middle = R @ res._delta_cov @ R.T
+    # Only the coefficients the constraints use: the covariance of diverging ones (separation)
+    # is NaN, and 0 * NaN would spoil a test that does not involve them.
+    used = np.any(R != 0.0, axis=0)
+    V = res._delta_cov[np.ix_(used, used)]
+    if not np.all(np.isfinite(V)):
+        bad = used & ~np.isfinite(np.diag(res._delta_cov))
+        names = [n for n, b in zip(_qualified_names(res.model), bad, strict=True) if b]
+        note = (
+            "the constraints involve coefficient(s) affected by separation ("
+            + ", ".join(names)
+            + "), whose estimates diverge: the test is not defined"
+        )
+        return TestResult(np.nan, float(R.shape[0]), np.nan, name, null, note)
+    middle = R[:, used] @ V @ R[:, used].T
     stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
     return _chi2(stat, R.shape[0], name, null)
 
@@ -469,6 +482,10 @@ def test_combine(res, a, b, method: str = "wald") -> TestResult:
 # -- independence of irrelevant alternatives -----------------------------------------------------
 
 
+# Rank tolerance of the IIA test's standardised variance difference (see iia_test).
+_IIA_RANK_TOL = float(np.sqrt(np.finfo(float).eps))
+
+
 def iia_test(res, omit, include_intercept: bool = True) -> TestResult:
     """Hausman-McFadden test of the independence of irrelevant alternatives.
 
@@ -481,11 +498,19 @@ def iia_test(res, omit, include_intercept: bool = True) -> TestResult:
         H = (\\hat\\beta_r - \\hat\\beta_f)^\\top (\\hat V_r - \\hat V_f)^{-}
             (\\hat\\beta_r - \\hat\\beta_f) \\sim \\chi^2_{q},
 
-    with the inverse-information (efficient) covariances and ``q`` the number of compared
-    coefficients (intercepts included unless ``include_intercept=False``; as Stata's
-    ``mlogtest, hausman``).  When :math:`\\hat V_r - \\hat V_f` is not positive definite a
-    generalised inverse is used, the statistic can be negative, and the result carries a note
-    (Hausman and McFadden (1984) read a negative value as evidence for IIA).
+    with the inverse-information (efficient) covariances (intercepts included unless
+    ``include_intercept=False``; as Stata's ``mlogtest, hausman``).  The degrees of freedom
+    ``q`` are the rank of :math:`\\hat V_r - \\hat V_f`, as Stata's ``hausman``: the number of
+    eigenvalues of the difference standardised by the restricted fit's standard errors,
+    :math:`S^{-1} (\\hat V_r - \\hat V_f) S^{-1}` (a scale on which the restricted covariance
+    is a correlation matrix), whose magnitude exceeds
+    :math:`\\sqrt{\\epsilon} \\approx 1.5 \\times 10^{-8}`.  The two covariances come from
+    separately converged fits, so a direction in which both estimators are equally efficient
+    shows as rounding noise, not as an exact zero; the generalised inverse (of the standardised
+    difference) drops the same directions.  When the difference is not positive definite the
+    statistic can be negative, and the result carries a note (Hausman and McFadden (1984) read
+    a negative value as evidence for IIA).  With rank 0 there is nothing to test: the statistic
+    is 0 and the p-value NaN.
     """
     _require_likelihood(res)
     model = res.model
@@ -518,16 +543,25 @@ def iia_test(res, omit, include_intercept: bool = True) -> TestResult:
     V_r = inverse_information(restricted._state.info)[np.ix_(idx_r, idx_r)]
     d = restricted._beta.ravel()[idx_r] - full._beta.ravel()[idx_f]
     Vd = (V_r - V_f + (V_r - V_f).T) / 2.0
-    eig = np.linalg.eigvalsh(Vd)
+    # Standardised, so that the rank tolerance does not depend on the columns' units.
+    se = np.sqrt(np.diag(V_r))
+    se = np.where(se > 0, se, 1.0)
+    eig, vec = np.linalg.eigh(Vd / np.outer(se, se))
+    kept = np.abs(eig) > _IIA_RANK_TOL
+    df = int(kept.sum())
     note = ""
-    if eig.min() <= 1e-12 * max(abs(eig).max(), 1e-300):
+    if eig.min() <= _IIA_RANK_TOL:
         note = (
-            "V_restricted - V_full is not positive definite; a generalized inverse is used "
-            "and the statistic may be negative (Hausman-McFadden: evidence for IIA)"
+            f"V_restricted - V_full is not positive definite (rank {df} of {len(d)}); a "
+            "generalized inverse is used and the statistic may be negative (Hausman-McFadden: "
+            "evidence for IIA)"
         )
-    stat = float(d @ np.linalg.pinv(Vd) @ d)
-    df = len(d)
-    pval = float(stats.chi2.sf(stat, df)) if stat >= 0 else 1.0
+    z = vec[:, kept].T @ (d / se)
+    stat = float(z @ (z / eig[kept]))
+    if df == 0:
+        pval = float("nan")  # the two fits are equally efficient: nothing to test
+    else:
+        pval = float(stats.chi2.sf(stat, df)) if stat >= 0 else 1.0
     return TestResult(
         stat,
         float(df),

@@ -20,8 +20,19 @@ loading a file never executes code.  Entries:
     in their own dtype (``center`` sums in extended precision).
 ``separation.params``, ``separation.direction``, ``aliased``
     Present when the fit had separation or dropped aliased columns.
-``data.X``, ``data.codes``, ``data.weights``, ``data.index``
+``data.X``, ``data.codes``, ``data.weights``, ``data.sampling_weights``
     The estimation data, only with ``save(..., include_data=True)``.
+``data.rows.<level>``, ``data.column.<position>``
+    With ``include_data=True``: the row index (one array per level; none for a
+    ``RangeIndex``) and, for a formula model, the data columns the formula uses restricted to
+    the estimation rows (marginal effects rebuild the design from them with some values
+    fixed).  The metadata entry ``data`` says how to read each array: ``array`` (numeric, bool,
+    naive datetime or timedelta values in their own dtype), ``datetime_tz`` (UTC values and the
+    time zone's name), ``period`` (ordinals and the frequency), ``categorical`` (int64 codes,
+    the categories as JSON labels and whether they are ordered) or ``labels`` (int64 codes into
+    a JSON list of str/int/float/bool labels, and the pandas dtype: ``object`` or a string
+    dtype).  Files written before these entries existed (integer row labels in ``data.index``,
+    no columns) are read as before.
 ``digest``
     SHA-256 (or, with ``key=``, HMAC-SHA-256) of the metadata and every array's name, dtype,
     shape and bytes.  It catches corruption and edits that do not recompute it; only the keyed
@@ -48,10 +59,20 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..data.design_state import design_state, json_label, jsonable, rebuild_design
+from ..data.design_state import check_code, design_state, json_label, jsonable, rebuild_design
+from ..exceptions import DataError, PersistenceError
+from ..inference.margins import estimation_frame
 from ..version import __version__
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "digest", "key_bytes", "save"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "decode_columns",
+    "decode_index",
+    "digest",
+    "key_bytes",
+    "save",
+]
 
 FORMAT = "multilogit-results"
 FORMAT_VERSION = 1
@@ -90,8 +111,10 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
     path : str or path-like
         Written as given (NumPy adds no suffix when writing to an open file).
     include_data : bool
-        Also store the estimation data (design matrix, outcome codes, weights), so that the
-        loaded model can predict on it and be refitted.
+        Also store the estimation data (design matrix, outcome codes, weights, row index and,
+        for a formula model, the data columns the formula uses), so that the loaded results
+        give the same fitted values, residuals, predictions and marginal effects, and the
+        model can be refitted.
     key : bytes or str, optional
         Sign the file with HMAC-SHA-256; :func:`load` then needs the same key.
     """
@@ -135,9 +158,9 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         arrays["data.weights"] = np.asarray(model.freq_weights, dtype=np.float64)
         if getattr(model, "weights", None) is not None:
             arrays["data.sampling_weights"] = np.asarray(model.weights, dtype=np.float64)
-        idx = pd.Index(model.row_labels)
-        if idx.dtype.kind in "iu":
-            arrays["data.index"] = idx.to_numpy(dtype=np.int64)
+        data_meta = {"index": encode_index(_as_index(model.row_labels), arrays), "columns": []}
+        if design.design_info is not None:
+            data_meta["columns"] = encode_columns(_formula_columns(model), arrays)
     try:
         cov_kwds = jsonable(dict(results.cov_kwds))
     except TypeError:
@@ -179,6 +202,7 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
             "iteration_log_columns": [str(c) for c in log.columns],
         },
         "include_data": bool(include_data),
+        "data": data_meta if include_data else None,
         "signed": key is not None,
         "arrays": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in arrays.items()},
     }
@@ -189,3 +213,204 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
     payload["digest"] = np.frombuffer(signature.encode("ascii"), dtype=np.uint8)
     with open(path, "wb") as fh:
         np.savez(fh, **payload)
+
+
+# -- row index and data columns as typed arrays -------------------------------------------------
+
+
+def _as_index(labels) -> pd.Index:
+    # pd.Index() of a MultiIndex would flatten it to tuples.
+    return labels if isinstance(labels, pd.Index) else pd.Index(labels)
+
+
+def _json_name(name):
+    return None if name is None else json_label(name)
+
+
+def _encode_values(values: pd.Index, key: str, arrays: dict, what: str) -> dict:
+    """Describe ``values`` as JSON, its array (if any) going into ``arrays[key]``."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        arrays[key] = np.asarray(values.codes, dtype=np.int64)
+        return {
+            "encoding": "categorical",
+            "categories": [json_label(c) for c in dtype.categories],
+            "ordered": bool(dtype.ordered),
+        }
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        arrays[key] = values.tz_convert("UTC").tz_localize(None).to_numpy()
+        return {"encoding": "datetime_tz", "tz": str(dtype.tz)}
+    if isinstance(dtype, pd.PeriodDtype):
+        arrays[key] = np.asarray(values.asi8, dtype=np.int64)
+        return {"encoding": "period", "freq": str(values.freqstr)}
+    if isinstance(dtype, np.dtype) and dtype.kind in "biufmM":
+        arrays[key] = np.ascontiguousarray(values.to_numpy())
+        return {"encoding": "array"}
+    if (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype):
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        arrays[key] = np.asarray(codes, dtype=np.int64)
+        labels = [json_label(u) for u in np.asarray(uniques, dtype=object)]
+        return {"encoding": "labels", "labels": labels, "dtype": str(dtype)}
+    raise PersistenceError(f"{what} of dtype {dtype} cannot be saved; pickle the results instead")
+
+
+def _codes(a, n_levels, lowest, what):
+    if a.dtype.kind not in "iu" or a.ndim != 1:
+        raise PersistenceError(f"malformed results file: {what} codes are not integers")
+    if a.size and (a.min() < lowest or a.max() >= n_levels):
+        raise PersistenceError(f"malformed results file: {what} codes out of range")
+    return a
+
+
+def _decode_values(spec: dict, arr: np.ndarray, what: str) -> pd.Index:
+    """Inverse of :func:`_encode_values`: never evaluates anything from the file."""
+    enc = spec["encoding"]
+    if arr.ndim != 1:
+        raise PersistenceError(f"malformed results file: {what} is not one-dimensional")
+    if enc == "array":
+        if arr.dtype.kind not in "biufmM":
+            raise PersistenceError(f"malformed results file: {what} has dtype {arr.dtype}")
+        return pd.Index(arr, dtype=arr.dtype)
+    if enc == "datetime_tz":
+        if arr.dtype.kind != "M":
+            raise PersistenceError(f"malformed results file: {what} is not datetime")
+        return pd.DatetimeIndex(arr).tz_localize("UTC").tz_convert(str(spec["tz"]))
+    if enc == "period":
+        if arr.dtype.kind not in "iu":
+            raise PersistenceError(f"malformed results file: {what} ordinals are not integers")
+        return pd.PeriodIndex.from_ordinals(arr.astype(np.int64), freq=str(spec["freq"]))
+    if enc == "categorical":
+        categories = list(spec["categories"])
+        codes = _codes(arr, len(categories), -1, what)
+        return pd.CategoricalIndex(
+            pd.Categorical.from_codes(codes, categories=categories, ordered=bool(spec["ordered"]))
+        )
+    if enc == "labels":
+        labels = np.empty(len(spec["labels"]), dtype=object)
+        labels[:] = list(spec["labels"])
+        values = labels[_codes(arr, len(labels), 0, what)]
+        if spec["dtype"] == "object":
+            return pd.Index(values, dtype=object)
+        dtype = pd.api.types.pandas_dtype(str(spec["dtype"]))
+        if not isinstance(dtype, pd.StringDtype):
+            raise PersistenceError(f"malformed results file: {what} has dtype {spec['dtype']!r}")
+        return pd.Index(values, dtype=dtype)
+    raise PersistenceError(f"malformed results file: unknown encoding {enc!r} of {what}")
+
+
+def _same_index(a: pd.Index, b: pd.Index) -> bool:
+    try:
+        pd.testing.assert_index_equal(a, b, exact=True, check_exact=True, check_names=True)
+    except AssertionError:
+        return False
+    return getattr(a, "freq", None) == getattr(b, "freq", None)
+
+
+def encode_index(index: pd.Index, arrays: dict) -> dict:
+    """JSON description of the row index; its arrays go into ``arrays``.
+
+    Raises :class:`PersistenceError` rather than save an index that would not read back
+    identically (labels of other types than str, int, float and bool, interval indexes...).
+    """
+    if type(index) is pd.RangeIndex:
+        return {
+            "kind": "range",
+            "start": int(index.start),
+            "stop": int(index.stop),
+            "step": int(index.step),
+            "name": _json_name(index.name),
+        }
+    levels = (
+        [index.get_level_values(i) for i in range(index.nlevels)]
+        if isinstance(index, pd.MultiIndex)
+        else [index]
+    )
+    specs = []
+    for i, level in enumerate(levels):
+        spec = _encode_values(level, f"data.rows.{i}", arrays, "the row index")
+        freq = getattr(level, "freq", None)
+        if freq is not None and not isinstance(level.dtype, pd.PeriodDtype):
+            spec["freq"] = str(level.freqstr)
+        specs.append(spec)
+    spec = {
+        "kind": "multi" if isinstance(index, pd.MultiIndex) else "values",
+        "names": [_json_name(n) for n in index.names],
+        "levels": specs,
+    }
+    probe = {f"data.rows.{i}": arrays[f"data.rows.{i}"] for i in range(len(levels))}
+    if not _same_index(decode_index(spec, probe), index):
+        raise PersistenceError(
+            f"the row index ({type(index).__name__}, dtype {index.dtype}) would not read back "
+            "identically; reset it (data.reset_index()) or pickle the results"
+        )
+    return spec
+
+
+def decode_index(spec: dict, arrays: dict) -> pd.Index:
+    """The row index described by :func:`encode_index`."""
+    if spec["kind"] == "range":
+        return pd.RangeIndex(
+            int(spec["start"]), int(spec["stop"]), int(spec["step"]), name=spec["name"]
+        )
+    levels = []
+    for i, lspec in enumerate(spec["levels"]):
+        level = _decode_values(lspec, arrays[f"data.rows.{i}"], "the row index")
+        if lspec.get("freq") is not None:
+            cls = type(level)
+            if cls not in (pd.DatetimeIndex, pd.TimedeltaIndex):
+                raise PersistenceError("malformed results file: a frequency on a plain index")
+            level = cls(level, freq=str(lspec["freq"]))
+        levels.append(level)
+    names = list(spec["names"])
+    if spec["kind"] == "multi":
+        return pd.MultiIndex.from_arrays(levels, names=names)
+    if spec["kind"] != "values" or len(levels) != 1 or len(names) != 1:
+        raise PersistenceError("malformed results file: row index description")
+    return levels[0].rename(names[0])
+
+
+def _formula_columns(model) -> pd.DataFrame | None:
+    """The data columns the formula uses, on the estimation rows; ``None`` when the model does
+    not hold its data (then neither do the marginal effects of the original results)."""
+    try:
+        frame = estimation_frame(model)
+    except DataError:
+        return None
+    names: list[str] = []
+    for factor in model.design.design_info.factor_infos:
+        for nm in sorted(check_code(factor.code)):
+            if nm in frame.columns and nm not in names:
+                names.append(nm)
+    return frame[names]
+
+
+def encode_columns(frame: pd.DataFrame | None, arrays: dict) -> list:
+    """JSON description of data columns; their arrays go into ``arrays``."""
+    if frame is None:
+        return []
+    specs = []
+    for pos, name in enumerate(frame.columns):
+        key = f"data.column.{pos}"
+        spec = {"name": str(name), **_encode_values(pd.Index(frame[name]), key, arrays, name)}
+        back = _decode_values(spec, arrays[key], name)
+        if not _same_index(back, pd.Index(frame[name]).rename(None)):
+            raise PersistenceError(
+                f"data column {name!r} (dtype {frame[name].dtype}) would not read back "
+                "identically; pickle the results instead"
+            )
+        specs.append(spec)
+    return specs
+
+
+def decode_columns(specs: list, arrays: dict, index: pd.Index) -> pd.DataFrame | None:
+    """The data columns described by :func:`encode_columns`, on the rows of ``index``."""
+    if not specs:
+        return None
+    cols = {}
+    for pos, spec in enumerate(specs):
+        name = str(spec["name"])
+        values = _decode_values(spec, arrays[f"data.column.{pos}"], f"data column {name!r}")
+        if len(values) != len(index):
+            raise PersistenceError(f"malformed results file: data column {name!r} length")
+        cols[name] = values.array
+    return pd.DataFrame(cols, index=index)
