@@ -11,6 +11,7 @@ import pandas as pd
 
 from .data import design as design_mod
 from .data.design_state import rebuild_design
+from .data.weights import likelihood_weights
 from .exceptions import DataError, PersistenceError
 from .fit.separation import Separation
 from .model import MultinomialLogit
@@ -248,9 +249,7 @@ def _build(meta, raw):
         if "data.sampling_weights" in raw:
             model.weights = np.array(raw["data.sampling_weights"])
             _expect(model.weights.shape == (len(X),), "data.sampling_weights shape")
-        model._lik_weights = (
-            model.freq_weights if model.weights is None else model.freq_weights * model.weights
-        )
+        model._lik_weights = likelihood_weights(model.freq_weights, model.weights)
         # Marginal effects rebuild the design from these columns with some values fixed.
         model._source_data = source
         model._source_index = index

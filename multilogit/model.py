@@ -131,10 +131,7 @@ class MultinomialLogit:
         for arr in (self.freq_weights, self.weights):
             if arr is not None:
                 arr.setflags(write=False)
-        # The likelihood weight of a row: f_i w_i.
-        self._lik_weights = (
-            self.freq_weights if self.weights is None else self.freq_weights * self.weights
-        )
+        self._lik_weights = _weights.likelihood_weights(self.freq_weights, self.weights)
         if not (self._lik_weights > 0).any():
             raise DataError("every row has zero weight")
 

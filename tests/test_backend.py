@@ -132,3 +132,37 @@ def test_reduce_hands_out_the_source_frame(data):
     chunks = be.reduce(lambda c: c.frame, chunk_rows=400)
     assert len(calls) == 1
     pd.testing.assert_frame_equal(pd.concat(chunks), frame)
+
+
+def test_scaled_backend_is_the_backend_of_the_rescaled_design(data):
+    """Every operation of the rescaled wrapper equals the in-memory backend of X / S."""
+    from multilogit.engine.scaled import ScaledBackend
+
+    X, y, w, s, beta = data
+    S = np.array([1.0, 2.0**-8, 2.0**12, 4.0])
+    plain = InMemoryBackend(X / S, y, w, J, chunk_rows=97, sampling=s)
+    scaled = ScaledBackend(InMemoryBackend(X, y, w, J, chunk_rows=97, sampling=s), S, J)
+    assert isinstance(scaled, Backend)
+    b = beta * S  # the same linear predictors
+    v = np.random.default_rng(3).normal(size=J * P)
+    codes = np.arange(N) % 5
+
+    def close(a, c):
+        np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-10 * np.abs(c).max())
+
+    d0, d1 = plain.derivatives(b), scaled.derivatives(b)
+    close(d1.score, d0.score)
+    close(d1.info, d0.info)
+    close(scaled.hessian_vector(b, v), plain.hessian_vector(b, v))
+    close(scaled.score_outer(b), plain.score_outer(b))
+    close(scaled.group_scores(b, codes, 5)[0], plain.group_scores(b, codes, 5)[0])
+    close(np.array(scaled.column_range()), np.array(plain.column_range()))
+    one = np.ones(P)
+    close(scaled.gram(one), plain.gram(one))
+    close(np.abs(scaled.r_factor(one)), np.abs(plain.r_factor(one)))
+    close(scaled.pair_stats(v.reshape(J, P)), plain.pair_stats(v.reshape(J, P)))
+    close(scaled.probabilities(b), plain.probabilities(b))
+    close(scaled.linear(b), plain.linear(b))
+    got = np.vstack(scaled.reduce(lambda c: c.X, 300))
+    close(got, X / S)
+    assert scaled.positive_rows() == plain.positive_rows()

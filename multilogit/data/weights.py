@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 
-__all__ = ["resolve_rows", "check_weights"]
+__all__ = ["check_weights", "likelihood_weights", "resolve_rows"]
 
 
 def _kept_positions(model) -> np.ndarray | None:
@@ -158,3 +158,9 @@ def check_weights(arr, what: str) -> np.ndarray:
     if not (w > 0).any():
         raise DataError(f"{what} are all zero")
     return w
+
+
+def likelihood_weights(freq_weights: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """The weight of each row's log-likelihood, :math:`f_i w_i` (frequency times sampling
+    weight; the frequency weights alone without sampling weights)."""
+    return freq_weights if weights is None else freq_weights * weights

@@ -10,6 +10,8 @@ and mapping back is exact.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from . import kernels
@@ -91,6 +93,10 @@ class ScaledBackend:
         return getattr(self.inner, "n", None)
 
     @property
+    def p(self):
+        return self.scale.size
+
+    @property
     def sample_rows(self):
         return getattr(self.inner, "sample_rows", None)
 
@@ -106,6 +112,54 @@ class ScaledBackend:
             return None if info is None else info / np.outer(self._flat, self._flat)
 
         return approx
+
+    # The rest of the Backend protocol, in the same coordinates: the design is X S^{-1}, a
+    # coefficient (or direction) b there is b / S in the original ones, and each flat score
+    # coordinate is divided by its column's scale.
+
+    def hessian_vector(self, beta, v) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).ravel() / self._flat
+        return self.inner.hessian_vector(self.to_original(beta), v) / self._flat
+
+    def score_outer(self, beta) -> np.ndarray:
+        return self.inner.score_outer(self.to_original(beta)) / np.outer(self._flat, self._flat)
+
+    def group_scores(self, beta, codes, n_groups):
+        sums, weight = self.inner.group_scores(self.to_original(beta), codes, n_groups)
+        return sums / self._flat, weight
+
+    def positive_rows(self) -> int:
+        return self.inner.positive_rows()
+
+    def column_range(self):
+        lo, hi = self.inner.column_range()
+        return lo / self.scale, hi / self.scale
+
+    def gram(self, scale) -> np.ndarray:
+        return self.inner.gram(np.asarray(scale) * self.scale)
+
+    def r_factor(self, scale, ones=False) -> np.ndarray:
+        return self.inner.r_factor(np.asarray(scale) * self.scale, ones=ones)
+
+    def pair_stats(self, D) -> np.ndarray:
+        return self.inner.pair_stats(self.to_original(np.asarray(D).reshape(self.J, self.p)))
+
+    def distinct_rows(self, scale):
+        return self.inner.distinct_rows(np.asarray(scale) * self.scale)
+
+    def probabilities(self, beta):
+        return self.inner.probabilities(self.to_original(beta))
+
+    def linear(self, beta):
+        return self.inner.linear(self.to_original(beta))
+
+    def reduce(self, fn, chunk_rows=None) -> list:
+        return self.inner.reduce(lambda c: fn(replace(c, X=c.X / self.scale)), chunk_rows)
+
+    def release(self) -> None:
+        release = getattr(self.inner, "release", None)
+        if release is not None:
+            release()
 
     def unscale_info(self, info_scaled: np.ndarray) -> np.ndarray:
         """Information in the original coordinates."""
