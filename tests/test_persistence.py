@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import multilogit as ml
-from multilogit.results import persistence
+from tests.results_files import read_entries, write_entries
 
 
 @pytest.fixture(scope="module")
@@ -133,23 +133,6 @@ def saved(tmp_path_factory, hsb):
     return path
 
 
-def _entries(path):
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def _write(path, entries, resign=False):
-    """Rewrite a file; with ``resign`` recompute the (unkeyed) digest, as a tamperer could."""
-    entries = dict(entries)
-    if resign:
-        meta = entries["metadata"].tobytes()
-        arrays = {k: v for k, v in entries.items() if k not in ("metadata", "digest")}
-        digest = persistence.digest(meta, arrays, None)
-        entries["digest"] = np.frombuffer(digest.encode(), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        np.savez(fh, **entries)
-
-
 def _edit_meta(entries, change):
     meta = json.loads(entries["metadata"].tobytes())
     change(meta)
@@ -159,9 +142,9 @@ def _edit_meta(entries, change):
 
 
 def test_rejects_edited_array(tmp_path, saved):
-    e = _entries(saved)
+    e = read_entries(saved)
     e["params"] = e["params"] + 1e-9
-    _write(tmp_path / "t.npz", e)
+    write_entries(tmp_path / "t.npz", e)
     with pytest.raises(ml.PersistenceError, match="integrity check"):
         ml.load(tmp_path / "t.npz")
 
@@ -219,11 +202,11 @@ def test_every_single_byte_flip_is_caught_or_harmless(tmp_path, saved):
 
 
 def test_rejects_other_format_and_version(tmp_path, saved):
-    e = _entries(saved)
-    _write(tmp_path / "v.npz", _edit_meta(e, lambda m: m.update(format_version=99)), True)
+    e = read_entries(saved)
+    write_entries(tmp_path / "v.npz", _edit_meta(e, lambda m: m.update(format_version=99)), True)
     with pytest.raises(ml.PersistenceError, match="format version 99"):
         ml.load(tmp_path / "v.npz")
-    _write(tmp_path / "f.npz", _edit_meta(e, lambda m: m.update(format="other")), True)
+    write_entries(tmp_path / "f.npz", _edit_meta(e, lambda m: m.update(format="other")), True)
     with pytest.raises(ml.PersistenceError, match="not a multilogit results file"):
         ml.load(tmp_path / "f.npz")
     with open(tmp_path / "plain.npz", "wb") as fh:
@@ -232,33 +215,35 @@ def test_rejects_other_format_and_version(tmp_path, saved):
         ml.load(tmp_path / "plain.npz")
     e2 = dict(e)
     e2["metadata"] = np.frombuffer(b"{not json", np.uint8)
-    _write(tmp_path / "j.npz", e2)
+    write_entries(tmp_path / "j.npz", e2)
     with pytest.raises(ml.PersistenceError, match="not JSON"):
         ml.load(tmp_path / "j.npz")
 
 
 def test_rejects_inconsistent_shapes(tmp_path, saved):
-    e = _entries(saved)
+    e = read_entries(saved)
     e["params"] = e["params"][:, :-1].copy()
-    _write(tmp_path / "s.npz", e, resign=True)
+    write_entries(tmp_path / "s.npz", e, resign=True)
     with pytest.raises(ml.PersistenceError, match="'params' has the wrong shape"):
         ml.load(tmp_path / "s.npz")
 
     def shrink(m):
         m["arrays"]["cov"]["shape"] = [4, 4]
 
-    e = _entries(saved)
+    e = read_entries(saved)
     e["cov"] = e["cov"][:4, :4].copy()
-    _write(tmp_path / "c.npz", _edit_meta(e, shrink), resign=True)
+    write_entries(tmp_path / "c.npz", _edit_meta(e, shrink), resign=True)
     with pytest.raises(ml.PersistenceError, match=r"cov should have shape \(8, 8\)"):
         ml.load(tmp_path / "c.npz")
-    e = _entries(saved)
+    e = read_entries(saved)
     e["extra"] = np.zeros(2)
-    _write(tmp_path / "x.npz", e, resign=True)
+    write_entries(tmp_path / "x.npz", e, resign=True)
     with pytest.raises(ml.PersistenceError, match="do not match the metadata"):
         ml.load(tmp_path / "x.npz")
-    _write(
-        tmp_path / "r.npz", _edit_meta(_entries(saved), lambda m: m["outcome"].update(ref="x")), 1
+    write_entries(
+        tmp_path / "r.npz",
+        _edit_meta(read_entries(saved), lambda m: m["outcome"].update(ref="x")),
+        1,
     )
     with pytest.raises(ml.PersistenceError, match="reference outcome"):
         ml.load(tmp_path / "r.npz")
@@ -270,20 +255,20 @@ def test_rejects_code_in_formula(tmp_path, saved):
         m["design"]["formula"] = "prog ~ __import__('os').system('echo pwned')"
         m["design"]["factors"][0]["code"] = "__import__('os').system('echo pwned')"
 
-    _write(tmp_path / "i.npz", _edit_meta(_entries(saved), inject), resign=True)
+    write_entries(tmp_path / "i.npz", _edit_meta(read_entries(saved), inject), resign=True)
     with pytest.raises(ml.PersistenceError, match="not allowed|np.<function>"):
         ml.load(tmp_path / "i.npz")
 
     def sneaky(m):
         m["design"]["formula"] = "prog ~ ses + np.load(write)"
 
-    _write(tmp_path / "k.npz", _edit_meta(_entries(saved), sneaky), resign=True)
+    write_entries(tmp_path / "k.npz", _edit_meta(read_entries(saved), sneaky), resign=True)
     with pytest.raises(ml.PersistenceError, match="np.<function>"):
         ml.load(tmp_path / "k.npz")
 
 
 def test_pickled_array_inside_is_refused(tmp_path, saved):
-    e = _entries(saved)
+    e = read_entries(saved)
     buf = io.BytesIO()
     np.save(buf, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     with zipfile.ZipFile(tmp_path / "p.npz", "w") as zf:
@@ -308,15 +293,15 @@ def test_signed_files(tmp_path, hsb):
     loaded = ml.load(tmp_path / "k.npz", key="secret")
     pd.testing.assert_frame_equal(loaded.params, res.params)
     # The unkeyed digest a tamperer can recompute does not pass for a signed file.
-    e = _entries(tmp_path / "k.npz")
+    e = read_entries(tmp_path / "k.npz")
     e["params"] = e["params"] * 2
-    _write(tmp_path / "k2.npz", e, resign=True)
+    write_entries(tmp_path / "k2.npz", e, resign=True)
     with pytest.raises(ml.PersistenceError, match="integrity check"):
         ml.load(tmp_path / "k2.npz", key=b"secret")
 
 
 def test_digest_is_sha256_of_documented_content(saved):
-    e = _entries(saved)
+    e = read_entries(saved)
     meta = e.pop("metadata").tobytes()
     digest = e.pop("digest").tobytes().decode()
     h = hashlib.sha256(meta)

@@ -14,7 +14,7 @@ import pytest
 import statsmodels.api as sm
 
 import multilogit as ml
-from multilogit.results import persistence
+from tests.results_files import read_entries, write_entries
 
 FORMULA = "prog ~ C(ses) + np.log(write) + C(female):read + math + C(track) + honours"
 
@@ -183,22 +183,6 @@ def test_margins_after_loading_match_statsmodels(tmp_path, hsb):
 # -- what the stored data look like, and tampering -----------------------------------------
 
 
-def _entries(path):
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def _write(path, entries, resign=False):
-    entries = dict(entries)
-    if resign:
-        meta = entries["metadata"].tobytes()
-        arrays = {k: v for k, v in entries.items() if k not in ("metadata", "digest")}
-        digest = persistence.digest(meta, arrays, None)
-        entries["digest"] = np.frombuffer(digest.encode(), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        np.savez(fh, **entries)
-
-
 def _set_meta(entries, meta):
     entries = dict(entries)
     entries["metadata"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
@@ -214,7 +198,7 @@ def saved(tmp_path, hsb):
 
 def test_stored_columns_are_typed_and_not_pickled(saved):
     _, path = saved
-    e = _entries(path)
+    e = read_entries(path)
     meta = json.loads(e["metadata"].tobytes())
     specs = meta["data"]["columns"]
     cols = {c["name"]: (c, e[f"data.column.{pos}"]) for pos, c in enumerate(specs)}
@@ -231,21 +215,21 @@ def test_stored_columns_are_typed_and_not_pickled(saved):
 @pytest.mark.parametrize("entry", ["data.column.0", "data.column.1", "data.rows.0"])
 def test_tampered_data_arrays_are_detected(tmp_path, saved, entry):
     _, path = saved
-    e = _entries(path)
+    e = read_entries(path)
     a = e[entry].copy()
     a[[0, 1]] = a[[1, 0]] if a[0] != a[1] else a[[0, 1]] + 1
     e[entry] = a
-    _write(tmp_path / "t.npz", e)
+    write_entries(tmp_path / "t.npz", e)
     with pytest.raises(ml.PersistenceError, match="integrity check"):
         ml.load(tmp_path / "t.npz")
 
 
 def test_tampered_index_labels_in_metadata_are_detected(tmp_path, saved):
     _, path = saved
-    e = _entries(path)
+    e = read_entries(path)
     meta = json.loads(e["metadata"].tobytes())
     meta["data"]["index"]["levels"][0]["labels"][0] = "someone-else"
-    _write(tmp_path / "t.npz", _set_meta(e, meta))
+    write_entries(tmp_path / "t.npz", _set_meta(e, meta))
     with pytest.raises(ml.PersistenceError, match="integrity check"):
         ml.load(tmp_path / "t.npz")
 
@@ -253,10 +237,10 @@ def test_tampered_index_labels_in_metadata_are_detected(tmp_path, saved):
 def test_resigned_codes_out_of_range_are_refused(tmp_path, saved):
     # An edit with a recomputed (unkeyed) digest must still not index outside the labels.
     _, path = saved
-    e = _entries(path)
+    e = read_entries(path)
     e["data.rows.0"] = e["data.rows.0"].copy()
     e["data.rows.0"][0] = -1
-    _write(tmp_path / "t.npz", e, resign=True)
+    write_entries(tmp_path / "t.npz", e, resign=True)
     with pytest.raises(ml.PersistenceError, match="out of range"):
         ml.load(tmp_path / "t.npz")
 
@@ -265,7 +249,7 @@ def test_files_without_stored_columns_still_load(tmp_path, saved, hsb):
     # A file as written before the index and columns were stored (format version 1): integer
     # labels in data.index, no "data" metadata.  It loads; margins say what is missing.
     res, path = saved
-    e = _entries(path)
+    e = read_entries(path)
     meta = json.loads(e["metadata"].tobytes())
     for k in [k for k in e if k.startswith(("data.rows.", "data.column."))]:
         del e[k]
@@ -273,7 +257,7 @@ def test_files_without_stored_columns_still_load(tmp_path, saved, hsb):
     del meta["data"]
     e["data.index"] = np.arange(len(hsb), dtype=np.int64) + 7
     meta["arrays"]["data.index"] = {"dtype": "<i8", "shape": [len(hsb)]}
-    _write(tmp_path / "old.npz", _set_meta(e, meta), resign=True)
+    write_entries(tmp_path / "old.npz", _set_meta(e, meta), resign=True)
     old = ml.load(tmp_path / "old.npz")
     pd.testing.assert_index_equal(old.fittedvalues.index, pd.Index(np.arange(len(hsb)) + 7))
     np.testing.assert_array_equal(old.fittedvalues.to_numpy(), res.fittedvalues.to_numpy())
