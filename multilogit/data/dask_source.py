@@ -23,6 +23,8 @@ import patsy
 
 from ..engine.dask import DaskBackend
 from ..exceptions import DataError
+from . import design_state  # noqa: F401  (registers how a Design pickles: patsy refuses)
+from .design import Design
 
 __all__ = ["DaskDesign", "design_from_frame"]
 
@@ -65,8 +67,9 @@ class DaskDesign:
         )
 
 
-def _build_partition(part, design_info, outcome, labels, eq_codes, freq_weights, weights):
+def _build_partition(part, design, outcome, labels, eq_codes, freq_weights, weights):
     """``(X, y, w, sampling)`` of one partition."""
+    design_info = design.design_info
     p = len(design_info.column_names)
     if len(part) == 0:
         X = np.zeros((0, p))
@@ -101,7 +104,7 @@ def _rows(t):
 
 def design_from_frame(
     frame,
-    design_info: patsy.DesignInfo,
+    design_info: patsy.DesignInfo | Design,
     outcome: str,
     coding: Mapping,
     *,
@@ -116,8 +119,9 @@ def design_from_frame(
     ----------
     frame : dask.dataframe.DataFrame
         The source rows; the blocks follow its partitions.
-    design_info : patsy.DesignInfo
-        The design state fixed on the whole data (levels, transforms).
+    design_info : patsy.DesignInfo or Design
+        The design state fixed on the whole data (levels, transforms); it is shipped to the
+        workers as a :class:`~multilogit.data.design.Design` pickles, by value.
     outcome : str
         The outcome column.
     coding : mapping
@@ -140,12 +144,16 @@ def design_from_frame(
         A missing value, a level or an outcome label the fit does not know (when the blocks
         are built).
     """
+    if isinstance(design_info, Design):
+        design, design_info = design_info, design_info.design_info
+    else:
+        design = Design(tuple(design_info.column_names), None, design_info)
     labels = list(coding)
     eq_codes = np.array([coding[lv] for lv in labels], dtype=np.int64)
     p = len(design_info.column_names)
     build = dask.delayed(_build_partition)
     parts = [
-        build(d, design_info, outcome, labels, eq_codes, freq_weights, weights)
+        build(d, design, outcome, labels, eq_codes, freq_weights, weights)
         for d in frame.to_delayed()
     ]
     item = dask.delayed(_item)

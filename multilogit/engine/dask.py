@@ -205,7 +205,10 @@ def with_known_rows(a: da.Array, compute: Callable) -> da.Array:
 def _as_rows(a, chunks, name, compute):
     """``a`` as a 1-D Dask array with the row chunks ``chunks``."""
     if not isinstance(a, da.Array):
-        a = da.from_array(np.asarray(a), chunks=(chunks,))
+        a = np.asarray(a)
+        if a.shape != (sum(chunks),):
+            raise ValueError(f"{name} must have one entry per row ({sum(chunks)}); got {a.shape}")
+        a = da.from_array(a, chunks=(chunks,))
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D; got {a.ndim} dimensions")
     a = with_known_rows(a, compute)
