@@ -61,6 +61,23 @@ class MultinomialLogit:
     MultinomialLogit.from_formula : R-style formula interface (adds an intercept).
     """
 
+    # Rows held by a backend (Parquet or Dask data): see _from_rows.  None for data in memory.
+    _rows = None
+
+    # Per-row arrays of data in memory; a model on larger data has none of them.
+    _ROW_ARRAYS = frozenset(
+        ("exog", "endog", "level_codes", "freq_weights", "_lik_weights", "row_labels", "_data")
+    )
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: on a model whose rows a backend holds.
+        if name in MultinomialLogit._ROW_ARRAYS and self.__dict__.get("_rows") is not None:
+            raise DataError(
+                f"this model's rows are {self._rows.description}, not in memory: {name!r} is not "
+                "available (fit, summaries, covariances, tests and predictions work on them)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __init__(self, endog, exog, ref=None, missing="raise", freq_weights=None, weights=None):
         self._setup(design.from_arrays(endog, exog, ref=ref, missing=missing))
         self._source_data = None
@@ -99,6 +116,27 @@ class MultinomialLogit:
         self._source_labelled = True
         self._set_weights(freq_weights, weights)
         return self
+
+    @classmethod
+    def _from_rows(cls, rows) -> MultinomialLogit:
+        """A model on rows held by a backend (a Dask DataFrame or a Parquet source, see
+        :mod:`multilogit.data.large`): nothing per row lives in this process."""
+        self = cls.__new__(cls)
+        self._rows = rows
+        self.outcome = rows.outcome
+        self.design = rows.design
+        self.n_dropped = rows.n_dropped
+        # Only whether there are sampling weights matters here (default covariance, tests).
+        self.weights = np.full(0, np.nan) if rows.sampling else None
+        self._source_data = rows.frame
+        self._source_index = None
+        self._source_labelled = False
+        return self
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the estimation sample (before weights)."""
+        return self._rows.backend.n if self._rows is not None else len(self.exog)
 
     def _setup(self, md: design.ModelData):
         self._data = md
@@ -172,11 +210,13 @@ class MultinomialLogit:
 
     @property
     def k_exog(self) -> int:
-        return self.exog.shape[1]
+        return len(self.design.names)
 
     @property
     def nobs(self) -> float:
         """Sum of the frequency weights of the rows with positive (sampling) weight."""
+        if self._rows is not None:
+            return float(self._rows.nobs)
         if self.weights is None:
             return float(self.freq_weights.sum())
         return float(self.freq_weights[self.weights > 0].sum())
@@ -188,15 +228,15 @@ class MultinomialLogit:
         dummies of ``y ~ 0 + C(f) + x``.  Rows with zero weight are left out, as in the rank
         check."""
         cached = getattr(self, "_k_constant_cache", None)
-        if cached is not None and cached[0] is self.exog:
+        if cached is not None and cached[0] is self.backend:
             return cached[1]
-        if len(self.exog) == 0:
+        if self.n_rows == 0:
             return 0
         if self._intercept_col() is not None:
             k = 1
         else:
             k = int(rank.constant_in_span(self.backend))
-        self._k_constant_cache = (self.exog, k)
+        self._k_constant_cache = (self.backend, k)
         return k
 
     @property
@@ -208,6 +248,16 @@ class MultinomialLogit:
     @property
     def outcome_counts(self) -> np.ndarray:
         """Weighted count of each of the K outcomes (likelihood weights), in level order."""
+        if self._rows is not None:
+            # One pass over the rows: equation codes (reference last) to level order.
+            J = self.J
+            internal = np.sum(
+                self.backend.reduce(
+                    lambda c: np.bincount(np.where(c.y < 0, J, c.y), c.weights, J + 1)
+                ),
+                axis=0,
+            )
+            return internal[self.level_to_internal]
         return np.bincount(
             self.level_codes, weights=self._lik_weights, minlength=len(self.outcomes)
         )
@@ -221,11 +271,13 @@ class MultinomialLogit:
         return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
 
     @property
-    def backend(self) -> InMemoryBackend:
+    def backend(self):
         """The rows of this model behind the :class:`~multilogit.engine.backend.Backend`
         protocol: every pass over them (the solve, the rank and separation checks, robust
         covariances, fitted values, residuals, marginal effects) goes through it.  Built once
         per design and weights."""
+        if self._rows is not None:
+            return self._rows.backend
         key = (self.exog, self.endog, self._lik_weights, self.weights)
         cached = self.__dict__.get("_backend_cache")
         if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
@@ -247,6 +299,8 @@ class MultinomialLogit:
 
     def _estimation_frame(self) -> pd.DataFrame:
         """The formula data restricted to the rows used in the fit."""
+        if self._rows is not None:
+            return self._rows.source_frame()
         return rows.estimation_frame(self._source_data, self.row_labels, self.n_dropped)
 
     def _column_range(self):
@@ -261,7 +315,7 @@ class MultinomialLogit:
     def _intercept_col(self):
         """The constant column, if any: the first column of ones, else the first constant
         nonzero column (as statsmodels)."""
-        if len(self.exog) == 0:
+        if self.n_rows == 0:
             return None
         lo, hi = self._column_range()
         const = np.flatnonzero((lo == hi) & (lo != 0))
@@ -457,7 +511,7 @@ class MultinomialLogit:
         src = f"formula={self.formula!r}" if self.formula else f"{self.k_exog} columns"
         return (
             f"<MultinomialLogit {src}: {len(self.outcomes)} outcomes, ref={self.ref!r}, "
-            f"n={len(self.exog)}>"
+            f"n={self.n_rows}>"
         )
 
 
