@@ -7,6 +7,7 @@
 """
 
 from . import datasets
+from .data.parquet import parquet
 from .exceptions import (
     ConvergenceWarning,
     DataError,
@@ -39,5 +40,6 @@ __all__ = [
     "load",
     "reparam",
     "mnlogit",
+    "parquet",
     "plot_decision_regions",
 ]

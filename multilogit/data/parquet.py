@@ -1,0 +1,119 @@
+"""Parquet files as a source of pandas chunks, read in record batches with pyarrow."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator, Sequence
+
+import pandas as pd
+
+from ..exceptions import DataError
+
+__all__ = ["ParquetSource", "parquet"]
+
+
+class ParquetSource:
+    """Rows of a Parquet dataset, handed out as pandas DataFrames of at most ``batch_rows``.
+
+    Parameters
+    ----------
+    source : str, Path, sequence of paths or pyarrow.dataset.Dataset
+        A file, a directory (every Parquet file below it), a glob pattern (``"data/*.parquet"``)
+        or an open dataset.
+    batch_rows : int
+        Largest number of rows per chunk.
+
+    Notes
+    -----
+    Files are read in the dataset's file order and each file in row-group order, so every pass
+    sees the rows in the same order.  Dictionary-encoded columns (pandas categoricals when
+    written from pandas) arrive as pandas categoricals with their dictionary as categories.
+    """
+
+    def __init__(self, source, batch_rows: int = 65536):
+        import pyarrow.dataset as ds
+
+        if int(batch_rows) < 1:
+            raise ValueError(f"batch_rows must be positive; got {batch_rows}")
+        self.batch_rows = int(batch_rows)
+        if isinstance(source, ds.Dataset):
+            self.dataset = source
+            return
+        if isinstance(source, str | os.PathLike):
+            text = os.fspath(source)
+            if glob.has_magic(text):
+                files = sorted(glob.glob(text))
+                if not files:
+                    raise DataError(f"no Parquet file matches {text!r}")
+                source = files
+            elif not os.path.exists(text):
+                raise DataError(f"no such Parquet file or directory: {text!r}")
+            else:
+                source = text
+        else:
+            source = [os.fspath(s) for s in source]
+        try:
+            self.dataset = ds.dataset(source, format="parquet")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot open Parquet data {source!r}: {exc}") from None
+
+    @property
+    def column_names(self) -> list[str]:
+        """The columns of the dataset."""
+        return list(self.dataset.schema.names)
+
+    def count_rows(self) -> int:
+        """Rows of the dataset (from the files' metadata)."""
+        return int(self.dataset.count_rows())
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+        """One pass over the rows: DataFrames of at most :attr:`batch_rows` rows, holding only
+        ``columns`` (default: all)."""
+        if columns is not None:
+            missing = [c for c in columns if c not in self.column_names]
+            if missing:
+                raise DataError(
+                    f"the Parquet data have no column(s) {', '.join(map(repr, missing))}"
+                )
+        for batch in self._record_batches(columns):
+            if batch.num_rows == 0:
+                continue
+            yield batch.to_pandas()
+
+    def _record_batches(self, columns):
+        import pyarrow.parquet as pq
+
+        # File by file, row group by row group, without pre-buffering or read-ahead: the
+        # dataset scanner's defaults hold several files' column chunks at once, and its memory
+        # pool keeps what it once held, so the memory of a pass would grow with the data.
+        files = getattr(self.dataset, "files", None)
+        if files is None:  # not a dataset of files: its own scanner, with little read-ahead
+            yield from self.dataset.to_batches(
+                columns=columns, batch_size=self.batch_rows, batch_readahead=1
+            )
+            return
+        fs = self.dataset.filesystem
+        for path in files:
+            with fs.open_input_file(path) as fh:
+                pf = pq.ParquetFile(fh, pre_buffer=False)
+                yield from pf.iter_batches(
+                    batch_size=self.batch_rows, columns=columns, use_threads=False
+                )
+
+    def __call__(self) -> Iterator[pd.DataFrame]:
+        return self.batches()
+
+    def __repr__(self) -> str:
+        return f"ParquetSource({len(self.dataset.files)} file(s), batch_rows={self.batch_rows})"
+
+
+def parquet(path, **kw) -> ParquetSource:
+    """A Parquet file, directory, glob pattern or pyarrow dataset as a source of row chunks
+    (see :class:`ParquetSource`), for fits on data larger than memory.
+
+    Examples
+    --------
+    >>> src = multilogit.parquet("hsb/*.parquet", batch_rows=100_000)  # doctest: +SKIP
+    """
+    return ParquetSource(path, **kw)
