@@ -26,7 +26,7 @@ from . import kernels
 from .backend import Chunk, Derivatives, default_chunk_rows
 from .threads import default_threads, map_runs
 
-__all__ = ["ArrayBackend", "ChunkedBackend", "Rows"]
+__all__ = ["ArrayBackend", "ChunkedBackend", "Rows", "subsample_size"]
 
 # The subsample of approx_information: at least this many rows per parameter (the relative error
 # of a sampled information matrix shrinks like sqrt(params / rows)) and at least 1/SAMPLE_FRACTION
@@ -34,6 +34,15 @@ __all__ = ["ArrayBackend", "ChunkedBackend", "Rows"]
 SAMPLE_ROWS_PER_PARAM = 64
 SAMPLE_FRACTION = 32
 SAMPLE_MIN_RATIO = 4
+
+
+def subsample_size(n: int, p: int, J: int) -> int:
+    """Rows of the subsample behind ``approx_information`` for ``n`` rows and ``J p``
+    parameters (0: not worth it).  Every backend uses this rule, so the solver takes the same
+    path whatever holds the rows."""
+    m = max(SAMPLE_ROWS_PER_PARAM * J * p, n // SAMPLE_FRACTION)
+    return m if SAMPLE_MIN_RATIO * m <= n else 0
+
 
 # A thread gets at least this many chunks: below that the start-up costs more than it saves.
 _MIN_CHUNKS_PER_THREAD = 2
@@ -217,8 +226,7 @@ class ChunkedBackend:
     @property
     def sample_rows(self) -> int:
         """Rows of the subsample behind :meth:`approx_information` (0: not worth it)."""
-        m = max(SAMPLE_ROWS_PER_PARAM * self.J * self.p, self.n // SAMPLE_FRACTION)
-        return m if SAMPLE_MIN_RATIO * m <= self.n else 0
+        return subsample_size(self.n, self.p, self.J)
 
     def gather(self, positions: np.ndarray) -> Rows:
         """The rows at increasing ``positions``, copied into memory (one pass over the chunks

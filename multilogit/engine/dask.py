@@ -29,10 +29,8 @@ import numpy as np
 from scipy import linalg
 
 from .backend import Chunk, Derivatives
+from .chunked import subsample_size
 from .memory import (
-    SAMPLE_FRACTION,
-    SAMPLE_MIN_RATIO,
-    SAMPLE_ROWS_PER_PARAM,
     InMemoryBackend,
     predict_linear,
     predict_probabilities,
@@ -431,8 +429,7 @@ class DaskBackend:
     def sample_rows(self) -> int:
         """Rows of the subsample behind :meth:`approx_information` (0: not worth it); the
         in-memory backend's rule on the whole data."""
-        m = max(SAMPLE_ROWS_PER_PARAM * self.J * self.p, self.n // SAMPLE_FRACTION)
-        return m if SAMPLE_MIN_RATIO * m <= self.n else 0
+        return subsample_size(self.n, self.p, self.J)
 
     def subsample(self) -> InMemoryBackend | None:
         """An in-memory backend on every ``n // m``-th row (``m`` = :attr:`sample_rows`): the
