@@ -71,12 +71,13 @@ class InMemoryBackend(ArrayBackend):
         runs = row_runs(len(X), self.threads)
 
         def run(k):
-            Xs = X[runs[k]] / scale
-            return Xs.T @ Xs
+            # X'X of the rows as they are, scaled afterwards: dividing first would copy X.
+            Xr = X[runs[k]]
+            return Xr.T @ Xr
 
         with np.errstate(over="ignore", invalid="ignore"):
             parts = map_runs(run, len(runs))
-            return sum(parts[1:], parts[0])
+            return sum(parts[1:], parts[0]) / np.outer(scale, scale)
 
     def distinct_rows(self, scale):
         pos = self.w > 0
