@@ -104,7 +104,10 @@ class SavedModel:
         )
 
     exog = property(_no_data)
+    estimation_frame = _no_data
     backend = property(_no_data)
+    rows_frame = None
+    is_in_memory = True
     row_labels = property(_no_data)
     freq_weights = property(_no_data)
     fit = _no_data

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import design, rows
+from .data import design, large, rows
 from .data import weights as _weights
 from .engine.memory import InMemoryBackend
 from .exceptions import DataError
@@ -98,15 +98,33 @@ class MultinomialLogit:
         eval_env=0,
         freq_weights=None,
         weights=None,
+        groups=None,
     ):
         """Model from an R-style formula such as ``"prog ~ C(ses) + write"``.
 
         The left side is one column of strings, a categorical or integers, used as labels (no
         recoding needed).  The right side is expanded by patsy, with an intercept unless the
         formula says ``- 1``.  ``freq_weights`` and ``weights`` may name columns of ``data``.
+
+        ``data`` may also be larger than memory: a Parquet source (:func:`multilogit.parquet`),
+        streamed in batches into a local spill, or a Dask DataFrame, whose design blocks are
+        built and kept on the cluster (see :mod:`multilogit.data.large`).  The model then holds
+        no row of the data.  With a Parquet source, cluster columns for
+        ``fit(cov_type="cluster", cov_kwds={"groups": name})`` are named here, ``groups=``
+        (a name or a list of names), so the streaming pass codes them.
         """
         if isinstance(eval_env, int):
             eval_env += 1
+        if large.is_large(data):
+            rows = large.formula_rows(
+                formula, data, ref, missing, eval_env, freq_weights, weights, groups
+            )
+            return cls._from_rows(rows)
+        if groups is not None:
+            raise ValueError(
+                "groups= codes cluster columns while streaming a Parquet source; with data in "
+                "memory pass them to fit(cov_type='cluster', cov_kwds={'groups': ...})"
+            )
         md = design.from_formula(formula, data, ref=ref, missing=missing, eval_env=eval_env)
         self = cls.__new__(cls)
         self._setup(md)
@@ -132,6 +150,29 @@ class MultinomialLogit:
         self._source_index = None
         self._source_labelled = False
         return self
+
+    def group_codes(self, groups) -> tuple:
+        """Cluster codes ``0..G-1`` of ``groups`` aligned with the rows, in the backend's own
+        form, and ``G``.  ``groups``: one id per row (of the data as given, or of the rows
+        kept), or a column name of the formula data (any hashable ids)."""
+        if self._rows is not None:
+            return self._rows.group_codes(groups)
+        g = _weights.resolve_rows(self, groups, "groups")
+        # factorize: any hashable ids (mixed types too); missing ids get code -1.
+        codes, _ = pd.factorize(pd.Series(g, dtype=object if g.dtype == object else None))
+        if (codes < 0).any():
+            raise DataError(f"groups holds {int((codes < 0).sum())} missing value(s)")
+        return codes.astype(np.int64), int(codes.max()) + 1
+
+    @property
+    def is_in_memory(self) -> bool:
+        """Whether the rows are arrays in this process (else a backend holds them)."""
+        return self._rows is None
+
+    @property
+    def rows_frame(self):
+        """The Dask DataFrame of the estimation rows of a model on Dask data, else None."""
+        return None if self._rows is None else self._rows.frame
 
     @property
     def n_rows(self) -> int:
@@ -288,7 +329,7 @@ class MultinomialLogit:
             self._lik_weights,
             self.J,
             sampling=self.weights,
-            frame=self._estimation_frame if self.design.design_info is not None else None,
+            frame=self.estimation_frame if self.design.design_info is not None else None,
         )
         rng = getattr(self._data, "col_range", None)
         if rng is not None and self._data.X.shape == self.exog.shape:
@@ -297,8 +338,9 @@ class MultinomialLogit:
         self.__dict__["_backend_cache"] = (key, be)
         return be
 
-    def _estimation_frame(self) -> pd.DataFrame:
-        """The formula data restricted to the rows used in the fit."""
+    def estimation_frame(self) -> pd.DataFrame:
+        """The formula data restricted to the rows used in the fit (a Dask DataFrame for a
+        model on Dask data; a model streamed from Parquet keeps none)."""
         if self._rows is not None:
             return self._rows.source_frame()
         return rows.estimation_frame(self._source_data, self.row_labels, self.n_dropped)
@@ -516,7 +558,14 @@ class MultinomialLogit:
 
 
 def mnlogit(
-    formula: str, data, ref=None, missing="raise", eval_env=0, freq_weights=None, weights=None
+    formula: str,
+    data,
+    ref=None,
+    missing="raise",
+    eval_env=0,
+    freq_weights=None,
+    weights=None,
+    groups=None,
 ):
     """Multinomial logit from a formula: ``mnlogit("prog ~ C(ses) + write", df)``.
 
@@ -532,6 +581,7 @@ def mnlogit(
         eval_env=eval_env,
         freq_weights=freq_weights,
         weights=weights,
+        groups=groups,
     )
 
 

@@ -38,7 +38,7 @@ from ..exceptions import DataError
 from .design import Design, Outcome, match_level
 from .parquet import ParquetSource
 
-__all__ = ["StreamedDesign", "stream_design"]
+__all__ = ["DesignState", "StreamedDesign", "design_state", "stream_design"]
 
 # Stateful transforms that keep every value they see (spline knots at quantiles of all rows):
 # their state cannot be memorised chunk by chunk in bounded memory.
@@ -60,8 +60,9 @@ class StreamedDesign:
     design : Design
         Names, formula, patsy design info and environment: ``design.build(new_data)`` builds
         designs for prediction as for an in-memory fit.
-    nobs : int
-        Rows kept.
+    nobs : float
+        Rows kept, counted with their frequency weights (rows with zero sampling weight not
+        counted).
     n_dropped : int
         Rows dropped for missing values (``missing="drop"``).
     outcome_counts : ndarray of int64, shape (K,)
@@ -76,11 +77,41 @@ class StreamedDesign:
     backend: SpillBackend
     outcome: Outcome
     design: Design
-    nobs: int
+    nobs: float
     n_dropped: int
     outcome_counts: np.ndarray
     groups: dict = field(default_factory=dict)
     group_levels: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class DesignState:
+    """The result of the preliminary pass of :func:`design_state`.
+
+    Attributes
+    ----------
+    outcome : Outcome
+    design : Design
+        Fixed for every chunk and for prediction.
+    used : tuple of str
+        The data columns the formula, weights and groups use (missing values are looked for
+        in these).
+    rows, dropped : int
+        Rows seen, and rows with missing values in ``used`` (``missing="drop"``).
+    group_levels : dict of str to ndarray
+        Each ``groups`` column's sorted levels.
+    chunks : callable
+        The source of chunks the pass read, for later passes.
+    """
+
+    outcome: Outcome
+    design: Design
+    used: tuple
+    rows: int
+    dropped: int
+    group_levels: dict
+    chunks: Callable = field(repr=False)
+    first: object = field(repr=False)
 
 
 def _chunks(source, columns) -> Callable[[], Iterable[pd.DataFrame]]:
@@ -250,7 +281,7 @@ def _used_columns(formula, desc, available, eval_env) -> list[str]:
     return [c for c in available if c in tokens]
 
 
-def stream_design(
+def design_state(
     formula: str,
     source,
     ref=None,
@@ -259,11 +290,10 @@ def stream_design(
     weights: str | None = None,
     groups: str | Sequence[str] | None = None,
     eval_env=0,
-    directory=None,
-    chunk_rows: int | None = None,
-    threads: int | None = None,
-) -> StreamedDesign:
-    """Stream a formula design from chunks of rows into a :class:`SpillBackend`.
+) -> DesignState:
+    """One preliminary pass over chunks of rows: the outcome levels, the patsy design state
+    (categorical levels over all chunks, stateful transforms memorised chunk by chunk), row
+    counts and cluster levels.  The state is then fixed for every chunk and for prediction.
 
     Parameters
     ----------
@@ -285,14 +315,10 @@ def stream_design(
         as backend columns of the same names.
     eval_env : int or patsy.EvalEnvironment
         Where the formula's names are looked up (0: the caller's namespace).
-    directory : str or Path, optional
-        Parent of the spill directory (default: the system's temporary directory).
-    chunk_rows, threads : int, optional
-        The backend's chunking (see :class:`~multilogit.engine.chunked.ChunkedBackend`).
 
     Returns
     -------
-    StreamedDesign
+    DesignState
 
     Raises
     ------
@@ -334,8 +360,39 @@ def stream_design(
     outcome = Outcome(yname, first.levels, match_level(ref, first.levels, yname))
     info = factors.design_info()
     design = Design(tuple(info.column_names), formula, info, eval_env)
-    return _spill(chunks, first, outcome, design, freq_weights, weights, group_cols, missing,
-                  directory, chunk_rows, threads)  # fmt: skip
+    return DesignState(outcome, design, tuple(first.used), first.rows, first.dropped,
+                       dict(first.group_levels), chunks, first)  # fmt: skip
+
+
+def stream_design(
+    formula: str,
+    source,
+    ref=None,
+    missing: str = "raise",
+    freq_weights: str | None = None,
+    weights: str | None = None,
+    groups: str | Sequence[str] | None = None,
+    eval_env=0,
+    directory=None,
+    chunk_rows: int | None = None,
+    threads: int | None = None,
+) -> StreamedDesign:
+    """Stream a formula design from chunks of rows into a :class:`SpillBackend`: the
+    preliminary pass of :func:`design_state`, then a second pass that builds each chunk's
+    design with the fixed state and spills it (so patsy runs once per row).
+
+    Parameters are those of :func:`design_state`, and
+
+    directory : str or Path, optional
+        Parent of the spill directory (default: the system's temporary directory).
+    chunk_rows, threads : int, optional
+        The backend's chunking (see :class:`~multilogit.engine.chunked.ChunkedBackend`).
+    """
+    if not isinstance(eval_env, patsy.EvalEnvironment):
+        eval_env = patsy.EvalEnvironment.capture(eval_env + 1)
+    state = design_state(formula, source, ref, missing, freq_weights, weights, groups, eval_env)
+    return _spill(state.chunks, state.first, state.outcome, state.design, freq_weights,
+                  weights, _names(groups), missing, directory, chunk_rows, threads)  # fmt: skip
 
 
 class _Unstable(Exception):
@@ -506,6 +563,7 @@ def _spill(chunks, first, outcome, design, fw, sw, group_cols, missing, director
     counts = np.zeros(len(outcome.levels), np.int64)
     lo, hi = np.full(p, np.inf), np.full(p, -np.inf)
     nan_rows, inf_cols, dropped, checked = 0, _Counts(), first.dropped, False
+    nobs = 0.0
     try:
         for df in chunks():
             if len(df) == 0:
@@ -537,6 +595,7 @@ def _spill(chunks, first, outcome, design, fw, sw, group_cols, missing, director
             counts += np.bincount(level, minlength=len(counts))
             f = np.ones(len(df)) if fw is None else df[fw].to_numpy(dtype=np.float64)
             s = None if sw is None else df[sw].to_numpy(dtype=np.float64)
+            nobs += float(f.sum() if s is None else f[s > 0].sum())
             codes = {g: group_index[g].get_indexer(_values(df[g])) for g in group_cols}
             writer.append(X, outcome.eq_codes(level), f if s is None else f * s, s, **codes)
         if inf_cols.by_column:
@@ -558,7 +617,7 @@ def _spill(chunks, first, outcome, design, fw, sw, group_cols, missing, director
         backend,
         outcome,
         design,
-        backend.n,
+        nobs,
         dropped,
         counts,
         {g: len(v) for g, v in first.group_levels.items()},

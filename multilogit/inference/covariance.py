@@ -36,10 +36,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
-import pandas as pd
 from scipy import linalg
 
-from ..data.weights import resolve_rows
 from ..exceptions import DataError, FitError
 
 __all__ = [
@@ -197,17 +195,10 @@ class Cluster(CovarianceEstimator):
         self.kwds = {"groups": groups, "df_correction": df_correction}
         self.n_groups = None
 
-    def _codes(self, model):
-        g = resolve_rows(model, self.kwds["groups"], "groups")
-        # factorize: any hashable ids (mixed types too); missing ids get code -1.
-        codes, _ = pd.factorize(pd.Series(g, dtype=object if g.dtype == object else None))
-        if (codes < 0).any():
-            raise DataError(f"groups holds {int((codes < 0).sum())} missing value(s)")
-        return codes.astype(np.int64)
-
     def compute(self, model, state):
-        codes = self._codes(model)
-        sums, weight = model.backend.group_scores(state.beta, codes, int(codes.max()) + 1)
+        # Row-aligned codes in the backend's own form (an array, a stored column, a Dask array).
+        codes, n_codes = model.group_codes(self.kwds["groups"])
+        sums, weight = model.backend.group_scores(state.beta, codes, n_codes)
         G = int(np.count_nonzero(weight > 0))
         if G < 2:
             raise DataError(f"cluster-robust covariance needs at least 2 clusters; got {G}")

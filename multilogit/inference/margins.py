@@ -93,28 +93,10 @@ class _Variable:
     base: object = None
 
 
-def _is_dummy(v: np.ndarray) -> bool:
-    # statsmodels' rule: integer-valued with minimum 0 and maximum 1.
-    return bool(v.size and v.min() == 0 and v.max() == 1 and np.all(v % 1.0 == 0))
-
-
-def _is_count(v: np.ndarray) -> bool:
-    # statsmodels' rule: non-negative integers, not constant, not a dummy.
-    return bool(
-        v.size and np.all(v % 1.0 == 0) and np.all(v >= 0) and v.var() != 0 and not _is_dummy(v)
-    )
-
-
-def _numeric_kind(v: np.ndarray, dummy: bool, count: bool) -> str:
-    if dummy and _is_dummy(v):
-        return "dummy"
-    if count and _is_count(v):
-        return "count"
-    return "continuous"
-
-
 def _kind_from_stats(integer: bool, lo: float, hi: float, dummy: bool, count: bool) -> str:
-    """:func:`_numeric_kind` from a column's summaries: all values integers, minimum, maximum."""
+    """How a numeric variable's effect is reported, from its summaries (all values integers,
+    minimum, maximum), by statsmodels' rules: a dummy is integer-valued from 0 to 1; a count
+    is non-negative integers, not constant and not a dummy."""
     if dummy and integer and lo == 0 and hi == 1:
         return "dummy"
     if count and integer and lo >= 0 and hi != lo and not (lo == 0 and hi == 1):
@@ -149,6 +131,33 @@ def _categorical_base(design_info, factor, levels):
             if len(zero):
                 return levels[int(zero[0])]
     return levels[0]
+
+
+def _numeric_stats(model, names) -> dict:
+    """For each numeric data column: whether all its values are integers, its minimum and
+    maximum over the estimation rows (one reduction over the rows' source data)."""
+    if not names:
+        return {}
+
+    def chunk(c):
+        out = []
+        for nm in names:
+            v = pd.to_numeric(c.frame[nm], errors="coerce").to_numpy(dtype=np.float64)
+            if v.size:
+                out.append((bool(np.all(v % 1.0 == 0)), v.min(), v.max()))
+            else:
+                out.append((True, np.inf, -np.inf))
+        return out
+
+    parts = [p for p in model.backend.reduce(chunk) if p]
+    return {
+        nm: (
+            all(p[k][0] for p in parts),
+            min(p[k][1] for p in parts),
+            max(p[k][2] for p in parts),
+        )
+        for k, nm in enumerate(names)
+    }
 
 
 def formula_variables(model, frame, dummy, count) -> list[_Variable]:
@@ -186,13 +195,14 @@ def formula_variables(model, frame, dummy, count) -> list[_Variable]:
             f"column(s) {', '.join(map(repr, both))} enter the formula both as categorical and "
             "as numeric; their marginal effect is not defined"
         )
+    stats = _numeric_stats(model, [nm for nm in order if nm not in cats])
     out = []
     for nm in order:
         if nm in cats:
             out.append(cats[nm])
             continue
-        vals = pd.to_numeric(frame[nm], errors="coerce").to_numpy(dtype=np.float64)
-        var = _Variable(nm, _numeric_kind(vals, dummy, count))
+        integer, lo, hi = stats[nm]
+        var = _Variable(nm, _kind_from_stats(integer, lo, hi, dummy, count))
         uses = nums[nm]
         # Exact unit direction when the variable enters only as itself, in one-factor terms.
         plain = all(len(term.factors) == 1 and factor.code.strip() == nm for term, factor in uses)
@@ -275,8 +285,8 @@ def row_weights(model) -> np.ndarray:
 
 
 def estimation_frame(model) -> pd.DataFrame:
-    """The formula data of the estimation rows, as held by the model's backend."""
-    return model.backend.source_frame()
+    """The formula data of the estimation rows (see ``MultinomialLogit.estimation_frame``)."""
+    return model.estimation_frame()
 
 
 def _assign(frame, name, value):

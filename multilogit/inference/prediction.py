@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 
+from ..data.large import is_dask_collection
 from ..engine.memory import predict_linear, predict_probabilities
 
 __all__ = ["PredictionResults", "get_prediction"]
@@ -189,7 +190,10 @@ def predict(model, beta, exog=None, which: str = "prob"):
     exog : DataFrame or array, optional
         New data: for a formula model, a DataFrame with the columns the formula uses (the
         design is rebuilt with the categorical levels and transforms fixed at fit time); for
-        an array model, a matrix with the fitted columns.  Default: the estimation sample.
+        an array model, a matrix with the fitted columns; a Dask DataFrame gives a Dask
+        DataFrame (or Series), computed partition by partition.  Default: the estimation
+        sample (for a model on a Dask DataFrame, a Dask result; for a streamed Parquet
+        source, all its rows in memory, indexed ``0..n-1``).
     which : {"prob", "class", "linear"}
         ``"prob"``: probability of each of the K outcomes (DataFrame, one column per outcome
         label); ``"class"``: the most probable outcome (Series of labels); ``"linear"``: the
@@ -199,32 +203,55 @@ def predict(model, beta, exog=None, which: str = "prob"):
     if which not in ("prob", "class", "linear"):
         raise ValueError(f"which must be 'prob', 'class' or 'linear'; got {which!r}")
     beta = np.ascontiguousarray(beta, dtype=np.float64)
+    predictor = _Predictor(model.design, model.outcome, beta)
+    if exog is None and model.rows_frame is not None:
+        exog = model.rows_frame
+    if is_dask_collection(exog):
+        return predictor.dask(exog, which)
     if exog is None:
         # The estimation sample: its rows are the backend's.
-        index = model.row_labels
         rows = model.backend
-        linear, probabilities = rows.linear, rows.probabilities
-    else:
-        X, index = _new_rows(model, exog)
+        index = model.row_labels if model.is_in_memory else pd.RangeIndex(rows.n)
+        eta = rows.linear(beta) if which == "linear" else None
+        prob = None if which == "linear" else rows.probabilities(beta)
+        return predictor.frame(eta, prob, index, which)
+    return predictor(exog, which)
 
-        def linear(b):
-            return predict_linear(X, b)
 
-        def probabilities(b):
-            return predict_probabilities(X, b)
+class _Predictor:
+    """What prediction needs of a fit, small enough to ship to the workers of a cluster: the
+    design state, the outcome coding and the coefficients."""
 
-    cols = pd.Index(model.outcomes, name=model.endog_names)
-    order = model.level_to_internal
-    if which == "linear":
-        eta = linear(beta)
-        full = np.column_stack([eta, np.zeros(len(eta))])
-        return pd.DataFrame(full[:, order], index=index, columns=cols)
-    prob = probabilities(beta)[:, order]
-    if which == "prob":
-        return pd.DataFrame(prob, index=index, columns=cols)
-    labels = np.asarray(model.outcomes, dtype=object)[np.argmax(prob, axis=1)]
-    return pd.Series(
-        pd.Categorical(labels, categories=list(model.outcomes)),
-        index=index,
-        name=model.endog_names,
-    )
+    def __init__(self, design, outcome, beta):
+        self.design, self.outcome, self.beta = design, outcome, beta
+        r, K = outcome.ref_index, len(outcome.levels)
+        self.order = np.array([K - 1 if k == r else (k if k < r else k - 1) for k in range(K)])
+
+    def __call__(self, exog, which):
+        X, index = self.design.build(exog)
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        index = pd.RangeIndex(X.shape[0]) if index is None else index
+        eta = predict_linear(X, self.beta) if which == "linear" else None
+        prob = None if which == "linear" else predict_probabilities(X, self.beta)
+        return self.frame(eta, prob, index, which)
+
+    def frame(self, eta, prob, index, which):
+        cols = pd.Index(list(self.outcome.levels), name=self.outcome.name)
+        if which == "linear":
+            full = np.column_stack([eta, np.zeros(len(eta))])
+            return pd.DataFrame(full[:, self.order], index=index, columns=cols)
+        prob = prob[:, self.order]
+        if which == "prob":
+            return pd.DataFrame(prob, index=index, columns=cols)
+        levels = list(self.outcome.levels)
+        labels = np.asarray(levels, dtype=object)[np.argmax(prob, axis=1)]
+        return pd.Series(
+            pd.Categorical(labels, categories=levels), index=index, name=self.outcome.name
+        )
+
+    def dask(self, frame, which):
+        """Predictions for every partition of a Dask DataFrame, as a Dask collection."""
+        from dask.dataframe.utils import make_meta
+
+        meta = self(make_meta(frame), which)
+        return frame.map_partitions(self, which, meta=meta)

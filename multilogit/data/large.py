@@ -1,0 +1,211 @@
+"""Data larger than pandas: a Parquet source or a Dask DataFrame as the rows of a model.
+
+A Parquet source (:func:`multilogit.parquet`) is streamed in record batches: one preliminary
+pass fixes the outcome levels and the formula's design state, a second builds each batch's
+design once and writes it to a local spill that every later pass reads chunk by chunk
+(:mod:`multilogit.data.stream`, :mod:`multilogit.engine.spill`).  A Dask DataFrame gets the
+same preliminary pass, one partition at a time, and its design blocks are then built and kept
+in the cluster's memory, partition by partition (:mod:`multilogit.data.dask_source`,
+:mod:`multilogit.engine.dask`).  Either way the model holds no row of the data: everything
+goes through the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from ..exceptions import DataError
+from .design import Design, Outcome
+from .parquet import ParquetSource
+
+__all__ = ["LargeRows", "formula_rows", "is_dask_collection", "is_large"]
+
+
+@dataclass(frozen=True)
+class LargeRows:
+    """The rows of a model held by a backend, and what the model knows of them.
+
+    Attributes
+    ----------
+    backend
+        A :class:`~multilogit.engine.backend.Backend` (spill or Dask).
+    outcome : Outcome
+    design : Design
+        Fixed by the preliminary pass; ``design.build(new_data)`` serves prediction.
+    nobs : float
+        Rows kept, counted with their frequency weights.
+    n_dropped : int
+        Rows dropped for missing values.
+    sampling : bool
+        Whether there are sampling weights.
+    description : str
+        Where the rows are, for messages.
+    frame : dask.dataframe.DataFrame or None
+        The source rows, partitioned as the backend's (Dask), for marginal effects and
+        predictions on the estimation sample.
+    groups : dict of str to int
+        Cluster columns coded in the streaming pass: their number of levels.
+    """
+
+    backend: object
+    outcome: Outcome
+    design: Design
+    nobs: float
+    n_dropped: int
+    sampling: bool
+    description: str
+    frame: object = None
+    groups: dict = field(default_factory=dict)
+
+    def source_frame(self):
+        """The source rows (Dask), for marginal effects."""
+        if self.frame is None:
+            raise DataError(
+                f"the rows are {self.description}: marginal effects need the source rows, "
+                "which a streamed Parquet fit does not keep; use a Dask DataFrame "
+                "(dask.dataframe.read_parquet) for them"
+            )
+        return self.frame
+
+    def group_codes(self, groups):
+        """Row-aligned cluster codes in the backend's own form, and their number."""
+        if isinstance(groups, str) and groups in self.groups:
+            return groups, self.groups[groups]  # a column of the spill
+        if self.frame is not None and isinstance(groups, str):
+            return _dask_group_codes(self.frame, groups)
+        known = ", ".join(map(repr, self.groups)) or "none"
+        raise DataError(
+            f"cluster groups {groups!r}: with rows {self.description}, give the cluster "
+            f"column's name when creating the model (groups=...); coded columns: {known}"
+        )
+
+
+def is_dask_collection(obj) -> bool:
+    """Whether ``obj`` is a Dask collection (without importing Dask)."""
+    mod = type(obj).__module__ or ""
+    return mod.split(".")[0] in ("dask", "dask_expr") and hasattr(obj, "__dask_graph__")
+
+
+def is_large(data) -> bool:
+    """Whether ``data`` is a Parquet source or a Dask DataFrame."""
+    return isinstance(data, ParquetSource) or is_dask_collection(data)
+
+
+def formula_rows(
+    formula: str,
+    data,
+    ref=None,
+    missing: str = "raise",
+    eval_env=0,
+    freq_weights=None,
+    weights=None,
+    groups=None,
+) -> LargeRows:
+    """The rows of a formula model on a Parquet source or a Dask DataFrame."""
+    from .stream import design_state, stream_design
+
+    for what, value in (("freq_weights", freq_weights), ("weights", weights)):
+        if value is not None and not isinstance(value, str):
+            raise DataError(
+                f"{what}: with data larger than memory, give the name of a column of the data"
+            )
+    if not isinstance(eval_env, patsy.EvalEnvironment):
+        eval_env = patsy.EvalEnvironment.capture(eval_env + 1)
+    if isinstance(data, ParquetSource):
+        sd = stream_design(
+            formula,
+            data,
+            ref=ref,
+            missing=missing,
+            freq_weights=freq_weights,
+            weights=weights,
+            groups=groups,
+            eval_env=eval_env,
+        )
+        return LargeRows(
+            sd.backend,
+            sd.outcome,
+            sd.design,
+            sd.nobs,
+            sd.n_dropped,
+            weights is not None,
+            "streamed from Parquet",
+            groups=dict(sd.groups),
+        )
+    frame = data
+
+    def partitions():
+        # The preliminary pass brings one partition at a time to this process.
+        return (frame.get_partition(k).compute() for k in range(frame.npartitions))
+
+    state = design_state(
+        formula, partitions, ref, missing, freq_weights, weights, groups, eval_env
+    )
+    if state.dropped:
+        frame = frame.dropna(subset=list(state.used))
+    return _dask_rows(frame, state, freq_weights, weights)
+
+
+def _dask_rows(frame, state, freq_weights, weights) -> LargeRows:
+    from .dask_source import design_from_frame
+
+    outcome = state.outcome
+    coding = dict(
+        zip(outcome.levels, outcome.eq_codes(np.arange(len(outcome.levels))), strict=True)
+    )
+    built = design_from_frame(
+        frame,
+        state.design,
+        outcome.name,
+        coding,
+        freq_weights=freq_weights,
+        weights=weights,
+    )
+    backend = built.backend(outcome.J, frame=frame)
+    nobs = _dask_nobs(built)
+    return LargeRows(
+        backend,
+        outcome,
+        state.design,
+        nobs,
+        state.dropped,
+        weights is not None,
+        f"in {frame.npartitions} Dask partition(s)",
+        frame=frame,
+    )
+
+
+def _dask_nobs(built) -> float:
+    import dask
+
+    if built.sampling is None:
+        return float(dask.compute(built.w.sum())[0])
+    pos = built.sampling > 0
+    return float(dask.compute((built.w[pos] / built.sampling[pos]).sum())[0])
+
+
+def _dask_group_codes(frame, column):
+    """Global codes ``0..G-1`` (sorted levels) of a cluster column of a Dask DataFrame, as a
+    Dask array with the backend's partitions."""
+    if column not in frame.columns:
+        raise DataError(f"cluster groups {column!r} is not a column of the data")
+    from dask.dataframe.utils import make_meta
+
+    col = frame[column]
+    # Distinct ids partition by partition, then merged here: no shuffle on the cluster.
+    distinct = col.map_partitions(lambda s: s.dropna().drop_duplicates(), meta=make_meta(col))
+    levels = pd.Index(sorted(set(distinct.compute().tolist())))
+    n_missing = int(col.isna().sum().compute())
+    if n_missing:
+        raise DataError(f"cluster groups {column!r} holds {n_missing} missing value(s)")
+    # The backend lines the codes up with its own partitions.
+    codes = (
+        frame[column]
+        .to_dask_array(lengths=True)
+        .map_blocks(lambda b: levels.get_indexer(b).astype(np.int64), dtype=np.int64)
+    )
+    return codes, len(levels)
