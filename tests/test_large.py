@@ -208,3 +208,18 @@ def test_parquet_errors(hsb, tmp_path):
         ml.mnlogit("prog ~ nosuch", src)
     with pytest.raises(ValueError, match="groups="):
         ml.mnlogit(HSB_FORMULA, hsb, groups="cid")
+
+
+def test_sampling_weights_on_both_sources(hsb, tmp_path):
+    data = hsb.assign(pw=1.0 + (np.arange(len(hsb)) % 4) / 2.0)
+    ref = ml.mnlogit(HSB_FORMULA, data, ref="academic", weights="pw").fit()
+    assert ref.cov_type == "HC1"
+    data.to_parquet(tmp_path / "w.parquet", row_group_size=60)
+    res = ml.mnlogit(HSB_FORMULA, ml.parquet(tmp_path), ref="academic", weights="pw").fit()
+    assert res.cov_type == "HC1"
+    _assert_same_fit(res, ref, margins=False)
+    with dask.config.set(scheduler="threads"):
+        ddf = dd.from_pandas(data, npartitions=3)
+        res = ml.mnlogit(HSB_FORMULA, ddf, ref="academic", weights="pw").fit()
+        assert res.cov_type == "HC1"
+        _assert_same_fit(res, ref)

@@ -24,7 +24,7 @@ from scipy import linalg
 
 from . import kernels
 from .backend import Chunk, Derivatives, default_chunk_rows
-from .threads import default_threads, map_runs
+from .threads import default_threads, map_runs, split_runs
 
 __all__ = ["ArrayBackend", "ChunkedBackend", "Rows", "subsample_size"]
 
@@ -155,10 +155,8 @@ class ChunkedBackend:
 
     def _split(self) -> list[slice]:
         """Contiguous runs of whole chunks, one per thread (fixed by n, chunk_rows, threads)."""
-        n_chunks = -(-self.n // self.chunk_rows)
-        t = max(1, min(self.threads, n_chunks // _MIN_CHUNKS_PER_THREAD))
-        cuts = [self.chunk_rows * (k * n_chunks // t) for k in range(t)] + [self.n]
-        return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        t = min(self.threads, self.n_chunks // _MIN_CHUNKS_PER_THREAD)
+        return split_runs(self.n, t, align=self.chunk_rows)
 
     def _chunks_of(self, run: slice) -> Iterator[slice]:
         for start in range(run.start, run.stop, self.chunk_rows):

@@ -14,7 +14,7 @@ import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["default_threads", "map_runs", "row_runs"]
+__all__ = ["default_threads", "map_runs", "row_runs", "split_runs"]
 
 
 def default_threads() -> int:
@@ -71,8 +71,16 @@ def map_runs(fn, t: int) -> list:
         return list(_executor(t).map(fn, range(t)))
 
 
+def split_runs(n: int, t: int, align: int = 1) -> list[slice]:
+    """``n`` rows as ``t`` contiguous runs of about equal size, cut at multiples of ``align``
+    rows (whole chunks); the one splitter of every backend, so runs depend only on ``n``,
+    ``t`` and ``align``."""
+    t = max(1, t)
+    blocks = -(-n // align)
+    cuts = [min(align * (k * blocks // t), n) for k in range(t)] + [n]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
 def row_runs(n: int, threads: int | None = None, min_rows: int = 65536) -> list[slice]:
     """Split ``n`` rows into at most ``threads`` contiguous runs of at least ``min_rows``."""
-    t = max(1, min(threads or default_threads(), n // max(min_rows, 1)))
-    cuts = [k * n // t for k in range(t + 1)]
-    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    return split_runs(n, min(threads or default_threads(), n // max(min_rows, 1)))
