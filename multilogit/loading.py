@@ -268,8 +268,9 @@ def _build(meta, raw):
             bool(fit["sampling_weights"]),
         )
     frame = pd.DataFrame(log, columns=cols)
-    if "iteration" in frame:
-        frame["iteration"] = frame["iteration"].astype(np.int64)
+    for col in ("iteration", "passes"):  # counts, stored as float64 like the rest
+        if col in frame:
+            frame[col] = frame[col].astype(np.int64)
     beta = np.array(raw["params"])
     sep = None
     if fit.get("separation") is not None:

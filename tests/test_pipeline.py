@@ -102,3 +102,33 @@ def test_bad_options_are_named(hsbdemo, kwargs, message):
     model = ml.mnlogit("prog ~ write", hsbdemo)
     with pytest.raises(ValueError, match=message):
         model.fit(**kwargs)
+
+
+@pytest.mark.parametrize("hessian", ["auto", "exact"])
+def test_iteration_log_counts_the_passes_over_the_rows(hessian):
+    from multilogit.solve.newton import NewtonOptions, newton
+
+    rng = np.random.default_rng(5)
+    X = np.column_stack([np.ones(40_000), rng.normal(size=(40_000, 3))])
+    y = rng.integers(0, 3, 40_000)
+    model = ml.MultinomialLogit(y, X)
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.calls, self.n = inner, 0, inner.n
+            self.approx_information = inner.approx_information
+            self.sample_rows = inner.sample_rows
+
+        def derivatives(self, beta, hessian=True):
+            self.calls += 1
+            return self.inner.derivatives(beta, hessian)
+
+    backend = Counting(model.backend)
+    sol = newton(backend, model.start_params(), NewtonOptions(hessian=hessian))
+    passes = sol.log["passes"].to_numpy()
+    assert passes[-1] == backend.calls
+    # Each step reads the rows at least once; a confirming row without a step reads nothing.
+    steps = sol.log["step"].to_numpy()[1:] > 0
+    assert np.all(np.diff(passes)[steps] >= 1) and np.all(np.diff(passes) >= 0)
+    res = model.fit(hessian=hessian)
+    assert res.iteration_log["passes"].iloc[-1] == backend.calls

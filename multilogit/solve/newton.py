@@ -190,6 +190,7 @@ class NewtonSolver:
             decrement=decrement,
             info_rows=info_rows,
             seconds=time.perf_counter() - self._t0,
+            passes=self.objective.passes,
             loglike=cur.loglike,
             penalty=cur.penalty,
         )
@@ -201,7 +202,7 @@ class NewtonSolver:
             print(
                 f"iter {rec.iteration:3d}  llf {rec.llf: .10f}  step {step:8.6f}  "
                 f"|score| {rec.max_abs_score:.3e}  decrement {decrement:.3e}  "
-                f"({kind} information)"
+                f"({kind} information; {rec.passes} passes, {rec.seconds:.1f} s)"
             )
         if self.callback is not None:
             self.callback(state.beta.ravel().copy(), row)

@@ -152,9 +152,14 @@ class Objective:
         self.backend = backend
         self.penalty = penalty
         self._approx = getattr(backend, "approx_information", None)
+        #: Full passes over the rows so far (each evaluation is one; the subsample's
+        #: approximate information is not).
+        self.passes = 0
 
     def evaluate(self, beta: np.ndarray, hessian: bool = True) -> Evaluation:
-        """Value, score and (when ``hessian``) information at ``beta``."""
+        """Value, score and (when ``hessian``) information at ``beta``: one pass over the
+        rows."""
+        self.passes += 1
         d = self.backend.derivatives(beta, hessian=hessian)
         if self.penalty is None:
             return Evaluation(d.llf, d.score, d.info, d.llf)

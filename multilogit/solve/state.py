@@ -69,6 +69,8 @@ class IterationRecord:
         Rows behind the information the direction used.
     seconds : float
         Since the start of the solve.
+    passes : int
+        Full passes over the rows so far (on data larger than memory, the cost that counts).
     loglike, penalty : float
         The two parts of ``llf``; in the log only for a penalised fit.
     """
@@ -80,10 +82,20 @@ class IterationRecord:
     decrement: float
     info_rows: float
     seconds: float
+    passes: int = 0
     loglike: float = math.nan
     penalty: float = 0.0
 
-    COLUMNS = ("iteration", "llf", "step", "max_abs_score", "decrement", "info_rows", "seconds")
+    COLUMNS = (
+        "iteration",
+        "llf",
+        "step",
+        "max_abs_score",
+        "decrement",
+        "info_rows",
+        "seconds",
+        "passes",
+    )
     PENALISED_COLUMNS = COLUMNS[:2] + ("loglike", "penalty") + COLUMNS[2:]
 
     def as_dict(self, penalised: bool = False) -> dict:
