@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import hmac
 import json
 
@@ -96,6 +97,12 @@ class SavedModel:
         r = self.outcome.ref_index
         K = len(self.outcomes)
         return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
+
+    def with_reference(self, ref) -> SavedModel:
+        """The same loaded model with ``ref`` as reference outcome (for ``repivot``)."""
+        new = copy.copy(self)
+        new.outcome = self.outcome.with_ref(ref)
+        return new
 
     def _no_data(self, *_args, **_kwds):
         raise DataError(

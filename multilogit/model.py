@@ -17,6 +17,8 @@ With K = 2 this is binary logistic regression of the non-reference outcome.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 
@@ -150,6 +152,22 @@ class MultinomialLogit:
         self._source_index = None
         self._source_labelled = False
         return self
+
+    def with_reference(self, ref) -> MultinomialLogit:
+        """The same model with ``ref`` as reference outcome (the rows are shared, not copied);
+        see :meth:`MultinomialLogitResults.repivot` for results without a refit."""
+        outcome = self.outcome.with_ref(ref)
+        new = copy.copy(self)
+        new.outcome = outcome
+        if self._rows is not None:
+            new._rows = self._rows.recoded(outcome)
+            return new
+        new.endog = outcome.eq_codes(self.level_codes)
+        md = self._data
+        new._data = design.ModelData(
+            md.X, md.codes, outcome, md.design, md.row_labels, md.n_dropped, md.col_range
+        )
+        return new
 
     def group_codes(self, groups) -> tuple:
         """Cluster codes ``0..G-1`` of ``groups`` aligned with the rows, in the backend's own

@@ -223,3 +223,22 @@ def test_sampling_weights_on_both_sources(hsb, tmp_path):
         res = ml.mnlogit(HSB_FORMULA, ddf, ref="academic", weights="pw").fit()
         assert res.cov_type == "HC1"
         _assert_same_fit(res, ref)
+
+
+def test_repivot_on_both_sources(hsb, tmp_path):
+    """Another reference outcome without refitting: the backend recodes the outcome as it reads
+    the rows, so covariances computed afterwards use the new coding."""
+    ref = ml.mnlogit(HSB_FORMULA, hsb, ref="academic").fit().repivot("vocation")
+    hsb.to_parquet(tmp_path / "h.parquet", row_group_size=60)
+    with dask.config.set(scheduler="threads"):
+        sources = [ml.parquet(tmp_path), dd.from_pandas(hsb, npartitions=3)]
+        for src in sources:
+            res = ml.mnlogit(HSB_FORMULA, src, ref="academic").fit().repivot("vocation")
+            assert res.ref == "vocation"
+            _close(res.params, ref.params)
+            _close(res.bse, ref.bse)
+            _close(
+                res.get_robustcov_results("HC0").bse,
+                ref.get_robustcov_results("HC0").bse,
+                rtol=1e-9,
+            )

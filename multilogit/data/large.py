@@ -12,7 +12,7 @@ goes through the backend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,27 @@ class LargeRows:
                 "(dask.dataframe.read_parquet) for them"
             )
         return self.frame
+
+    def recoded(self, outcome: Outcome) -> LargeRows:
+        """The same rows with ``outcome`` (the same levels, another reference) coded: the
+        backend maps each row's equation code as it reads it."""
+        old = self.outcome
+        K = len(old.levels)
+        y_map = np.empty(K, dtype=np.int64)
+        y_map[old.eq_codes(np.arange(K))] = outcome.eq_codes(np.arange(K))
+        if self.frame is not None:
+            from ..engine.dask import DaskBackend
+
+            be = self.backend
+            y = be.y.map_blocks(lambda b: y_map[b], dtype=np.int64)
+            backend = DaskBackend(
+                be.X, y, be.w, be.J, sampling=be.sampling, frame=be.frame, persist=False
+            )
+        else:
+            from ..engine.recoded import RecodedBackend
+
+            backend = RecodedBackend(self.backend, y_map)
+        return replace(self, backend=backend, outcome=outcome)
 
     def group_codes(self, groups):
         """Row-aligned cluster codes in the backend's own form, and their number."""

@@ -20,7 +20,6 @@ numbers up to the solver's tolerance.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -73,17 +72,6 @@ def pivot_matrix(outcome: design.Outcome, new_ref, p: int) -> np.ndarray:
     return np.kron(T, np.eye(p))
 
 
-def _with_ref(model, new_ref):
-    """A shallow copy of ``model`` with another reference outcome (the data arrays are shared)."""
-    new = copy.copy(model)
-    outcome = model.outcome.with_ref(new_ref)
-    new.outcome = outcome
-    new.endog = outcome.eq_codes(model.level_codes)
-    md = model._data
-    new._data = design.ModelData(md.X, md.codes, outcome, md.design, md.row_labels, md.n_dropped)
-    return new
-
-
 def repivot(res, new_ref):
     """Results with ``new_ref`` as reference outcome, computed exactly from ``res`` (no refit).
 
@@ -92,7 +80,7 @@ def repivot(res, new_ref):
     Returns a new results object; ``res`` is not modified.
     """
     model = res.model
-    new_model = _with_ref(model, new_ref)
+    new_model = model.with_reference(new_ref)
     if new_model.ref == model.ref:
         return res
     p = model.k_exog
