@@ -80,7 +80,24 @@ class MultinomialLogit:
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def __new__(cls, endog=None, exog=None, *args, **kwargs):
+        # Arrays on a Dask cluster: a model whose rows stay there (see _from_rows).
+        if large.is_dask_collection(exog) or large.is_dask_collection(endog):
+            names = ("ref", "missing", "freq_weights", "weights")
+            opts = dict(zip(names, args, strict=False), **kwargs)
+            if opts.get("missing", "raise") != "raise":
+                raise ValueError(
+                    "missing='drop' needs data in memory; drop rows from the Dask data"
+                )
+            rows = large.array_rows(
+                endog, exog, opts.get("ref"), opts.get("freq_weights"), opts.get("weights")
+            )
+            return cls._from_rows(rows)
+        return super().__new__(cls)
+
     def __init__(self, endog, exog, ref=None, missing="raise", freq_weights=None, weights=None):
+        if self._rows is not None:
+            return  # built by __new__ from Dask arrays
         self._setup(design.from_arrays(endog, exog, ref=ref, missing=missing))
         self._source_data = None
         self._source_index = _source_index(endog, exog)

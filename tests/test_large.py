@@ -242,3 +242,30 @@ def test_repivot_on_both_sources(hsb, tmp_path):
                 ref.get_robustcov_results("HC0").bse,
                 rtol=1e-9,
             )
+
+
+def test_array_model_on_dask_arrays():
+    import dask.array as da
+
+    rng = np.random.default_rng(1)
+    n = 20_000
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2)), rng.integers(0, 2, n)])
+    y = rng.choice(["a", "b", "c"], n)
+    fw = rng.integers(1, 3, n).astype(float)
+    ref = ml.MultinomialLogit(y, X, ref="b", freq_weights=fw).fit()
+    with dask.config.set(scheduler="threads"):
+        res = ml.MultinomialLogit(
+            da.from_array(y, chunks=7_000),
+            da.from_array(X, chunks=(7_000, 4)),
+            ref="b",
+            freq_weights=da.from_array(fw, chunks=7_000),
+        ).fit()
+        assert not res.model.is_in_memory
+        _assert_same_fit(res, ref)
+        pred = res.predict()
+        assert isinstance(pred, dd.DataFrame)
+        pd.testing.assert_frame_equal(pred.compute(), ref.predict(), check_exact=False, rtol=1e-12)
+        with pytest.raises(ml.DataError, match="missing or infinite"):
+            Xbad = X.copy()
+            Xbad[5, 1] = np.nan
+            ml.MultinomialLogit(da.from_array(y, chunks=7_000), da.from_array(Xbad, chunks=7_000))

@@ -22,7 +22,7 @@ from ..exceptions import DataError
 from .design import Design, Outcome
 from .parquet import ParquetSource
 
-__all__ = ["LargeRows", "formula_rows", "is_dask_collection", "is_large"]
+__all__ = ["LargeRows", "array_rows", "formula_rows", "is_dask_collection", "is_large"]
 
 
 @dataclass(frozen=True)
@@ -230,3 +230,87 @@ def _dask_group_codes(frame, column):
         .map_blocks(lambda b: levels.get_indexer(b).astype(np.int64), dtype=np.int64)
     )
     return codes, len(levels)
+
+
+def array_rows(endog, exog, ref=None, freq_weights=None, weights=None) -> LargeRows:
+    """The rows of an array model on Dask collections: ``exog`` a 2-D Dask array or Dask
+    DataFrame of numbers (used as given: add a constant column for an intercept), ``endog`` a
+    1-D Dask array or Series of labels, weights 1-D Dask arrays or Series (or None).
+
+    The outcome levels are found in one pass (sorted, as for arrays in memory); the blocks
+    stay on the cluster.  Missing or infinite values are refused (drop them from the
+    collections first).
+    """
+    import dask
+    import dask.array as da
+
+    from ..engine.dask import DaskBackend
+    from .design import Outcome, match_level
+
+    if hasattr(exog, "to_dask_array"):
+        names = tuple(str(c) for c in exog.columns)
+        exog = exog.to_dask_array(lengths=True)
+    else:
+        exog = da.asarray(exog)
+        if exog.ndim == 1:
+            exog = exog[:, None]
+        names = tuple(f"x{k + 1}" for k in range(exog.shape[1] if exog.ndim == 2 else 0))
+    if exog.ndim != 2 or not names:
+        raise DataError(f"exog must be a 2-D array with columns; got shape {exog.shape}")
+    # A Dask array's ``name`` is its graph key, not a variable name: only a Series has one.
+    series_name = getattr(endog, "name", None) if hasattr(endog, "to_dask_array") else None
+    name = str(series_name) if series_name is not None else "y"
+    if hasattr(endog, "to_dask_array"):
+        endog = endog.to_dask_array(lengths=True)
+    endog = da.asarray(endog)
+    if endog.ndim != 1:
+        raise DataError(f"the outcome must be 1-D; got an array of shape {endog.shape}")
+    X = exog.astype(np.float64)
+    # One pass: distinct outcome labels per block, the design's finiteness, row counts.
+    distinct = endog.map_blocks(
+        lambda b: np.unique(b[pd.notna(b)]) if b.dtype == object else np.unique(b),
+        chunks=(np.nan,),
+        dtype=endog.dtype,
+    )
+    labels, finite, n_missing_y = dask.compute(
+        distinct, da.isfinite(X).all(axis=1).sum(), da.isnull(endog).sum()
+    )
+    n = X.shape[0] if not np.isnan(X.shape[0]) else int(finite)
+    if int(n_missing_y):
+        raise DataError(f"the outcome holds {int(n_missing_y)} missing value(s)")
+    if int(finite) != n:
+        raise DataError(f"exog has {n - int(finite)} row(s) with missing or infinite values")
+    levels = tuple(v.item() if isinstance(v, np.generic) else v for v in np.unique(labels))
+    if len(levels) < 2:
+        raise DataError(f"the outcome {name!r} has {len(levels)} level(s); it needs two or more")
+    outcome = Outcome(name, levels, match_level(ref, levels, name))
+    eq = outcome.eq_codes(np.arange(len(levels)))
+    index = pd.Index(list(levels))
+    y = endog.map_blocks(lambda b: eq[index.get_indexer(b)], dtype=np.int64)
+    w = _weights_array(freq_weights, endog, "freq_weights")
+    sw = _weights_array(weights, endog, "weights")
+    lik = w if sw is None else w * sw
+    backend = DaskBackend(X, y, lik, outcome.J, sampling=sw)
+    nobs = float(dask.compute(w.sum() if sw is None else w[sw > 0].sum())[0])
+    return LargeRows(
+        backend,
+        outcome,
+        Design(names),
+        nobs,
+        0,
+        sw is not None,
+        f"in {X.numblocks[0]} Dask block(s)",
+    )
+
+
+def _weights_array(values, like, what):
+    import dask.array as da
+
+    if values is None:
+        return da.ones_like(like, dtype=np.float64) if what == "freq_weights" else None
+    if hasattr(values, "to_dask_array"):
+        values = values.to_dask_array(lengths=True)
+    arr = da.asarray(values).astype(np.float64)
+    if arr.shape != like.shape:
+        raise DataError(f"{what} has shape {arr.shape}; the outcome has {like.shape}")
+    return arr

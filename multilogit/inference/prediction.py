@@ -214,6 +214,8 @@ def predict(model, beta, exog=None, which: str = "prob"):
         index = model.row_labels if model.is_in_memory else pd.RangeIndex(rows.n)
         eta = rows.linear(beta) if which == "linear" else None
         prob = None if which == "linear" else rows.probabilities(beta)
+        if is_dask_collection(prob if eta is None else eta):
+            return predictor.dask_blocks(eta, prob, which)
         return predictor.frame(eta, prob, index, which)
     return predictor(exog, which)
 
@@ -248,6 +250,29 @@ class _Predictor:
         return pd.Series(
             pd.Categorical(labels, categories=levels), index=index, name=self.outcome.name
         )
+
+    def dask_blocks(self, eta, prob, which):
+        """Predictions from Dask arrays of linear predictors or probabilities (one block per
+        partition of the rows), as a Dask DataFrame or Series."""
+        import dask
+        import dask.dataframe as dd
+
+        empty = np.zeros((0, len(self.outcome.levels) - 1))
+        meta = self.frame(empty, np.zeros((0, len(self.outcome.levels))), pd.RangeIndex(0), which)
+        arr = eta if which == "linear" else prob
+        blocks = arr.to_delayed().ravel()
+        # Rows keep their positions in the data: 0..n-1 across the partitions.
+        starts = np.concatenate([[0], np.cumsum(arr.chunks[0])])
+        parts = [
+            dask.delayed(self.frame)(
+                b if which == "linear" else None,
+                None if which == "linear" else b,
+                pd.RangeIndex(int(a), int(z)),
+                which,
+            )
+            for b, a, z in zip(blocks, starts[:-1], starts[1:], strict=True)
+        ]
+        return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
     def dask(self, frame, which):
         """Predictions for every partition of a Dask DataFrame, as a Dask collection."""
