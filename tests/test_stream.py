@@ -223,16 +223,16 @@ RSS_SCRIPT = textwrap.dedent(
     formula = "y ~ " + " + ".join(f"x{k}" for k in range(p)) + " - 1"
     # Baseline after imports and after the reader, patsy and the compiled kernels have run once
     # (on one file): what remains is what grows with the rows.
-    small = stream_design(formula, multilogit.parquet(sys.argv[1] + "/f0.parquet"), threads=2)
-    with small.backend as be:
-        be.derivatives(np.zeros((2, p)))
-        be.approx_information(np.zeros((2, p)))
+    small = multilogit.mnlogit(formula, multilogit.parquet(sys.argv[1] + "/f0.parquet"))
+    small.fit().bse
     base = hwm()
-    sd = stream_design(formula, multilogit.parquet(sys.argv[1], batch_rows=65536), threads=2)
-    d = sd.backend.derivatives(np.zeros((2, p)))
-    info = sd.backend.approx_information(np.zeros((2, p)))
-    assert sd.nobs == 2_000_000 and np.isfinite(d.llf) and info is not None
-    print(base, hwm(), sd.nobs * p * 8 / 1e6)
+    # The whole model: streaming passes, rank and constant checks, the Newton iterations on
+    # the spill, the exact information and standard errors.
+    model = multilogit.mnlogit(formula, multilogit.parquet(sys.argv[1], batch_rows=65536))
+    res = model.fit()
+    assert res.nobs == 2_000_000 and res.converged and np.all(np.isfinite(res.bse))
+    assert res.iteration_log["passes"].iloc[-1] >= 3
+    print(base, hwm(), res.nobs * p * 8 / 1e6)
     """
 )
 

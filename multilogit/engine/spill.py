@@ -98,7 +98,9 @@ class SpillWriter:
             raise ValueError(f"column names must be distinct; got {self.columns}")
         parent = tempfile.gettempdir() if directory is None else os.fspath(directory)
         os.makedirs(parent, exist_ok=True)
-        self.path = tempfile.mkdtemp(prefix="multilogit-spill-", dir=parent)
+        # A leading dot: dataset readers (pyarrow's among them) skip it, so a spill under the
+        # directory of the data it came from is never taken for more data.
+        self.path = tempfile.mkdtemp(prefix=".multilogit-spill-", dir=parent)
         self.n = 0
         names = [_X, _Y, _W] + ([_S] if self.sampling else [])
         names += [_column_file(c) for c in self.columns]
