@@ -269,3 +269,15 @@ def test_array_model_on_dask_arrays():
             Xbad = X.copy()
             Xbad[5, 1] = np.nan
             ml.MultinomialLogit(da.from_array(y, chunks=7_000), da.from_array(Xbad, chunks=7_000))
+
+
+def test_progress_of_the_streaming_passes(hsb, tmp_path, capsys, monkeypatch):
+    hsb.to_parquet(tmp_path / "h.parquet", row_group_size=50)
+    monkeypatch.setenv("MULTILOGIT_PROGRESS", "1")
+    ml.mnlogit(HSB_FORMULA, ml.parquet(tmp_path, batch_rows=50), ref="academic")
+    err = capsys.readouterr().err
+    assert "multilogit: preliminary pass [########################] 200/200 rows" in err
+    assert "multilogit: design pass [" in err
+    monkeypatch.setenv("MULTILOGIT_PROGRESS", "0")
+    ml.mnlogit(HSB_FORMULA, ml.parquet(tmp_path, batch_rows=50), ref="academic")
+    assert capsys.readouterr().err == ""

@@ -33,6 +33,7 @@ from patsy.design_info import DesignInfo, FactorInfo
 from patsy.eval import ast_names
 
 from ..engine import kernels
+from ..engine.progress import Progress
 from ..engine.spill import SpillBackend, SpillWriter
 from ..exceptions import DataError
 from .design import Design, Outcome, match_level
@@ -123,6 +124,21 @@ def _chunks(source, columns) -> Callable[[], Iterable[pd.DataFrame]]:
         "source must be a ParquetSource (multilogit.parquet(...)) or a callable returning an "
         f"iterable of DataFrames; got {type(source).__name__}"
     )
+
+
+def _reporting(chunks, total):
+    """``chunks`` with a progress bar per pass over them (see :mod:`multilogit.engine.progress`):
+    the preliminary pass first, then the design pass."""
+    labels = iter(["multilogit: preliminary pass", "multilogit: design pass"])
+
+    def gen():
+        bar = Progress(next(labels, "multilogit: pass"), total)
+        for df in chunks():
+            bar.update(len(df))
+            yield df
+        bar.close()
+
+    return gen
 
 
 def _sort_levels(values) -> list:
@@ -344,7 +360,8 @@ def design_state(
         columns = list(dict.fromkeys([yname, *rhs_cols, *weight_cols, *group_cols]))
     else:
         columns = None
-    chunks = _chunks(source, columns)
+    total = source.count_rows() if hasattr(source, "count_rows") else None
+    chunks = _reporting(_chunks(source, columns), total)
     unstable: set = set()
     while True:  # again only when a categorical column changes its categories mid-stream
         factors = _Factors(list(desc.rhs_termlist), eval_env)
