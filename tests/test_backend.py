@@ -166,3 +166,14 @@ def test_scaled_backend_is_the_backend_of_the_rescaled_design(data):
     got = np.vstack(scaled.reduce(lambda c: c.X, 300))
     close(got, X / S)
     assert scaled.positive_rows() == plain.positive_rows()
+
+
+def test_subsample_size_is_bounded_for_data_larger_than_memory():
+    from multilogit.engine.chunked import SAMPLE_MAX_ROWS, subsample_size
+
+    assert subsample_size(1_000_000, 20, 4) == 1_000_000 // 32
+    # Out-of-core sizes: the in-memory subsample stops growing with the rows ...
+    assert subsample_size(10**8, 20, 4) == subsample_size(10**10, 20, 4) == SAMPLE_MAX_ROWS
+    # ... but keeps enough rows per parameter for large models, and none for small data.
+    assert subsample_size(10**10, 200, 99) == 64 * 200 * 99
+    assert subsample_size(1000, 20, 4) == 0

@@ -34,13 +34,19 @@ __all__ = ["ArrayBackend", "ChunkedBackend", "Rows", "subsample_size"]
 SAMPLE_ROWS_PER_PARAM = 64
 SAMPLE_FRACTION = 32
 SAMPLE_MIN_RATIO = 4
+# ... but no more than this many rows (or SAMPLE_ROWS_PER_PARAM per parameter, if more): the
+# subsample is held in memory, and for data larger than memory it must not grow with the rows.
+# At 2**18 rows its relative error is already a few percent at most for models whose
+# information fits in memory, so the sampled Newton phase still converges fast.
+SAMPLE_MAX_ROWS = 1 << 18
 
 
 def subsample_size(n: int, p: int, J: int) -> int:
     """Rows of the subsample behind ``approx_information`` for ``n`` rows and ``J p``
     parameters (0: not worth it).  Every backend uses this rule, so the solver takes the same
     path whatever holds the rows."""
-    m = max(SAMPLE_ROWS_PER_PARAM * J * p, n // SAMPLE_FRACTION)
+    per_param = SAMPLE_ROWS_PER_PARAM * J * p
+    m = max(per_param, min(n // SAMPLE_FRACTION, SAMPLE_MAX_ROWS))
     return m if SAMPLE_MIN_RATIO * m <= n else 0
 
 
