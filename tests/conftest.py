@@ -44,3 +44,14 @@ def _no_unexpected_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         yield
+
+
+@pytest.fixture(scope="session")
+def local_cluster():
+    """A real Dask cluster on this machine (two worker processes), shared by the tests that
+    need one; each test module connects its own client."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster

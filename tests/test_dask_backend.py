@@ -35,13 +35,8 @@ HSB_CODING = {"academic": -1, "general": 0, "vocation": 1}
 
 
 @pytest.fixture(scope="module")
-def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as c,
-    ):
+def client(local_cluster):
+    with distributed.Client(local_cluster, set_as_default=False) as c:
         yield c
 
 

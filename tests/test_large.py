@@ -66,13 +66,8 @@ def _assert_same_fit(res, ref, margins=True):
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as lc,
-        distributed.Client(lc) as client,
-    ):
+def cluster(local_cluster):
+    with distributed.Client(local_cluster) as client:
         yield client
 
 
