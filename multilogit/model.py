@@ -540,34 +540,44 @@ class MultinomialLogit:
         )
         return pipeline.fit(self, options, start_params, disp, callback)
 
-    def submodel(self, columns=None, rows=None, level_codes=None, levels=None, ref=None):
-        """A model on some of this model's columns and rows, or with its outcome recoded: what
-        internal refits (drop-one tests, combined outcomes, the IIA test, the fit without
-        aliased columns) fit, with the same weights.
+    def submodel(self, columns=None, level_map=None, levels=None, ref=None) -> MultinomialLogit:
+        """A model on some of this model's columns, or with its outcome recoded: what internal
+        refits (drop-one tests, combined outcomes, the IIA test, the fit without aliased
+        columns) fit, on the same rows with the same weights.
 
         Parameters
         ----------
         columns : array of bool or int, optional
             Design columns to keep (default all).
-        rows : array of bool, optional
-            Rows to keep (default all).
-        level_codes : array of int, optional
-            New outcome level index of each kept row (default: the current ones).
+        level_map : array of int, shape (K,), optional
+            For each current outcome level, its index among ``levels``, or -1 to leave that
+            outcome's rows out (default: the levels as they are).
         levels, ref : optional
-            The outcome levels that ``level_codes`` index, and the reference among them
-            (default: the current ones).
+            The new outcome levels and the reference among them (default: the current ones).
         """
         cols = np.arange(self.k_exog) if columns is None else np.arange(self.k_exog)[columns]
-        sel = slice(None) if rows is None else np.asarray(rows, dtype=bool)
-        X = np.ascontiguousarray(self.exog[sel][:, cols])
-        X.setflags(write=False)
-        codes = self.level_codes[sel] if level_codes is None else np.asarray(level_codes)
         levels = self.outcome.levels if levels is None else tuple(levels)
+        K = len(self.outcome.levels)
+        level_map = np.arange(K) if level_map is None else np.asarray(level_map, dtype=np.int64)
         ref = self.ref if ref is None and self.ref in levels else ref
         outcome = design.Outcome(self.outcome.name, levels, design.match_level(ref, levels, ""))
         names = tuple(self.exog_names[k] for k in cols)
-        row_labels = self.row_labels[sel] if rows is not None else self.row_labels
-        md = design.ModelData(X, codes, outcome, design.Design(names), row_labels, 0)
+        if self._rows is not None:
+            # The same rows, read through a view: other columns, recoded outcomes, and the
+            # rows of a left-out outcome at weight zero.
+            new_eq = np.where(level_map >= 0, outcome.eq_codes(np.maximum(level_map, 0)), -2)
+            y_map = np.empty(K, dtype=np.int64)
+            y_map[self.outcome.eq_codes(np.arange(K))] = new_eq
+            rows = self._rows.view(cols, y_map, outcome, design.Design(names))
+            return type(self)._from_rows(rows)
+        new_codes = level_map[self.level_codes]
+        sel = new_codes >= 0
+        every = bool(sel.all())
+        X = self.exog[:, cols] if every else self.exog[sel][:, cols]
+        X = np.ascontiguousarray(X)
+        X.setflags(write=False)
+        row_labels = self.row_labels if every else self.row_labels[sel]
+        md = design.ModelData(X, new_codes[sel], outcome, design.Design(names), row_labels, 0)
         new = type(self).__new__(type(self))
         new._setup(md)
         new._source_data = None

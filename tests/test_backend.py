@@ -177,3 +177,26 @@ def test_subsample_size_is_bounded_for_data_larger_than_memory():
     # ... but keeps enough rows per parameter for large models, and none for small data.
     assert subsample_size(10**10, 200, 99) == 64 * 200 * 99
     assert subsample_size(1000, 20, 4) == 0
+
+
+def test_view_backend_is_the_backend_of_the_selected_rows_and_columns(data):
+    """Columns kept, one outcome left out (its rows at weight zero), the others recoded: the
+    view's derivatives equal those of an in-memory backend built on exactly those rows."""
+    from multilogit.engine.chunked import ArrayBackend
+    from multilogit.engine.view import DROP, ViewBackend
+
+    X, y, w, _, _ = data
+    cols = np.array([0, 2, 3])
+    # old codes 0, 1, 2 and -1 (reference): drop 1, keep 0 -> 0 and 2 -> 1, reference stays
+    y_map = np.array([0, DROP, 1, -1])
+    view = ViewBackend(ArrayBackend(X, y, w, J, chunk_rows=97, threads=2), cols, y_map, J - 1)
+    keep = y != 1
+    new_y = y_map[y][keep]
+    mem = InMemoryBackend(X[keep][:, cols], new_y, w[keep], J - 1, chunk_rows=97, threads=2)
+    beta = np.random.default_rng(9).normal(size=(J - 1, len(cols))) * 0.3
+    a, b = view.derivatives(beta), mem.derivatives(beta)
+    assert a.llf == pytest.approx(b.llf, rel=1e-12)
+    np.testing.assert_allclose(a.score, b.score, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(a.info, b.info, rtol=1e-10, atol=1e-10)
+    assert view.positive_rows() == mem.positive_rows()
+    np.testing.assert_array_equal(view.column_range()[0], X[:, cols].min(axis=0))

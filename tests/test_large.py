@@ -276,3 +276,23 @@ def test_progress_of_the_streaming_passes(hsb, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MULTILOGIT_PROGRESS", "0")
     ml.mnlogit(HSB_FORMULA, ml.parquet(tmp_path, batch_rows=50), ref="academic")
     assert capsys.readouterr().err == ""
+
+
+def test_likelihood_ratio_refits_on_both_sources(hsb, tmp_path):
+    """Drop-one LR tests, the LR test for combining outcomes and the IIA test refit views of
+    the same rows (other columns, outcomes merged or left out at weight zero)."""
+    formula = "prog ~ ses + write + read"
+    ref = ml.mnlogit(formula, hsb, ref="academic").fit()
+    hsb.to_parquet(tmp_path / "h.parquet", row_group_size=60)
+    with dask.config.set(scheduler="threads"):
+        for src in (ml.parquet(tmp_path), dd.from_pandas(hsb, npartitions=3)):
+            res = ml.mnlogit(formula, src, ref="academic").fit()
+            pd.testing.assert_frame_equal(res.anova(), ref.anova(), check_exact=False, rtol=1e-8)
+            a = res.test_combine("general", "vocation", method="lr")
+            assert a.statistic == pytest.approx(
+                ref.test_combine("general", "vocation", method="lr").statistic, rel=1e-8
+            )
+            for omit in ("general", "academic"):
+                got, want = res.iia_test(omit), ref.iia_test(omit)
+                assert got.statistic == pytest.approx(want.statistic, rel=1e-6, abs=1e-9)
+                assert got.df == want.df

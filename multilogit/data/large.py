@@ -78,19 +78,37 @@ class LargeRows:
         K = len(old.levels)
         y_map = np.empty(K, dtype=np.int64)
         y_map[old.eq_codes(np.arange(K))] = outcome.eq_codes(np.arange(K))
-        if self.frame is not None:
+        return replace(self, backend=self._view(None, y_map, outcome.J), outcome=outcome)
+
+    def view(self, columns, y_map, outcome: Outcome, design: Design) -> LargeRows:
+        """The same rows with design columns ``columns`` and the outcome recoded by ``y_map``
+        (new equation code of each old one, the old reference's last; ``-2`` leaves those rows
+        out): what refits of likelihood-ratio tests fit."""
+        backend = self._view(np.asarray(columns), y_map, outcome.J)
+        nobs = self.nobs
+        if np.any(np.asarray(y_map) < -1):
+            if self.sampling:
+                raise DataError(
+                    "leaving outcomes out of a fit with sampling weights is not supported"
+                )
+            nobs = float(np.sum(backend.reduce(lambda c: c.weights.sum())))
+        return replace(self, backend=backend, outcome=outcome, design=design, nobs=nobs)
+
+    def _view(self, columns, y_map, J):
+        if self.frame is not None or hasattr(self.backend, "npartitions"):
             from ..engine.dask import DaskBackend
 
             be = self.backend
-            y = be.y.map_blocks(lambda b: y_map[b], dtype=np.int64)
-            backend = DaskBackend(
-                be.X, y, be.w, be.J, sampling=be.sampling, frame=be.frame, persist=False
-            )
-        else:
-            from ..engine.recoded import RecodedBackend
+            X = be.X if columns is None else be.X[:, columns]
+            y, w = be.y, be.w
+            if y_map is not None:
+                y_new = be.y.map_blocks(lambda b: y_map[b], dtype=np.int64)
+                w = _dask_where(y_new < -1, 0.0, be.w)
+                y = _dask_where(y_new < -1, -1, y_new)
+            return DaskBackend(X, y, w, J, sampling=be.sampling, frame=be.frame, persist=False)
+        from ..engine.view import ViewBackend
 
-            backend = RecodedBackend(self.backend, y_map)
-        return replace(self, backend=backend, outcome=outcome)
+        return ViewBackend(self.backend, columns, y_map, J)
 
     def group_codes(self, groups):
         """Row-aligned cluster codes in the backend's own form, and their number."""
@@ -314,3 +332,10 @@ def _weights_array(values, like, what):
     if arr.shape != like.shape:
         raise DataError(f"{what} has shape {arr.shape}; the outcome has {like.shape}")
     return arr
+
+
+def _dask_where(cond, a, b):
+    """``dask.array.where``, imported only for Dask data."""
+    import dask.array as da
+
+    return da.where(cond, a, b)

@@ -468,12 +468,10 @@ def test_combine(res, a, b, method: str = "wald") -> TestResult:
     if len(levels) == 2:
         ll0 = res.llnull
     else:
-        codes = model.level_codes.copy()
-        codes[codes == ib] = ia
         new_levels = [lv for lv in levels if lv != b]
         remap = np.array([new_levels.index(lv if lv != b else a) for lv in levels])
         ref = a if model.ref == b else model.ref
-        merged = _refit(res, model.submodel(level_codes=remap[codes], levels=new_levels, ref=ref))
+        merged = _refit(res, model.submodel(level_map=remap, levels=new_levels, ref=ref))
         ll0 = merged.llf + split
     stat = max(2.0 * (res.llf - ll0), 0.0)
     return _chi2(stat, len(slopes), "Likelihood-ratio test for combining outcomes", null)
@@ -522,16 +520,10 @@ def iia_test(res, omit, include_intercept: bool = True) -> TestResult:
     if omit == model.ref:
         full = repivot(res, next(lv for lv in levels if lv != omit))
     fm = full.model
-    keep = fm.level_codes != levels.index(omit)
     new_levels = [lv for lv in levels if lv != omit]
-    remap = np.full(len(levels), -1)
+    remap = np.full(len(levels), -1)  # the omitted outcome's rows are left out
     remap[[levels.index(lv) for lv in new_levels]] = np.arange(len(new_levels))
-    restricted = _refit(
-        res,
-        fm.submodel(
-            rows=keep, level_codes=remap[fm.level_codes[keep]], levels=new_levels, ref=fm.ref
-        ),
-    )
+    restricted = _refit(res, fm.submodel(level_map=remap, levels=new_levels, ref=fm.ref))
     p = fm.k_exog
     ic = fm._intercept_col()
     cols = [k for k in range(p) if include_intercept or k != ic]
