@@ -88,6 +88,7 @@ class SavedModel:
     J = property(lambda self: self.outcome.J)
     k_exog = property(lambda self: len(self.design.names))
     nobs = property(lambda self: self._nobs)
+    n_rows = property(lambda self: self._n_rows)
     df_model = property(lambda self: self._df_model)
     outcome_counts = property(lambda self: self._counts.copy())
     default_cov_type = property(lambda self: "nonrobust" if self.weights is None else "HC1")

@@ -198,7 +198,13 @@ def test_parquet_errors(hsb, tmp_path):
     with pytest.raises(ml.DataError, match="marginal effects need the source rows"):
         res.get_margeff()
     with pytest.raises(ml.DataError, match="not in memory"):
-        res.resid_response  # noqa: B018
+        res.save(tmp_path / "r.npz", include_data=True)
+    # Without the data, a fit on streamed rows saves and loads like any other.
+    res.save(tmp_path / "r.npz")
+    back = ml.load(tmp_path / "r.npz")
+    np.testing.assert_array_equal(back.params, res.params)
+    np.testing.assert_array_equal(back.bse, res.bse)
+    assert back.nobs == res.nobs == 200
     with pytest.raises(ml.DataError, match="'nosuch', which is not a column of the data"):
         ml.mnlogit("prog ~ nosuch", src)
     with pytest.raises(ValueError, match="groups="):
@@ -296,3 +302,25 @@ def test_likelihood_ratio_refits_on_both_sources(hsb, tmp_path):
                 got, want = res.iia_test(omit), ref.iia_test(omit)
                 assert got.statistic == pytest.approx(want.statistic, rel=1e-6, abs=1e-9)
                 assert got.df == want.df
+
+
+def test_row_level_results_on_both_sources(hsb, tmp_path):
+    """Residuals, the confusion table and predictions with standard errors of the estimation
+    rows: one pass through the backend, returned in memory by row position."""
+    ref = ml.mnlogit(HSB_FORMULA, hsb, ref="academic").fit()
+    hsb.to_parquet(tmp_path / "h.parquet", row_group_size=60)
+    with dask.config.set(scheduler="threads"):
+        for src in (ml.parquet(tmp_path), dd.from_pandas(hsb, npartitions=3)):
+            res = ml.mnlogit(HSB_FORMULA, src, ref="academic").fit()
+            pd.testing.assert_frame_equal(res.pred_table(), ref.pred_table())
+            for name in ("resid_response", "resid_pearson"):
+                got, want = getattr(res, name), getattr(ref, name)
+                np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12)
+                assert got.index.equals(pd.RangeIndex(len(hsb)))
+            got = res.get_prediction().summary_frame()
+            want = ref.get_prediction().summary_frame()
+            np.testing.assert_allclose(
+                got.select_dtypes("number").to_numpy(),
+                want.select_dtypes("number").to_numpy(),
+                rtol=1e-10,
+            )

@@ -179,7 +179,7 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         "fit": {
             "llf": float(results.llf),
             "nobs": float(model.nobs),
-            "n_rows": int(len(model.exog)),
+            "n_rows": int(model.n_rows),
             "n_dropped": int(getattr(model, "n_dropped", 0)),
             "df_model": float(model.df_model),
             "converged": bool(results.converged),

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..engine.memory import predict_probabilities
+from ..exceptions import DataError
 from ..inference.covariance import get_estimator
 from ..inference.prediction import predict
 
@@ -410,9 +412,12 @@ class MultinomialLogitResults:
         """Confusion matrix: rows observed outcome, columns the most probable outcome, both
         labelled; cells count rows (frequency-weighted), as statsmodels' ``pred_table``."""
         K = len(self.outcomes)
-        pred = np.argmax(self.fittedvalues.to_numpy(), axis=1)
-        tab = np.zeros((K, K))
-        np.add.at(tab, (self.model.level_codes, pred), self.model.freq_weights)
+        if self.model.is_in_memory:
+            pred = np.argmax(self.fittedvalues.to_numpy(), axis=1)
+            tab = np.zeros((K, K))
+            np.add.at(tab, (self.model.level_codes, pred), self.model.freq_weights)
+        else:
+            tab = self._pred_table_of_rows()
         lab = list(self.outcomes)
         return pd.DataFrame(
             tab,
@@ -421,7 +426,44 @@ class MultinomialLogitResults:
         )
 
     @cached_property
+    def _rows_probabilities_and_residuals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fitted probabilities and response residuals (levels in order) of rows a backend
+        holds, in one pass; they come back in memory."""
+        J, beta, order = self.model.J, self._beta, self.model.level_to_internal
+
+        def chunk(c):
+            prob = predict_probabilities(c.X, beta)
+            d = np.where(c.y < 0, J, c.y)[:, None] == np.arange(J + 1)[None, :]
+            return prob[:, order], (d - prob)[:, order]
+
+        parts = self.model.backend.reduce(chunk)
+        prob = _readonly(np.vstack([a for a, _ in parts]))
+        return prob, _readonly(np.vstack([b for _, b in parts]))
+
+    def _pred_table_of_rows(self) -> np.ndarray:
+        """:meth:`pred_table` as one pass over rows that a backend holds (levels in order)."""
+        if self.model.weights is not None:
+            raise DataError(
+                "pred_table counts rows by their frequency weights, which a model on data "
+                "larger than memory with sampling weights does not keep apart"
+            )
+        J, K, beta = self.model.J, len(self.outcomes), self._beta
+
+        def chunk(c):
+            observed = np.where(c.y < 0, J, c.y)
+            predicted = np.argmax(predict_probabilities(c.X, beta), axis=1)
+            tab = np.zeros((K, K))
+            np.add.at(tab, (observed, predicted), c.weights)
+            return tab
+
+        internal = np.sum(self.model.backend.reduce(chunk), axis=0)
+        order = self.model.level_to_internal
+        return internal[np.ix_(order, order)]
+
+    @cached_property
     def _resid_response(self) -> np.ndarray:
+        if not self.model.is_in_memory:
+            return self._rows_probabilities_and_residuals[1]
         prob = self.predict().to_numpy()
         d = self.model.level_codes[:, None] == np.arange(len(self.outcomes))[None, :]
         return _readonly(d - prob)
@@ -429,7 +471,8 @@ class MultinomialLogitResults:
     def _rows_frame(self, values) -> pd.DataFrame:
         # Fresh frame each access from a read-only array, as params (results stay immutable).
         cols = pd.Index(self.outcomes, name=self.model.endog_names)
-        return pd.DataFrame(np.array(values), index=self.model.row_labels, columns=cols)
+        index = self.model.row_labels if self.model.is_in_memory else pd.RangeIndex(len(values))
+        return pd.DataFrame(np.array(values), index=index, columns=cols)
 
     @property
     def resid_response(self) -> pd.DataFrame:
@@ -440,7 +483,10 @@ class MultinomialLogitResults:
     def resid_pearson(self) -> pd.DataFrame:
         r"""Pearson residuals :math:`(d_{ik} - P_{ik}) / \sqrt{P_{ik}}`; the sum of their
         squares over rows and outcomes is the Pearson :math:`\chi^2`."""
-        prob = self.predict().to_numpy()
+        if self.model.is_in_memory:
+            prob = self.predict().to_numpy()
+        else:
+            prob = self._rows_probabilities_and_residuals[0]
         return self._rows_frame(self._resid_response / np.sqrt(prob))
 
     # --- end inference ---------------------------------------------------------------------------
