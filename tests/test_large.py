@@ -266,6 +266,11 @@ def test_array_model_on_dask_arrays():
         pred = res.predict()
         assert isinstance(pred, dd.DataFrame)
         pd.testing.assert_frame_equal(pred.compute(), ref.predict(), check_exact=False, rtol=1e-12)
+        g = rng.integers(0, 40, n)
+        _close(
+            res.get_robustcov_results("cluster", groups=da.from_array(g, chunks=5_000)).bse,
+            ref.get_robustcov_results("cluster", groups=g).bse,
+        )
         with pytest.raises(ml.DataError, match="missing or infinite"):
             Xbad = X.copy()
             Xbad[5, 1] = np.nan

@@ -116,6 +116,8 @@ class LargeRows:
             return groups, self.groups[groups]  # a column of the spill
         if self.frame is not None and isinstance(groups, str):
             return _dask_group_codes(self.frame, groups)
+        if is_dask_collection(groups) and hasattr(self.backend, "npartitions"):
+            return _dask_array_codes(groups)
         known = ", ".join(map(repr, self.groups)) or "none"
         raise DataError(
             f"cluster groups {groups!r}: with rows {self.description}, give the cluster "
@@ -225,6 +227,24 @@ def _dask_nobs(built) -> float:
         return float(dask.compute(built.w.sum())[0])
     pos = built.sampling > 0
     return float(dask.compute((built.w[pos] / built.sampling[pos]).sum())[0])
+
+
+def _dask_array_codes(groups):
+    """Global codes ``0..G-1`` (sorted ids) of a Dask array or Series of cluster ids."""
+    import dask
+    import dask.array as da
+
+    arr = groups.to_dask_array(lengths=True) if hasattr(groups, "to_dask_array") else groups
+    arr = da.asarray(arr)
+    distinct, n_missing = dask.compute(
+        arr.map_blocks(lambda b: pd.unique(b[pd.notna(b)]), chunks=(np.nan,), dtype=arr.dtype),
+        da.isnull(arr).sum(),
+    )
+    if int(n_missing):
+        raise DataError(f"groups holds {int(n_missing)} missing value(s)")
+    levels = pd.Index(sorted(set(distinct.tolist())))
+    codes = arr.map_blocks(lambda b: levels.get_indexer(b).astype(np.int64), dtype=np.int64)
+    return codes, len(levels)
 
 
 def _dask_group_codes(frame, column):
