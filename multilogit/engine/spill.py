@@ -34,12 +34,7 @@ def _column_file(name: str) -> str:
 
 
 def _remove(path: str, fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    fds.clear()
+    _close_files(fds)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -225,7 +220,7 @@ class SpillBackend(ChunkedBackend):
         if delete:
             self._closer = weakref.finalize(self, _remove, self.path, self._fds)
         else:
-            self._closer = weakref.finalize(self, _remove_none, self._fds)
+            self._closer = weakref.finalize(self, _close_files, self._fds)
         super().__init__(meta["n"], meta["p"], J, chunk_rows, threads, meta["sampling"])
         size = os.fstat(self._fd[_X]).st_size
         if size != 8 * self.n * self.p:
@@ -274,7 +269,7 @@ class SpillBackend(ChunkedBackend):
         return self._vector(_column_file(name), np.int64, start, stop)
 
 
-def _remove_none(fds: list[int]) -> None:
+def _close_files(fds: list[int]) -> None:
     for fd in fds:
         try:
             os.close(fd)
