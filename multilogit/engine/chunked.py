@@ -16,6 +16,7 @@ does: :meth:`ChunkedBackend.probabilities`, :meth:`ChunkedBackend.distinct_rows`
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -88,7 +89,7 @@ class Rows:
         return self.w if self.sampling is None else self.w * self.sampling
 
 
-class ChunkedBackend:
+class ChunkedBackend(ABC):
     """A :class:`~multilogit.engine.backend.Backend` built on reading ranges of rows.
 
     Subclasses implement :meth:`read_rows`; they may override :meth:`read_column` (named integer
@@ -130,9 +131,9 @@ class ChunkedBackend:
 
     # -- the primitive -------------------------------------------------------------------------
 
+    @abstractmethod
     def read_rows(self, start: int, stop: int) -> Rows:
         """Rows ``start:stop`` (``0 <= start <= stop <= n``)."""
-        raise NotImplementedError
 
     def read_column(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of the named int64 column (``KeyError``: no such column)."""
