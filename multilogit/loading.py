@@ -95,9 +95,7 @@ class SavedModel:
 
     @property
     def level_to_internal(self) -> np.ndarray:
-        r = self.outcome.ref_index
-        K = len(self.outcomes)
-        return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
+        return self.outcome.level_to_internal
 
     def with_reference(self, ref) -> SavedModel:
         """The same loaded model with ``ref`` as reference outcome (for ``repivot``)."""

@@ -342,9 +342,7 @@ class MultinomialLogit:
     def level_to_internal(self) -> np.ndarray:
         """For each level (in order), its column in the kernels' (non-reference..., reference)
         layout."""
-        r = self.outcome.ref_index
-        K = len(self.outcomes)
-        return np.array([self.J if k == r else (k if k < r else k - 1) for k in range(K)])
+        return self.outcome.level_to_internal
 
     @property
     def backend(self):

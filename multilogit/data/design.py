@@ -64,6 +64,13 @@ class Outcome:
     def with_ref(self, ref) -> Outcome:
         return Outcome(self.name, self.levels, match_level(ref, self.levels, self.name))
 
+    @property
+    def level_to_internal(self) -> np.ndarray:
+        """For each level (in order), its column in the kernels' (non-reference...,
+        reference) layout."""
+        r, K = self.ref_index, len(self.levels)
+        return np.array([K - 1 if k == r else (k if k < r else k - 1) for k in range(K)])
+
     def eq_codes(self, level_codes: np.ndarray) -> np.ndarray:
         """Map level indices ``0..K-1`` to equation indices (``-1`` for the reference)."""
         r = self.ref_index

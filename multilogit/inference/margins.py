@@ -264,15 +264,21 @@ def _total_weight(backend) -> float:
     return float(np.sum(backend.reduce(lambda chunk: chunk.weights.sum())))
 
 
+def design_means(model) -> np.ndarray:
+    """Each design column's mean over the estimation rows, weighted by the likelihood weights
+    (one pass through the backend)."""
+    backend = model.backend
+    sums = np.sum(backend.reduce(lambda chunk: chunk.weights @ chunk.X), axis=0)
+    return sums / _total_weight(backend)
+
+
 def _array_point(model, at, overrides):
     """The representative row of ``at="mean"`` / ``"median"`` (weighted, over the rows)."""
-    backend = model.backend
-    total = _total_weight(backend)
     if at == "mean":
-        row = np.sum(backend.reduce(lambda chunk: chunk.weights @ chunk.X), axis=0) / total
+        row = design_means(model)
     else:
-        X = np.vstack(backend.reduce(lambda chunk: chunk.X))
-        w = np.concatenate(backend.reduce(lambda chunk: chunk.weights)) / total
+        X = np.vstack(model.backend.reduce(lambda chunk: chunk.X))
+        w = row_weights(model)
         row = np.array([_weighted_median(X[:, c], w) for c in range(X.shape[1])])
     return _ArrayRows(row[None, :], np.ones(1), overrides)
 

@@ -80,7 +80,7 @@ def get_prediction(results, exog=None) -> PredictionResults:
         P = np.vstack([part[0] for part in parts])
         var = np.vstack([part[1] for part in parts])
     else:
-        X, index = _new_rows(model, exog)
+        X, index = _new_rows(model.design, exog)
         P, var = rows(X)
     order = model.level_to_internal
     return PredictionResults(
@@ -175,9 +175,9 @@ class PredictionResults:
         return f"<PredictionResults: {n} rows x {K} outcomes>"
 
 
-def _new_rows(model, exog) -> tuple[np.ndarray, pd.Index]:
+def _new_rows(design, exog) -> tuple[np.ndarray, pd.Index]:
     """The design of new data ``exog``, rebuilt as at fit time, and its row labels."""
-    X, index = model.design.build(exog)
+    X, index = design.build(exog)
     X = np.ascontiguousarray(X, dtype=np.float64)
     return X, (pd.RangeIndex(X.shape[0]) if index is None else index)
 
@@ -226,13 +226,10 @@ class _Predictor:
 
     def __init__(self, design, outcome, beta):
         self.design, self.outcome, self.beta = design, outcome, beta
-        r, K = outcome.ref_index, len(outcome.levels)
-        self.order = np.array([K - 1 if k == r else (k if k < r else k - 1) for k in range(K)])
+        self.order = outcome.level_to_internal
 
     def __call__(self, exog, which):
-        X, index = self.design.build(exog)
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        index = pd.RangeIndex(X.shape[0]) if index is None else index
+        X, index = _new_rows(self.design, exog)
         eta = predict_linear(X, self.beta) if which == "linear" else None
         prob = None if which == "linear" else predict_probabilities(X, self.beta)
         return self.frame(eta, prob, index, which)

@@ -15,7 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
-from ..inference.margins import estimation_frame, formula_variables, row_weights
+from ..inference.margins import (
+    design_means,
+    estimation_frame,
+    formula_variables,
+    row_weights,
+)
 
 __all__ = ["plot_predicted", "plot_coefficients", "plot_decision_regions"]
 
@@ -56,9 +61,9 @@ class _Covariates:
         model = results.model
         self.model = model
         self.formula = model.design.design_info is not None
-        w = row_weights(model)
         at = dict(at or {})
         if self.formula:
+            w = row_weights(model)
             self.frame = estimation_frame(model)
             self.variables = {
                 v.name: v for v in formula_variables(model, self.frame, False, False)
@@ -84,10 +89,7 @@ class _Covariates:
         else:
             names = list(model.exog_names)
             self.variables = {n: None for n in names}
-            means = np.sum(
-                model.backend.reduce(lambda chunk: chunk.weights @ chunk.X), axis=0
-            ) / float(np.sum(model.backend.reduce(lambda chunk: chunk.weights.sum())))
-            typical = dict(zip(names, means, strict=True))
+            typical = dict(zip(names, design_means(model), strict=True))
             unknown = [k for k in at if k not in names]
             if unknown:
                 raise DataError(
