@@ -29,7 +29,7 @@ import numpy as np
 from scipy import linalg
 
 from .backend import Chunk, Derivatives
-from .chunked import subsample_size
+from .chunked import Rows, subsample_size
 from .memory import (
     InMemoryBackend,
     predict_linear,
@@ -96,6 +96,19 @@ def _partition_reduce(fn, block, frame, offset, step):
 
 def _stack(*xs):
     return xs
+
+
+def _block_rows(block, offset) -> Rows:
+    X, y, w, s = block
+    return Rows(slice(offset, offset + len(y)), X, y, w, s)
+
+
+def _partition_pair(fn, block_a, block_b, offset):
+    """``fn`` on the rows of two backends at the same positions (blocks of equal length)."""
+    a, b = _block_rows(block_a, offset), _block_rows(block_b, offset)
+    if len(a.y) != len(b.y):
+        raise ValueError(f"paired blocks at row {offset} differ in length")
+    return fn(a, b)
 
 
 # -- combinations: each takes two partial results in partition order ------------------------
@@ -422,6 +435,47 @@ class DaskBackend:
             for b, f, o in zip(self._blocks, frames, self.offsets, strict=True)
         ]
         return [r for part in self._compute(tasks) for r in part]
+
+    # -- two backends' rows side by side --------------------------------------------------------
+
+    def _blocks_like(self, chunks) -> list:
+        """This backend's ``(X, y, w, sampling)`` blocks cut at the row chunks ``chunks``
+        (rechunked on the cluster when they are cut elsewhere)."""
+        if tuple(chunks) == tuple(self.row_counts):
+            return self._blocks
+        arrays = [self.X.rechunk((chunks, self.X.chunks[1]))]
+        arrays += [a.rechunk((chunks,)) for a in (self.y, self.w)]
+        if self.sampling is not None:
+            arrays.append(self.sampling.rechunk((chunks,)))
+        cols = [a.to_delayed().ravel() for a in arrays]
+        if self.sampling is None:
+            cols.append([None] * len(chunks))
+        return [dask.delayed(_stack)(*b) for b in zip(*cols, strict=True)]
+
+    def reduce_pairs(self, other: DaskBackend, fn: Callable, combine: Callable) -> object:
+        """``fn(rows_self, rows_other)`` on the rows of both backends at the same positions,
+        one task per partition of this backend, combined by :func:`tree_reduce`.
+
+        ``other`` (the same number of rows) is cut at this backend's partition boundaries
+        first (a rechunk on the cluster when its partitions differ), so neither backend's rows
+        come to this process.  ``fn`` gets two :class:`~multilogit.engine.chunked.Rows` and is
+        shipped to the workers with cloudpickle.
+        """
+        if other.n != self.n:
+            raise ValueError(f"the backends hold {self.n} and {other.n} rows")
+        chunks = tuple(int(c) for c in self.row_counts)
+        task = dask.delayed(_partition_pair)
+        tasks = [
+            task(fn, a, b, int(o))
+            for a, b, o in zip(self._blocks, other._blocks_like(chunks), self.offsets, strict=True)
+        ]
+        return self._compute(tree_reduce(tasks, combine))
+
+    def iter_blocks(self):
+        """The partitions' rows brought to this process one at a time, in order, as
+        :class:`~multilogit.engine.chunked.Rows` (for pairing with rows held elsewhere)."""
+        for block, offset in zip(self._blocks, self.offsets, strict=True):
+            yield _block_rows(self._compute(block), int(offset))
 
     # -- the row subsample behind approx_information ------------------------------------------
 
