@@ -27,6 +27,7 @@ import patsy
 from scipy import linalg, stats
 
 from ..data.design import match_level
+from ..engine.paired import RowComparison, compare_rows, residual_absmax
 from ..exceptions import DataError
 from .covariance import inverse_information
 from .reparam import repivot
@@ -298,28 +299,100 @@ def _require_likelihood(*results):
             )
 
 
-def _check_same_sample(a, b):
+def _equation_levels(model) -> np.ndarray:
+    """The outcome level of each of the model's equation codes (the reference's, ``-1``,
+    last), so that rows of models with different references compare by outcome."""
+    K = len(model.outcomes)
+    levels = np.empty(K, dtype=np.int64)
+    levels[model.outcome.eq_codes(np.arange(K))] = np.arange(K)
+    return levels
+
+
+_NOT_SAME_SAMPLE = "the models were not fitted on the same sample"
+_REFIT_HINT = "refit both on the same data, e.g. after dropping missing values of every variable"
+
+
+def _check_same_sample(a, b) -> RowComparison:
+    """Check that two results were fitted on the same sample; return what the pass found.
+
+    The two models must have the same number of rows, the same outcome levels, and at every
+    row position the same outcome and the same likelihood weight (exactly); models in memory
+    must also have the same row labels.  The rows are compared through the models' backends in
+    one lockstep pass (:func:`~multilogit.engine.paired.compare_rows`: one range of rows of
+    each at a time, on the cluster for two Dask models), so data larger than memory are checked
+    row by row without being held.  The pass also factors the joint design of the two models,
+    which the nesting check reads (:func:`_nested`).
+
+    What passes is a guarantee on the likelihoods: both sum the same per-row terms (outcome and
+    weight) over the same positions, so their difference is a likelihood ratio.  Rows of models
+    on large data are matched by position (a Parquet source has no row labels): two models of
+    the same source, or of differently partitioned copies of it in the same row order, pass;
+    a source filtered or ordered differently, or rows dropped for missing values of a variable
+    only one model uses, change the count or the outcomes and weights at some positions and
+    fail.  The design values themselves are not compared (they differ by construction).
+    """
     ma, mb = a.model, b.model
-    same = (
-        len(ma.exog) == len(mb.exog)
-        and ma.row_labels.equals(mb.row_labels)
-        and tuple(ma.outcomes) == tuple(mb.outcomes)
-        and np.array_equal(ma.level_codes, mb.level_codes)
-        and np.array_equal(ma._lik_weights, mb._lik_weights)
-    )
-    if not same:
+    if tuple(ma.outcomes) != tuple(mb.outcomes):
         raise DataError(
-            "the models were not fitted on the same sample (rows, outcomes or weights differ); "
-            "refit both on the same data, e.g. after dropping missing values of every variable"
+            f"{_NOT_SAME_SAMPLE}: the outcome levels differ ({list(ma.outcomes)} and "
+            f"{list(mb.outcomes)}); {_REFIT_HINT}"
         )
+    if ma.n_rows != mb.n_rows:
+        raise DataError(f"{_NOT_SAME_SAMPLE}: {ma.n_rows} and {mb.n_rows} rows; {_REFIT_HINT}")
+    if ma.is_in_memory and mb.is_in_memory and not ma.row_labels.equals(mb.row_labels):
+        raise DataError(f"{_NOT_SAME_SAMPLE}: the row labels differ; {_REFIT_HINT}")
+    cmp = compare_rows(ma.backend, mb.backend, _equation_levels(ma), _equation_levels(mb))
+    if cmp.outcome_mismatches or cmp.weight_mismatches:
+        raise DataError(
+            f"{_NOT_SAME_SAMPLE}: {cmp.outcome_mismatches} row(s) with another outcome and "
+            f"{cmp.weight_mismatches} with another weight, the first at row position "
+            f"{cmp.first_mismatch}; {_REFIT_HINT}"
+        )
+    return cmp
 
 
-def _nested(small, big, tol=1e-8) -> bool:
-    """Whether the columns of ``small`` lie in the column space of ``big``."""
-    Xs, Xb = small.model.exog, big.model.exog
-    coef, *_ = np.linalg.lstsq(Xb, Xs, rcond=None)
-    resid = Xs - Xb @ coef
-    return bool(np.all(np.abs(resid) <= tol * (1.0 + np.abs(Xs).max(axis=0))))
+# Relative tolerance of the nesting check, per column of the smaller design (see _nested).
+_NESTED_TOL = 1e-8
+
+
+def _nested(small, big, R: np.ndarray, tol: float = _NESTED_TOL) -> bool:
+    """Whether the columns of ``small``'s design lie in the column space of ``big``'s.
+
+    Column :math:`j` of the smaller design :math:`X_s` is in the span of the larger design
+    :math:`X_b` when the residual :math:`r_j` of its least-squares projection on :math:`X_b` is
+    small in every row:
+
+    .. math::
+
+        \\max_i |r_{ij}| \\le \\mathrm{tol}\\, (1 + \\max_i |X_{s,ij}|).
+
+    ``R`` is a triangular factor of the joint design :math:`[X_b, X_s]`, larger design first
+    (from the lockstep pass of :func:`_check_same_sample` called as ``(big, small)``): least
+    squares between its columns give the projection's coefficients and the residual norms
+    :math:`\\lVert r_j \\rVert_2` without the rows (a QR factor, not the Gram matrix, so that
+    the residual of a nested column is not lost to cancellation).  As
+    :math:`\\max_i |r_{ij}| \\le \\lVert r_j \\rVert_2 \\le \\sqrt{n} \\max_i |r_{ij}|`, the
+    norms settle the decision unless one falls between the bound and :math:`\\sqrt{n}` times
+    it; only then a second lockstep pass finds the largest residuals themselves.  Models in
+    memory and on large data take the same path, so the decision is the same for the same
+    rows.
+    """
+    ms, mb = small.model, big.model
+    pb, n = mb.k_exog, mb.n_rows
+    x_cols, y_cols = np.arange(pb), pb + np.arange(ms.k_exog)
+    # The cutoff of numpy's lstsq on the rows of X_b, so that the same directions of a
+    # rank-deficient larger design are dropped.
+    rcond = np.finfo(np.float64).eps * max(n, pb)
+    coef, *_ = np.linalg.lstsq(R[:, x_cols], R[:, y_cols], rcond=rcond)
+    norm = np.linalg.norm(R[:, y_cols] - R[:, x_cols] @ coef, axis=0)
+    lo, hi = ms.backend.column_range()
+    bound = tol * (1.0 + np.maximum(hi, -lo))
+    if np.all(norm <= bound):
+        return True
+    if np.any(norm > np.sqrt(n) * bound):
+        return False
+    resid = residual_absmax(mb.backend, ms.backend, x_cols, y_cols, coef)
+    return bool(np.all(resid <= bound))
 
 
 def _ordered(a, b):
@@ -338,11 +411,18 @@ def lr_test(res, restricted) -> TestResult:
     design's columns lie in the larger's column space (nesting), and that the larger model does
     not fit worse.  :math:`LR = 2 (\\ell_{\\mathrm{full}} - \\ell_{\\mathrm{restricted}})
     \\sim \\chi^2_{k_f - k_r}`.
+
+    The checks read the rows through the models' backends, in one lockstep pass over both
+    (two for a nesting decision close to the tolerance), so they work for models on Parquet
+    and Dask data as in memory, and between a model in memory and one on large data (rows are
+    then matched by position; see :func:`_check_same_sample`).  On Dask the pass runs on the
+    cluster, the second model's partitions cut at the first's boundaries; between Dask and
+    other data, the partitions come to this process one at a time.
     """
     _require_likelihood(res, restricted)
-    _check_same_sample(res, restricted)
     full, small = _ordered(res, restricted)
-    if not _nested(small, full):
+    rows = _check_same_sample(full, small)
+    if not _nested(small, full, rows.R):
         raise DataError(
             "the models are not nested: the smaller model's design columns are not in the "
             "column space of the larger model's"
