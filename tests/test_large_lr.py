@@ -145,6 +145,9 @@ def test_other_partitionings_and_sources_of_the_same_rows(data, pq_path, mem):
             (full_pq, mem[SMALL]),
             (mem[FULL], small4),
             (full3, mem[SMALL]),
+            # Rows read through views that recode the outcome.
+            (full_pq.repivot("w"), small1),
+            (full3.repivot("v"), small_pq.repivot("w")),
         ]
         for a, b in pairs:
             _assert_same_test(a.lr_test(b), want)
@@ -155,6 +158,24 @@ def test_other_partitionings_and_sources_of_the_same_rows(data, pq_path, mem):
             check_exact=False,
             rtol=RTOL,
         )
+
+
+def test_array_models_on_dask_arrays(data):
+    """Array models: Dask arrays chunked differently for the two models, and NumPy arrays."""
+    X = np.column_stack([np.ones(len(data)), data[["x1", "x2", "x3"]].to_numpy()])
+    y = data.y.to_numpy()
+    want = ml.MultinomialLogit(y, X).fit().lr_test(ml.MultinomialLogit(y, X[:, :2]).fit())
+    with dask.config.set(scheduler="threads"):
+        full = ml.MultinomialLogit(da.from_array(y, 700), da.from_array(X, (700, 4))).fit()
+        small = ml.MultinomialLogit(da.from_array(y, 1_100), da.from_array(X[:, :2], 1_100))
+        small = small.fit()
+        _assert_same_test(full.lr_test(small), want)
+        _assert_same_test(full.lr_test(ml.MultinomialLogit(y, X[:, :2]).fit()), want)
+        other = ml.MultinomialLogit(da.from_array(y, 500), da.from_array(X[:, [0, 3]], 500))
+        with pytest.raises(ml.DataError, match="not nested"):
+            ml.MultinomialLogit(da.from_array(y, 700), da.from_array(X[:, :3], 700)).fit().lr_test(
+                other.fit()
+            )
 
 
 # -- refused as in memory ----------------------------------------------------------------------
