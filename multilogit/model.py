@@ -329,7 +329,8 @@ class MultinomialLogit:
             J = self.J
             internal = np.sum(
                 self.backend.reduce(
-                    lambda c: np.bincount(np.where(c.y < 0, J, c.y), c.weights, J + 1)
+                    lambda c: np.bincount(np.where(c.y < 0, J, c.y), c.weights, J + 1),
+                    frames=False,
                 ),
                 axis=0,
             )
@@ -377,6 +378,15 @@ class MultinomialLogit:
         if self._rows is not None:
             return self._rows.source_frame()
         return rows.estimation_frame(self._source_data, self.row_labels, self.n_dropped)
+
+    @property
+    def source_columns(self) -> list[str]:
+        """The data columns of the estimation rows' source data (formula models): all columns
+        of a DataFrame in memory or on Dask; for a fit streamed from Parquet, the columns it
+        read (those the formula, the weights and the groups use)."""
+        if self._rows is not None:
+            return self._rows.source_columns
+        return list(self.estimation_frame().columns)
 
     def _column_range(self):
         """Each design column's ``(lo, hi)`` (see :meth:`backend`)."""

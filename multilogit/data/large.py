@@ -49,6 +49,9 @@ class LargeRows:
         predictions on the estimation sample.
     groups : dict of str to int
         Cluster columns coded in the streaming pass: their number of levels.
+    columns : tuple of str
+        The data columns of the source rows the backend's chunks carry (a streamed fit reads
+        them again from its source; see :mod:`multilogit.data.source_rows`).
     """
 
     backend: object
@@ -60,16 +63,23 @@ class LargeRows:
     description: str
     frame: object = None
     groups: dict = field(default_factory=dict)
+    columns: tuple = ()
 
     def source_frame(self):
-        """The source rows (Dask), for marginal effects."""
+        """The source rows (Dask); a streamed fit keeps none (its backend reads them again,
+        chunk by chunk, for marginal effects)."""
         if self.frame is None:
             raise DataError(
-                f"the rows are {self.description}: marginal effects need the source rows, "
-                "which a streamed Parquet fit does not keep; use a Dask DataFrame "
-                "(dask.dataframe.read_parquet) for them"
+                f"the rows are {self.description}: this needs the source rows as one frame, "
+                "which a streamed Parquet fit does not keep (marginal effects averaged over the "
+                "rows, at='overall' or at={...}, read them again from the files)"
             )
         return self.frame
+
+    @property
+    def source_columns(self) -> list[str]:
+        """The data columns of the source rows."""
+        return list(self.frame.columns) if self.frame is not None else list(self.columns)
 
     def recoded(self, outcome: Outcome) -> LargeRows:
         """The same rows with ``outcome`` (the same levels, another reference) coded: the
@@ -91,7 +101,7 @@ class LargeRows:
                 raise DataError(
                     "leaving outcomes out of a fit with sampling weights is not supported"
                 )
-            nobs = float(np.sum(backend.reduce(lambda c: c.weights.sum())))
+            nobs = float(np.sum(backend.reduce(lambda c: c.weights.sum(), frames=False)))
         return replace(self, backend=backend, outcome=outcome, design=design, nobs=nobs)
 
     def _view(self, columns, y_map, J):
@@ -176,19 +186,28 @@ def formula_rows(
             weights is not None,
             "streamed from Parquet",
             groups=dict(sd.groups),
+            columns=sd.columns,
         )
     frame = data
-
-    def partitions():
-        # The preliminary pass brings one partition at a time to this process.
-        return (frame.get_partition(k).compute() for k in range(frame.npartitions))
-
+    partitions = _Partitions(frame)
     state = design_state(
         formula, partitions, ref, missing, freq_weights, weights, groups, eval_env
     )
     if state.dropped:
         frame = frame.dropna(subset=list(state.used))
     return _dask_rows(frame, state, freq_weights, weights)
+
+
+class _Partitions:
+    """A Dask DataFrame as chunks for the preliminary pass, which brings one partition at a
+    time to this process; ``npartitions`` lets its progress bar count them."""
+
+    def __init__(self, frame):
+        self.frame = frame
+        self.npartitions = frame.npartitions
+
+    def __call__(self):
+        return (self.frame.get_partition(k).compute() for k in range(self.npartitions))
 
 
 def _dask_rows(frame, state, freq_weights, weights) -> LargeRows:

@@ -67,6 +67,17 @@ class ParquetSource:
         """Rows of the dataset (from the files' metadata)."""
         return int(self.dataset.count_rows())
 
+    def fingerprint(self) -> tuple:
+        """What identifies the dataset's contents without reading them: its row count and,
+        for a dataset of files, each file's path, size and modification time.  A later pass
+        that must see the same rows (reading them again for marginal effects) compares it."""
+        files = getattr(self.dataset, "files", None)
+        stamp = ()
+        if files is not None:
+            infos = self.dataset.filesystem.get_file_info(list(files))
+            stamp = tuple((i.path, i.size, i.mtime_ns) for i in infos)
+        return (self.count_rows(), stamp)
+
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
         """One pass over the rows: DataFrames of at most :attr:`batch_rows` rows, holding only
         ``columns`` (default: all)."""

@@ -38,6 +38,7 @@ from ..engine.spill import SpillBackend, SpillWriter
 from ..exceptions import DataError
 from .design import Design, Outcome, match_level
 from .parquet import ParquetSource
+from .source_rows import SourceRows, missing_rows
 
 __all__ = ["DesignState", "StreamedDesign", "design_state", "stream_design"]
 
@@ -73,6 +74,9 @@ class StreamedDesign:
         backend column of the same name (``backend.group_scores(beta, name, G)``).
     group_levels : dict of str to ndarray
         For each ``groups`` column, its levels (code ``g`` is ``group_levels[name][g]``).
+    columns : tuple of str
+        The data columns the formula, weights and groups use; the backend's
+        ``frame_rows`` reads them again from the source (:mod:`multilogit.data.source_rows`).
     """
 
     backend: SpillBackend
@@ -83,6 +87,7 @@ class StreamedDesign:
     outcome_counts: np.ndarray
     groups: dict = field(default_factory=dict)
     group_levels: dict = field(default_factory=dict, repr=False)
+    columns: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,10 @@ class DesignState:
         Each ``groups`` column's sorted levels.
     chunks : callable
         The source of chunks the pass read, for later passes.
+    first : object
+        The preliminary pass's findings, for the design pass.
+    source : callable
+        The same chunks without progress bars, for passes other than the fit's own.
     """
 
     outcome: Outcome
@@ -113,6 +122,7 @@ class DesignState:
     group_levels: dict
     chunks: Callable = field(repr=False)
     first: object = field(repr=False)
+    source: Callable | None = field(default=None, repr=False)
 
 
 def _chunks(source, columns) -> Callable[[], Iterable[pd.DataFrame]]:
@@ -126,15 +136,17 @@ def _chunks(source, columns) -> Callable[[], Iterable[pd.DataFrame]]:
     )
 
 
-def _reporting(chunks, total):
+def _reporting(chunks, total, unit="rows"):
     """``chunks`` with a progress bar per pass over them (see :mod:`multilogit.engine.progress`):
-    the preliminary pass first, then the design pass."""
+    the preliminary pass first, then the design pass.  The bar counts rows, or with
+    ``unit="partitions"`` chunks (a Dask DataFrame's partitions, whose lengths are not known
+    before they are read)."""
     labels = iter(["multilogit: preliminary pass", "multilogit: design pass"])
 
     def gen():
-        bar = Progress(next(labels, "multilogit: pass"), total)
+        bar = Progress(next(labels, "multilogit: pass"), total, unit)
         for df in chunks():
-            bar.update(len(df))
+            bar.update(len(df) if unit == "rows" else 1)
             yield df
         bar.close()
 
@@ -360,8 +372,13 @@ def design_state(
         columns = list(dict.fromkeys([yname, *rhs_cols, *weight_cols, *group_cols]))
     else:
         columns = None
-    total = source.count_rows() if hasattr(source, "count_rows") else None
-    chunks = _reporting(_chunks(source, columns), total)
+    if hasattr(source, "npartitions"):  # one chunk per partition: the bar counts them
+        total, unit = source.npartitions, "partitions"
+    else:
+        total = source.count_rows() if hasattr(source, "count_rows") else None
+        unit = "rows"
+    raw = _chunks(source, columns)
+    chunks = _reporting(raw, total, unit)
     unstable: set = set()
     while True:  # again only when a categorical column changes its categories mid-stream
         factors = _Factors(list(desc.rhs_termlist), eval_env)
@@ -378,7 +395,7 @@ def design_state(
     info = factors.design_info()
     design = Design(tuple(info.column_names), formula, info, eval_env)
     return DesignState(outcome, design, tuple(first.used), first.rows, first.dropped,
-                       dict(first.group_levels), chunks, first)  # fmt: skip
+                       dict(first.group_levels), chunks, first, _plain(raw, unstable))  # fmt: skip
 
 
 def stream_design(
@@ -407,9 +424,19 @@ def stream_design(
     """
     if not isinstance(eval_env, patsy.EvalEnvironment):
         eval_env = patsy.EvalEnvironment.capture(eval_env + 1)
+    # Taken before the first pass: the rows read again later must be the rows fitted.
+    fingerprint = getattr(source, "fingerprint", None)
+    stamp = fingerprint() if fingerprint is not None else None
     state = design_state(formula, source, ref, missing, freq_weights, weights, groups, eval_env)
+
+    def frames(n, nan_positions):
+        desc = "the Parquet data" if isinstance(source, ParquetSource) else "the source"
+        return SourceRows(state.source, state.used, n, state.rows, nan_positions, fingerprint,
+                          stamp, desc)  # fmt: skip
+
     return _spill(state.chunks, state.first, state.outcome, state.design, freq_weights,
-                  weights, _names(groups), missing, directory, chunk_rows, threads)  # fmt: skip
+                  weights, _names(groups), missing, directory, chunk_rows, threads,
+                  frames)  # fmt: skip
 
 
 class _Unstable(Exception):
@@ -441,12 +468,10 @@ class _FirstPass:
 
 
 def _missing_mask(df, used, counts: _Counts) -> np.ndarray:
-    mask = np.zeros(len(df), bool)
     for c in used:
-        m = df[c].isna().to_numpy()
-        counts.add(c, m.sum())
-        mask |= m
-    return mask
+        counts.add(c, df[c].isna().to_numpy().sum())
+    # One definition of a row with missing values, shared with reading the source again.
+    return missing_rows(df, used)
 
 
 def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group_cols, missing):
@@ -572,7 +597,9 @@ def _check_row_wise(design, df, X) -> None:
         )
 
 
-def _spill(chunks, first, outcome, design, fw, sw, group_cols, missing, directory, rows, threads):
+def _spill(
+    chunks, first, outcome, design, fw, sw, group_cols, missing, directory, rows, threads, frames
+):
     p = len(design.names)
     writer = SpillWriter(p, directory, sampling=sw is not None, columns=group_cols)
     index = pd.Index(list(outcome.levels))
@@ -581,11 +608,15 @@ def _spill(chunks, first, outcome, design, fw, sw, group_cols, missing, director
     lo, hi = np.full(p, np.inf), np.full(p, -np.inf)
     nan_rows, inf_cols, dropped, checked = 0, _Counts(), first.dropped, False
     nobs = 0.0
+    # Source positions of the rows dropped for a NaN in their design: what reading the source
+    # again cannot find without building the design (rows missing values it finds itself).
+    nan_positions, offset = [], 0
     try:
         for df in chunks():
             if len(df) == 0:
                 continue
-            na = _missing_mask(df, first.used, _Counts())
+            start, offset = offset, offset + len(df)
+            na = missing_rows(df, first.used)
             if na.any():
                 df = df.loc[~na]
             if len(df) == 0:
@@ -601,6 +632,7 @@ def _spill(chunks, first, outcome, design, fw, sw, group_cols, missing, director
                 for k in np.flatnonzero(np.isinf(sub).any(axis=0)):
                     inf_cols.add(design.names[k], np.isinf(sub[:, k]).sum())
                 nan_rows += int(bad.sum())
+                nan_positions.append(start + np.flatnonzero(~na)[bad])
                 keep = ~bad
                 X, df = np.ascontiguousarray(X[keep]), df.loc[keep]
                 if len(df) == 0:
@@ -628,7 +660,10 @@ def _spill(chunks, first, outcome, design, fw, sw, group_cols, missing, director
     except BaseException:
         writer.abort()
         raise
-    backend = writer.finish(outcome.J, chunk_rows=rows, threads=threads)
+    nan_positions = np.concatenate(nan_positions) if nan_positions else np.empty(0, np.int64)
+    backend = writer.finish(
+        outcome.J, chunk_rows=rows, threads=threads, frames=frames(writer.n, nan_positions)
+    )
     backend.set_column_range(lo, hi)
     return StreamedDesign(
         backend,
@@ -639,4 +674,5 @@ def _spill(chunks, first, outcome, design, fw, sw, group_cols, missing, director
         counts,
         {g: len(v) for g, v in first.group_levels.items()},
         first.group_levels,
+        tuple(first.used),
     )

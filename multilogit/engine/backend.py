@@ -147,7 +147,16 @@ class Backend(Protocol):
         """Linear predictors ``(n, J)`` against the reference outcome."""
         ...
 
-    def reduce(self, fn: Callable[[Chunk], object], chunk_rows: int | None = None) -> list:
+    def reduce(
+        self,
+        fn: Callable[[Chunk], object],
+        chunk_rows: int | None = None,
+        progress: str | None = None,
+        frames: bool = True,
+    ) -> list:
         """``[fn(chunk) for chunk in the rows]``, in row order (for reductions whose per-chunk
-        work is not one of the operations above, such as marginal effects)."""
+        work is not one of the operations above, such as marginal effects); with
+        ``progress``, a progress bar of that label (rows, or partitions on a cluster).
+        ``frames=False``: the chunks carry no source data (``frame`` is None), which spares
+        reading it where that costs a pass over the source (a streamed fit, Dask)."""
         ...

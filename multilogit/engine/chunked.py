@@ -25,6 +25,7 @@ from scipy import linalg
 
 from . import kernels
 from .backend import Chunk, Derivatives, default_chunk_rows
+from .progress import Progress
 from .threads import default_threads, map_runs, split_runs
 
 __all__ = ["ArrayBackend", "ChunkedBackend", "Rows", "subsample_size"]
@@ -556,13 +557,25 @@ class ChunkedBackend(ABC):
         for start in range(0, self.n, step):
             yield slice(start, min(start + step, self.n))
 
-    def reduce(self, fn: Callable[[Chunk], object], chunk_rows: int | None = None) -> list:
+    def reduce(
+        self,
+        fn: Callable[[Chunk], object],
+        chunk_rows: int | None = None,
+        progress: str | None = None,
+        frames: bool = True,
+    ) -> list:
         """``[fn(chunk) for chunk in the rows]``, in row order (for reductions whose per-chunk
-        work is not one of the operations above, such as marginal effects)."""
+        work is not one of the operations above, such as marginal effects); with
+        ``progress``, a bar of that label over the rows (see :mod:`.progress`); with
+        ``frames=False``, chunks without their source data (:meth:`frame_rows` not read)."""
+        bar = Progress(progress, self.n, "rows", enabled=None if progress else False)
         out = []
         for sl in self._steps(chunk_rows):
             r = self._read(sl)
-            out.append(fn(Chunk(sl, r.X, r.y, r.w, self.frame_rows(sl.start, sl.stop))))
+            frame = self.frame_rows(sl.start, sl.stop) if frames else None
+            out.append(fn(Chunk(sl, r.X, r.y, r.w, frame)))
+            bar.update(sl.stop - sl.start)
+        bar.close()
         return out
 
 

@@ -35,8 +35,9 @@ from .memory import (
     predict_linear,
     predict_probabilities,
 )
+from .progress import Progress
 
-__all__ = ["DaskBackend", "tree_reduce", "with_known_rows"]
+__all__ = ["DaskBackend", "compute_each", "tree_reduce", "with_known_rows"]
 
 
 # -- per-partition tasks: the in-memory backend on one block --------------------------------
@@ -201,6 +202,51 @@ def tree_reduce(parts: list, combine: Callable) -> object:
 
 def _rows(block):
     return len(block)
+
+
+def _distributed_client(client):
+    """The distributed client that runs a computation: ``client``, else the one
+    ``dask.compute`` would use (``None``: a local scheduler)."""
+    if client is not None:
+        return client
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    return owner if hasattr(owner, "gather") and hasattr(owner, "compute") else None
+
+
+def compute_each(tasks: list, client, bar: Progress) -> list:
+    """Compute delayed ``tasks`` and return their results in task order, advancing ``bar`` by
+    one as each task finishes (in whatever order they finish).
+
+    Parameters
+    ----------
+    tasks : list of dask.delayed.Delayed
+    client : distributed.Client or None
+        ``None``: Dask's current scheduler (a default client, or a local scheduler).
+    bar : Progress
+
+    Returns
+    -------
+    list
+    """
+    client = _distributed_client(client)
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        for _ in as_completed(futures, loop=client.loop):
+            bar.update(1)
+        return client.gather(futures)
+    from dask.callbacks import Callback
+
+    keys = {t.key for t in tasks}
+
+    def done(key, *_):
+        if key in keys:
+            bar.update(1)
+
+    # A local scheduler calls its callbacks from the thread that waits for the results.
+    with Callback(posttask=done):
+        return dask.compute(tasks)[0]
 
 
 def with_known_rows(a: da.Array, compute: Callable) -> da.Array:
@@ -420,21 +466,35 @@ class DaskBackend:
         """The source rows (a Dask DataFrame, ``None`` for array models)."""
         return self.frame
 
-    def reduce(self, fn: Callable[[Chunk], object], chunk_rows: int | None = None) -> list:
+    def reduce(
+        self,
+        fn: Callable[[Chunk], object],
+        chunk_rows: int | None = None,
+        progress: str | None = None,
+        frames: bool = True,
+    ) -> list:
         """``fn`` on every chunk, run on the workers; the results in row order.
 
         Without ``chunk_rows`` a partition is one chunk; with it, partitions are cut into
         chunks of at most ``chunk_rows`` rows (a chunk never spans partitions).  ``fn`` is
         shipped to the workers with cloudpickle; each chunk carries the partition's rows of
-        the source frame when the backend has one.
+        the source frame when the backend has one.  With ``progress``, a bar of that label
+        counts the partitions done (the results still come back in partition order).  With
+        ``frames=False`` the source frame is not read (chunks carry ``frame=None``).
         """
-        frames = [None] * self.npartitions if self.frame is None else list(self.frame.to_delayed())
+        if self.frame is None or not frames:
+            frames = [None] * self.npartitions
+        else:
+            frames = list(self.frame.to_delayed())
         task = dask.delayed(_partition_reduce)
         tasks = [
             task(fn, b, f, int(o), chunk_rows)
             for b, f, o in zip(self._blocks, frames, self.offsets, strict=True)
         ]
-        return [r for part in self._compute(tasks) for r in part]
+        bar = Progress(progress, len(tasks), "partitions", enabled=None if progress else False)
+        parts = compute_each(tasks, self.client, bar) if bar.enabled else self._compute(tasks)
+        bar.close()
+        return [r for part in parts for r in part]
 
     # -- two backends' rows side by side --------------------------------------------------------
 

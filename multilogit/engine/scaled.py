@@ -153,8 +153,10 @@ class ScaledBackend:
     def linear(self, beta):
         return self.inner.linear(self.to_original(beta))
 
-    def reduce(self, fn, chunk_rows=None) -> list:
-        return self.inner.reduce(lambda c: fn(replace(c, X=c.X / self.scale)), chunk_rows)
+    def reduce(self, fn, chunk_rows=None, progress=None, frames=True) -> list:
+        return self.inner.reduce(
+            lambda c: fn(replace(c, X=c.X / self.scale)), chunk_rows, progress, frames
+        )
 
     def release(self) -> None:
         release = getattr(self.inner, "release", None)

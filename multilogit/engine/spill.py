@@ -156,17 +156,17 @@ class SpillWriter:
         self.n += m
 
     def finish(
-        self, J: int, chunk_rows: int | None = None, threads: int | None = None
+        self, J: int, chunk_rows: int | None = None, threads: int | None = None, frames=None
     ) -> SpillBackend:
         """Close the files and hand the directory to a :class:`SpillBackend` (which deletes
-        it when closed)."""
+        it when closed); ``frames`` serves the source data of its rows (see there)."""
         for f in self._files.values():
             f.close()
         manifest = {"n": self.n, "p": self.p, "sampling": self.sampling, "columns": self.columns}
         Path(self.path, _MANIFEST).write_text(json.dumps(manifest))
         self._finished = True
         self._cleanup.detach()
-        return SpillBackend(self.path, J, chunk_rows, threads, delete=True)
+        return SpillBackend(self.path, J, chunk_rows, threads, delete=True, frames=frames)
 
     def abort(self) -> None:
         """Close the files and delete the spill directory."""
@@ -188,6 +188,11 @@ class SpillBackend(ChunkedBackend):
     chunk_rows, threads : int, optional
     delete : bool
         Delete the directory when the backend is closed or garbage-collected.
+    frames : callable, optional
+        ``frames(start, stop)``: the source data of rows ``start:stop`` as a DataFrame, for
+        :meth:`frame_rows` (the spill holds designs, not the data they were built from; a
+        streamed fit reads its source again in step with the rows).  Reads in increasing
+        order, as :meth:`reduce` makes them, should be cheap.
 
     Notes
     -----
@@ -205,8 +210,10 @@ class SpillBackend(ChunkedBackend):
         chunk_rows: int | None = None,
         threads: int | None = None,
         delete: bool = True,
+        frames=None,
     ):
         self.path = os.fspath(path)
+        self.frames = frames
         meta = json.loads(Path(self.path, _MANIFEST).read_text())
         self.columns = tuple(meta["columns"])
         self._fds: list[int] = []
@@ -261,6 +268,12 @@ class SpillBackend(ChunkedBackend):
     def read_weights(self, start: int, stop: int) -> np.ndarray:
         self._check(start, stop)
         return self._vector(_W, np.float64, start, stop)
+
+    def frame_rows(self, start: int, stop: int):
+        if self.frames is None:
+            return None
+        self._check(start, stop)
+        return self.frames(start, stop)
 
     def read_column(self, name: str, start: int, stop: int) -> np.ndarray:
         if name not in self.columns:

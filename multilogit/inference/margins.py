@@ -109,7 +109,7 @@ def _array_variables(model, dummy, count) -> list[_Variable]:
     lo, hi = backend.column_range()
     # Whether each column holds only integers: one reduction over the rows.
     integer = np.logical_and.reduce(
-        backend.reduce(lambda chunk: np.all(chunk.X % 1.0 == 0, axis=0)), axis=0
+        backend.reduce(lambda chunk: np.all(chunk.X % 1.0 == 0, axis=0), frames=False), axis=0
     )
     out = []
     for c, name in enumerate(model.exog_names):
@@ -133,6 +133,12 @@ def _categorical_base(design_info, factor, levels):
     return levels[0]
 
 
+def _progress(model, label: str) -> str | None:
+    """The label of a progress bar for a pass over the rows of data larger than memory (none
+    for data in memory, where a pass is quick)."""
+    return None if model.is_in_memory else f"multilogit: {label}"
+
+
 def _numeric_stats(model, names) -> dict:
     """For each numeric data column: whether all its values are integers, its minimum and
     maximum over the estimation rows (one reduction over the rows' source data)."""
@@ -149,7 +155,8 @@ def _numeric_stats(model, names) -> dict:
                 out.append((True, np.inf, -np.inf))
         return out
 
-    parts = [p for p in model.backend.reduce(chunk) if p]
+    progress = _progress(model, "marginal effects, variables")
+    parts = [p for p in model.backend.reduce(chunk, _FRAME_CHUNK_ROWS, progress) if p]
     return {
         nm: (
             all(p[k][0] for p in parts),
@@ -160,9 +167,11 @@ def _numeric_stats(model, names) -> dict:
     }
 
 
-def formula_variables(model, frame, dummy, count) -> list[_Variable]:
+def formula_variables(model, columns, dummy, count) -> list[_Variable]:
+    """The variables of a formula model whose effects are reported, given the data columns
+    ``columns`` of its source rows (a numeric variable's kind takes one pass over them)."""
     di = model.design.design_info
-    cols = set(frame.columns)
+    cols = set(columns)
     cats: dict[str, _Variable] = {}
     nums: dict[str, list] = {}
     order: list[str] = []
@@ -261,14 +270,14 @@ class _ArrayRows:
 
 
 def _total_weight(backend) -> float:
-    return float(np.sum(backend.reduce(lambda chunk: chunk.weights.sum())))
+    return float(np.sum(backend.reduce(lambda chunk: chunk.weights.sum(), frames=False)))
 
 
 def design_means(model) -> np.ndarray:
     """Each design column's mean over the estimation rows, weighted by the likelihood weights
     (one pass through the backend)."""
     backend = model.backend
-    sums = np.sum(backend.reduce(lambda chunk: chunk.weights @ chunk.X), axis=0)
+    sums = np.sum(backend.reduce(lambda chunk: chunk.weights @ chunk.X, frames=False), axis=0)
     return sums / _total_weight(backend)
 
 
@@ -277,7 +286,7 @@ def _array_point(model, at, overrides):
     if at == "mean":
         row = design_means(model)
     else:
-        X = np.vstack(model.backend.reduce(lambda chunk: chunk.X))
+        X = np.vstack(model.backend.reduce(lambda chunk: chunk.X, frames=False))
         w = row_weights(model)
         row = np.array([_weighted_median(X[:, c], w) for c in range(X.shape[1])])
     return _ArrayRows(row[None, :], np.ones(1), overrides)
@@ -286,7 +295,7 @@ def _array_point(model, at, overrides):
 def row_weights(model) -> np.ndarray:
     """Averaging weights of the estimation rows: the likelihood weights (frequency x
     sampling), summing to one."""
-    w = np.concatenate(model.backend.reduce(lambda chunk: chunk.weights))
+    w = np.concatenate(model.backend.reduce(lambda chunk: chunk.weights, frames=False))
     return w / w.sum()
 
 
@@ -510,7 +519,9 @@ def _accumulate_rows(model, make_sample, items, beta, method, chunk_rows):
     backend = model.backend
     total = _total_weight(backend)
     parts = backend.reduce(
-        lambda chunk: _accumulate(make_sample(chunk, total), items, beta, method), chunk_rows
+        lambda chunk: _accumulate(make_sample(chunk, total), items, beta, method),
+        chunk_rows,
+        _progress(model, "marginal effects"),
     )
     eff = parts[0][0]
     jac = parts[0][1]
@@ -561,7 +572,13 @@ def get_margeff(
     model = results.model
     formula = model.design.design_info is not None
     if formula:
-        variables = formula_variables(model, estimation_frame(model), dummy, count)
+        if at in ("mean", "median") and not model.is_in_memory:
+            # The representative row needs the whole estimation frame at once.
+            raise DataError(
+                f"at={at!r} needs the estimation rows in memory; on data larger than memory "
+                "use at='overall' (average marginal effects) or at={variable: value}"
+            )
+        variables = formula_variables(model, model.source_columns, dummy, count)
         overrides = _formula_overrides(variables, at) if isinstance(at, dict) else {}
     else:
         variables = _array_variables(model, dummy, count)

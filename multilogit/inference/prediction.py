@@ -76,7 +76,7 @@ def get_prediction(results, exog=None) -> PredictionResults:
 
     if exog is None:
         index = model.row_labels if model.is_in_memory else pd.RangeIndex(model.n_rows)
-        parts = model.backend.reduce(lambda chunk: rows(chunk.X), _CHUNK_ROWS)
+        parts = model.backend.reduce(lambda chunk: rows(chunk.X), _CHUNK_ROWS, frames=False)
         P = np.vstack([part[0] for part in parts])
         var = np.vstack([part[1] for part in parts])
     else:

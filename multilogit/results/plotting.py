@@ -66,7 +66,7 @@ class _Covariates:
             w = row_weights(model)
             self.frame = estimation_frame(model)
             self.variables = {
-                v.name: v for v in formula_variables(model, self.frame, False, False)
+                v.name: v for v in formula_variables(model, self.frame.columns, False, False)
             }
             typical = {}
             for name, var in self.variables.items():

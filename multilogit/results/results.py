@@ -436,7 +436,7 @@ class MultinomialLogitResults:
             d = np.where(c.y < 0, J, c.y)[:, None] == np.arange(J + 1)[None, :]
             return prob[:, order], (d - prob)[:, order]
 
-        parts = self.model.backend.reduce(chunk)
+        parts = self.model.backend.reduce(chunk, frames=False)
         prob = _readonly(np.vstack([a for a, _ in parts]))
         return prob, _readonly(np.vstack([b for _, b in parts]))
 
@@ -456,7 +456,7 @@ class MultinomialLogitResults:
             np.add.at(tab, (observed, predicted), c.weights)
             return tab
 
-        internal = np.sum(self.model.backend.reduce(chunk), axis=0)
+        internal = np.sum(self.model.backend.reduce(chunk, frames=False), axis=0)
         order = self.model.level_to_internal
         return internal[np.ix_(order, order)]
 
