@@ -576,9 +576,12 @@ def get_margeff(
         ``"overall"``: average of the effects over the estimation sample (average marginal
         effects).  ``"mean"``: effects at the means (Stata's ``atmeans``; categorical
         indicators at their sample shares).  ``"median"``: at the medians (numeric variables
-        only).  A dict ``{variable: value}`` fixes those variables at the given values in every
-        row and averages over the sample (Stata's ``at()``); keys are data columns for a formula
-        model (a level for a categorical variable), column names or positions for an array model.
+        only; NumPy's median when every row weighs the same, else the lower weighted median).
+        Both weighted by the likelihood weights; for rows a backend holds elsewhere (Dask data)
+        computed by reductions over them (:mod:`multilogit.inference.typical`).  A dict
+        ``{variable: value}`` fixes those variables at the given values in every row and
+        averages over the sample (Stata's ``at()``); keys are data columns for a formula model
+        (a level for a categorical variable), column names or positions for an array model.
     method : {"dydx", "eyex", "dyex", "eydx"}
         Derivative, elasticity or semi-elasticities (``ey``: of the log-probability, ``ex``:
         with respect to the log of the variable).
