@@ -163,7 +163,8 @@ def test_median_of_categorical_and_discrete_variables_is_refused(data):
             res.get_margeff(at="median")
 
 
-def test_array_model_on_dask_arrays_at_means_and_medians(data):
+@pytest.mark.usefixtures("_close_figures")
+def test_array_model_on_dask_arrays_at_means_and_medians_and_plots(data):
     import dask.array as da
 
     X = np.column_stack([np.ones(N), data[["dist", "age"]].to_numpy(), np.log(data["fare"])])
@@ -180,6 +181,14 @@ def test_array_model_on_dask_arrays_at_means_and_medians(data):
         assert not res.model.is_in_memory
         for at in ("mean", "median"):
             _same_effects(res, ref, at)
+        # Columns x2 (dist) and x4 (log fare); the others at their means.
+        _same_drawing(res.plot_predicted("x2", n_points=9), ref.plot_predicted("x2", n_points=9))
+        _same_drawing(
+            *(
+                ml.plot_decision_regions(r, "x2", "x4", grid_points=20, show_data=False)
+                for r in (res, ref)
+            )
+        )
 
 
 # -- the exact median by selection -------------------------------------------------------------
@@ -324,6 +333,14 @@ def _lines(fig):
     return drawn, ax.get_title(), ax.get_xlim()
 
 
+def _same_drawing(fig, fig_ref):
+    (got, title, xlim), (exp, etitle, exlim) = _lines(fig), _lines(fig_ref)
+    assert title == etitle and len(got) == len(exp) > 0
+    _close(xlim, exlim, rtol=1e-14)
+    for a, b in zip(got, exp, strict=True):
+        _close(a, b)
+
+
 @pytest.mark.usefixtures("_close_figures")
 def test_plots_of_a_dask_model_equal_the_in_memory_plots(data, refs):
     ref = refs[MEAN_FORMULA, "freq"]
@@ -341,11 +358,7 @@ def test_plots_of_a_dask_model_equal_the_in_memory_plots(data, refs):
             ),
         ]
         for draw in pairs:
-            (got, title, xlim), (exp, etitle, exlim) = _lines(draw(res)), _lines(draw(ref))
-            assert title == etitle and len(got) == len(exp)
-            _close(xlim, exlim, rtol=1e-14)
-            for a, b in zip(got, exp, strict=True):
-                _close(a, b)
+            _same_drawing(draw(res), draw(ref))
         # The curves run over the observed range of the variable.
         xs = _lines(res.plot_predicted("dist", n_points=25))[0][0][:, 0]
         assert (xs[0], xs[-1]) == (data["dist"].min(), data["dist"].max())
