@@ -195,10 +195,6 @@ def test_parquet_errors(hsb, tmp_path):
     res = ml.mnlogit(HSB_FORMULA, src, ref="academic").fit()
     with pytest.raises(ml.DataError, match="groups="):
         res.get_robustcov_results("cluster", groups="cid")
-    # Averaged effects read the files again (tests/test_large_margins.py); a representative
-    # row needs the rows in memory at once.
-    with pytest.raises(ml.DataError, match="at='mean' needs the estimation rows in memory"):
-        res.get_margeff(at="mean")
     with pytest.raises(ml.DataError, match="not in memory"):
         res.save(tmp_path / "r.npz", include_data=True)
     # Without the data, a fit on streamed rows saves and loads like any other.

@@ -57,6 +57,7 @@ from scipy import stats
 from ..data.design import ast_names
 from ..engine import kernels
 from ..exceptions import DataError
+from . import typical
 
 __all__ = ["MarginalEffects", "get_margeff"]
 
@@ -227,11 +228,15 @@ def formula_variables(model, columns, dummy, count) -> list[_Variable]:
 
 
 def _weighted_median(v, w):
+    """NumPy's median when every weight is the same, else the lower weighted median: the
+    smallest value whose rows weigh at least half the total.  The weights are summed as given,
+    not normalised, so that integer weights reaching exactly half the total are found exactly
+    (as by the reductions of :func:`multilogit.inference.typical.medians`), not by rounding."""
     if np.all(w == w[0]):
         return float(np.median(v))
     o = np.argsort(v, kind="stable")
-    cw = np.cumsum(w[o]) / w.sum()
-    return float(v[o][np.searchsorted(cw, 0.5)])
+    cw = np.cumsum(w[o])
+    return float(v[o][min(int(np.searchsorted(cw, cw[-1] / 2.0)), len(v) - 1)])
 
 
 class _ArrayRows:
@@ -285,23 +290,46 @@ def _array_point(model, at, overrides):
     """The representative row of ``at="mean"`` / ``"median"`` (weighted, over the rows)."""
     if at == "mean":
         row = design_means(model)
-    else:
+    elif model.is_in_memory:
         X = np.vstack(model.backend.reduce(lambda chunk: chunk.X, frames=False))
-        w = row_weights(model)
+        w = _likelihood_weights(model)
         row = np.array([_weighted_median(X[:, c], w) for c in range(X.shape[1])])
+    else:
+        # Rows held elsewhere are not gathered: medians by selection, pass by pass.
+        row = typical.medians(model.backend, typical.Columns(range(model.backend.p), design=True))
     return _ArrayRows(row[None, :], np.ones(1), overrides)
+
+
+def _likelihood_weights(model) -> np.ndarray:
+    return np.concatenate(model.backend.reduce(lambda chunk: chunk.weights, frames=False))
 
 
 def row_weights(model) -> np.ndarray:
     """Averaging weights of the estimation rows: the likelihood weights (frequency x
     sampling), summing to one."""
-    w = np.concatenate(model.backend.reduce(lambda chunk: chunk.weights, frames=False))
+    w = _likelihood_weights(model)
     return w / w.sum()
 
 
 def estimation_frame(model) -> pd.DataFrame:
     """The formula data of the estimation rows (see ``MultinomialLogit.estimation_frame``)."""
     return model.estimation_frame()
+
+
+def _typical_point(model, at, variables):
+    """A template row and the typical values of ``at="mean"/"median"`` of a model whose rows
+    a backend holds elsewhere, found by reductions over the rows (see
+    :mod:`multilogit.inference.typical`)."""
+    numeric = [v.name for v in variables if v.kind != "categorical"]
+    columns = typical.Columns(
+        numeric, [(v.name, v.levels) for v in variables if v.kind == "categorical"]
+    )
+    summary = typical.moments(model.backend, columns)
+    if summary.template is None:
+        raise DataError("the model's backend hands out no source rows to build the point from")
+    rep = summary.means if at == "mean" else typical.medians(model.backend, columns, summary)
+    shares = dict(zip([nm for nm, _ in columns.categorical], summary.counts, strict=True))
+    return summary.template, (dict(zip(numeric, rep, strict=True)), shares)
 
 
 def _assign(frame, name, value):
@@ -322,9 +350,14 @@ class _FrameSample:
     means and every categorical variable's indicators at the sample shares.  Since the design is
     linear in each categorical factor's indicators, that row is the share-weighted average of the
     design over the grid of categorical levels, with the numeric variables at their means.
+
+    For ``at="mean"/"median"``, ``w`` holds the likelihood weights of the rows of ``frame``;
+    or ``point`` gives the typical values already found (``(rep, shares)``: each numeric
+    variable's value, each categorical variable's level shares) and ``frame`` is any one row of
+    the data, the template of the grid.
     """
 
-    def __init__(self, design, frame, w, overrides, at="overall", variables=()):
+    def __init__(self, design, frame, w, overrides, at="overall", variables=(), point=None):
         frame = frame.copy()
         for name, val in overrides.items():
             frame = _assign(frame, name, val)
@@ -336,6 +369,7 @@ class _FrameSample:
         grid = frame.iloc[[0]].copy()
         self.rep = {}
         cats = []
+        wn = None if point is not None else w / w.sum()
         for var in variables:
             if var.kind == "categorical":
                 if at == "median":
@@ -343,16 +377,22 @@ class _FrameSample:
                         f"at='median' is not defined for the categorical variable "
                         f"{var.name!r}; use at='mean'"
                     )
-                codes = pd.Categorical(frame[var.name], categories=list(var.levels))
-                share = np.bincount(
-                    codes.codes[codes.codes >= 0],
-                    weights=w[codes.codes >= 0],
-                    minlength=len(var.levels),
-                )
+                if point is not None:
+                    share = point[1][var.name]
+                else:
+                    codes = pd.Categorical(frame[var.name], categories=list(var.levels))
+                    share = np.bincount(
+                        codes.codes[codes.codes >= 0],
+                        weights=wn[codes.codes >= 0],
+                        minlength=len(var.levels),
+                    )
                 cats.append((var.name, var.levels, share / share.sum()))
             else:
-                v = pd.to_numeric(frame[var.name]).to_numpy(dtype=np.float64)
-                self.rep[var.name] = float(w @ v) if at == "mean" else _weighted_median(v, w)
+                if point is not None:
+                    self.rep[var.name] = float(point[0][var.name])
+                else:
+                    v = pd.to_numeric(frame[var.name]).to_numpy(dtype=np.float64)
+                    self.rep[var.name] = float(wn @ v) if at == "mean" else _weighted_median(v, w)
                 grid = _assign(grid, var.name, self.rep[var.name])
         combos = list(itertools.product(*[range(len(lv)) for _, lv, _ in cats]))
         if len(combos) > _MAX_GRID:
@@ -547,9 +587,12 @@ def get_margeff(
         ``"overall"``: average of the effects over the estimation sample (average marginal
         effects).  ``"mean"``: effects at the means (Stata's ``atmeans``; categorical
         indicators at their sample shares).  ``"median"``: at the medians (numeric variables
-        only).  A dict ``{variable: value}`` fixes those variables at the given values in every
-        row and averages over the sample (Stata's ``at()``); keys are data columns for a formula
-        model (a level for a categorical variable), column names or positions for an array model.
+        only; NumPy's median when every row weighs the same, else the lower weighted median).
+        Both weighted by the likelihood weights; for rows a backend holds elsewhere (Dask data)
+        computed by reductions over them (:mod:`multilogit.inference.typical`).  A dict
+        ``{variable: value}`` fixes those variables at the given values in every row and
+        averages over the sample (Stata's ``at()``); keys are data columns for a formula model
+        (a level for a categorical variable), column names or positions for an array model.
     method : {"dydx", "eyex", "dyex", "eydx"}
         Derivative, elasticity or semi-elasticities (``ey``: of the log-probability, ``ex``:
         with respect to the log of the variable).
@@ -572,12 +615,6 @@ def get_margeff(
     model = results.model
     formula = model.design.design_info is not None
     if formula:
-        if at in ("mean", "median") and not model.is_in_memory:
-            # The representative row needs the whole estimation frame at once.
-            raise DataError(
-                f"at={at!r} needs the estimation rows in memory; on data larger than memory "
-                "use at='overall' (average marginal effects) or at={variable: value}"
-            )
         variables = formula_variables(model, model.source_columns, dummy, count)
         overrides = _formula_overrides(variables, at) if isinstance(at, dict) else {}
     else:
@@ -614,20 +651,22 @@ def get_margeff(
 
             rows = _CHUNK_ROWS
         eff, jac = _accumulate_rows(model, make, items, beta, method, rows)
-    else:
-        sample = (
-            _FrameSample(
-                model.design,
-                estimation_frame(model),
-                row_weights(model),
-                overrides,
-                mode,
-                variables,
-            )
-            if formula
-            else _array_point(model, mode, overrides)
+    elif formula and model.is_in_memory:
+        sample = _FrameSample(
+            model.design,
+            estimation_frame(model),
+            _likelihood_weights(model),
+            overrides,
+            mode,
+            variables,
         )
         eff, jac = _accumulate(sample, items, beta, method)
+    elif formula:
+        template, point = _typical_point(model, mode, variables)
+        sample = _FrameSample(model.design, template, None, overrides, mode, variables, point)
+        eff, jac = _accumulate(sample, items, beta, method)
+    else:
+        eff, jac = _accumulate(_array_point(model, mode, overrides), items, beta, method)
     order = model.level_to_internal  # internal column of each outcome, in level order
     eff = eff[:, order]
     jac = jac[:, order, :]

@@ -6,7 +6,10 @@ else on a new figure, and returns the matplotlib ``Figure``.
 
 Covariates that are not plotted are held at typical values: numeric variables at their
 (weighted) sample means, categorical variables at their most frequent level, unless ``at``
-fixes them (``{variable: value}``; column names for array models).
+fixes them (``{variable: value}``; column names for array models).  For a model whose rows
+its backend holds (Dask data), the typical values and the ranges of the covariates come from
+one reduction over the rows (:mod:`multilogit.inference.typical`), never from the rows
+gathered here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
+from ..inference import typical
 from ..inference.margins import (
     design_means,
     estimation_frame,
@@ -62,24 +66,15 @@ class _Covariates:
         self.model = model
         self.formula = model.design.design_info is not None
         at = dict(at or {})
+        self.frame = None
+        self.ranges = None
         if self.formula:
-            w = row_weights(model)
-            self.frame = estimation_frame(model)
             self.variables = {
-                v.name: v for v in formula_variables(model, self.frame.columns, False, False)
+                v.name: v for v in formula_variables(model, model.source_columns, False, False)
             }
-            typical = {}
-            for name, var in self.variables.items():
-                col = self.frame[name]
-                if var.kind == "categorical":
-                    counts = (
-                        pd.Series(w, index=range(len(w)))
-                        .groupby(pd.Categorical(col, categories=list(var.levels)).codes)
-                        .sum()
-                    )
-                    typical[name] = var.levels[int(counts.idxmax())]
-                else:
-                    typical[name] = float(w @ pd.to_numeric(col).to_numpy(dtype=np.float64))
+            typical = (
+                self._frame_typical(model) if model.is_in_memory else self._reduced_typical(model)
+            )
             unknown = [k for k in at if k not in self.variables]
             if unknown:
                 raise DataError(
@@ -99,6 +94,41 @@ class _Covariates:
         typical.update(at)
         self.typical = typical
 
+    def _frame_typical(self, model) -> dict:
+        """Typical values read off the estimation rows in memory."""
+        w = row_weights(model)
+        self.frame = estimation_frame(model)
+        out = {}
+        for name, var in self.variables.items():
+            col = self.frame[name]
+            if var.kind == "categorical":
+                counts = (
+                    pd.Series(w, index=range(len(w)))
+                    .groupby(pd.Categorical(col, categories=list(var.levels)).codes)
+                    .sum()
+                )
+                out[name] = var.levels[int(counts.idxmax())]
+            else:
+                out[name] = float(w @ pd.to_numeric(col).to_numpy(dtype=np.float64))
+        return out
+
+    def _reduced_typical(self, model) -> dict:
+        """Typical values and ranges of rows a backend holds elsewhere: one reduction over
+        them (weighted sums, level counts, minima and maxima), the rows never gathered."""
+        cats = [(n, v.levels) for n, v in self.variables.items() if v.kind == "categorical"]
+        numeric = [n for n, v in self.variables.items() if v.kind != "categorical"]
+        summary = typical.moments(model.backend, typical.Columns(numeric, cats))
+        found = dict(zip(numeric, (float(m) for m in summary.means), strict=True))
+        for (name, levels), counts in zip(cats, summary.counts, strict=True):
+            # The first of equally frequent levels, as idxmax over the levels in order.
+            found[name] = levels[int(np.argmax(counts))]
+        out = {name: found[name] for name in self.variables}  # in the formula's order
+        self.ranges = {
+            n: (float(a), float(b))
+            for n, a, b in zip(numeric, summary.lo, summary.hi, strict=True)
+        }
+        return out
+
     def is_categorical(self, name) -> bool:
         var = self.variables.get(name)
         return var is not None and var.kind == "categorical"
@@ -114,11 +144,27 @@ class _Covariates:
             )
 
     def values(self, name) -> np.ndarray:
-        """Observed values of a numeric variable on the estimation sample."""
+        """Observed values of a numeric variable on the estimation sample (rows in memory)."""
+        if not self.model.is_in_memory:
+            raise DataError(
+                f"drawing every observation of {name!r} needs the estimation rows in this "
+                "process; the model's rows are held by its backend (pass show_data=False)"
+            )
         if self.formula:
             return pd.to_numeric(self.frame[name]).to_numpy(dtype=np.float64)
         c = list(self.variables).index(name)
         return np.concatenate(self.model.backend.reduce(lambda chunk: chunk.X[:, c]))
+
+    def range(self, name) -> tuple[float, float]:
+        """Smallest and largest value of a numeric variable on the estimation sample."""
+        if not self.formula:
+            lo, hi = self.model.backend.column_range()
+            c = list(self.variables).index(name)
+            return float(lo[c]), float(hi[c])
+        if self.ranges is not None:
+            return self.ranges[name]
+        v = self.values(name)
+        return float(np.min(v)), float(np.max(v))
 
     def data(self, n, **columns):
         """``n`` rows at the typical values, with ``columns`` (arrays or scalars) replaced."""
@@ -207,8 +253,8 @@ def plot_predicted(
         grid = cov.levels(term)
         xs = np.arange(len(grid), dtype=float)
     else:
-        v = cov.values(term)
-        grid = np.linspace(np.min(v), np.max(v), int(n_points))
+        lo, hi = cov.range(term)
+        grid = np.linspace(lo, hi, int(n_points))
         xs = grid
     pred = results.get_prediction(
         cov.data(
@@ -366,7 +412,8 @@ def plot_decision_regions(
     grid_points : int
         Resolution of the grid in each direction.
     show_data : bool
-        Draw the observations.
+        Draw the observations (a model whose rows its backend holds, on Dask data or streamed
+        from Parquet, draws none: pass ``False``).
     ax : matplotlib Axes, optional
 
     Returns
@@ -386,11 +433,14 @@ def plot_decision_regions(
         cov.check(name, what)
         if cov.is_categorical(name):
             raise DataError(f"{what}={name!r} is categorical; decision regions need numeric axes")
-    vx, vy = cov.values(x), cov.values(y)
-    pad_x = 0.05 * (np.ptp(vx) or 1.0)
-    pad_y = 0.05 * (np.ptp(vy) or 1.0)
-    gx = np.linspace(vx.min() - pad_x, vx.max() + pad_x, int(grid_points))
-    gy = np.linspace(vy.min() - pad_y, vy.max() + pad_y, int(grid_points))
+    if show_data:
+        # Before drawing anything: the observations of a model on big data are not here.
+        vx, vy = cov.values(x), cov.values(y)
+    (x0, x1), (y0, y1) = cov.range(x), cov.range(y)
+    pad_x = 0.05 * ((x1 - x0) or 1.0)
+    pad_y = 0.05 * ((y1 - y0) or 1.0)
+    gx = np.linspace(x0 - pad_x, x1 + pad_x, int(grid_points))
+    gy = np.linspace(y0 - pad_y, y1 + pad_y, int(grid_points))
     xx, yy = np.meshgrid(gx, gy)
     new = cov.data(xx.size, **{x: xx.ravel(), y: yy.ravel()})
     # Log-odds against the reference for every outcome (the reference's is 0).
