@@ -208,7 +208,8 @@ class _Factors:
     def _examine(self, f, df) -> None:
         value = f.eval(self.states[f], df)
         if f in self.sniffers or guess_categorical(value):
-            self.sniffers.setdefault(f, CategoricalSniffer(_NA, f.origin)).sniff(value)
+            sniffer = self.sniffers.setdefault(f, CategoricalSniffer(_NA, f.origin))
+            sniffer.sniff(_distinct(value))
         else:
             value = np.asarray(value)
             self.num_columns[f] = 1 if value.ndim < 2 else value.shape[1]
@@ -239,6 +240,20 @@ class _Factors:
             for nm in _subterm_column_names_iter(infos, sub)
         ]
         return DesignInfo(names, factor_infos=infos, term_codings=codings)
+
+
+def _distinct(value):
+    """A categorical factor's value with each distinct value once: patsy's sniffer finds the
+    same levels (it collects a set) but loops in Python over every value it is given."""
+    if hasattr(value, "contrast") and hasattr(value, "data"):  # what C(x, ...) returns
+        return patsy.builtins.C(_distinct(value.data), value.contrast, value.levels)
+    if isinstance(value, pd.Series):
+        if isinstance(value.dtype, pd.CategoricalDtype):
+            return value  # the sniffer takes a Categorical's levels from its categories
+        return value.drop_duplicates()
+    arr = np.asarray(value)
+    # Booleans keep their dtype: the sniffer gives them both levels whatever it sees.
+    return pd.unique(arr) if arr.ndim == 1 else arr
 
 
 class _Counts:
