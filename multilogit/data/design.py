@@ -20,6 +20,7 @@ from patsy.eval import ast_names
 
 from ..engine import kernels
 from ..exceptions import DataError
+from .factors import Factors
 from .fastbuild import DesignBuilder
 
 __all__ = ["Outcome", "Design", "ModelData", "from_formula", "from_arrays"]
@@ -538,9 +539,9 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
         raise _missing_error(int(pre_missing.sum()), len(data), counts)
     try:
         # NA_types=[]: remaining NaN (e.g. from a transform) reach _finalize, which counts them.
-        (info,) = patsy.design_matrix_builders(
-            [rhs.rhs_termlist], lambda: iter([data]), eval_env, patsy.NAAction(NA_types=[])
-        )
+        factors = Factors(rhs.rhs_termlist, eval_env, streamed=False)
+        factors.see(data)
+        info = factors.design_info()
         X = DesignBuilder(info, formula)(data)
     except patsy.PatsyError as exc:
         raise DataError(

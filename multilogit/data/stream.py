@@ -27,9 +27,6 @@ import numpy as np
 import pandas as pd
 import patsy
 import patsy.builtins
-from patsy.build import _make_subterm_infos, _subterm_column_names_iter
-from patsy.categorical import CategoricalSniffer, guess_categorical
-from patsy.design_info import DesignInfo, FactorInfo
 from patsy.eval import ast_names
 
 from ..engine import kernels
@@ -37,15 +34,12 @@ from ..engine.progress import Progress
 from ..engine.spill import SpillBackend, SpillWriter
 from ..exceptions import DataError
 from .design import Design, Outcome, match_level
+from .factors import Factors
 from .fastbuild import DesignBuilder
 from .parquet import ParquetSource
 
 __all__ = ["DesignState", "StreamedDesign", "design_state", "stream_design"]
 
-# Stateful transforms that keep every value they see (spline knots at quantiles of all rows):
-# their state cannot be memorised chunk by chunk in bounded memory.
-_NOT_INCREMENTAL = {"BS": "bs", "CR": "cr", "CC": "cc", "TE": "te"}
-_NA = patsy.NAAction(NA_types=[])
 _BUILTINS = {name: getattr(patsy.builtins, name) for name in patsy.builtins.__all__}
 
 
@@ -163,97 +157,6 @@ def _names(*groups) -> list[str]:
                 raise DataError(f"weights and groups must be column names; got {c!r}")
             out.append(c)
     return out
-
-
-class _Factors:
-    """The patsy factors of the right-hand side: their state, memorised over one pass."""
-
-    def __init__(self, terms, eval_env):
-        self.terms = terms
-        self.factors = list(dict.fromkeys(f for t in terms for f in t.factors))
-        self.states, self.stateful = {}, []
-        for f in self.factors:
-            state = {}
-            passes = f.memorize_passes_needed(state, eval_env)
-            self.states[f] = state
-            for obj in state.get("transforms", {}).values():
-                name = _NOT_INCREMENTAL.get(type(obj).__name__)
-                if name:
-                    raise DataError(
-                        f"{f.name()}: {name}() keeps every value to place its knots and cannot "
-                        "be memorised chunk by chunk; stream a precomputed basis instead"
-                    )
-            if passes > 1:
-                raise DataError(
-                    f"{f.name()}: nested stateful transforms need {passes} passes over the data "
-                    "and cannot be memorised in one streamed pass"
-                )
-            if passes == 1:
-                self.stateful.append(f)
-        self.num_columns, self.sniffers, self.example = {}, {}, None
-
-    def see(self, df: pd.DataFrame) -> None:
-        if self.example is None:
-            self.example = df.iloc[:256]
-        try:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                for f in self.stateful:
-                    f.memorize_chunk(self.states[f], 0, df)
-                for f in self.factors:
-                    if f not in self.stateful and f not in self.num_columns:
-                        self._examine(f, df)
-        except patsy.PatsyError as exc:
-            raise DataError(f"cannot evaluate the formula: {str(exc).splitlines()[0]}") from None
-
-    def _examine(self, f, df) -> None:
-        value = f.eval(self.states[f], df)
-        if f in self.sniffers or guess_categorical(value):
-            sniffer = self.sniffers.setdefault(f, CategoricalSniffer(_NA, f.origin))
-            sniffer.sniff(_distinct(value))
-        else:
-            value = np.asarray(value)
-            self.num_columns[f] = 1 if value.ndim < 2 else value.shape[1]
-
-    def design_info(self) -> DesignInfo:
-        for f in self.stateful:
-            f.memorize_finish(self.states[f], 0)
-            value = f.eval(self.states[f], self.example)
-            if guess_categorical(value):
-                raise DataError(
-                    f"{f.name()}: a categorical factor of a stateful transform needs a second "
-                    "pass to find its levels and cannot be streamed"
-                )
-            value = np.asarray(value)
-            self.num_columns[f] = 1 if value.ndim < 2 else value.shape[1]
-        cats = {f: s.levels_contrast() for f, s in self.sniffers.items()}
-        infos = {}
-        for f in self.factors:
-            if f in self.num_columns:
-                infos[f] = FactorInfo(f, "numerical", self.states[f], self.num_columns[f], None)
-            else:
-                infos[f] = FactorInfo(f, "categorical", self.states[f], None, cats[f][0])
-        codings = _make_subterm_infos(self.terms, self.num_columns, cats)
-        names = [
-            nm
-            for subterms in codings.values()
-            for sub in subterms
-            for nm in _subterm_column_names_iter(infos, sub)
-        ]
-        return DesignInfo(names, factor_infos=infos, term_codings=codings)
-
-
-def _distinct(value):
-    """A categorical factor's value with each distinct value once: patsy's sniffer finds the
-    same levels (it collects a set) but loops in Python over every value it is given."""
-    if hasattr(value, "contrast") and hasattr(value, "data"):  # what C(x, ...) returns
-        return patsy.builtins.C(_distinct(value.data), value.contrast, value.levels)
-    if isinstance(value, pd.Series):
-        if isinstance(value.dtype, pd.CategoricalDtype):
-            return value  # the sniffer takes a Categorical's levels from its categories
-        return value.drop_duplicates()
-    arr = np.asarray(value)
-    # Booleans keep their dtype: the sniffer gives them both levels whatever it sees.
-    return pd.unique(arr) if arr.ndim == 1 else arr
 
 
 class _Counts:
@@ -380,7 +283,7 @@ def design_state(
     chunks = _reporting(_chunks(source, columns), total)
     unstable: set = set()
     while True:  # again only when a categorical column changes its categories mid-stream
-        factors = _Factors(list(desc.rhs_termlist), eval_env)
+        factors = Factors(list(desc.rhs_termlist), eval_env)
         try:
             first = _prepass(
                 _plain(chunks, unstable), factors, formula, desc, eval_env, yname,
