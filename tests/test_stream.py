@@ -250,3 +250,30 @@ def test_streamed_fit_memory_stays_below_the_data_size(tmp_path):
     assert data_mb == 160
     # A pass holds a few batches and one chunk per thread, whatever the number of rows.
     assert peak - base < 150, f"peak RSS grew by {peak - base:.0f} MB for {data_mb:.0f} MB data"
+
+
+def test_every_kind_of_categorical_factor_streams_to_patsys_design(tmp_path):
+    # Strings, booleans, integers with explicit levels, a string column used bare and in an
+    # interaction, and a pandas Categorical: levels are found from distinct values batch by
+    # batch, and the streamed design equals patsy's design of the whole frame bit for bit.
+    rng = np.random.default_rng(3)
+    n = 900
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "g": rng.choice(["a", "b", "c", "d"], size=n),
+            "b": rng.random(n) < 0.5,
+            "k": rng.integers(0, 4, size=n),
+            "h": pd.Categorical(rng.choice(["lo", "hi"], size=n), ["lo", "hi"]),
+            "y": rng.choice(["u", "v", "w"], size=n),
+        }
+    )
+    df.loc[:299, "g"] = "a"  # "b", "c", "d" first appear in the second file
+    full = write_dataset([df.iloc[:300], df.iloc[300:]], tmp_path / "cats", row_group_size=64)
+    rhs = "C(g) + x + b + C(k, levels=[3, 2, 1, 0]) + g:x + h"
+    sd = stream_design("y ~ " + rhs, ml.parquet(tmp_path / "cats", batch_rows=50),
+                       directory=tmp_path)  # fmt: skip
+    X = patsy.dmatrix(rhs, full)
+    assert sd.design.names == tuple(X.design_info.column_names)
+    np.testing.assert_array_equal(sd.backend.read_rows(0, n).X, np.asarray(X))
+    sd.backend.close()

@@ -20,6 +20,8 @@ from patsy.eval import ast_names
 
 from ..engine import kernels
 from ..exceptions import DataError
+from .factors import Factors
+from .fastbuild import DesignBuilder
 
 __all__ = ["Outcome", "Design", "ModelData", "from_formula", "from_arrays"]
 
@@ -537,13 +539,10 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
         raise _missing_error(int(pre_missing.sum()), len(data), counts)
     try:
         # NA_types=[]: remaining NaN (e.g. from a transform) reach _finalize, which counts them.
-        Xdf = patsy.dmatrix(
-            rhs,
-            data,
-            eval_env=eval_env,
-            NA_action=patsy.NAAction(NA_types=[]),
-            return_type="dataframe",
-        )
+        factors = Factors(rhs.rhs_termlist, eval_env, streamed=False)
+        factors.see(data)
+        info = factors.design_info()
+        X = DesignBuilder(info, formula)(data)
     except patsy.PatsyError as exc:
         raise DataError(
             f"cannot build the design for {formula!r}: {_patsy_message(exc)}"
@@ -551,9 +550,9 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
     except NameError as exc:
         raise DataError(f"formula {formula!r}: {exc}") from None
     y_raw = _lhs_values(code, data, lhs_env).reset_index(drop=True)
-    design = Design(tuple(Xdf.columns), formula, Xdf.design_info, eval_env)
+    design = Design(tuple(info.column_names), formula, info, eval_env)
     md = _finalize(
-        np.asarray(Xdf, dtype=np.float64),
+        X,
         None,
         y_raw,
         code,

@@ -27,9 +27,6 @@ import numpy as np
 import pandas as pd
 import patsy
 import patsy.builtins
-from patsy.build import _make_subterm_infos, _subterm_column_names_iter
-from patsy.categorical import CategoricalSniffer, guess_categorical
-from patsy.design_info import DesignInfo, FactorInfo
 from patsy.eval import ast_names
 
 from ..engine import kernels
@@ -37,15 +34,13 @@ from ..engine.progress import Progress
 from ..engine.spill import SpillBackend, SpillWriter
 from ..exceptions import DataError
 from .design import Design, Outcome, match_level
+from .factors import Factors
+from .fastbuild import DesignBuilder
 from .parquet import ParquetSource
-from .source_rows import SourceRows, missing_rows
+from .source_rows import SourceRows, missing_rows, missing_values
 
 __all__ = ["DesignState", "StreamedDesign", "design_state", "stream_design"]
 
-# Stateful transforms that keep every value they see (spline knots at quantiles of all rows):
-# their state cannot be memorised chunk by chunk in bounded memory.
-_NOT_INCREMENTAL = {"BS": "bs", "CR": "cr", "CC": "cc", "TE": "te"}
-_NA = patsy.NAAction(NA_types=[])
 _BUILTINS = {name: getattr(patsy.builtins, name) for name in patsy.builtins.__all__}
 
 
@@ -174,82 +169,6 @@ def _names(*groups) -> list[str]:
                 raise DataError(f"weights and groups must be column names; got {c!r}")
             out.append(c)
     return out
-
-
-class _Factors:
-    """The patsy factors of the right-hand side: their state, memorised over one pass."""
-
-    def __init__(self, terms, eval_env):
-        self.terms = terms
-        self.factors = list(dict.fromkeys(f for t in terms for f in t.factors))
-        self.states, self.stateful = {}, []
-        for f in self.factors:
-            state = {}
-            passes = f.memorize_passes_needed(state, eval_env)
-            self.states[f] = state
-            for obj in state.get("transforms", {}).values():
-                name = _NOT_INCREMENTAL.get(type(obj).__name__)
-                if name:
-                    raise DataError(
-                        f"{f.name()}: {name}() keeps every value to place its knots and cannot "
-                        "be memorised chunk by chunk; stream a precomputed basis instead"
-                    )
-            if passes > 1:
-                raise DataError(
-                    f"{f.name()}: nested stateful transforms need {passes} passes over the data "
-                    "and cannot be memorised in one streamed pass"
-                )
-            if passes == 1:
-                self.stateful.append(f)
-        self.num_columns, self.sniffers, self.example = {}, {}, None
-
-    def see(self, df: pd.DataFrame) -> None:
-        if self.example is None:
-            self.example = df.iloc[:256]
-        try:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                for f in self.stateful:
-                    f.memorize_chunk(self.states[f], 0, df)
-                for f in self.factors:
-                    if f not in self.stateful and f not in self.num_columns:
-                        self._examine(f, df)
-        except patsy.PatsyError as exc:
-            raise DataError(f"cannot evaluate the formula: {str(exc).splitlines()[0]}") from None
-
-    def _examine(self, f, df) -> None:
-        value = f.eval(self.states[f], df)
-        if f in self.sniffers or guess_categorical(value):
-            self.sniffers.setdefault(f, CategoricalSniffer(_NA, f.origin)).sniff(value)
-        else:
-            value = np.asarray(value)
-            self.num_columns[f] = 1 if value.ndim < 2 else value.shape[1]
-
-    def design_info(self) -> DesignInfo:
-        for f in self.stateful:
-            f.memorize_finish(self.states[f], 0)
-            value = f.eval(self.states[f], self.example)
-            if guess_categorical(value):
-                raise DataError(
-                    f"{f.name()}: a categorical factor of a stateful transform needs a second "
-                    "pass to find its levels and cannot be streamed"
-                )
-            value = np.asarray(value)
-            self.num_columns[f] = 1 if value.ndim < 2 else value.shape[1]
-        cats = {f: s.levels_contrast() for f, s in self.sniffers.items()}
-        infos = {}
-        for f in self.factors:
-            if f in self.num_columns:
-                infos[f] = FactorInfo(f, "numerical", self.states[f], self.num_columns[f], None)
-            else:
-                infos[f] = FactorInfo(f, "categorical", self.states[f], None, cats[f][0])
-        codings = _make_subterm_infos(self.terms, self.num_columns, cats)
-        names = [
-            nm
-            for subterms in codings.values()
-            for sub in subterms
-            for nm in _subterm_column_names_iter(infos, sub)
-        ]
-        return DesignInfo(names, factor_infos=infos, term_codings=codings)
 
 
 class _Counts:
@@ -381,7 +300,7 @@ def design_state(
     chunks = _reporting(raw, total, unit)
     unstable: set = set()
     while True:  # again only when a categorical column changes its categories mid-stream
-        factors = _Factors(list(desc.rhs_termlist), eval_env)
+        factors = Factors(list(desc.rhs_termlist), eval_env)
         try:
             first = _prepass(
                 _plain(chunks, unstable), factors, formula, desc, eval_env, yname,
@@ -468,10 +387,11 @@ class _FirstPass:
 
 
 def _missing_mask(df, used, counts: _Counts) -> np.ndarray:
-    for c in used:
-        counts.add(c, df[c].isna().to_numpy().sum())
     # One definition of a row with missing values, shared with reading the source again.
-    return missing_rows(df, used)
+    na = missing_values(df, used)
+    for c, k in zip(used, na.sum(axis=0), strict=True):
+        counts.add(c, k)
+    return na.any(axis=1)
 
 
 def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group_cols, missing):
@@ -571,22 +491,11 @@ def _values(s: pd.Series) -> np.ndarray:
     )
 
 
-def _build(design, df) -> np.ndarray:
-    """The design of one chunk; NaN from a transform (log of a negative) are counted later."""
-    try:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            (X,) = patsy.build_design_matrices([design.design_info], df, NA_action=_NA)
-    except patsy.PatsyError as exc:
-        first = str(exc).splitlines()[0].strip()
-        raise DataError(f"cannot build the design for {design.formula!r}: {first}") from None
-    return np.ascontiguousarray(X, dtype=np.float64)
-
-
-def _check_row_wise(design, df, X) -> None:
+def _check_row_wise(design, build, df, X) -> None:
     """A design column whose value depends on other rows of the chunk (``x - x.mean()``,
     ``pd.qcut(x, 4)``) would change with the chunking: refuse it."""
     h = len(df) // 2
-    Xh = _build(design, df.iloc[:h])
+    Xh = build(df.iloc[:h])
     same = (Xh == X[:h]) | (np.isnan(Xh) & np.isnan(X[:h]))
     bad = [design.names[k] for k in np.flatnonzero(~same.all(axis=0))]
     if bad:
@@ -602,6 +511,7 @@ def _spill(
 ):
     p = len(design.names)
     writer = SpillWriter(p, directory, sampling=sw is not None, columns=group_cols)
+    build = DesignBuilder(design.design_info, design.formula)
     index = pd.Index(list(outcome.levels))
     group_index = {g: pd.Index(list(v)) for g, v in first.group_levels.items()}
     counts = np.zeros(len(outcome.levels), np.int64)
@@ -621,12 +531,12 @@ def _spill(
                 df = df.loc[~na]
             if len(df) == 0:
                 continue
-            X = _build(design, df)
+            X = build(df)
             if not checked and len(df) >= 2:
-                _check_row_wise(design, df, X)
+                _check_row_wise(design, build, df, X)
                 checked = True
             bad = np.empty(len(X), np.bool_)
-            kernels.scan_columns(X, bad)
+            clo, chi = kernels.scan_columns(X, bad)
             if bad.any():
                 sub = X[bad]
                 for k in np.flatnonzero(np.isinf(sub).any(axis=0)):
@@ -637,7 +547,8 @@ def _spill(
                 X, df = np.ascontiguousarray(X[keep]), df.loc[keep]
                 if len(df) == 0:
                     continue
-            clo, chi = kernels.scan_columns(X, np.empty(len(X), np.bool_))
+                # The ranges of the rows kept only.
+                clo, chi = kernels.scan_columns(X, np.empty(len(X), np.bool_))
             np.minimum(lo, clo, out=lo)
             np.maximum(hi, chi, out=hi)
             level = index.get_indexer(_values(df[outcome.name]))

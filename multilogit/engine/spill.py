@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,10 @@ class SpillWriter:
         self._files = {nm: open(os.path.join(self.path, nm), "wb") for nm in names}
         self._cleanup = weakref.finalize(self, _remove, self.path, [])
         self._finished = False
+        # One thread writes while the caller builds the next chunk (file writes release the
+        # GIL); at most one chunk waits, so memory stays at two chunks.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="multilogit-spill")
+        self._pending = None
 
     def __enter__(self) -> SpillWriter:
         return self
@@ -112,6 +117,9 @@ class SpillWriter:
 
     def append(self, X, y, w, sampling=None, **columns) -> None:
         """Append rows.
+
+        The arrays are written by a background thread after this returns: do not modify them
+        until the next call of :meth:`append` or :meth:`finish` (which wait for the write).
 
         Parameters
         ----------
@@ -151,15 +159,29 @@ class SpillWriter:
         for name, arr in parts.items():
             if name != _X and arr.shape != (m,):
                 raise ValueError(f"every row array must have {m} entries; {name} has {arr.shape}")
+        self._wait()
+        self._pending = self._pool.submit(self._write, parts)
+        self.n += m
+
+    def _write(self, parts) -> None:
         for name, arr in parts.items():
             self._files[name].write(memoryview(arr).cast("B"))
-        self.n += m
+
+    def _wait(self) -> None:
+        """Wait for the pending write; its error (a full disk) is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def finish(
         self, J: int, chunk_rows: int | None = None, threads: int | None = None, frames=None
     ) -> SpillBackend:
         """Close the files and hand the directory to a :class:`SpillBackend` (which deletes
         it when closed); ``frames`` serves the source data of its rows (see there)."""
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown()
         for f in self._files.values():
             f.close()
         manifest = {"n": self.n, "p": self.p, "sampling": self.sampling, "columns": self.columns}
@@ -170,6 +192,12 @@ class SpillWriter:
 
     def abort(self) -> None:
         """Close the files and delete the spill directory."""
+        try:
+            self._wait()
+        except OSError:
+            pass  # the spill is deleted anyway
+        finally:
+            self._pool.shutdown()
         for f in self._files.values():
             f.close()
         self._finished = True
