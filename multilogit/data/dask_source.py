@@ -25,6 +25,7 @@ from ..engine.dask import DaskBackend
 from ..exceptions import DataError
 from . import design_state  # noqa: F401  (registers how a Design pickles: patsy refuses)
 from .design import Design
+from .fastbuild import DesignBuilder
 
 __all__ = ["DaskDesign", "design_from_frame"]
 
@@ -67,13 +68,21 @@ class DaskDesign:
         )
 
 
+def _fast_design(design, part):
+    """The partition's design by :class:`DesignBuilder`, or None if it has missing values."""
+    try:
+        X = DesignBuilder(design.design_info, design.formula)(part)
+    except DataError:
+        return None
+    return None if np.isnan(X).any() else X
+
+
 def _build_partition(part, design, outcome, labels, eq_codes, freq_weights, weights):
     """``(X, y, w, sampling)`` of one partition."""
     design_info = design.design_info
     p = len(design_info.column_names)
-    if len(part) == 0:
-        X = np.zeros((0, p))
-    else:
+    X = np.zeros((0, p)) if len(part) == 0 else _fast_design(design, part)
+    if X is None:  # missing values: patsy's own build, for its message
         try:
             (X,) = patsy.build_design_matrices([design_info], part, NA_action="raise")
         except patsy.PatsyError as exc:

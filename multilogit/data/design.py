@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import re
 import warnings
+import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -236,6 +237,13 @@ class Design:
         _check_levels(self.design_info, data)
         _check_numeric(self.design_info, data)
         try:
+            X = _builder(self.design_info, self.formula)(data)
+        except DataError:
+            X = None
+        if X is not None and not np.isnan(X).any():
+            return X, data.index
+        # Missing values (or a surprise): patsy's own build, for its result or its message.
+        try:
             (X,) = patsy.build_design_matrices(
                 [self.design_info], data, NA_action="raise", return_type="dataframe"
             )
@@ -247,6 +255,18 @@ class Design:
                 f"cannot build the design from the new data ({type(exc).__name__}: {exc})"
             ) from None
         return np.asarray(X, dtype=np.float64), X.index
+
+
+# One builder per design, kept while the design lives: prediction and marginal effects build
+# many designs from the same one, and a builder checks itself against patsy on its first call.
+_BUILDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _builder(design_info, formula) -> DesignBuilder:
+    build = _BUILDERS.get(design_info)
+    if build is None:
+        build = _BUILDERS[design_info] = DesignBuilder(design_info, formula)
+    return build
 
 
 def _patsy_message(exc) -> str:
