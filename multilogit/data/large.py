@@ -12,6 +12,7 @@ goes through the backend.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -199,15 +200,36 @@ def formula_rows(
 
 
 class _Partitions:
-    """A Dask DataFrame as chunks for the preliminary pass, which brings one partition at a
-    time to this process; ``npartitions`` lets its progress bar count them."""
+    """A Dask DataFrame as chunks for the preliminary pass: digested on the workers
+    (:mod:`multilogit.data.digest`), a few partitions at a time, or brought whole to this
+    process one at a time; ``npartitions`` lets its progress bar count them."""
+
+    # Partitions digested at once: both workers busy, few digests held here.
+    WINDOW = 4
 
     def __init__(self, frame):
         self.frame = frame
         self.npartitions = frame.npartitions
+        self.column_names = [c for c in frame.columns]
 
     def __call__(self):
         return (self.frame.get_partition(k).compute() for k in range(self.npartitions))
+
+    def head(self, rows: int = 256) -> pd.DataFrame:
+        """The first rows (of the first partition), to tell the factors' types."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a first partition of fewer rows
+            return self.frame.head(rows, npartitions=1)
+
+    def digests(self, spec):
+        """Each partition's :class:`~multilogit.data.digest.Digest`, in partition order."""
+        import dask
+
+        from .digest import digest
+
+        tasks = [dask.delayed(digest)(part, spec) for part in self.frame.to_delayed()]
+        for start in range(0, len(tasks), self.WINDOW):
+            yield from dask.compute(*tasks[start : start + self.WINDOW])
 
 
 def _dask_rows(frame, state, freq_weights, weights) -> LargeRows:

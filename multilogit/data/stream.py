@@ -34,6 +34,7 @@ from ..engine.progress import Progress
 from ..engine.spill import SpillBackend, SpillWriter
 from ..exceptions import DataError
 from .design import Design, Outcome, match_level
+from .digest import Digest, DigestSpec
 from .factors import Factors
 from .fastbuild import DesignBuilder
 from .parquet import ParquetSource
@@ -297,7 +298,8 @@ def design_state(
         total = source.count_rows() if hasattr(source, "count_rows") else None
         unit = "rows"
     raw = _chunks(source, columns)
-    chunks = _reporting(raw, total, unit)
+    spec = _digest_spec(source, desc, eval_env, yname, weight_cols, group_cols, columns)
+    chunks = _reporting(raw if spec is None else (lambda: source.digests(spec)), total, unit)
     unstable: set = set()
     while True:  # again only when a categorical column changes its categories mid-stream
         factors = Factors(list(desc.rhs_termlist), eval_env)
@@ -315,6 +317,25 @@ def design_state(
     design = Design(tuple(info.column_names), formula, info, eval_env)
     return DesignState(outcome, design, tuple(first.used), first.rows, first.dropped,
                        dict(first.group_levels), chunks, first, _plain(raw, unstable))  # fmt: skip
+
+
+def _digest_spec(source, desc, eval_env, yname, weight_cols, group_cols, columns):
+    """What a source that digests its chunks where they are (Dask partitions on the workers)
+    must keep of them, or None to bring whole chunks (another source, or a stateful
+    transform, which memorises every row)."""
+    if not hasattr(source, "digests") or columns is None:
+        return None
+    try:
+        probe = Factors(list(desc.rhs_termlist), eval_env)
+        probe.see(source.head())
+    except DataError:
+        return None  # the whole chunks will raise it, with the counts
+    if probe.passes:
+        return None
+    # A factor's type depends on its column's dtype, not on which rows: the head tells.
+    names = {nm for f in probe.sniffers for nm in ast_names(f.code)}
+    distinct = [c for c in columns if c in names or c == yname or c in group_cols]
+    return DigestSpec(tuple(columns), tuple(distinct), yname, tuple(weight_cols))
 
 
 def stream_design(
@@ -369,10 +390,13 @@ def _plain(chunks, columns: set):
     if not columns:
         return chunks
 
+    def plain(df):
+        cols = [c for c in columns if c in df.columns]
+        return df.astype({c: object for c in cols}) if cols else df
+
     def gen():
-        for df in chunks():
-            cols = [c for c in columns if c in df.columns]
-            yield df.astype({c: object for c in cols}) if cols else df
+        for item in chunks():
+            yield item.with_frame(plain(item.frame)) if isinstance(item, Digest) else plain(item)
 
     return gen
 
@@ -400,7 +424,10 @@ def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group
     values, cats, seen_codes = set(), None, set()
     groups = {g: set() for g in group_cols}
     categories: dict = {}
-    for df in chunks():
+    for item in chunks():
+        # A Digest: the counts of a chunk and its kept rows reduced, made where the chunk is.
+        dg = item if isinstance(item, Digest) else None
+        df = item.frame if dg is not None else item
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"the source must yield DataFrames; got {type(df).__name__}")
         if out is None:
@@ -409,19 +436,24 @@ def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group
                 raise DataError(f"the data have no column(s) {', '.join(map(repr, absent))}")
             used = _used_columns(formula, desc, list(df.columns), eval_env)
             out = _FirstPass(list(dict.fromkeys([yname, *used, *weight_cols, *group_cols])))
-        if len(df) == 0:
+        if len(df) == 0 and (dg is None or dg.rows == 0):
             continue
         for c in out.used:
             if isinstance(df[c].dtype, pd.CategoricalDtype):
                 cur = tuple(df[c].cat.categories)
                 if categories.setdefault(c, cur) != cur:
                     raise _Unstable(c)
-        na = _missing_mask(df, out.used, miss)
-        miss.rows += int(na.sum())
-        out.rows += len(df)
-        if na.any():
-            df = df.loc[~na]
-            out.dropped += int(na.sum())
+        if dg is None:
+            na = _missing_mask(df, out.used, miss)
+            n_missing, out.rows = int(na.sum()), out.rows + len(df)
+            if na.any():
+                df = df.loc[~na]
+        else:  # the digest's rows have none missing; its counts are of the whole chunk
+            for c, k in dg.missing.items():
+                miss.add(c, k)
+            n_missing, out.rows = dg.missing_rows, out.rows + dg.rows
+        miss.rows += n_missing
+        out.dropped += n_missing
         if len(df) == 0:
             continue
         y = df[yname]
@@ -432,7 +464,10 @@ def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group
             values.update(_native(v) for v in pd.unique(y.astype(object)))
         else:
             if y.dtype.kind == "f":
-                infinite.add(yname, (~np.isfinite(y.to_numpy())).sum())
+                infinite.add(
+                    yname,
+                    dg.infinite[yname] if dg is not None else (~np.isfinite(y.to_numpy())).sum(),
+                )
                 if not np.all(y == np.round(y)):
                     raise DataError(
                         f"outcome {yname!r} is continuous (non-integer values); a multinomial "
@@ -442,6 +477,10 @@ def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group
         for c in weight_cols:
             if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
                 raise DataError(f"weights column {c!r} must be numeric; got {df[c].dtype}")
+            if dg is not None:
+                infinite.add(c, dg.infinite[c])
+                negative.add(c, dg.negative[c])
+                continue
             w = df[c].to_numpy(dtype=np.float64)
             infinite.add(c, (~np.isfinite(w)).sum())
             negative.add(c, (w < 0).sum())
