@@ -24,7 +24,7 @@ import patsy
 from ..engine.dask import DaskBackend
 from ..exceptions import DataError
 from . import design_state  # noqa: F401  (registers how a Design pickles: patsy refuses)
-from .design import Design
+from .design import Design, numpy_columns
 from .fastbuild import DesignBuilder
 
 __all__ = ["DaskDesign", "design_from_frame"]
@@ -81,6 +81,7 @@ def _build_partition(part, design, outcome, labels, eq_codes, freq_weights, weig
     """``(X, y, w, sampling)`` of one partition."""
     design_info = design.design_info
     p = len(design_info.column_names)
+    part = numpy_columns(part, part.columns)  # nullable dtypes, which patsy cannot read
     X = np.zeros((0, p)) if len(part) == 0 else _fast_design(design, part)
     if X is None:  # missing values: patsy's own build, for its message
         try:

@@ -234,6 +234,7 @@ class Design:
                     "with the columns the formula uses"
                 )
         _check_columns(self.design_info, data, self.eval_env)
+        data = numpy_columns(data, _formula_columns(self.formula, data))
         _check_levels(self.design_info, data)
         _check_numeric(self.design_info, data)
         try:
@@ -314,6 +315,33 @@ def _check_levels(design_info, data):
                 f"column {names[0]!r} has level(s) {', '.join(map(repr, unseen))} not seen when "
                 f"the model was fitted (levels: {', '.join(map(repr, info.categories))})"
             )
+
+
+def numpy_columns(data: pd.DataFrame, columns) -> pd.DataFrame:
+    """``data`` with pandas' nullable ``boolean``, ``Int*`` and ``Float*`` columns among
+    ``columns`` as NumPy columns, which patsy can read (it fails on the nullable dtypes with a
+    TypeError from NumPy).  Missing values become NaN (integers and floats) or None
+    (booleans, as object); callers drop or refuse them as for any column."""
+    convert = {}
+    for c in columns:
+        if c not in data.columns:
+            continue
+        col = data[c]
+        dtype = col.dtype
+        if not isinstance(dtype, pd.api.extensions.ExtensionDtype) or dtype.kind not in "biuf":
+            continue  # NumPy columns, Categoricals and strings: patsy reads them
+        if not col.isna().any():
+            convert[c] = col.to_numpy(dtype.numpy_dtype)
+        elif dtype.kind == "b":
+            convert[c] = col.astype(object).to_numpy()
+        else:
+            convert[c] = col.to_numpy(np.float64, na_value=np.nan)
+    if not convert:
+        return data
+    data = data.copy(deep=False)
+    for c, values in convert.items():
+        data[c] = pd.Series(values, index=data.index, name=c)
+    return data
 
 
 def _check_numeric(design_info, data):
@@ -559,6 +587,7 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
         raise _missing_error(int(pre_missing.sum()), len(data), counts)
     try:
         # NA_types=[]: remaining NaN (e.g. from a transform) reach _finalize, which counts them.
+        data = numpy_columns(data, [c for c in _formula_columns(formula, data) if c != code])
         factors = Factors(rhs.rhs_termlist, eval_env, streamed=False)
         factors.see(data)
         info = factors.design_info()

@@ -33,7 +33,7 @@ from ..engine import kernels
 from ..engine.progress import Progress
 from ..engine.spill import SpillBackend, SpillWriter
 from ..exceptions import DataError
-from .design import Design, Outcome, match_level
+from .design import Design, Outcome, match_level, numpy_columns
 from .digest import Digest, DigestSpec
 from .factors import Factors
 from .fastbuild import DesignBuilder
@@ -327,9 +327,9 @@ def _digest_spec(source, desc, eval_env, yname, weight_cols, group_cols, columns
         return None
     try:
         probe = Factors(list(desc.rhs_termlist), eval_env)
-        probe.see(source.head())
-    except DataError:
-        return None  # the whole chunks will raise it, with the counts
+        probe.see(numpy_columns(source.head(), columns))
+    except Exception:  # the pass over whole chunks raises it, with its counts
+        return None
     if probe.passes:
         return None
     # A factor's type depends on its column's dtype, not on which rows: the head tells.
@@ -456,6 +456,7 @@ def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group
         out.dropped += n_missing
         if len(df) == 0:
             continue
+        df = numpy_columns(df, out.used)
         y = df[yname]
         if isinstance(y.dtype, pd.CategoricalDtype):
             cur = tuple(_native(c) for c in y.cat.categories)
@@ -570,6 +571,7 @@ def _spill(
                 df = df.loc[~na]
             if len(df) == 0:
                 continue
+            df = numpy_columns(df, first.used)
             X = build(df)
             if not checked and len(df) >= 2:
                 _check_row_wise(design, build, df, X)
