@@ -43,6 +43,18 @@ def test_auto_uses_a_subsample_then_one_exact_information(large):
     assert res.converged and np.all(np.diff(llf) >= -1e-12 * np.abs(llf[1:]))
 
 
+@pytest.mark.parametrize("hessian", ["auto", "exact"])
+def test_one_pass_over_the_rows_per_full_step(large, hessian):
+    # The point a full step reaches is evaluated once, with the information when the next
+    # iteration needs it (the exact phase, or the sampled phase's last step), not once for
+    # the line search and again for the information.
+    res = _fit(*large, hessian=hessian)
+    log = res.iteration_log
+    steps = log["step"].to_numpy()[1:]
+    assert np.all((steps == 1.0) | (steps == 0.0))  # full steps, then the in-place stop
+    assert log["passes"].iloc[-1] == 1 + np.count_nonzero(steps)
+
+
 def test_auto_and_exact_reach_the_same_estimates_and_standard_errors(large):
     X, y = large
     auto, exact = _fit(X, y), _fit(X, y, hessian="exact")

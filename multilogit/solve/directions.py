@@ -13,6 +13,11 @@ A strategy answers, at each iteration, four questions of the loop in
 4. ``accepted(state, proposal, small)`` after a successful line search and
    ``rejected(state, proposal, small)`` after a failed one: a chance to change course (e.g.
    leave an approximate phase); ``rejected`` returns ``True`` to retry from the same point.
+5. optionally, ``information_after(small)``: will the next iterate need the exact
+   information if the full step of this iteration's proposal (``small``: within the tolerance)
+   is taken?  The loop then evaluates the full step's point with the information in the same
+   pass over the rows, instead of a second pass once the step is accepted (without the method:
+   never).
 
 plus ``start(objective, beta)`` before the first evaluation and ``info_rows`` (attribute),
 the rows behind the information, for the iteration log.
@@ -148,6 +153,9 @@ class ExactCholesky:
     def rejected(self, state: NewtonState, proposal: Proposal, small: bool) -> bool:
         return False
 
+    def information_after(self, small: bool) -> bool:
+        return True
+
 
 class SampledThenExact:
     """The information of a subsample first, then the exact information (``hessian="auto"``).
@@ -242,6 +250,10 @@ class SampledThenExact:
     def accepted(self, state: NewtonState, proposal: Proposal, small: bool) -> None:
         if self.sampled and small:
             self._leave_sampled(None)  # the loop evaluates the new point with the information
+
+    def information_after(self, small: bool) -> bool:
+        # A small sampled step ends the sampled phase: the exact information is next.
+        return not self.sampled or small
 
     def rejected(self, state: NewtonState, proposal: Proposal, small: bool) -> bool:
         if not self.sampled:

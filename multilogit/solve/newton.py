@@ -146,21 +146,29 @@ class NewtonSolver:
         small_step = np.all(np.abs(proposal.delta) <= tol * (1.0 + np.abs(beta.ravel())))
         return bool(small_step or dec <= tol**2 * (1.0 + abs(self.state.current.value)))
 
-    def line_search(self, proposal: Proposal):
+    def line_search(self, proposal: Proposal, information: bool = False):
         """Halve the step until the objective does not decrease.
+
+        Parameters
+        ----------
+        proposal : Proposal
+        information : bool
+            Evaluate the full step's point with the exact information (in the same pass over
+            the rows): the strategy will need it there, and Newton's full step is usually
+            taken.
 
         Returns
         -------
         (step, beta, Evaluation) or None
-            The step length, the new point and the objective there (without the information);
-            ``None`` if ``max_halvings`` halvings did not do.
+            The step length, the new point and the objective there (with the information only
+            for a full step evaluated with it); ``None`` if ``max_halvings`` halvings did not do.
         """
         beta, value = self.state.beta, self.state.current.value
         delta = proposal.delta.reshape(beta.shape)
         step = 1.0
         for _ in range(self.options.max_halvings + 1):
             cand = beta + step * delta
-            trial = self.objective.evaluate(cand, hessian=False)
+            trial = self.objective.evaluate(cand, hessian=information and step == 1.0)
             if np.isfinite(trial.value) and trial.value >= value - _ROUNDING * (1.0 + abs(value)):
                 return step, cand, trial
             step *= 0.5
@@ -174,7 +182,7 @@ class NewtonSolver:
         rel = np.abs(proposal.delta) / (1.0 + np.abs(beta.ravel()))
         state.moved = step * float(np.max(rel))
         self.strategy.accepted(state, proposal, small)
-        if self.strategy.needs_information:
+        if self.strategy.needs_information and trial.info is None:
             state.current = self.objective.evaluate(beta, hessian=True)
         else:
             state.current = trial
@@ -259,7 +267,8 @@ class NewtonSolver:
                 self.converged = True
                 self.record(0.0, dec, info_rows)
                 break
-            found = self.line_search(proposal)
+            ahead = getattr(strategy, "information_after", None)
+            found = self.line_search(proposal, bool(ahead and ahead(small)))
             if found is None:
                 if proposal.exact and small:
                     self.converged = True
