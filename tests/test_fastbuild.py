@@ -109,3 +109,23 @@ def test_a_fast_path_that_disagrees_with_patsy_is_dropped(monkeypatch):
     for X, rows in ((first, df.iloc[:500]), (later, df.iloc[500:])):
         (ref,) = patsy.build_design_matrices([info], rows)
         np.testing.assert_array_equal(X, np.asarray(ref))
+
+
+def test_a_later_batch_of_another_dtype_is_built_or_refused_clearly():
+    # A column that changes dtype between batches (all missing in one file, say) gets the
+    # design of its values or a DataError, never a raw error from inside pandas or patsy.
+    df = _frame()
+    info = patsy.dmatrix("x1 + C(g)", df).design_info
+    build = DesignBuilder(info, "y ~ x1 + C(g)")
+    build(df.iloc[:100])
+    assert build.fast
+    # Numbers held as objects: the design of the same numbers (patsy itself fails on them).
+    odd = df.iloc[100:200].astype({"x1": object})
+    (ref,) = patsy.build_design_matrices([info], df.iloc[100:200])
+    np.testing.assert_array_equal(build(odd), np.asarray(ref))
+    with pytest.raises(DataError, match="x1: non-numeric values"):
+        build(df.iloc[100:200].assign(x1="a"))
+    # Two columns of the same name: patsy's to build or refuse, with a DataError.
+    twice = pd.concat([df.iloc[100:200], df.iloc[100:200][["x1"]]], axis=1)
+    with pytest.raises(DataError, match="cannot build the design"):
+        build(twice)

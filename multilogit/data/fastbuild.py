@@ -84,7 +84,14 @@ class DesignBuilder:
             )
             if len(head) == len(df):
                 return ref
-        return self._fast(df) if self.fast else self._patsy(df)
+        if self.fast:
+            try:
+                return self._fast(df)
+            except DataError:
+                raise
+            except Exception:  # a batch unlike the first (another dtype): patsy decides
+                return self._patsy(df)
+        return self._patsy(df)
 
     def _patsy(self, df) -> np.ndarray:
         try:
@@ -93,6 +100,11 @@ class DesignBuilder:
         except patsy.PatsyError as exc:
             first = str(exc).splitlines()[0].strip()
             raise DataError(f"cannot build the design for {self.formula!r}: {first}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            # patsy's own error path can fail on unexpected dtypes: still say what happened.
+            raise DataError(
+                f"cannot build the design for {self.formula!r} ({type(exc).__name__}: {exc})"
+            ) from None
         return np.ascontiguousarray(X, dtype=np.float64)
 
     def _fast(self, df) -> np.ndarray:
@@ -134,6 +146,13 @@ class DesignBuilder:
                 v = df[name].to_numpy()
             else:
                 v = np.asarray(factor.eval(info.state, df))
+            if v.dtype.kind == "O":  # numbers as objects (a batch of missing values, say)
+                try:
+                    v = pd.to_numeric(pd.Series(v.ravel())).to_numpy(np.float64)
+                except (TypeError, ValueError):
+                    raise DataError(
+                        f"{factor.name()}: non-numeric values in a numeric term"
+                    ) from None
             if v.dtype.kind not in "iuf":
                 raise TypeError(f"non-numeric values for numeric factor {factor.name()}")
             v = v.astype(np.float64, copy=False)
