@@ -112,6 +112,7 @@ class SavedModel:
     exog = property(_no_data)
     estimation_frame = _no_data
     source_columns = property(_no_data)
+    source_column_stats = property(_no_data)
     backend = property(_no_data)
     rows_frame = None
     is_in_memory = True

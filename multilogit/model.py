@@ -388,6 +388,13 @@ class MultinomialLogit:
             return self._rows.source_columns
         return list(self.estimation_frame().columns)
 
+    @property
+    def source_column_stats(self) -> dict:
+        """Numeric source columns' ``(all integers, minimum, maximum)`` over the estimation
+        rows, where they were found while the rows were streamed (empty otherwise: they are
+        then computed from the rows when needed)."""
+        return {} if self._rows is None else dict(self._rows.column_stats)
+
     def _column_range(self):
         """Each design column's ``(lo, hi)`` (see :meth:`backend`)."""
         return self.backend.column_range()

@@ -53,6 +53,9 @@ class LargeRows:
     columns : tuple of str
         The data columns of the source rows the backend's chunks carry (a streamed fit reads
         them again from its source; see :mod:`multilogit.data.source_rows`).
+    column_stats : dict of str to tuple
+        Numeric source columns' ``(all integers, minimum, maximum)`` over the rows, where the
+        streaming pass found them (empty otherwise).
     """
 
     backend: object
@@ -65,6 +68,7 @@ class LargeRows:
     frame: object = None
     groups: dict = field(default_factory=dict)
     columns: tuple = ()
+    column_stats: dict = field(default_factory=dict, repr=False)
 
     def source_frame(self):
         """The source rows (Dask); a streamed fit keeps none (its backend reads them again,
@@ -188,6 +192,7 @@ def formula_rows(
             "streamed from Parquet",
             groups=dict(sd.groups),
             columns=sd.columns,
+            column_stats=dict(sd.column_stats),
         )
     frame = data
     partitions = _Partitions(frame)

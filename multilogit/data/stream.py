@@ -73,6 +73,10 @@ class StreamedDesign:
     columns : tuple of str
         The data columns the formula, weights and groups use; the backend's
         ``frame_rows`` reads them again from the source (:mod:`multilogit.data.source_rows`).
+    column_stats : dict of str to tuple
+        For each numeric column of ``columns``: ``(all values integers, minimum, maximum)``
+        over the rows kept, found while spilling (marginal effects need them to tell a
+        variable's kind, and would otherwise read the source once more).
     """
 
     backend: SpillBackend
@@ -84,6 +88,7 @@ class StreamedDesign:
     groups: dict = field(default_factory=dict)
     group_levels: dict = field(default_factory=dict, repr=False)
     columns: tuple = ()
+    column_stats: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -561,6 +566,7 @@ def _spill(
     # Source positions of the rows dropped for a NaN in their design: what reading the source
     # again cannot find without building the design (rows missing values it finds itself).
     nan_positions, offset = [], 0
+    stats: dict = {}
     try:
         for df in chunks():
             if len(df) == 0:
@@ -599,6 +605,7 @@ def _spill(
             nobs += float(f.sum() if s is None else f[s > 0].sum())
             codes = {g: group_index[g].get_indexer(_values(df[g])) for g in group_cols}
             writer.append(X, outcome.eq_codes(level), f if s is None else f * s, s, **codes)
+            _update_stats(stats, df, first.used)
         if inf_cols.by_column:
             raise DataError(f"infinite values in design column(s) {inf_cols.text()}")
         if nan_rows and missing == "raise":
@@ -627,4 +634,20 @@ def _spill(
         {g: len(v) for g, v in first.group_levels.items()},
         first.group_levels,
         tuple(first.used),
+        stats,
     )
+
+
+def _update_stats(stats: dict, df: pd.DataFrame, columns) -> None:
+    """Fold the kept rows ``df`` into each numeric column's ``(integers, min, max)``."""
+    for c in columns:
+        col = df[c]
+        if col.dtype.kind not in "biuf":
+            continue
+        v = col.to_numpy(dtype=np.float64)
+        seen = stats.get(c, (True, np.inf, -np.inf))
+        stats[c] = (
+            seen[0] and bool(np.all(v % 1.0 == 0)),
+            min(seen[1], v.min()),
+            max(seen[2], v.max()),
+        )

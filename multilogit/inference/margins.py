@@ -145,6 +145,9 @@ def _numeric_stats(model, names) -> dict:
     maximum over the estimation rows (one reduction over the rows' source data)."""
     if not names:
         return {}
+    known = model.source_column_stats
+    if all(nm in known for nm in names):  # found while streaming: no pass over the source
+        return {nm: known[nm] for nm in names}
 
     def chunk(c):
         out = []
