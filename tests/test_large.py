@@ -327,3 +327,33 @@ def test_row_level_results_on_both_sources(hsb, tmp_path):
                 want.select_dtypes("number").to_numpy(),
                 rtol=1e-10,
             )
+
+
+def test_cluster_column_of_a_dask_read_parquet_frame(tmp_path):
+    # dask fuses the partitions of a column projected from read_parquet: the cluster codes
+    # must still line up with the design blocks (to_dask_array(lengths=True) failed here).
+    rng = np.random.default_rng(4)
+    n = 4000
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "cid": rng.integers(0, 60, n),
+            "y": rng.choice(["a", "b", "c"], n),
+            "fw": rng.integers(1, 4, n).astype(float),
+        }
+    )
+    for k in range(4):
+        df.iloc[k * 1000 : (k + 1) * 1000].to_parquet(tmp_path / f"p{k}.parquet")
+    cluster = dict(cov_type="cluster", cov_kwds={"groups": df.cid})
+    ref = ml.mnlogit("y ~ x", df, freq_weights="fw").fit(**cluster)
+    ddf = dd.read_parquet(str(tmp_path))
+    with dask.config.set(scheduler="threads"):
+        res = ml.mnlogit("y ~ x", ddf, freq_weights="fw").fit(
+            cov_type="cluster", cov_kwds={"groups": "cid"}
+        )
+        np.testing.assert_allclose(res.bse, ref.bse, rtol=1e-10)
+        X = ddf[["x"]].assign(const=1.0)[["const", "x"]]
+        arr = ml.MultinomialLogit(ddf["y"], X, freq_weights=ddf["fw"]).fit(
+            cov_type="cluster", cov_kwds={"groups": ddf["cid"]}
+        )
+        np.testing.assert_allclose(arr.bse.to_numpy(), ref.bse.to_numpy(), rtol=1e-10)

@@ -275,12 +275,44 @@ def _dask_nobs(built) -> float:
     return float(dask.compute((built.w[pos] / built.sampling[pos]).sum())[0])
 
 
+def _dask_blocks(obj, dtype=None):
+    """A Dask Series or DataFrame as a Dask array, one block per partition of its graph.
+
+    ``to_dask_array(lengths=True)`` can count the partitions of a column projected from
+    ``read_parquet`` (which Dask fuses) differently from the graph it builds, and then fails;
+    here the lengths and the blocks come from the same delayed partitions.
+    """
+    import dask
+    import dask.array as da
+
+    parts = obj.to_delayed()
+    lengths = dask.compute(*[dask.delayed(len)(p) for p in parts])
+    if dtype is None:
+        dtypes = [obj.dtype] if obj.ndim == 1 else list(obj.dtypes)
+        dtype = (
+            np.result_type(*[getattr(t, "numpy_dtype", t) for t in dtypes])
+            if all(getattr(t, "kind", "O") in "biuf" for t in dtypes)
+            else np.dtype(object)
+        )
+    width = () if obj.ndim == 1 else (len(obj.columns),)
+    values = dask.delayed(_values_of)
+    blocks = [
+        da.from_delayed(values(p, dtype), shape=(int(m), *width), dtype=dtype)
+        for p, m in zip(parts, lengths, strict=True)
+    ]
+    return da.concatenate(blocks) if blocks else da.zeros((0, *width), dtype=dtype)
+
+
+def _values_of(part, dtype):
+    return part.to_numpy(dtype=dtype)
+
+
 def _dask_array_codes(groups):
     """Global codes ``0..G-1`` (sorted ids) of a Dask array or Series of cluster ids."""
     import dask
     import dask.array as da
 
-    arr = groups.to_dask_array(lengths=True) if hasattr(groups, "to_dask_array") else groups
+    arr = _dask_blocks(groups) if hasattr(groups, "to_dask_array") else groups
     arr = da.asarray(arr)
     distinct, n_missing = dask.compute(
         arr.map_blocks(lambda b: pd.unique(b[pd.notna(b)]), chunks=(np.nan,), dtype=arr.dtype),
@@ -308,10 +340,8 @@ def _dask_group_codes(frame, column):
     if n_missing:
         raise DataError(f"cluster groups {column!r} holds {n_missing} missing value(s)")
     # The backend lines the codes up with its own partitions.
-    codes = (
-        frame[column]
-        .to_dask_array(lengths=True)
-        .map_blocks(lambda b: levels.get_indexer(b).astype(np.int64), dtype=np.int64)
+    codes = _dask_blocks(frame[column]).map_blocks(
+        lambda b: levels.get_indexer(b).astype(np.int64), dtype=np.int64
     )
     return codes, len(levels)
 
@@ -333,7 +363,7 @@ def array_rows(endog, exog, ref=None, freq_weights=None, weights=None) -> LargeR
 
     if hasattr(exog, "to_dask_array"):
         names = tuple(str(c) for c in exog.columns)
-        exog = exog.to_dask_array(lengths=True)
+        exog = _dask_blocks(exog)
     else:
         exog = da.asarray(exog)
         if exog.ndim == 1:
@@ -345,7 +375,7 @@ def array_rows(endog, exog, ref=None, freq_weights=None, weights=None) -> LargeR
     series_name = getattr(endog, "name", None) if hasattr(endog, "to_dask_array") else None
     name = str(series_name) if series_name is not None else "y"
     if hasattr(endog, "to_dask_array"):
-        endog = endog.to_dask_array(lengths=True)
+        endog = _dask_blocks(endog)
     endog = da.asarray(endog)
     if endog.ndim != 1:
         raise DataError(f"the outcome must be 1-D; got an array of shape {endog.shape}")
@@ -393,7 +423,7 @@ def _weights_array(values, like, what):
     if values is None:
         return da.ones_like(like, dtype=np.float64) if what == "freq_weights" else None
     if hasattr(values, "to_dask_array"):
-        values = values.to_dask_array(lengths=True)
+        values = _dask_blocks(values)
     arr = da.asarray(values).astype(np.float64)
     if arr.shape != like.shape:
         raise DataError(f"{what} has shape {arr.shape}; the outcome has {like.shape}")
