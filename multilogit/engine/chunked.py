@@ -26,7 +26,7 @@ from scipy import linalg
 from . import kernels
 from .backend import Chunk, Derivatives, default_chunk_rows
 from .progress import Progress
-from .threads import default_threads, map_runs, split_runs
+from .threads import chunk_runs, default_threads, map_runs
 
 __all__ = ["ArrayBackend", "ChunkedBackend", "Rows", "subsample_size"]
 
@@ -51,9 +51,6 @@ def subsample_size(n: int, p: int, J: int) -> int:
     m = max(per_param, min(n // SAMPLE_FRACTION, SAMPLE_MAX_ROWS))
     return m if SAMPLE_MIN_RATIO * m <= n else 0
 
-
-# A thread gets at least this many chunks: below that the start-up costs more than it saves.
-_MIN_CHUNKS_PER_THREAD = 2
 
 # r_factor stacks one q x q factor per block of rows; past this many the stack is factored into
 # one, so its memory stays bounded however many rows there are.
@@ -163,8 +160,7 @@ class ChunkedBackend(ABC):
 
     def _split(self) -> list[slice]:
         """Contiguous runs of whole chunks, one per thread (fixed by n, chunk_rows, threads)."""
-        t = min(self.threads, self.n_chunks // _MIN_CHUNKS_PER_THREAD)
-        return split_runs(self.n, t, align=self.chunk_rows)
+        return chunk_runs(self.n, self.chunk_rows, self.threads)
 
     def _chunks_of(self, run: slice) -> Iterator[slice]:
         for start in range(run.start, run.stop, self.chunk_rows):

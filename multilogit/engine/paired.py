@@ -25,12 +25,9 @@ from functools import partial
 import numpy as np
 
 from .chunked import ChunkedBackend, Rows
-from .threads import map_runs, split_runs
+from .threads import chunk_runs, map_runs
 
 __all__ = ["RowComparison", "compare_rows", "paired_reduce", "residual_absmax"]
-
-# A thread gets at least this many chunks: below that the start-up costs more than it saves.
-_MIN_CHUNKS_PER_THREAD = 2
 
 
 def _is_dask(backend) -> bool:
@@ -54,8 +51,7 @@ def _fold(parts, combine):
 
 def _chunked_pairs(a: ChunkedBackend, b: ChunkedBackend, fn, combine):
     step = min(a.chunk_rows, b.chunk_rows)
-    t = min(a.threads, b.threads, -(-a.n // step) // _MIN_CHUNKS_PER_THREAD)
-    runs = split_runs(a.n, t, align=step)
+    runs = chunk_runs(a.n, step, min(a.threads, b.threads))
 
     def run(k):
         sl = runs[k]

@@ -14,7 +14,14 @@ import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["default_threads", "map_runs", "row_runs", "split_runs"]
+__all__ = [
+    "MIN_CHUNKS_PER_THREAD",
+    "chunk_runs",
+    "default_threads",
+    "map_runs",
+    "row_runs",
+    "split_runs",
+]
 
 
 def default_threads() -> int:
@@ -79,6 +86,18 @@ def split_runs(n: int, t: int, align: int = 1) -> list[slice]:
     blocks = -(-n // align)
     cuts = [min(align * (k * blocks // t), n) for k in range(t)] + [n]
     return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
+# A thread gets at least this many chunks: below that the start-up costs more than it saves.
+MIN_CHUNKS_PER_THREAD = 2
+
+
+def chunk_runs(n: int, chunk_rows: int, threads: int) -> list[slice]:
+    """``n`` rows in chunks of ``chunk_rows`` as contiguous runs of whole chunks, one per
+    thread (at most ``threads``, each with at least :data:`MIN_CHUNKS_PER_THREAD` chunks);
+    fixed by ``n``, ``chunk_rows`` and ``threads``."""
+    n_chunks = -(-n // chunk_rows)
+    return split_runs(n, min(threads, n_chunks // MIN_CHUNKS_PER_THREAD), align=chunk_rows)
 
 
 def row_runs(n: int, threads: int | None = None, min_rows: int = 65536) -> list[slice]:
