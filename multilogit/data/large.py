@@ -307,8 +307,10 @@ def _values_of(part, dtype):
     return part.to_numpy(dtype=dtype)
 
 
-def _dask_array_codes(groups):
-    """Global codes ``0..G-1`` (sorted ids) of a Dask array or Series of cluster ids."""
+def _dask_array_codes(groups, what: str = "groups"):
+    """Global codes ``0..G-1`` (sorted ids) of a Dask array or Series of cluster ids, and
+    their number: the distinct ids are found block by block and merged here (no shuffle on
+    the cluster); ``what`` names the ids in messages."""
     import dask
     import dask.array as da
 
@@ -319,7 +321,7 @@ def _dask_array_codes(groups):
         da.isnull(arr).sum(),
     )
     if int(n_missing):
-        raise DataError(f"groups holds {int(n_missing)} missing value(s)")
+        raise DataError(f"{what} holds {int(n_missing)} missing value(s)")
     levels = pd.Index(sorted(set(distinct.tolist())))
     codes = arr.map_blocks(lambda b: levels.get_indexer(b).astype(np.int64), dtype=np.int64)
     return codes, len(levels)
@@ -327,23 +329,10 @@ def _dask_array_codes(groups):
 
 def _dask_group_codes(frame, column):
     """Global codes ``0..G-1`` (sorted levels) of a cluster column of a Dask DataFrame, as a
-    Dask array with the backend's partitions."""
+    Dask array (the backend lines them up with its own partitions)."""
     if column not in frame.columns:
         raise DataError(f"cluster groups {column!r} is not a column of the data")
-    from dask.dataframe.utils import make_meta
-
-    col = frame[column]
-    # Distinct ids partition by partition, then merged here: no shuffle on the cluster.
-    distinct = col.map_partitions(lambda s: s.dropna().drop_duplicates(), meta=make_meta(col))
-    levels = pd.Index(sorted(set(distinct.compute().tolist())))
-    n_missing = int(col.isna().sum().compute())
-    if n_missing:
-        raise DataError(f"cluster groups {column!r} holds {n_missing} missing value(s)")
-    # The backend lines the codes up with its own partitions.
-    codes = _dask_blocks(frame[column]).map_blocks(
-        lambda b: levels.get_indexer(b).astype(np.int64), dtype=np.int64
-    )
-    return codes, len(levels)
+    return _dask_array_codes(frame[column], f"cluster groups {column!r}")
 
 
 def array_rows(endog, exog, ref=None, freq_weights=None, weights=None) -> LargeRows:
