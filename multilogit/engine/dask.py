@@ -483,13 +483,13 @@ class DaskBackend:
         ``frames=False`` the source frame is not read (chunks carry ``frame=None``).
         """
         if self.frame is None or not frames:
-            frames = [None] * self.npartitions
+            sources = [None] * self.npartitions
         else:
-            frames = list(self.frame.to_delayed())
+            sources = list(self.frame.to_delayed())
         task = dask.delayed(_partition_reduce)
         tasks = [
             task(fn, b, f, int(o), chunk_rows)
-            for b, f, o in zip(self._blocks, frames, self.offsets, strict=True)
+            for b, f, o in zip(self._blocks, sources, self.offsets, strict=True)
         ]
         bar = Progress(progress, len(tasks), "partitions", enabled=None if progress else False)
         parts = compute_each(tasks, self.client, bar) if bar.enabled else self._compute(tasks)
