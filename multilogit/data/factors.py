@@ -24,7 +24,7 @@ from patsy.design_info import DesignInfo, FactorInfo
 
 from ..exceptions import DataError
 
-__all__ = ["Factors", "distinct"]
+__all__ = ["Factors", "distinct", "is_categorical_box"]
 
 # Stateful transforms that keep every value they see (spline knots at quantiles of all rows):
 # their state cannot be memorised batch by batch in bounded memory.
@@ -163,9 +163,15 @@ def _width(f, value) -> int:
     return 1 if value.ndim < 2 else value.shape[1]
 
 
+def is_categorical_box(value) -> bool:
+    """Whether ``value`` is what patsy's ``C(x, contrast, levels)`` returns: the values
+    (``.data``) boxed with a contrast and levels (patsy's class is private)."""
+    return hasattr(value, "contrast") and hasattr(value, "data")
+
+
 def distinct(value):
     """A categorical factor's value with each distinct value once, for patsy's sniffer."""
-    if hasattr(value, "contrast") and hasattr(value, "data"):  # what C(x, ...) returns
+    if is_categorical_box(value):
         return patsy.builtins.C(distinct(value.data), value.contrast, value.levels)
     if isinstance(value, pd.Series):
         if isinstance(value.dtype, pd.CategoricalDtype):

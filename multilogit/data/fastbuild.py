@@ -34,6 +34,7 @@ import patsy
 from patsy.categorical import categorical_to_int
 
 from ..exceptions import DataError
+from .factors import is_categorical_box
 
 __all__ = ["DesignBuilder"]
 
@@ -180,7 +181,7 @@ def _plain_column(factor, info):
 def _codes(value, levels: tuple, factor) -> np.ndarray:
     """Level codes ``0..L-1`` of categorical values, as :func:`patsy.categorical_to_int`."""
     box_levels = getattr(value, "levels", None)
-    if hasattr(value, "contrast") and hasattr(value, "data"):  # what C(x, ...) returns
+    if is_categorical_box(value):
         if box_levels is not None and tuple(box_levels) != levels:
             return _patsy_codes(value, levels, factor)
         value = value.data
