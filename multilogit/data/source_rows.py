@@ -22,7 +22,32 @@ import pandas as pd
 
 from ..exceptions import DataError
 
-__all__ = ["SourceRows", "missing_rows", "missing_values"]
+__all__ = [
+    "NO_VALUES",
+    "SourceRows",
+    "merge_summaries",
+    "missing_rows",
+    "missing_values",
+    "numeric_summary",
+]
+
+
+#: The summary of no values (merging it changes nothing): see :func:`numeric_summary`.
+NO_VALUES = (True, np.inf, -np.inf)
+
+
+def numeric_summary(values) -> tuple:
+    """``(all values integers, minimum, maximum)`` of numeric values, what tells a variable's
+    kind (a 0/1 dummy, a count) and range; :data:`NO_VALUES` when there are none."""
+    v = np.asarray(values, dtype=np.float64)
+    if not v.size:
+        return NO_VALUES
+    return bool(np.all(v % 1.0 == 0)), v.min(), v.max()
+
+
+def merge_summaries(a: tuple, b: tuple) -> tuple:
+    """The :func:`numeric_summary` of two sets of values from theirs."""
+    return a[0] and b[0], min(a[1], b[1]), max(a[2], b[2])
 
 
 def missing_values(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:

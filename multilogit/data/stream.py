@@ -38,7 +38,14 @@ from .digest import Digest, DigestSpec
 from .factors import Factors
 from .fastbuild import DesignBuilder
 from .parquet import ParquetSource
-from .source_rows import SourceRows, missing_rows, missing_values
+from .source_rows import (
+    NO_VALUES,
+    SourceRows,
+    merge_summaries,
+    missing_rows,
+    missing_values,
+    numeric_summary,
+)
 
 __all__ = ["DesignState", "StreamedDesign", "design_state", "stream_design"]
 
@@ -642,12 +649,5 @@ def _update_stats(stats: dict, df: pd.DataFrame, columns) -> None:
     """Fold the kept rows ``df`` into each numeric column's ``(integers, min, max)``."""
     for c in columns:
         col = df[c]
-        if col.dtype.kind not in "biuf":
-            continue
-        v = col.to_numpy(dtype=np.float64)
-        seen = stats.get(c, (True, np.inf, -np.inf))
-        stats[c] = (
-            seen[0] and bool(np.all(v % 1.0 == 0)),
-            min(seen[1], v.min()),
-            max(seen[2], v.max()),
-        )
+        if col.dtype.kind in "biuf":
+            stats[c] = merge_summaries(stats.get(c, NO_VALUES), numeric_summary(col))

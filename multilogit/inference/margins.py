@@ -46,6 +46,7 @@ How ``x(v)`` is obtained
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ from scipy import stats
 
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
+from ..data.source_rows import NO_VALUES, merge_summaries, numeric_summary
 from ..engine import kernels
 from ..exceptions import DataError
 from . import typical
@@ -150,23 +152,13 @@ def _numeric_stats(model, names) -> dict:
         return {nm: known[nm] for nm in names}
 
     def chunk(c):
-        out = []
-        for nm in names:
-            v = pd.to_numeric(c.frame[nm], errors="coerce").to_numpy(dtype=np.float64)
-            if v.size:
-                out.append((bool(np.all(v % 1.0 == 0)), v.min(), v.max()))
-            else:
-                out.append((True, np.inf, -np.inf))
-        return out
+        return [numeric_summary(pd.to_numeric(c.frame[nm], errors="coerce")) for nm in names]
 
     progress = _progress(model, "marginal effects, variables")
-    parts = [p for p in model.backend.reduce(chunk, _FRAME_CHUNK_ROWS, progress) if p]
+    parts = model.backend.reduce(chunk, _FRAME_CHUNK_ROWS, progress)
+    # In row order, as the streaming pass folds its batches.
     return {
-        nm: (
-            all(p[k][0] for p in parts),
-            min(p[k][1] for p in parts),
-            max(p[k][2] for p in parts),
-        )
+        nm: functools.reduce(merge_summaries, (p[k] for p in parts), NO_VALUES)
         for k, nm in enumerate(names)
     }
 
