@@ -9,7 +9,8 @@ factors) and one kept row per distinct combination of those columns.  Fed to the
 pass, the small frame finds the same levels as the whole partition.
 
 Formulas with stateful transforms (``center``, ``standardize``) memorise every row, and get
-whole partitions as before.
+whole partitions as before; chunks read in this process are digested here with every kept row,
+so the preliminary pass has one way of counting.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from .design import numpy_columns
 from .source_rows import missing_values
 
 __all__ = ["Digest", "DigestSpec", "digest"]
@@ -35,9 +37,10 @@ class DigestSpec:
     ----------
     used : tuple of str
         Columns the formula, weights and groups use (a row missing any of them is dropped).
-    distinct : tuple of str
+    distinct : tuple of str or None
         Columns whose distinct combinations are kept: the outcome, cluster columns and the
-        columns of categorical factors.
+        columns of categorical factors; ``None`` keeps every row kept (a chunk read here,
+        which stateful transforms must see whole).
     outcome : str
     weights : tuple of str
         Weight columns: infinite and negative values are counted.
@@ -64,7 +67,9 @@ class Digest:
     infinite, negative : dict of str to int
         Infinite values of the outcome and weights, negative weights (of kept rows).
     frame : DataFrame
-        The first kept rows, then one kept row per distinct combination of ``spec.distinct``.
+        The first kept rows, then one kept row per distinct combination of ``spec.distinct``
+        (every kept row if ``spec.distinct`` is None); pandas' nullable columns as NumPy
+        columns (:func:`~multilogit.data.design.numpy_columns`).
     """
 
     rows: int
@@ -86,7 +91,7 @@ def digest(df: pd.DataFrame, spec: DigestSpec) -> Digest:
     used = [c for c in spec.used if c in df.columns]
     na = missing_values(df, used)
     bad = na.any(axis=1)
-    kept = df.loc[~bad] if bad.any() else df
+    kept = numpy_columns(df.loc[~bad] if bad.any() else df, used)
     infinite, negative = {}, {}
     y = kept[spec.outcome] if spec.outcome in kept.columns else None
     if y is not None and not isinstance(y.dtype, pd.CategoricalDtype) and y.dtype.kind == "f":
@@ -98,11 +103,14 @@ def digest(df: pd.DataFrame, spec: DigestSpec) -> Digest:
         w = col.to_numpy(dtype=np.float64)
         infinite[c] = int((~np.isfinite(w)).sum())
         negative[c] = int((w < 0).sum())
-    distinct = [c for c in spec.distinct if c in kept.columns]
-    parts = [kept.iloc[:HEAD_ROWS]]
-    if distinct and len(kept) > HEAD_ROWS:
-        parts.append(kept.drop_duplicates(subset=distinct))
-    frame = pd.concat(parts) if len(parts) > 1 else parts[0]
+    if spec.distinct is None:
+        frame = kept
+    else:
+        distinct = [c for c in spec.distinct if c in kept.columns]
+        parts = [kept.iloc[:HEAD_ROWS]]
+        if distinct and len(kept) > HEAD_ROWS:
+            parts.append(kept.drop_duplicates(subset=distinct))
+        frame = pd.concat(parts) if len(parts) > 1 else parts[0]
     return Digest(
         rows=len(df),
         missing=dict(zip(used, (int(k) for k in na.sum(axis=0)), strict=True)),

@@ -34,7 +34,7 @@ from ..engine.progress import Progress
 from ..engine.spill import SpillBackend, SpillWriter
 from ..exceptions import DataError
 from .design import Design, Outcome, match_level, numpy_columns
-from .digest import Digest, DigestSpec
+from .digest import Digest, DigestSpec, digest
 from .factors import Factors
 from .fastbuild import DesignBuilder
 from .parquet import ParquetSource
@@ -43,7 +43,6 @@ from .source_rows import (
     SourceRows,
     merge_summaries,
     missing_rows,
-    missing_values,
     numeric_summary,
 )
 
@@ -422,14 +421,6 @@ class _FirstPass:
     group_levels: dict = field(default_factory=dict)
 
 
-def _missing_mask(df, used, counts: _Counts) -> np.ndarray:
-    # One definition of a row with missing values, shared with reading the source again.
-    na = missing_values(df, used)
-    for c, k in zip(used, na.sum(axis=0), strict=True):
-        counts.add(c, k)
-    return na.any(axis=1)
-
-
 def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group_cols, missing):
     miss, infinite, negative = _Counts(), _Counts(), _Counts()
     out = None
@@ -437,38 +428,34 @@ def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group
     groups = {g: set() for g in group_cols}
     categories: dict = {}
     for item in chunks():
-        # A Digest: the counts of a chunk and its kept rows reduced, made where the chunk is.
-        dg = item if isinstance(item, Digest) else None
-        df = item.frame if dg is not None else item
-        if not isinstance(df, pd.DataFrame):
-            raise DataError(f"the source must yield DataFrames; got {type(df).__name__}")
+        # Every chunk is counted through its Digest: made where the chunk is (its kept rows
+        # reduced to what the levels depend on), or here (every kept row).
+        if not isinstance(item, (Digest, pd.DataFrame)):
+            raise DataError(f"the source must yield DataFrames; got {type(item).__name__}")
+        df = item.frame if isinstance(item, Digest) else item
         if out is None:
             absent = [c for c in [yname, *weight_cols, *group_cols] if c not in df.columns]
             if absent:
                 raise DataError(f"the data have no column(s) {', '.join(map(repr, absent))}")
             used = _used_columns(formula, desc, list(df.columns), eval_env)
             out = _FirstPass(list(dict.fromkeys([yname, *used, *weight_cols, *group_cols])))
-        if len(df) == 0 and (dg is None or dg.rows == 0):
+            whole = DigestSpec(tuple(out.used), None, yname, tuple(weight_cols))
+        dg = item if isinstance(item, Digest) else digest(item, whole)
+        if dg.rows == 0:
             continue
+        df = dg.frame
         for c in out.used:
             if isinstance(df[c].dtype, pd.CategoricalDtype):
                 cur = tuple(df[c].cat.categories)
                 if categories.setdefault(c, cur) != cur:
                     raise _Unstable(c)
-        if dg is None:
-            na = _missing_mask(df, out.used, miss)
-            n_missing, out.rows = int(na.sum()), out.rows + len(df)
-            if na.any():
-                df = df.loc[~na]
-        else:  # the digest's rows have none missing; its counts are of the whole chunk
-            for c, k in dg.missing.items():
-                miss.add(c, k)
-            n_missing, out.rows = dg.missing_rows, out.rows + dg.rows
-        miss.rows += n_missing
-        out.dropped += n_missing
+        for c, k in dg.missing.items():
+            miss.add(c, k)
+        miss.rows += dg.missing_rows
+        out.rows += dg.rows
+        out.dropped += dg.missing_rows
         if len(df) == 0:
             continue
-        df = numpy_columns(df, out.used)
         y = df[yname]
         if isinstance(y.dtype, pd.CategoricalDtype):
             cur = tuple(_native(c) for c in y.cat.categories)
@@ -477,10 +464,7 @@ def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group
             values.update(_native(v) for v in pd.unique(y.astype(object)))
         else:
             if y.dtype.kind == "f":
-                infinite.add(
-                    yname,
-                    dg.infinite[yname] if dg is not None else (~np.isfinite(y.to_numpy())).sum(),
-                )
+                infinite.add(yname, dg.infinite[yname])
                 if not np.all(y == np.round(y)):
                     raise DataError(
                         f"outcome {yname!r} is continuous (non-integer values); a multinomial "
@@ -490,13 +474,8 @@ def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group
         for c in weight_cols:
             if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
                 raise DataError(f"weights column {c!r} must be numeric; got {df[c].dtype}")
-            if dg is not None:
-                infinite.add(c, dg.infinite[c])
-                negative.add(c, dg.negative[c])
-                continue
-            w = df[c].to_numpy(dtype=np.float64)
-            infinite.add(c, (~np.isfinite(w)).sum())
-            negative.add(c, (w < 0).sum())
+            infinite.add(c, dg.infinite[c])
+            negative.add(c, dg.negative[c])
         for g in group_cols:
             groups[g].update(_native(v) for v in pd.unique(df[g]))
         if not infinite.by_column and not (missing == "raise" and miss.rows):
