@@ -25,28 +25,33 @@ from ..exceptions import DataError
 __all__ = [
     "NO_VALUES",
     "SourceRows",
+    "fold_summary",
     "merge_summaries",
     "missing_rows",
     "missing_values",
-    "numeric_summary",
 ]
 
 
-#: The summary of no values (merging it changes nothing): see :func:`numeric_summary`.
+#: The summary of no values (folding values into it gives theirs): see :func:`fold_summary`.
 NO_VALUES = (True, np.inf, -np.inf)
 
 
-def numeric_summary(values) -> tuple:
-    """``(all values integers, minimum, maximum)`` of numeric values, what tells a variable's
-    kind (a 0/1 dummy, a count) and range; :data:`NO_VALUES` when there are none."""
+def fold_summary(summary: tuple, values) -> tuple:
+    """``summary`` (``(all values integers, minimum, maximum)`` of the values seen so far, what
+    tells a variable's kind, a 0/1 dummy or a count, and its range) with ``values`` added.
+
+    Once a value was not an integer the test is not made again: on streamed batches it costs
+    more than the rest of the summary.
+    """
     v = np.asarray(values, dtype=np.float64)
     if not v.size:
-        return NO_VALUES
-    return bool(np.all(v % 1.0 == 0)), v.min(), v.max()
+        return summary
+    integers = summary[0] and bool(np.all(v % 1.0 == 0))
+    return integers, min(summary[1], v.min()), max(summary[2], v.max())
 
 
 def merge_summaries(a: tuple, b: tuple) -> tuple:
-    """The :func:`numeric_summary` of two sets of values from theirs."""
+    """The summary of two sets of values from theirs (see :func:`fold_summary`)."""
     return a[0] and b[0], min(a[1], b[1]), max(a[2], b[2])
 
 

@@ -41,9 +41,8 @@ from .parquet import ParquetSource
 from .source_rows import (
     NO_VALUES,
     SourceRows,
-    merge_summaries,
+    fold_summary,
     missing_rows,
-    numeric_summary,
 )
 
 __all__ = ["DesignState", "StreamedDesign", "design_state", "stream_design"]
@@ -629,4 +628,4 @@ def _update_stats(stats: dict, df: pd.DataFrame, columns) -> None:
     for c in columns:
         col = df[c]
         if col.dtype.kind in "biuf":
-            stats[c] = merge_summaries(stats.get(c, NO_VALUES), numeric_summary(col))
+            stats[c] = fold_summary(stats.get(c, NO_VALUES), col)

@@ -56,7 +56,7 @@ from scipy import stats
 
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
-from ..data.source_rows import NO_VALUES, merge_summaries, numeric_summary
+from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
 from ..engine import kernels
 from ..exceptions import DataError
 from . import typical
@@ -152,7 +152,9 @@ def _numeric_stats(model, names) -> dict:
         return {nm: known[nm] for nm in names}
 
     def chunk(c):
-        return [numeric_summary(pd.to_numeric(c.frame[nm], errors="coerce")) for nm in names]
+        return [
+            fold_summary(NO_VALUES, pd.to_numeric(c.frame[nm], errors="coerce")) for nm in names
+        ]
 
     progress = _progress(model, "marginal effects, variables")
     parts = model.backend.reduce(chunk, _FRAME_CHUNK_ROWS, progress)
