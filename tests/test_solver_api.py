@@ -88,9 +88,10 @@ def test_both_strategies_reach_the_statsmodels_mle(hsb_model):
     sampled = _solve(backend, hsb_model, direction=SampledThenExact())
     exact = _solve(backend, hsb_model, direction=ExactCholesky())
     # The sampled strategy did sample, then finished on the exact information.
-    info_rows = sampled.log["info_rows"]
-    assert (info_rows.iloc[:-1] == backend.sample_rows).all()
-    assert info_rows.iloc[-1] == backend.n
+    info_rows = sampled.log["info_rows"].to_numpy()
+    k = int(np.count_nonzero(info_rows == backend.sample_rows))
+    assert k >= 2 and (info_rows[:k] == backend.sample_rows).all()
+    assert (info_rows[k:] == backend.n).all() and len(info_rows) > k
     assert (exact.log["info_rows"] == backend.n).all()
     # Both stop within tol = 1e-10 of the MLE: they agree far below any printed digit.
     np.testing.assert_allclose(sampled.beta, exact.beta, rtol=1e-10, atol=1e-12)
@@ -102,9 +103,9 @@ def test_both_strategies_reach_the_statsmodels_mle(hsb_model):
     # statsmodels stops on a change in the parameters of 1e-8: its estimates carry that error.
     np.testing.assert_allclose(exact.beta, np.asarray(ref.params).T, rtol=1e-7)
     assert exact.llf == pytest.approx(ref.llf, rel=1e-12)
-    # The reported information is exact, at the estimates, for either strategy.
+    # The reported information is exact, at the estimates (or, settled, within 1e-9 of them).
     info = _backend(hsb_model).derivatives(sampled.beta).info
-    np.testing.assert_array_equal(sampled.info, info)
+    np.testing.assert_allclose(sampled.info, info, rtol=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +290,8 @@ def test_ridge_fit_is_the_same_with_either_strategy(hsb_model):
     backend = _HalfSample(hsb_model)
     sampled = _solve(backend, hsb_model, penalty=penalty, direction=SampledThenExact())
     exact = _solve(backend, hsb_model, penalty=penalty, direction=ExactCholesky())
-    assert (sampled.log["info_rows"].iloc[:-1] == backend.sample_rows).all()
+    info_rows = sampled.log["info_rows"].to_numpy()
+    assert info_rows[0] == backend.sample_rows and info_rows[-1] == backend.n
     np.testing.assert_allclose(sampled.beta, exact.beta, rtol=1e-10, atol=1e-12)
     # The sampled matrix carries the penalty too, or the phase would converge to a wrong rate.
     objective = Objective(backend, penalty)

@@ -46,6 +46,12 @@ class Derivatives:
     info: np.ndarray | None
 
 
+def scale_derivatives(d: Derivatives, factor: float) -> Derivatives:
+    """``d`` times ``factor``: a subsample's derivatives standing for the whole data."""
+    info = None if d.info is None else d.info * factor
+    return Derivatives(d.llf * factor, d.score * factor, info)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One chunk of a backend's rows, as handed to :meth:`Backend.reduce`.
@@ -90,6 +96,10 @@ class Backend(Protocol):
 
     def approx_information(self, beta: np.ndarray) -> np.ndarray | None:
         """The information of a fixed row subsample, scaled to the data (``None``: none)."""
+        ...
+
+    def approx_derivatives(self, beta: np.ndarray, hessian: bool = True) -> Derivatives | None:
+        """:meth:`derivatives` of the same subsample, scaled to the data (``None``: none)."""
         ...
 
     def hessian_vector(self, beta: np.ndarray, v: np.ndarray) -> np.ndarray:

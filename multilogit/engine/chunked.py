@@ -24,7 +24,7 @@ import numpy as np
 from scipy import linalg
 
 from . import kernels
-from .backend import Chunk, Derivatives, default_chunk_rows
+from .backend import Chunk, Derivatives, default_chunk_rows, scale_derivatives
 from .progress import Progress
 from .threads import chunk_runs, default_threads, map_runs
 
@@ -281,20 +281,24 @@ class ChunkedBackend(ABC):
             self._sample = (sub, factor)
         return self._sample[0]
 
-    def approx_information(self, beta) -> np.ndarray | None:
-        """The information of :meth:`subsample`, scaled to the whole data (``None`` without a
-        subsample).
+    def approx_derivatives(self, beta, hessian: bool = True) -> Derivatives | None:
+        """Log-likelihood, score and (with ``hessian``) information of :meth:`subsample`,
+        each scaled to the whole data (``None`` without a subsample).
 
-        A call costs about ``m / n`` of :meth:`derivatives` with the information.  It estimates
-        the information well enough for Newton directions (the solver converges linearly with
-        it, at a rate near the estimate's relative error); it is never used for standard errors.
+        A call costs about ``m / n`` of :meth:`derivatives`.  The information estimates the
+        data's well enough for Newton directions (the solver converges linearly with it, at a
+        rate near the estimate's relative error); it is never used for standard errors.
         """
         sub = self.subsample()
         if sub is None:
             return None
-        info = sub.derivatives(beta, hessian=True).info
-        info *= self._sample[1]
-        return info
+        return scale_derivatives(sub.derivatives(beta, hessian=hessian), self._sample[1])
+
+    def approx_information(self, beta) -> np.ndarray | None:
+        """The information of :meth:`subsample`, scaled to the whole data (``None`` without a
+        subsample); see :meth:`approx_derivatives`."""
+        d = self.approx_derivatives(beta, hessian=True)
+        return None if d is None else d.info
 
     def release(self) -> None:
         """Drop the work buffers and the subsample (they are re-created on demand)."""

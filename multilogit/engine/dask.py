@@ -28,7 +28,7 @@ import dask.array as da
 import numpy as np
 from scipy import linalg
 
-from .backend import Chunk, Derivatives
+from .backend import Chunk, Derivatives, scale_derivatives
 from .chunked import Rows, subsample_size
 from .memory import (
     InMemoryBackend,
@@ -569,15 +569,19 @@ class DaskBackend:
             self._sample = (sub, factor)
         return self._sample[0]
 
-    def approx_information(self, beta: np.ndarray) -> np.ndarray | None:
-        """The information of :meth:`subsample`, scaled to the whole data (``None`` without
-        a subsample); evaluated on the driver."""
+    def approx_derivatives(self, beta: np.ndarray, hessian: bool = True) -> Derivatives | None:
+        """Log-likelihood, score and (with ``hessian``) information of :meth:`subsample`,
+        scaled to the whole data (``None`` without a subsample); evaluated on the driver."""
         sub = self.subsample()
         if sub is None:
             return None
-        info = sub.derivatives(beta, hessian=True).info
-        info *= self._sample[1]
-        return info
+        return scale_derivatives(sub.derivatives(beta, hessian=hessian), self._sample[1])
+
+    def approx_information(self, beta: np.ndarray) -> np.ndarray | None:
+        """The information of :meth:`subsample`, scaled to the whole data (``None`` without
+        a subsample)."""
+        d = self.approx_derivatives(beta, hessian=True)
+        return None if d is None else d.info
 
     def release(self) -> None:
         """Drop the subsample (it is gathered again on demand); the blocks stay persisted."""

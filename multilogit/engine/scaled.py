@@ -82,7 +82,9 @@ class ScaledBackend:
         return np.asarray(beta) * self.scale
 
     def derivatives(self, beta, hessian=True):
-        d = self.inner.derivatives(self.to_original(beta), hessian=hessian)
+        return self._rescale(self.inner.derivatives(self.to_original(beta), hessian=hessian))
+
+    def _rescale(self, d):
         info = None
         if d.info is not None:
             info = d.info / np.outer(self._flat, self._flat)
@@ -110,6 +112,19 @@ class ScaledBackend:
         def approx(beta):
             info = inner(self.to_original(beta))
             return None if info is None else info / np.outer(self._flat, self._flat)
+
+        return approx
+
+    @property
+    def approx_derivatives(self):
+        """The inner backend's subsample derivatives, rescaled (``None`` if it has none)."""
+        inner = getattr(self.inner, "approx_derivatives", None)
+        if inner is None:
+            return None
+
+        def approx(beta, hessian=True):
+            d = inner(self.to_original(beta), hessian)
+            return None if d is None else self._rescale(d)
 
         return approx
 

@@ -19,7 +19,8 @@ A strategy answers, at each iteration, four questions of the loop in
    pass over the rows, instead of a second pass once the step is accepted (without the method:
    never).
 
-plus ``start(objective, beta)`` before the first evaluation and ``info_rows`` (attribute),
+plus ``start(objective, beta)`` before the first evaluation, which may return a better start
+(e.g. the end of a warm start on a row subsample) or ``None``, and ``info_rows`` (attribute),
 the rows behind the information, for the iteration log.
 
 A matrix-free Newton-CG strategy fits the same interface: ``start`` keeps the objective,
@@ -48,8 +49,8 @@ from .state import NewtonState
 
 __all__ = ["DirectionStrategy", "ExactCholesky", "Proposal", "SampledThenExact"]
 
-# The sampled phase stops at this fraction of ``tol``: its last step leaves an error of about
-# the convergence rate times that step, well below ``tol``, before the one exact information.
+# The sampled phase stops at this fraction of ``tol`` if it has not handed over before: its
+# last step leaves an error of about the convergence rate times that step, well below ``tol``.
 APPROX_TOL_FACTOR = 1e-1
 # A full sampled step that shrinks the Newton decrement by less than this factor: the sample
 # is a poor stand-in for the data (a good one gives a few thousandths), switch to exact.
@@ -57,6 +58,28 @@ SLOW_RATE = 0.25
 # A sampled information is recomputed unless the last step was full and moved no parameter by
 # more than this (relative to 1 + |beta|).
 REUSE_STEP = 1e-3
+# The sampled phase hands over to the exact information once the point its step reaches is
+# predicted within sqrt(SWITCH_FACTOR * tol) of the MLE (relative to 1 + |beta|): Newton's
+# quadratic convergence takes one exact step from there to well within SETTLE_FACTOR * tol.
+SWITCH_FACTOR = 1e-1
+# An exact step within SETTLE_FACTOR * tol ends the fit, taken without a new evaluation: the
+# information at its start stands for the one at its end to about that relative accuracy.
+SETTLE_FACTOR = 1e-1
+# The sampled information's relative error is about RATE_PRIOR * sqrt(params / sample rows)
+# (the contraction of the error per sampled step), until a step has measured it.
+RATE_PRIOR = 1.5
+# The warm start: at most WARM_MAXITER Newton iterations on the subsample, ending at a step of
+# WARM_TOL (relative to 1 + |beta|).  The subsample's MLE lies about sqrt(n / m) standard errors
+# from the data's, so it is wanted to far less than that: a loose tolerance does.
+WARM_MAXITER = 25
+WARM_TOL = 1e-6
+# The warm start is skipped when the start values are about as close to the data's MLE as the
+# subsample's: their sampled decrement is at most WARM_SKIP times params * n / m (its mean at
+# the data's MLE, where the subsample's score is noise).
+WARM_SKIP = 4.0
+# Rounding can lower the objective by a few ulps at the optimum: the warm start's line search
+# accepts a decrease this small (relative to 1 + |objective|), as the solver's does.
+ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -74,17 +97,19 @@ class Proposal:
         end the fit.
     tol_factor : float
         The stopping rule's tolerance for this direction, relative to ``NewtonOptions.tol``.
-    in_place : bool
-        A small step ends the fit *without* being taken: the information was evaluated at the
-        current point, after an approximate phase, so the estimates and their standard errors
-        come from one point.
+    settle : bool
+        A step within the tolerance ends the fit taken *without* a new evaluation: the
+        estimates move by it, the log-likelihood, score and information stay those at its
+        start.  Only for exact steps below a fraction of ``tol``, where the two points differ
+        far below any printed digit and the information at the start is accurate to about that
+        fraction (relative).
     """
 
     delta: np.ndarray
     decrement: float
     exact: bool = True
     tol_factor: float = 1.0
-    in_place: bool = False
+    settle: bool = False
 
 
 @runtime_checkable
@@ -94,7 +119,7 @@ class DirectionStrategy(Protocol):
     needs_information: bool
     info_rows: float
 
-    def start(self, objective: Objective, beta: np.ndarray) -> None: ...
+    def start(self, objective: Objective, beta: np.ndarray) -> np.ndarray | None: ...
 
     def information(self, state: NewtonState) -> np.ndarray | None: ...
 
@@ -158,53 +183,127 @@ class ExactCholesky:
 
 
 class SampledThenExact:
-    """The information of a subsample first, then the exact information (``hessian="auto"``).
+    """A subsample's information first, then the exact information (``hessian="auto"``).
 
-    While sampled, each iteration costs a few score passes: the direction solves with the
-    backend's ``approx_information`` (the information of a fixed subsample of rows, scaled to
-    the data), so convergence is linear at a rate near the sample's relative error.  Near the
-    optimum the information barely moves between iterations, far less than that error, so once
-    a full step moves no coefficient by more than ``reuse_step`` (relative to
-    :math:`1 + |\\beta|`) the last matrix and its factor are kept (a chord step).
+    Three phases, each cheaper per pass over the rows than the next:
 
-    The sampled phase ends
+    1. *Warm start* (:meth:`start`): Newton's method on the backend's row subsample alone
+       (:meth:`~multilogit.solve.objective.Objective.approx_evaluate`, the subsample's
+       log-likelihood scaled to the data), from the start values to the subsample's MLE.  It
+       reads only the subsample (about ``m / n`` of a pass an iteration) and ends about
+       :math:`\\sqrt{n / m}` standard errors from the data's MLE, past the iterations that are
+       far from it.  It is skipped when the start values are already that close, and given up
+       (the fit starts from the start values) when it does not converge: a subsample can be
+       separated where the data are not.
+    2. *Sampled* phase: one pass over the rows an iteration for the score, the direction
+       solving with the subsample's information (at the current point, or kept while steps
+       are small: a chord step).  The error shrinks by about the sample's relative error
+       :math:`\\epsilon \\approx \\sqrt{J p / m}` a step.  It hands over to the exact
+       information as soon as the point its step reaches is predicted within
+       :math:`\\sqrt{0.1\\,\\text{tol}}` of the MLE (:math:`\\epsilon` times the step, with
+       :math:`\\epsilon` measured by the last step's shrinking of the decrement); that point
+       is evaluated with the exact information in the same pass.  It also hands over when a
+       full step shrank the decrement by less than ``slow_rate``, when the sampled matrix is
+       not positive definite, or when no step along its direction raises the objective: the
+       sample does not stand for the data.
+    3. *Exact* phase: Newton's method, converging quadratically: one exact step from the
+       hand-over point reaches about the square of its error.  After a sampled phase, a step
+       within ``settle_factor * tol`` ends the fit, taken without a new evaluation (see
+       :class:`Proposal`).
 
-    * when its step is below ``tol_factor * tol``: the exact information is evaluated once at
-      the new point, and if its Newton step is within ``tol`` the fit stops there (in place), so
-      the estimates are where the exact information was evaluated;
-    * when a full step shrank the decrement by less than ``slow_rate``, or the sampled matrix is
-      not positive definite, or no step along its direction raises the objective: the sample
-      does not stand for the data, so the exact information takes over at the current point.
-
-    After that it is :class:`ExactCholesky`.  Without an approximate information (a backend
-    without one, or data too small for a subsample) it is :class:`ExactCholesky` throughout.
+    A default fit thus reads the rows about five times: three score passes and two with the
+    exact information.  Without a subsample (a backend without one, or data too small for one
+    to pay off) it is :class:`ExactCholesky` throughout.
 
     Parameters
     ----------
-    tol_factor, slow_rate, reuse_step : float
+    tol : float
+        The solver's tolerance (``NewtonOptions.tol``): the hand-over point depends on it.
+    slow_rate, reuse_step, switch_factor, settle_factor : float
+    warm : bool
+        Whether to warm-start on the subsample.
     """
 
     def __init__(
         self,
-        tol_factor: float = APPROX_TOL_FACTOR,
+        tol: float = 1e-8,
         slow_rate: float = SLOW_RATE,
         reuse_step: float = REUSE_STEP,
+        switch_factor: float = SWITCH_FACTOR,
+        settle_factor: float = SETTLE_FACTOR,
+        warm: bool = True,
     ):
-        self.tol_factor = float(tol_factor)
+        self.tol = float(tol)
         self.slow_rate = float(slow_rate)
         self.reuse_step = float(reuse_step)
+        self.switch_step = math.sqrt(float(switch_factor) * self.tol)
+        self.settle_factor = float(settle_factor)
+        self.warm = bool(warm)
         self.exact_strategy = ExactCholesky()
         self.objective: Objective | None = None
-        self.sampled = False
+        self.sampled = self.had_sample = False
+        self.warm_iterations = 0
 
-    def start(self, objective: Objective, beta: np.ndarray) -> None:
+    # -- the warm start ---------------------------------------------------------------------
+
+    def start(self, objective: Objective, beta: np.ndarray) -> np.ndarray | None:
+        """Start on ``objective``; return a better start than ``beta`` (the warm start's
+        end) or ``None`` to keep it."""
         self.objective = objective
         self.exact_strategy.start(objective, beta)
-        # The matrix for the first iteration, evaluated here: its absence decides the phase.
-        self._info = objective.approx_information(beta)
-        self.sampled = self._info is not None
+        self.warm_iterations = 0
+        self._switch = False
+        self._rate = None
         self._fresh = True
-        self._confirming = False
+        moved, info = None, None
+        if self.warm and objective.can_approximate_objective:
+            moved, info = self._warm_start(beta)
+        if info is None:
+            # The matrix for the first iteration, evaluated here: its absence decides the phase.
+            info = objective.approx_information(beta if moved is None else moved)
+        self._info = info
+        # Without a subsample this is ExactCholesky throughout, to the last bit.
+        self.sampled = self.had_sample = info is not None
+        return moved
+
+    def _warm_start(self, beta0: np.ndarray):
+        """Newton's method on the subsample from ``beta0``: ``(end, information there)``;
+        ``(None, information at beta0)`` when ``beta0`` is as good a start, ``(None, None)``
+        when it fails."""
+        obj = self.objective
+        ev = obj.approx_evaluate(beta0, hessian=True)
+        if ev is None or not np.isfinite(ev.value):
+            return None, None
+        # At the data's MLE the subsample's scaled decrement averages params * n / m.
+        noise = beta0.size * obj.n_rows / obj.sample_rows
+        beta = np.array(beta0, dtype=np.float64, copy=True)
+        for it in range(WARM_MAXITER + 1):
+            cf = cholesky(ev.info)
+            if cf is None:
+                return None, None
+            g = ev.score.ravel()
+            delta = linalg.cho_solve(cf, g)
+            if it == 0 and float(g @ delta) <= WARM_SKIP * noise:
+                return None, ev.info
+            if np.all(np.abs(delta) <= WARM_TOL * (1.0 + np.abs(beta.ravel()))):
+                self.warm_iterations = it
+                return beta, ev.info
+            if it == WARM_MAXITER:
+                break
+            delta = delta.reshape(beta.shape)
+            step, floor = 1.0, ev.value - ROUNDING * (1.0 + abs(ev.value))
+            for _ in range(40):
+                trial = obj.approx_evaluate(beta + step * delta, hessian=True)
+                if np.isfinite(trial.value) and trial.value >= floor:
+                    break
+                step *= 0.5
+            else:
+                return None, None
+            beta, ev = beta + step * delta, trial
+        # Not converged: a separated or unrepresentative subsample; start from beta0.
+        return None, None
+
+    # -- the iterations ---------------------------------------------------------------------
 
     @property
     def needs_information(self) -> bool:
@@ -218,7 +317,7 @@ class SampledThenExact:
 
     def _leave_sampled(self, state: NewtonState | None) -> None:
         """Go on with the exact information; evaluate it at the current point if ``state``."""
-        self.sampled, self._confirming = False, True
+        self.sampled, self._switch = False, False
         if state is not None:
             state.current = self.objective.evaluate(state.beta, hessian=True)
 
@@ -230,6 +329,13 @@ class SampledThenExact:
         self._fresh = False
         return self._info
 
+    def _prior_rate(self) -> float:
+        """The sampled step's expected contraction of the error before one is measured."""
+        obj = self.objective
+        q = obj.sample_rows
+        params = self._info.shape[0]
+        return min(1.0, RATE_PRIOR * math.sqrt(params / q)) if q > 0 else 1.0
+
     def direction(self, state: NewtonState) -> Proposal:
         if self.sampled:
             cf = cholesky(self._info)
@@ -237,23 +343,31 @@ class SampledThenExact:
                 g = state.gradient
                 delta = linalg.cho_solve(cf, g)
                 dec = float(g @ delta)
+                last = state.last_decrement
                 # Linear convergence at a poor rate means the sample does not stand for the data.
-                if not (state.full_step and dec > self.slow_rate * state.last_decrement):
-                    return Proposal(delta, dec, exact=False, tol_factor=self.tol_factor)
+                if not (state.full_step and dec > self.slow_rate * last):
+                    if state.full_step and math.isfinite(last) and last > 0:
+                        self._rate = math.sqrt(max(dec, 0.0) / last)
+                    rate = self._prior_rate() if self._rate is None else self._rate
+                    beta = state.beta.ravel()
+                    step = float(np.max(np.abs(delta) / (1.0 + np.abs(beta)), initial=0.0))
+                    self._switch = rate * step <= self.switch_step
+                    return Proposal(delta, dec, exact=False, tol_factor=APPROX_TOL_FACTOR)
             self._leave_sampled(state)
         proposal = self.exact_strategy.direction(state)
-        if self._confirming:
-            self._confirming = False
-            proposal = Proposal(proposal.delta, proposal.decrement, in_place=True)
-        return proposal
+        if not self.had_sample:
+            return proposal
+        return Proposal(
+            proposal.delta, proposal.decrement, tol_factor=self.settle_factor, settle=True
+        )
 
     def accepted(self, state: NewtonState, proposal: Proposal, small: bool) -> None:
-        if self.sampled and small:
+        if self.sampled and (small or self._switch):
             self._leave_sampled(None)  # the loop evaluates the new point with the information
 
     def information_after(self, small: bool) -> bool:
-        # A small sampled step ends the sampled phase: the exact information is next.
-        return not self.sampled or small
+        # A hand-over makes the exact information the next iteration's.
+        return not self.sampled or small or self._switch
 
     def rejected(self, state: NewtonState, proposal: Proposal, small: bool) -> bool:
         if not self.sampled:

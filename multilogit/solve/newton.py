@@ -13,8 +13,8 @@ The numbers come from an :class:`~multilogit.solve.objective.Objective` (a backe
 log-likelihood less an optional penalty, see :mod:`multilogit.engine`) and the directions
 from a strategy (:mod:`multilogit.solve.directions`); the loop only combines them.  With
 ``hessian="auto"`` the strategy is
-:class:`~multilogit.solve.directions.SampledThenExact` (subsampled information first, one
-exact information to finish), with ``hessian="exact"``
+:class:`~multilogit.solve.directions.SampledThenExact` (a warm start on a row subsample,
+then its information, two exact informations to finish), with ``hessian="exact"``
 :class:`~multilogit.solve.directions.ExactCholesky`.
 
 Conventions
@@ -73,11 +73,13 @@ class NewtonOptions:
     hessian: str = "auto"
 
 
-def default_direction(objective: Objective, hessian: str = "auto") -> DirectionStrategy:
+def default_direction(
+    objective: Objective, hessian: str = "auto", tol: float = NewtonOptions.tol
+) -> DirectionStrategy:
     """The strategy for ``NewtonOptions.hessian``: subsampled information first when
     ``"auto"`` and the backend can approximate the information, else the exact one."""
     if hessian == "auto" and objective.can_approximate:
-        return SampledThenExact()
+        return SampledThenExact(tol)
     return ExactCholesky()
 
 
@@ -119,7 +121,14 @@ class NewtonSolver:
         self.rows: list[dict] = []
         self.converged, self.stopped, self.message, self.n_iter = False, False, "", 0
         beta = np.array(beta0, dtype=np.float64, copy=True)
-        self.strategy.start(self.objective, beta)
+        warm = self.strategy.start(self.objective, beta)
+        if warm is not None:
+            beta = np.array(warm, dtype=np.float64, copy=True)
+            if self.disp:
+                print(
+                    f"warm start: {getattr(self.strategy, 'warm_iterations', 0)} Newton "
+                    f"iterations on {self.strategy.info_rows:.0f} sampled rows"
+                )
         current = self.objective.evaluate(beta, hessian=self.strategy.needs_information)
         if not np.isfinite(current.value):
             raise FitError("the log-likelihood is not finite at the start values")
@@ -186,6 +195,13 @@ class NewtonSolver:
             state.current = self.objective.evaluate(beta, hessian=True)
         else:
             state.current = trial
+
+    def settle(self, proposal: Proposal) -> None:
+        """Take the (small, exact) step without evaluating its end: the evaluation, and so the
+        information behind the covariance, stays the one at its start."""
+        state = self.state
+        state.beta = state.beta + proposal.delta.reshape(state.beta.shape)
+        state.full_step, state.last_decrement = True, proposal.decrement
 
     def record(self, step: float, decrement: float, info_rows: float) -> None:
         """Append a row to the iteration log; print it and pass it to the callback."""
@@ -263,9 +279,10 @@ class NewtonSolver:
             info_rows = strategy.info_rows
             dec = proposal.decrement
             small = self.check_convergence(proposal)
-            if proposal.in_place and small:
+            if proposal.settle and small:
+                self.settle(proposal)
                 self.converged = True
-                self.record(0.0, dec, info_rows)
+                self.record(1.0, dec, info_rows)
                 break
             ahead = getattr(strategy, "information_after", None)
             found = self.line_search(proposal, bool(ahead and ahead(small)))
@@ -342,6 +359,6 @@ def newton(
         raise ValueError(f"hessian must be 'auto' or 'exact'; got {options.hessian!r}")
     objective = Objective(backend, penalty)
     if direction is None:
-        direction = default_direction(objective, options.hessian)
+        direction = default_direction(objective, options.hessian, options.tol)
     solver = NewtonSolver(objective, direction, options, disp, callback, monitor)
     return solver.solve(beta0, stacklevel=stacklevel + 1)

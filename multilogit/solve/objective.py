@@ -152,6 +152,7 @@ class Objective:
         self.backend = backend
         self.penalty = penalty
         self._approx = getattr(backend, "approx_information", None)
+        self._approx_derivatives = getattr(backend, "approx_derivatives", None)
         #: Full passes over the rows so far (each evaluation is one; the subsample's
         #: approximate information is not).
         self.passes = 0
@@ -180,6 +181,27 @@ class Objective:
         if info is None or self.penalty is None:
             return info
         return info + self.penalty.hessian(beta)
+
+    @property
+    def can_approximate_objective(self) -> bool:
+        """Whether the backend also offers the subsample's log-likelihood and score, scaled
+        to the data (what a warm start on the subsample needs)."""
+        return self._approx_derivatives is not None
+
+    def approx_evaluate(self, beta: np.ndarray, hessian: bool = True) -> Evaluation | None:
+        """The objective of the backend's row subsample, scaled to the data: value, score and
+        (when ``hessian``) information, with the penalty's terms; ``None`` without a
+        subsample.  Not counted as a pass over the rows (it costs about the subsample's share
+        of one)."""
+        d = None if self._approx_derivatives is None else self._approx_derivatives(beta, hessian)
+        if d is None:
+            return None
+        if self.penalty is None:
+            return Evaluation(d.llf, d.score, d.info, d.llf)
+        pen = self.penalty.value(beta)
+        score = d.score - self.penalty.gradient(beta)
+        info = None if d.info is None else d.info + self.penalty.hessian(beta)
+        return Evaluation(d.llf - pen, score, info, d.llf, pen)
 
     @property
     def n_rows(self) -> float:
