@@ -20,6 +20,7 @@ import patsy.builtins
 from patsy.eval import ast_names
 
 from ..engine import kernels
+from ..engine.threads import default_threads, map_runs, row_runs
 from ..exceptions import DataError
 from .factors import Factors
 from .fastbuild import DesignBuilder
@@ -121,6 +122,9 @@ def encode_outcome(values, name: str, ref=None):
             values = values[:, 0]
         else:
             raise DataError(f"the outcome must be 1-D; got an array of shape {values.shape}")
+    fast = _integer_codes(values.to_numpy() if isinstance(values, pd.Series) else values)
+    if fast is not None:
+        return _checked_outcome(*fast, name, ref)
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.CategoricalDtype):
         cat = s.cat
@@ -157,6 +161,10 @@ def encode_outcome(values, name: str, ref=None):
         codes = np.full(len(s), -1, dtype=np.int64)
         if len(present):
             codes[~missing] = pd.Index(uniq).get_indexer(present.to_numpy())
+    return _checked_outcome(levels, codes, name, ref)
+
+
+def _checked_outcome(levels, codes, name, ref):
     if len(levels) < 2:
         shown = f" (only {levels[0]!r})" if levels else ""
         raise DataError(
@@ -164,6 +172,27 @@ def encode_outcome(values, name: str, ref=None):
             "a multinomial logit needs at least two"
         )
     return Outcome(name, levels, match_level(ref, levels, name)), codes
+
+
+# Integer outcomes spanning at most this many values are coded by counting, not sorting.
+_COUNTING_SPAN = 1 << 16
+
+
+def _integer_codes(v):
+    """``(levels, codes)`` of a 1-D array of NumPy integers (never missing) by one count of
+    each value: the levels and codes of the general path, without its sort; ``None`` for
+    anything else or values spread too widely."""
+    if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype.kind not in "iu" or not len(v):
+        return None
+    lo, hi = int(v.min()), int(v.max())
+    if hi - lo >= _COUNTING_SPAN:
+        return None
+    shifted = (v - lo).astype(np.intp, copy=False)
+    present = np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1))
+    table = np.full(hi - lo + 1, -1, dtype=np.int64)
+    table[present] = np.arange(len(present))
+    levels = tuple(_native(v.dtype.type(u + lo)) for u in present)
+    return levels, table[shifted]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,7 +460,11 @@ def _nonfinite_rows(X):
     finite range ``(lo, hi)``, from one pass over ``X`` without an ``(n, p)`` temporary."""
     X = np.ascontiguousarray(X)
     bad = np.empty(len(X), dtype=np.bool_)
-    lo, hi = kernels.scan_columns(X, bad)
+    # One run of rows per core: the scan is bound by reading X.
+    runs = row_runs(len(X), default_threads())
+    parts = map_runs(lambda k: kernels.scan_columns(X[runs[k]], bad[runs[k]]), len(runs))
+    lo = np.min([part[0] for part in parts], axis=0)
+    hi = np.max([part[1] for part in parts], axis=0)
     rows = np.flatnonzero(bad)
     sub = X[rows]
     return rows, ~np.isfinite(sub), np.isnan(sub), (lo, hi)

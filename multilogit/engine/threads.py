@@ -20,6 +20,7 @@ __all__ = [
     "default_threads",
     "map_runs",
     "row_runs",
+    "single_threaded_blas",
     "split_runs",
 ]
 
@@ -57,8 +58,13 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     return _pool
 
 
-def _single_threaded_blas():
-    """A context in which BLAS runs on one thread (a no-op if ``threadpoolctl`` is missing)."""
+def single_threaded_blas():
+    """A context in which BLAS runs on one thread (a no-op if ``threadpoolctl`` is missing).
+
+    For the evaluation threads, and for small dense algebra (a ``q x q`` Cholesky factor or
+    solve): split over cores, an 80 x 80 factor waits on the other core whenever it is busy,
+    up to a hundred times longer than on one.
+    """
     global _blas_controller
     if _blas_controller is None:
         try:
@@ -70,11 +76,12 @@ def _single_threaded_blas():
 
 
 def map_runs(fn, t: int) -> list:
-    """``[fn(0), ..., fn(t - 1)]``, in parallel threads (BLAS on one thread meanwhile) when
-    ``t > 1``.  Callers add the results in list order, so sums do not depend on timing."""
-    if t <= 1:
-        return [fn(0)]
-    with _single_threaded_blas():
+    """``[fn(0), ..., fn(t - 1)]``, in parallel threads when ``t > 1``, BLAS on one thread
+    either way (a single run is a few chunks at most: too small to split its products over
+    cores).  Callers add the results in list order, so sums do not depend on timing."""
+    with single_threaded_blas():
+        if t <= 1:
+            return [fn(0)]
         return list(_executor(t).map(fn, range(t)))
 
 

@@ -43,6 +43,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy import linalg
 
+from ..engine.threads import single_threaded_blas
 from ..exceptions import FitError
 from .objective import Objective
 from .state import NewtonState
@@ -134,9 +135,17 @@ def cholesky(info: np.ndarray):
     """The upper Cholesky factor of ``info`` for :func:`scipy.linalg.cho_solve`, or ``None``
     if ``info`` is not (numerically) positive definite or not finite."""
     try:
-        return linalg.cho_factor(info, lower=False, check_finite=True)
+        with single_threaded_blas():
+            return linalg.cho_factor(info, lower=False, check_finite=True)
     except (linalg.LinAlgError, ValueError):
         return None
+
+
+def cho_solve(cf, g: np.ndarray) -> np.ndarray:
+    """``info^{-1} g`` from :func:`cholesky`'s factor, on one BLAS thread (see
+    :func:`~multilogit.engine.threads.single_threaded_blas`)."""
+    with single_threaded_blas():
+        return linalg.cho_solve(cf, g)
 
 
 class ExactCholesky:
@@ -169,7 +178,7 @@ class ExactCholesky:
                 f"{state.iteration - 1}: the design may be rank deficient or the data separated"
             )
         g = state.gradient
-        delta = linalg.cho_solve(cf, g)
+        delta = cho_solve(cf, g)
         return Proposal(delta, float(g @ delta))
 
     def accepted(self, state: NewtonState, proposal: Proposal, small: bool) -> None:
@@ -282,7 +291,7 @@ class SampledThenExact:
             if cf is None:
                 return None, None
             g = ev.score.ravel()
-            delta = linalg.cho_solve(cf, g)
+            delta = cho_solve(cf, g)
             if it == 0 and float(g @ delta) <= WARM_SKIP * noise:
                 return None, ev.info
             if np.all(np.abs(delta) <= WARM_TOL * (1.0 + np.abs(beta.ravel()))):
@@ -341,7 +350,7 @@ class SampledThenExact:
             cf = cholesky(self._info)
             if cf is not None:
                 g = state.gradient
-                delta = linalg.cho_solve(cf, g)
+                delta = cho_solve(cf, g)
                 dec = float(g @ delta)
                 last = state.last_decrement
                 # Linear convergence at a poor rate means the sample does not stand for the data.
