@@ -251,3 +251,25 @@ def test_predict_with_formula_functions(admissions):
     np.testing.assert_allclose(prob[1], 1 / (1 + np.exp(-(X @ b))), rtol=1e-12)
     with pytest.raises(DataError, match="'rank'.*5.*not seen"):
         res.predict(new.assign(rank=[1, 5]))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([3, 1, 2, 3, 1]),
+        np.array([-5, 100, 7, 7], dtype=np.int8),
+        np.array([0, 1, 1], dtype=np.uint64),
+        np.array([10**12, 5, 10**12]),  # too spread out for counting: sorted instead
+        pd.Series([2, 2, 5], index=[7, 8, 9]),
+    ],
+)
+def test_integer_outcomes_are_coded_as_their_sorted_distinct_values(values):
+    from multilogit.data.design import encode_outcome
+
+    outcome, codes = encode_outcome(values, "y")
+    raw = np.asarray(values)
+    levels = sorted(set(raw.tolist()))
+    assert outcome.levels == tuple(levels)
+    assert all(type(level) is int for level in outcome.levels)
+    np.testing.assert_array_equal(codes, [levels.index(v) for v in raw.tolist()])
+    assert codes.dtype == np.int64
