@@ -1366,7 +1366,9 @@ def format_cold_start(cold: dict) -> str:
 
 def format_checks(results: dict) -> str:
     """Log-likelihood agreement per shape, target PASS/MISS lines and warnings raised."""
-    lines = ["Log-likelihood agreement, multilogit vs statsmodels (must be <= 1e-8)"]
+    lines = []
+    if results["shapes"]:
+        lines.append("Log-likelihood agreement, multilogit vs statsmodels (must be <= 1e-8)")
     for key, entry in results["shapes"].items():
         check = entry.get("llf_check")
         if check is None:
@@ -1374,7 +1376,7 @@ def format_checks(results: dict) -> str:
         else:
             status = "PASS" if check["ok"] else "FAIL"
             lines.append(f"  {status}  {key}: rel. diff {_fmt(check['rel_diff'], '.2e')}")
-    lines += ["", "Targets"]
+    lines += [""] * bool(lines) + ["Targets"]
     for row in results["targets"]:
         value = _fmt(row["value"], ".3g", "not measured in this run")
         lines.append(
@@ -1507,6 +1509,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the results here only (default: results/bench_fit-<date>.json and "
         "results/latest.json; a --quick run writes results/bench_fit-<date>-quick.json only)",
     )
+    parser.add_argument(
+        "--installed",
+        action="store_true",
+        help="time the installed multilogit (default: the checkout holding this script)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory readings")
     parser.add_argument(
         "--no-cold-start",
@@ -1538,8 +1545,28 @@ def run_startup(results: dict, repeats: int, quick: bool) -> None:
         results["cold_start_error"] = f"{type(exc).__name__}: {exc}"
 
 
+def use_this_checkout() -> str | None:
+    """Import multilogit from the checkout this script belongs to, in every process.
+
+    An editable install points at one checkout; run from another (a git worktree), the
+    script would time the installed code while ``python -c`` children started from the
+    checkout import its own.  Puts the checkout first on ``sys.path`` (inherited by spawned
+    children) and on ``PYTHONPATH`` (inherited by subprocesses).  Returns its path, or
+    ``None`` if this script is not inside a checkout of multilogit.
+    """
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "multilogit" / "__init__.py").is_file():
+        return None
+    sys.path.insert(0, str(root))
+    paths = [str(root), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    return str(root)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.installed:
+        use_this_checkout()
     shapes = args.shapes or (QUICK_SHAPES if args.quick else SHAPES)
     repeats = args.repeats or (2 if args.quick else 3)
     if repeats < 1:
@@ -1565,6 +1592,7 @@ def main(argv=None) -> int:
             "max_seconds": args.max_seconds,
             "seed": args.seed,
             "memory": not args.no_memory,
+            "installed": args.installed,
             "floor_repeats": FLOOR_REPEATS,
             "llf_rtol": LLF_RTOL,
             "sklearn": {"tol": SKLEARN_TOL, "max_iter": SKLEARN_MAX_ITER},
@@ -1618,6 +1646,16 @@ def main(argv=None) -> int:
     print(
         f"multilogit fit benchmark, {started:%Y-%m-%d %H:%M}, {machine['cpu_model']}, "
         f"{machine['cpu_count']} cores; seed {args.seed}" + (" (quick run)" if args.quick else "")
+    )
+    source = machine["multilogit_source"]
+    commit = (source.get("git_commit") or "")[:10]
+    print(
+        f"multilogit from {source.get('path')}"
+        + (
+            f" at {commit}{' (with uncommitted changes)' if source.get('git_dirty') else ''}"
+            if commit
+            else ""
+        )
     )
     print()
     if results["shapes"]:
