@@ -271,3 +271,27 @@ def test_thread_count_from_the_environment(monkeypatch):
         threads.default_threads()
     monkeypatch.delenv("MULTILOGIT_NUM_THREADS")
     assert threads.default_threads() >= 1
+
+
+def test_single_runs_and_small_factors_use_one_blas_thread(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from multilogit.solve import directions
+
+    def blas_threads():
+        info = threadpoolctl.threadpool_info()
+        return {i["num_threads"] for i in info if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    # A single run of rows (a subsample, or small data) and a q x q Cholesky factor are too
+    # small to split over cores: BLAS runs them on one thread, and is restored afterwards.
+    assert threads.map_runs(lambda k: blas_threads(), 1) == [{1}]
+    seen = []
+    original = directions.linalg.cho_factor
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(directions.linalg, "cho_factor", spy)
+    assert directions.cholesky(np.eye(3) * 2.0) is not None
+    assert seen == [{1}] and blas_threads() == before
