@@ -85,6 +85,24 @@ def test_subsample_rows_and_information(data, tmp_path):
         assert be._sample is None
 
 
+@pytest.mark.parametrize("sparse_bytes", [1 << 16, 0])
+def test_gather_reads_the_same_rows_one_by_one_or_by_chunks(data, tmp_path, sparse_bytes):
+    X, y, w, s, _, _ = data
+    be = spill(data, tmp_path, 97, 2)
+    # Rows far apart are read one by one (sparse_bytes 0 forces it; the default reads chunks
+    # for rows this close): the same rows either way, sampling weights included.
+    be.sparse_gather_bytes = sparse_bytes
+    positions = np.array([0, 5, 400, 401, 1999, N - 1])
+    rows = be.gather(positions)
+    np.testing.assert_array_equal(rows.X, X[positions])
+    np.testing.assert_array_equal(rows.y, y[positions])
+    np.testing.assert_array_equal(rows.w, w[positions])
+    np.testing.assert_array_equal(rows.sampling, s[positions])
+    with pytest.raises(IndexError, match="out of range"):
+        be.gather(np.array([0, N]))
+    be.close()
+
+
 def test_reductions(pair, data):
     memory, be = pair
     beta = data[-1]

@@ -297,6 +297,36 @@ class SpillBackend(ChunkedBackend):
         self._check(start, stop)
         return self._vector(_W, np.float64, start, stop)
 
+    #: Rows farther apart than this many bytes of the design are gathered one by one (a
+    #: positioned read each) instead of by reading every chunk that holds them: on large data
+    #: the subsample's rows lie tens of kilobytes apart, and reading only them spares a full
+    #: pass over the spill.
+    sparse_gather_bytes = 1 << 16
+
+    def gather(self, positions: np.ndarray) -> Rows:
+        """The rows at increasing ``positions``, copied into memory; see
+        :meth:`~multilogit.engine.chunked.ChunkedBackend.gather`."""
+        positions = np.asarray(positions, dtype=np.int64)
+        gaps = np.diff(positions)
+        if len(positions) < 2 or gaps.min() * 8 * self.p < self.sparse_gather_bytes:
+            return super().gather(positions)
+        self._check(int(positions[0]), int(positions[-1]) + 1)
+        m = len(positions)
+        X = np.empty((m, self.p))
+        y = np.empty(m, dtype=np.int64)
+        w = np.empty(m)
+        s = np.empty(m) if self.has_sampling else None
+        fx, fy, fw = self._fd[_X], self._fd[_Y], self._fd[_W]
+        fs = self._fd[_S] if self.has_sampling else None
+        row = 8 * self.p
+        for k, i in enumerate(positions.tolist()):
+            _read_into(fx, X[k], row * i)
+            _read_into(fy, y[k : k + 1], 8 * i)
+            _read_into(fw, w[k : k + 1], 8 * i)
+            if s is not None:
+                _read_into(fs, s[k : k + 1], 8 * i)
+        return Rows(slice(0, m), X, y, w, s)
+
     def frame_rows(self, start: int, stop: int):
         if self.frames is None:
             return None
