@@ -6,10 +6,11 @@
 >>> print(res.summary())  # doctest: +SKIP
 """
 
+from typing import TYPE_CHECKING
+
 from . import datasets
 from .data.parquet import parquet
 from .exceptions import (
-    ConvergenceWarning,
     DataError,
     FitError,
     MultilogitError,
@@ -17,12 +18,15 @@ from .exceptions import (
     PerfectSeparationWarning,
     PersistenceError,
 )
-from .inference import hypothesis, reparam
-from .loading import load
 from .model import MultinomialLogit, mnlogit
-from .results.plotting import plot_decision_regions
 from .results.results import MultinomialLogitResults
 from .version import __version__
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time see __getattr__
+    from .exceptions import ConvergenceWarning
+    from .inference import hypothesis, reparam
+    from .loading import load
+    from .results.plotting import plot_decision_regions
 
 __all__ = [
     "ConvergenceWarning",
@@ -43,3 +47,28 @@ __all__ = [
     "parquet",
     "plot_decision_regions",
 ]
+
+
+def __getattr__(name: str):
+    # The names a fit does not need are imported at their first use (PEP 562): the hypothesis
+    # tests, reparameterisations, saved-results loader and plots bring patsy, the margins code
+    # and more, and ConvergenceWarning brings statsmodels (its base class).  Each is then kept
+    # here, so later lookups are plain attribute reads.
+    if name == "ConvergenceWarning":
+        from .exceptions import ConvergenceWarning as value
+    elif name == "hypothesis":
+        from .inference import hypothesis as value
+    elif name == "reparam":
+        from .inference import reparam as value
+    elif name == "load":
+        from .loading import load as value
+    elif name == "plot_decision_regions":
+        from .results.plotting import plot_decision_regions as value
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

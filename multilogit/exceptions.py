@@ -4,10 +4,8 @@ Every user-facing failure is one of these (or a plain ``ValueError`` subclass), 
 catch the package's own errors without catching bugs.
 """
 
-from statsmodels.tools.sm_exceptions import ConvergenceWarning as _SMConvergenceWarning
-
 __all__ = [
-    "ConvergenceWarning",
+    "ConvergenceWarning",  # noqa: F822 - defined at first access, by __getattr__ below
     "MultilogitError",
     "DataError",
     "FitError",
@@ -29,13 +27,6 @@ class FitError(MultilogitError):
     """The likelihood cannot be maximised (singular information matrix, non-finite values)."""
 
 
-class ConvergenceWarning(_SMConvergenceWarning):
-    """Newton-Raphson stopped at ``maxiter`` before meeting the convergence criterion.
-
-    A subclass of statsmodels' ``ConvergenceWarning`` so existing warning filters still apply.
-    """
-
-
 class PerfectSeparationWarning(UserWarning):
     """The data are (quasi-)completely separated; some estimates diverge."""
 
@@ -46,3 +37,35 @@ class PerfectSeparationError(FitError):
 
 class PersistenceError(MultilogitError):
     """A saved results file is unreadable, corrupted, tampered with or of an unknown format."""
+
+
+def _convergence_warning() -> type:
+    """Define :class:`ConvergenceWarning` (importing statsmodels for its base class)."""
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning as StatsmodelsWarning
+
+    class ConvergenceWarning(StatsmodelsWarning):
+        """Newton-Raphson stopped at ``maxiter`` before meeting the convergence criterion.
+
+        A subclass of statsmodels' ``ConvergenceWarning`` so existing warning filters still
+        apply.
+        """
+
+    # Named as if defined at module level, which is where pickle and the docs look it up.
+    ConvergenceWarning.__module__ = __name__
+    ConvergenceWarning.__qualname__ = "ConvergenceWarning"
+    return ConvergenceWarning
+
+
+def __getattr__(name: str):
+    # ``ConvergenceWarning`` derives from statsmodels' class, and importing statsmodels costs
+    # more than the rest of ``import multilogit``.  It is defined on first access (a warning
+    # filter, an import of the name, a fit that stops at ``maxiter``) and kept, so the class is
+    # one object and pickles by its name.
+    if name == "ConvergenceWarning":
+        cls = globals()["ConvergenceWarning"] = _convergence_warning()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -116,7 +116,7 @@ LAYERS = [
     {"solve"},
     {"data"},
     {"engine"},
-    {"exceptions", "version", "datasets"},
+    {"exceptions", "version", "datasets", "lazy"},
 ]
 
 

@@ -8,6 +8,7 @@ design for new data with the levels fixed at fit time.
 from __future__ import annotations
 
 import builtins
+import functools
 import re
 import warnings
 import weakref
@@ -15,19 +16,34 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-import patsy
-import patsy.builtins
-from patsy.eval import ast_names
 
 from ..engine import kernels
 from ..engine.threads import default_threads, map_runs, row_runs
 from ..exceptions import DataError
+from ..lazy import lazy_module
 from .factors import Factors
 from .fastbuild import DesignBuilder
 
 __all__ = ["Outcome", "Design", "ModelData", "from_formula", "from_arrays"]
 
-_PATSY_BUILTINS = {name: getattr(patsy.builtins, name) for name in patsy.builtins.__all__}
+# patsy is imported at the first formula: array models never need it.
+patsy = lazy_module("patsy")
+
+
+@functools.cache
+def patsy_builtins() -> dict:
+    """patsy's builtins (``C``, ``I``, ``Q``, ...) by name: what factor code sees behind the
+    caller's namespace."""
+    import patsy.builtins
+
+    return {name: getattr(patsy.builtins, name) for name in patsy.builtins.__all__}
+
+
+def ast_names(code: str):
+    """The names a factor's code reads (an iterator), as patsy finds them."""
+    from patsy.eval import ast_names as names
+
+    return names(code)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,7 +322,7 @@ def _patsy_message(exc) -> str:
 
 def _unknown_names(codes, data, eval_env):
     """Names used by factor ``codes`` that are neither data columns nor defined elsewhere."""
-    namespaces = list(getattr(eval_env, "_namespaces", [])) + [_PATSY_BUILTINS]
+    namespaces = list(getattr(eval_env, "_namespaces", [])) + [patsy_builtins()]
     unknown = []
     for code in codes:
         for nm in ast_names(code):
@@ -588,7 +604,7 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
     code = lhs[0].factors[0].code
     # The left side is evaluated as patsy evaluates factors: patsy's builtins (C, I, Q, ...)
     # behind the caller's namespace.
-    lhs_env = eval_env.with_outer_namespace(_PATSY_BUILTINS)
+    lhs_env = eval_env.with_outer_namespace(patsy_builtins())
     unknown = _unknown_names([code], data, lhs_env)
     if unknown:
         raise DataError(f"outcome column {unknown[0]!r} is not in the data")

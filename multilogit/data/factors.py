@@ -14,24 +14,32 @@ rows of strings otherwise).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
-import patsy
-import patsy.builtins
-from patsy.build import _make_subterm_infos, _subterm_column_names_iter
-from patsy.categorical import CategoricalSniffer, guess_categorical
-from patsy.design_info import DesignInfo, FactorInfo
 
 from ..exceptions import DataError
+from ..lazy import lazy_module
 
-__all__ = ["Factors", "distinct", "is_categorical_box"]
+__all__ = ["Factors", "distinct", "is_categorical_box", "no_na_action"]
+
+# Imported at the first formula (array models never need it); the names this module uses from
+# patsy's submodules are imported in the functions that use them.
+patsy = lazy_module("patsy")
 
 # Stateful transforms that keep every value they see (spline knots at quantiles of all rows):
 # their state cannot be memorised batch by batch in bounded memory.
 _NOT_INCREMENTAL = {"BS": "bs", "CR": "cr", "CC": "cc", "TE": "te"}
-_NA = patsy.NAAction(NA_types=[])
 # Rows kept from the first batch to find the width of a stateful factor's value.
 _EXAMPLE_ROWS = 256
+
+
+@functools.cache
+def no_na_action():
+    """patsy's ``NAAction(NA_types=[])``: no value counts as missing; one object, made at the
+    first use (building it imports patsy)."""
+    return patsy.NAAction(NA_types=[])
 
 
 class Factors:
@@ -105,15 +113,21 @@ class Factors:
             which += 1
 
     def _examine(self, f, df) -> None:
+        from patsy.categorical import CategoricalSniffer, guess_categorical
+
         value = f.eval(self.states[f], df)
         if f in self.sniffers or guess_categorical(value):
-            sniffer = self.sniffers.setdefault(f, CategoricalSniffer(_NA, f.origin))
+            sniffer = self.sniffers.setdefault(f, CategoricalSniffer(no_na_action(), f.origin))
             sniffer.sniff(distinct(value))
         else:
             self.num_columns[f] = _width(f, value)
 
-    def design_info(self) -> DesignInfo:
+    def design_info(self) -> patsy.DesignInfo:
         """The design, fixed by the rows seen."""
+        from patsy.build import _make_subterm_infos, _subterm_column_names_iter
+        from patsy.categorical import guess_categorical
+        from patsy.design_info import DesignInfo, FactorInfo
+
         if self.streamed:
             for f in self.passes:
                 f.memorize_finish(self.states[f], 0)
@@ -172,7 +186,9 @@ def is_categorical_box(value) -> bool:
 def distinct(value):
     """A categorical factor's value with each distinct value once, for patsy's sniffer."""
     if is_categorical_box(value):
-        return patsy.builtins.C(distinct(value.data), value.contrast, value.levels)
+        from patsy.builtins import C
+
+        return C(distinct(value.data), value.contrast, value.levels)
     if isinstance(value, pd.Series):
         if isinstance(value.dtype, pd.CategoricalDtype):
             return value  # the sniffer takes a Categorical's levels from its categories

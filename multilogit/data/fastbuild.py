@@ -30,15 +30,15 @@ import re
 
 import numpy as np
 import pandas as pd
-import patsy
-from patsy.categorical import categorical_to_int
 
 from ..exceptions import DataError
-from .factors import is_categorical_box
+from ..lazy import lazy_module
+from .factors import is_categorical_box, no_na_action
 
 __all__ = ["DesignBuilder"]
 
-_NA = patsy.NAAction(NA_types=[])
+patsy = lazy_module("patsy")  # imported at the first formula: array models never need it
+
 # Rows of the first batch compared with patsy (all of a smaller batch).
 _CHECK_ROWS = 4096
 _QUOTED = re.compile(r"Q\(\s*(['\"])(.+)\1\s*\)")
@@ -97,7 +97,9 @@ class DesignBuilder:
     def _patsy(self, df) -> np.ndarray:
         try:
             with np.errstate(invalid="ignore", divide="ignore"):
-                (X,) = patsy.build_design_matrices([self.design_info], df, NA_action=_NA)
+                (X,) = patsy.build_design_matrices(
+                    [self.design_info], df, NA_action=no_na_action()
+                )
         except patsy.PatsyError as exc:
             first = str(exc).splitlines()[0].strip()
             raise DataError(f"cannot build the design for {self.formula!r}: {first}") from None
@@ -211,8 +213,10 @@ def _indexable(levels: tuple, arr: np.ndarray) -> bool:
 
 
 def _patsy_codes(value, levels, factor) -> np.ndarray:
+    from patsy.categorical import categorical_to_int
+
     try:
-        codes = categorical_to_int(value, levels, _NA, origin=factor)
+        codes = categorical_to_int(value, levels, no_na_action(), origin=factor)
     except patsy.PatsyError as exc:
         raise DataError(str(exc).splitlines()[0].strip()) from None
     return _complete(np.asarray(codes, dtype=np.intp), factor)

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-import patsy
 
 from ..exceptions import DataError
+from ..lazy import lazy_module
 from .design import Design, Outcome
 from .parquet import ParquetSource
+
+patsy = lazy_module("patsy")  # imported at the first formula: array models never need it
 
 __all__ = ["LargeRows", "array_rows", "formula_rows", "is_dask_collection", "is_large"]
 

@@ -272,6 +272,11 @@ class ChunkedBackend(ABC):
             sub, factor = None, 0.0
             if m:
                 rows = self.gather(np.arange(m) * (self.n // m))
+                # Read-only like the model's design and weights: Numba compiles (and a fresh
+                # process loads from its cache) one specialisation per array flag set, so the
+                # kernels then run one for the subsample and the full data.
+                rows.X.setflags(write=False)
+                rows.w.setflags(write=False)
                 if rows.w.sum() > 0:
                     sub = ArrayBackend(
                         rows.X, rows.y, rows.w, self.J, self.chunk_rows, self.threads

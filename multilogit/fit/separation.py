@@ -35,10 +35,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse
 
 from ..engine.memory import InMemoryBackend
 from ..exceptions import FitError, PerfectSeparationError, PerfectSeparationWarning
+from ..lazy import lazy_module
+
+# Only the linear programs of a separation check need these, and most fits never run one.
+optimize = lazy_module("scipy.optimize")
+sparse = lazy_module("scipy.sparse")
 
 __all__ = ["Separation", "SeparationMonitor", "find_separation", "check_mode"]
 

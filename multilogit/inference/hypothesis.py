@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import patsy
-from scipy import linalg, stats
+from scipy import linalg
 
 from ..data.design import match_level
 from ..engine.paired import RowComparison, compare_rows, residual_absmax
 from ..exceptions import DataError
+from . import distributions as stats
 from .covariance import inverse_information
 from .reparam import repivot
 

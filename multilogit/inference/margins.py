@@ -52,13 +52,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
 from ..engine import kernels
 from ..exceptions import DataError
+from . import distributions as stats
 from . import typical
 
 __all__ = ["MarginalEffects", "get_margeff"]

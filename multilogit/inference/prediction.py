@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.special import expit, logit
 
 from ..data.large import is_dask_collection
 from ..engine.memory import predict_linear, predict_probabilities
+from . import distributions as stats
 
 __all__ = ["PredictionResults", "get_prediction"]
 
@@ -116,6 +115,8 @@ class PredictionResults:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
         if method not in _CI_METHODS:
             raise ValueError(f"method must be 'logit' or 'symmetric'; got {method!r}")
+        from scipy.special import expit, logit  # scipy.special is slow to import: not at start
+
         q = stats.norm.ppf(1.0 - alpha / 2.0)
         P = self.predicted.to_numpy()
         se = self.se.to_numpy()

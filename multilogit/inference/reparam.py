@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..data import design
+from . import distributions as stats
 
 __all__ = ["rrr", "repivot", "softmax_params", "SoftmaxParams", "pivot_matrix"]
 

@@ -14,10 +14,10 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..engine.memory import predict_probabilities
 from ..exceptions import DataError
+from ..inference import distributions as stats
 from ..inference.covariance import get_estimator
 from ..inference.prediction import predict
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.backend import Derivatives
-from ..exceptions import ConvergenceWarning, FitError
+from ..exceptions import FitError
 from .directions import DirectionStrategy, ExactCholesky, Proposal, SampledThenExact
 from .objective import Objective, Penalty
 from .state import FitState, IterationRecord, NewtonState
@@ -239,6 +239,8 @@ class NewtonSolver:
             # Stopped without the exact information: the covariance needs it here.
             state.current = self.objective.evaluate(state.beta, hessian=True)
         if not self.converged and not self.stopped:
+            from ..exceptions import ConvergenceWarning  # defining it imports statsmodels
+
             warnings.warn(
                 f"Newton-Raphson did not converge: {self.message}; the estimates are unreliable",
                 ConvergenceWarning,
