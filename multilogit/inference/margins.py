@@ -57,9 +57,8 @@ from scipy import stats
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
-from ..engine import kernels
 from ..exceptions import DataError
-from . import typical
+from . import margin_sums, typical
 
 __all__ = ["MarginalEffects", "get_margeff"]
 
@@ -265,6 +264,9 @@ class _ArrayRows:
         X[:, var.column] = value
         return X
 
+    def shifted(self, sel, var, delta):
+        return self.design(sel, (var, self.values(sel, var) + delta))
+
     def direction(self, sel, var, X):
         D = np.zeros((1, X.shape[1]))
         D[0, var.column] = 1.0
@@ -355,7 +357,8 @@ class _FrameSample:
     """
 
     def __init__(self, design, frame, w, overrides, at="overall", variables=(), point=None):
-        frame = frame.copy()
+        if overrides:
+            frame = frame.copy()
         for name, val in overrides.items():
             frame = _assign(frame, name, val)
         self.design_obj = design
@@ -426,6 +429,9 @@ class _FrameSample:
             X = (self.pi @ X)[None, :]
         return np.ascontiguousarray(X)
 
+    def shifted(self, sel, var, delta):
+        return self.design(sel, (var, self.values(sel, var) + delta))
+
     def direction(self, sel, var, X):
         if var.column is not None:
             D = np.zeros((1, X.shape[1]))
@@ -438,6 +444,98 @@ class _FrameSample:
         Xp = self.design(sel, (var, v + h))
         Xm = self.design(sel, (var, v - h))
         return np.ascontiguousarray((Xp - Xm) / (2.0 * h)[:, None])
+
+
+class _FrameRows:
+    """One chunk of a formula model's estimation rows, with the values of ``overrides`` fixed.
+
+    Its design is the backend's (``X``, the rows the fit used).  A design with one variable
+    changed differs from it only in the columns of the terms that read the variable, so only
+    those are rebuilt (:meth:`multilogit.data.design.Design.build_columns`), from the few data
+    columns they read, once for the whole chunk; the blocks of :meth:`chunks` then take slices
+    of them.  Nothing copies the chunk's data frame.
+    """
+
+    def __init__(self, design, frame, X, w, overrides):
+        self.design_obj, self.frame, self.w = design, frame, w
+        self.overrides = dict(overrides)
+        self._built: dict = {}
+        if self.overrides:
+            cols, Xc = self._build(frozenset(self.overrides), {})
+            X = np.array(X, dtype=np.float64)  # copy only when values are fixed
+            X[:, cols] = Xc
+        self.X = X
+
+    def _build(self, names, values):
+        """The design columns of the terms reading ``names``, with ``values`` (and the
+        overrides) set: their positions and values for every row of the chunk."""
+        cols, reads = self.design_obj.term_columns(names)
+        data = self.frame[[c for c in reads if c in self.frame.columns]]
+        for name, val in {**self.overrides, **values}.items():
+            if name in data.columns:
+                data = _assign(data, name, val)
+        return cols, self.design_obj.build_columns(data, names)
+
+    def _at(self, var, key, value):
+        """:meth:`_build` of ``var`` set to ``value``, kept under ``key`` for the chunk."""
+        key = (var.name, key)
+        if key not in self._built:
+            self._built[key] = self._build(frozenset([var.name]), {var.name: value})
+        return self._built[key]
+
+    def chunks(self):
+        n = len(self.X)
+        return [slice(a, min(a + _CHUNK_ROWS, n)) for a in range(0, n, _CHUNK_ROWS)]
+
+    def weights(self, sel):
+        return self.w[sel]
+
+    def _values(self, var):
+        if var.name in self.overrides:
+            return np.full(len(self.X), float(self.overrides[var.name]))
+        key = (var.name, "values")
+        if key not in self._built:
+            col = pd.to_numeric(self.frame[var.name])
+            self._built[key] = col.to_numpy(dtype=np.float64)
+        return self._built[key]
+
+    def values(self, sel, var):
+        return self._values(var)[sel]
+
+    def _with(self, sel, built):
+        cols, Xc = built
+        X = np.array(self.X[sel], dtype=np.float64)
+        X[:, cols] = Xc[sel]
+        return X
+
+    def design(self, sel, override=None):
+        if override is None:
+            return np.ascontiguousarray(self.X[sel], dtype=np.float64)
+        var, value = override
+        return self._with(sel, self._at(var, ("level", value), value))
+
+    def shifted(self, sel, var, delta):
+        v = self._values(var)
+        return self._with(sel, self._at(var, ("shift", delta), v + delta))
+
+    def direction(self, sel, var, X):
+        if var.column is not None:
+            D = np.zeros((1, X.shape[1]))
+            D[0, var.column] = 1.0
+            return D
+        key = (var.name, "direction")
+        if key not in self._built:
+            v = self._values(var)
+            h = _FD_STEP * np.maximum(np.abs(v), 1.0)
+            # The step is exactly representable in v's scale, so the divisor matches the change.
+            h = (v + h) - v
+            cols, Xp = self._build(frozenset([var.name]), {var.name: v + h})
+            _, Xm = self._build(frozenset([var.name]), {var.name: v - h})
+            self._built[key] = (cols, (Xp - Xm) / (2.0 * h)[:, None])
+        cols, Dc = self._built[key]
+        D = np.zeros((len(X), X.shape[1]))
+        D[:, cols] = Dc[sel]
+        return D
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,35 +617,44 @@ def _items(variables):
     return items
 
 
-def _accumulate(sample, items, beta, method):
-    """Effects ``(T, K)`` and their Jacobian ``(T, K, J p)`` summed over ``sample``'s rows."""
-    J, p = beta.shape
-    K = J + 1
-    eff = np.zeros((len(items), K))
-    jac = np.zeros((len(items), K, J * p))
+def _accumulate(sample, items, beta, method) -> margin_sums.EffectSums:
+    """The sums over ``sample``'s rows of the effects of ``items`` and of their Jacobians."""
     dy = method in ("dydx", "dyex")
     ex = method in ("dyex", "eyex")
-    one = np.ones(1)
+    # Unit directions without a row scale share one product per block of rows.
+    shared = {
+        t: var.column
+        for t, (_, var, how, _) in enumerate(items)
+        if how == "derivative" and not ex and var.column is not None
+    }
+    sums = margin_sums.EffectSums(len(items), beta, dy, shared)
     for sel in sample.chunks():
         w = np.ascontiguousarray(sample.weights(sel), dtype=np.float64)
         X = sample.design(sel)
+        rows = margin_sums.RowProbabilities(X, beta)
+        sums.add_shared(rows, w)
+        # Designs with one variable at one value, kept for this block: a categorical
+        # variable's base level serves every other level's change.
+        levels: dict = {}
         for t, (_, var, how, spec) in enumerate(items):
             if how == "derivative":
-                D = sample.direction(sel, var, X)
-                s = sample.values(sel, var) if ex else one
-                kernels.chunk_margeff_derivative(X, D, s, w, beta, dy, eff[t], jac[t])
-                continue
-            if how == "change":
-                hi, lo = spec
-                scale = 1.0
+                if t in shared:
+                    continue
+                D = np.ascontiguousarray(sample.direction(sel, var, X))
+                c = w * sample.values(sel, var) if ex else w
+                sums.add_derivative(t, rows, D, np.ascontiguousarray(c, dtype=np.float64))
+            elif how == "change":  # spec: (new value, base value)
+                for value, sign in zip(spec, (1.0, -1.0), strict=True):
+                    key = (var.name, value)
+                    if key not in levels:
+                        at = margin_sums.RowProbabilities(sample.design(sel, (var, value)), beta)
+                        levels[key] = margin_sums.LevelSum(at, w, not dy)
+                    sums.add_level(t, levels[key], sign)
             else:  # count: centred change of one unit, as statsmodels
-                v = sample.values(sel, var)
-                hi, lo, scale = v + 1.0, v - 1.0, 0.5
-            X1 = sample.design(sel, (var, hi))
-            X0 = sample.design(sel, (var, lo))
-            kernels.chunk_margeff_level(X1, w, beta, not dy, scale, eff[t], jac[t])
-            kernels.chunk_margeff_level(X0, w, beta, not dy, -scale, eff[t], jac[t])
-    return eff, jac
+                for delta, sign in ((1.0, 0.5), (-1.0, -0.5)):
+                    at = margin_sums.RowProbabilities(sample.shifted(sel, var, delta), beta)
+                    sums.add_level(t, margin_sums.LevelSum(at, w, not dy), sign)
+    return sums
 
 
 def _accumulate_rows(model, make_sample, items, beta, method, chunk_rows):
@@ -560,12 +667,10 @@ def _accumulate_rows(model, make_sample, items, beta, method, chunk_rows):
         chunk_rows,
         _progress(model, "marginal effects"),
     )
-    eff = parts[0][0]
-    jac = parts[0][1]
-    for e, j in parts[1:]:  # in row order: reproducible
-        eff = eff + e
-        jac = jac + j
-    return eff, jac
+    sums = parts[0]
+    for part in parts[1:]:  # in row order: reproducible
+        sums += part
+    return sums
 
 
 def get_margeff(
@@ -638,7 +743,9 @@ def get_margeff(
         if formula:
 
             def make(chunk, total):
-                return _FrameSample(model.design, chunk.frame, chunk.weights / total, overrides)
+                return _FrameRows(
+                    model.design, chunk.frame, chunk.X, chunk.weights / total, overrides
+                )
 
             rows = _FRAME_CHUNK_ROWS
         else:
@@ -647,7 +754,7 @@ def get_margeff(
                 return _ArrayRows(chunk.X, chunk.weights / total, overrides)
 
             rows = _CHUNK_ROWS
-        eff, jac = _accumulate_rows(model, make, items, beta, method, rows)
+        sums = _accumulate_rows(model, make, items, beta, method, rows)
     elif formula and model.is_in_memory:
         sample = _FrameSample(
             model.design,
@@ -657,13 +764,14 @@ def get_margeff(
             mode,
             variables,
         )
-        eff, jac = _accumulate(sample, items, beta, method)
+        sums = _accumulate(sample, items, beta, method)
     elif formula:
         template, point = _typical_point(model, mode, variables)
         sample = _FrameSample(model.design, template, None, overrides, mode, variables, point)
-        eff, jac = _accumulate(sample, items, beta, method)
+        sums = _accumulate(sample, items, beta, method)
     else:
-        eff, jac = _accumulate(_array_point(model, mode, overrides), items, beta, method)
+        sums = _accumulate(_array_point(model, mode, overrides), items, beta, method)
+    eff, jac = sums.finish()
     order = model.level_to_internal  # internal column of each outcome, in level order
     eff = eff[:, order]
     jac = jac[:, order, :]

@@ -27,29 +27,39 @@ from scipy import stats
 from scipy.special import expit, logit
 
 from ..data.large import is_dask_collection
+from ..engine import kernels
 from ..engine.memory import predict_linear, predict_probabilities
 
 __all__ = ["PredictionResults", "get_prediction"]
 
+# Rows per block of the quadratic forms (their ``(m, J(J+1)/2 p)`` products stay a few MiB)
+# and per chunk of a pass over the backend's rows (fewer, larger results to stack).
 _CHUNK_ROWS = 4096
+_PASS_ROWS = 65536
 _CI_METHODS = ("logit", "symmetric")
 
 
-def _prob_variance(X, P, V, J):
-    """Delta-method variances ``(n, J+1)`` in internal order (reference last), chunk-wise."""
-    n, p = X.shape
+def _pair_blocks(V, J, p) -> np.ndarray:
+    """The blocks :math:`V_{jl}`, ``j <= l``, of the flat covariance side by side: ``(p, npairs
+    p)``, so that one product ``X @ S`` gives every row's :math:`x^\\top V_{jl}` (the blocks
+    with ``j > l`` are transposes of these and add nothing to the quadratic forms)."""
     V4 = V.reshape(J, p, J, p)
-    out = np.empty((n, J + 1))
-    eye = np.vstack([np.eye(J), np.zeros((1, J))])  # e_k, with e_ref = 0
-    for start in range(0, n, _CHUNK_ROWS):
-        sl = slice(start, min(start + _CHUNK_ROWS, n))
-        x = X[sl]
-        # Q[i, j, l] = x_i' V_jl x_i
-        Q = np.einsum("iq,jqlr,ir->ijl", x, V4, x, optimize=True)
-        Pc = P[sl]
-        C = Pc[:, :, None] * (eye[None, :, :] - Pc[:, None, :J])  # (m, K, J)
-        out[sl] = np.einsum("ikj,ijl,ikl->ik", C, Q, C, optimize=True)
-    return np.clip(out, 0.0, None)
+    return np.ascontiguousarray(
+        np.concatenate([V4[j, :, k, :] for j in range(J) for k in range(j, J)], axis=1)
+    )
+
+
+def _prob_variance(X, P, S):
+    """Delta-method variances ``(m, J+1)`` in internal order (reference last) of the rows ``X``
+    with probabilities ``P``; ``S`` from :func:`_pair_blocks`.  One BLAS product per block of
+    rows and a Numba pass for the per-row quadratic forms: no ``(m, J, J, p)`` temporaries."""
+    m = X.shape[0]
+    out = np.empty((m, P.shape[1]))
+    for start in range(0, m, _CHUNK_ROWS):
+        sl = slice(start, min(start + _CHUNK_ROWS, m))
+        x = np.ascontiguousarray(X[sl])
+        kernels.prob_variance_rows(x, x @ S, P[sl], out[sl])
+    return out
 
 
 def get_prediction(results, exog=None) -> PredictionResults:
@@ -68,24 +78,38 @@ def get_prediction(results, exog=None) -> PredictionResults:
     """
     model = results.model
     beta = np.ascontiguousarray(results._beta)
-    V = results._delta_cov
+    S = _pair_blocks(results._delta_cov, model.J, beta.shape[1])
+    order = model.level_to_internal
 
     def rows(X):
+        # Each chunk's probabilities and standard errors in level order, ready to be stacked.
         P = predict_probabilities(X, beta)
-        return P, _prob_variance(X, P, V, model.J)
+        se = np.sqrt(_prob_variance(X, P, S))
+        return P[:, order], se[:, order]
 
     if exog is None:
         index = model.row_labels if model.is_in_memory else pd.RangeIndex(model.n_rows)
-        parts = model.backend.reduce(lambda chunk: rows(chunk.X), _CHUNK_ROWS, frames=False)
-        P = np.vstack([part[0] for part in parts])
-        var = np.vstack([part[1] for part in parts])
+        parts = model.backend.reduce(lambda chunk: rows(chunk.X), _PASS_ROWS, frames=False)
+        P, se = _stack(parts)
     else:
         X, index = _new_rows(model.design, exog)
-        P, var = rows(X)
-    order = model.level_to_internal
-    return PredictionResults(
-        P[:, order], np.sqrt(var[:, order]), pd.Index(index), list(model.outcomes), model
-    )
+        P, se = rows(X)
+    return PredictionResults(P, se, pd.Index(index), list(model.outcomes), model)
+
+
+def _stack(parts) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks' ``(P, se)`` stacked into two arrays, each chunk let go once copied."""
+    n = sum(len(part[0]) for part in parts)
+    K = parts[0][0].shape[1]
+    P, se = np.empty((n, K)), np.empty((n, K))
+    start = 0
+    for k in range(len(parts)):
+        p_, s_ = parts[k]
+        parts[k] = None
+        P[start : start + len(p_)] = p_
+        se[start : start + len(p_)] = s_
+        start += len(p_)
+    return P, se
 
 
 class PredictionResults:
@@ -153,14 +177,7 @@ class PredictionResults:
         stats_ = {"prob": self.predicted, "std err": self.se, "lower": lo, "upper": hi}
         row_name = self.predicted.index.name or "row"
         if form == "long":
-            n, K = self.predicted.shape
-            idx = pd.MultiIndex.from_arrays(
-                [
-                    np.repeat(np.asarray(self.predicted.index, dtype=object), K),
-                    np.tile(np.asarray(self._outcomes, dtype=object), n),
-                ],
-                names=[row_name, "outcome"],
-            )
+            idx = _long_index(self.predicted.index, self._outcomes, [row_name, "outcome"])
             return pd.DataFrame({k: v.to_numpy().ravel() for k, v in stats_.items()}, index=idx)
         cols = pd.MultiIndex.from_product(
             [self._outcomes, list(stats_)], names=["outcome", "statistic"]
@@ -173,6 +190,33 @@ class PredictionResults:
     def __repr__(self) -> str:
         n, K = self.predicted.shape
         return f"<PredictionResults: {n} rows x {K} outcomes>"
+
+
+def _level(values) -> tuple[np.ndarray, pd.Index]:
+    """Codes and sorted distinct values of ``values``, the level of a MultiIndex as pandas
+    builds it from the values as Python objects (integers as int64, floats as float64), without
+    turning a numeric row index into objects."""
+    codes, uniques = pd.factorize(values, sort=True)
+    arr = np.asarray(uniques)
+    if arr.dtype.kind == "i":
+        return codes, pd.Index(arr.astype(np.int64))
+    if arr.dtype.kind == "f":
+        return codes, pd.Index(arr.astype(np.float64))
+    return codes, pd.Index(np.asarray(uniques, dtype=object)).infer_objects()
+
+
+def _long_index(index, outcomes, names) -> pd.MultiIndex:
+    """``(row, outcome)`` pairs, outcome fastest: the index of the long summary frame, built
+    from the codes of the ``n`` rows and ``K`` outcomes rather than from ``n K`` objects."""
+    n, K = len(index), len(outcomes)
+    rows, row_level = _level(index)
+    outs, out_level = _level(pd.Index(np.asarray(outcomes, dtype=object)))
+    return pd.MultiIndex(
+        levels=[row_level, out_level],
+        codes=[np.repeat(rows, K), np.tile(outs, n)],
+        names=names,
+        verify_integrity=False,
+    )
 
 
 def _new_rows(design, exog) -> tuple[np.ndarray, pd.Index]:
