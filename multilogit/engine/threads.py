@@ -19,6 +19,7 @@ __all__ = [
     "chunk_runs",
     "default_threads",
     "map_runs",
+    "one_blas_thread",
     "row_runs",
     "split_runs",
 ]
@@ -67,6 +68,12 @@ def _single_threaded_blas():
             return contextlib.nullcontext()
         _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=1, user_api="blas")
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread, for work whose products are thin (a few
+    dozen columns): BLAS's own threads gain little there and, on a busy machine, cost a lot."""
+    return _single_threaded_blas()
 
 
 def map_runs(fn, t: int) -> list:

@@ -77,25 +77,26 @@ class EffectSums:
         self.beta, self.dy, self.shared = beta, dy, dict(shared)
         self.eff = np.zeros((T, K))
         self.jac = np.zeros((T, K * J, p))
-        # Shared factors: X'M of width K J J (dy) or J J (ey), and H (K, J).
-        self.XM = np.zeros((p, (K if dy else 1) * J * J)) if shared else None
+        # Shared factors: M'X, of M's width K J J (dy) or J J (ey) by p, and H (K, J).
+        self.MX = np.zeros(((K if dy else 1) * J * J, p)) if shared else None
         self.H = np.zeros((K, J))
 
     def __iadd__(self, other: EffectSums) -> EffectSums:
         self.eff += other.eff
         self.jac += other.jac
-        if self.XM is not None:
-            self.XM += other.XM
+        if self.MX is not None:
+            self.MX += other.MX
         self.H += other.H
         return self
 
     def add_shared(self, rows: RowProbabilities, c: np.ndarray) -> None:
         """The rows' share of every shared effect, weights ``c``."""
-        if self.XM is None:
+        if self.MX is None:
             return
-        M = np.empty((len(c), self.XM.shape[1]))
+        M = np.empty((len(c), self.MX.shape[0]))
         kernels.margeff_shared_factors(rows.P, c, self.dy, M, self.H)
-        self.XM += rows.X.T @ M
+        # M'X rather than X'M: the same sums, and BLAS is much faster on this shape.
+        self.MX += M.T @ rows.X
 
     def add_derivative(self, t: int, rows: RowProbabilities, D: np.ndarray, c: np.ndarray):
         """The rows' share of derivative effect ``t`` along directions ``D`` (``(m, p)``, or
@@ -125,10 +126,10 @@ class EffectSums:
             a = self.beta[:, col]
             eff[t] += self.H @ a
             if self.dy:
-                # jac[k, j, :] = sum_l XM[:, k, j, l] a_l
-                jac[t] += (self.XM.reshape(p, K * J, J) @ a).T
+                # jac[k, j, :] = sum_l MX[(k, j, l), :] a_l
+                jac[t] += np.einsum("rlq,l->rq", self.MX.reshape(K * J, J, p), a)
             else:
-                # jac[k, j, :] = sum_l XM[:, j, l] a_l, the same for every k
-                jac[t] += np.tile((self.XM.reshape(p, J, J) @ a).T, (K, 1))
+                # jac[k, j, :] = sum_l MX[(j, l), :] a_l, the same for every k
+                jac[t] += np.tile(np.einsum("jlq,l->jq", self.MX.reshape(J, J, p), a), (K, 1))
             jac[t][:, col] += self.H.ravel()
         return eff, jac.reshape(len(eff), K, J * p)

@@ -57,6 +57,7 @@ from scipy import stats
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
+from ..engine.threads import MIN_CHUNKS_PER_THREAD, map_runs, one_blas_thread, split_runs
 from ..exceptions import DataError
 from . import margin_sums, typical
 
@@ -70,7 +71,11 @@ _METHOD_NAMES = {
     "eydx": "d(lny)/dx",
 }
 _FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)
+# Rows per block of the margins kernels: the per-row factors of a block, (rows, K J J), stay
+# a few MiB.  A pass over an array model's rows takes larger chunks, split into blocks over
+# the threads.
 _CHUNK_ROWS = 8192
+_PASS_ROWS = 65536
 # Formula rows are rebuilt by patsy, whose per-call overhead favours larger chunks.
 _FRAME_CHUNK_ROWS = 65536
 _MAX_GRID = 4096
@@ -109,10 +114,17 @@ def _kind_from_stats(integer: bool, lo: float, hi: float, dummy: bool, count: bo
 def _array_variables(model, dummy, count) -> list[_Variable]:
     backend = model.backend
     lo, hi = backend.column_range()
-    # Whether each column holds only integers: one reduction over the rows.
-    integer = np.logical_and.reduce(
-        backend.reduce(lambda chunk: np.all(chunk.X % 1.0 == 0, axis=0), frames=False), axis=0
-    )
+    # Whether each column holds only integers matters only to columns whose range allows a
+    # dummy (0 to 1) or a count (non-negative): one reduction over the rows, of those alone.
+    candidate = np.flatnonzero((dummy & (lo == 0) & (hi == 1)) | (count & (lo >= 0) & (hi != lo)))
+    integer = np.zeros(len(lo), dtype=bool)
+    if len(candidate):
+        integer[candidate] = np.logical_and.reduce(
+            backend.reduce(
+                lambda chunk: np.all(chunk.X[:, candidate] % 1.0 == 0, axis=0), frames=False
+            ),
+            axis=0,
+        )
     out = []
     for c, name in enumerate(model.exog_names):
         if lo[c] == hi[c]:
@@ -141,19 +153,28 @@ def _progress(model, label: str) -> str | None:
     return None if model.is_in_memory else f"multilogit: {label}"
 
 
-def _numeric_stats(model, names) -> dict:
+def _numeric_stats(model, names, dummy: bool = True, count: bool = True) -> dict:
     """For each numeric data column: whether all its values are integers, its minimum and
-    maximum over the estimation rows (one reduction over the rows' source data)."""
+    maximum over the estimation rows (one reduction over the rows' source data).
+
+    The integer test is what costs; it is made only on chunks whose values could still belong
+    to a dummy (``dummy``: from 0 to 1) or a count (``count``: non-negative).  A column failing
+    that somewhere is reported as not integer, which gives it the same kind.
+    """
     if not names:
         return {}
     known = model.source_column_stats
     if all(nm in known for nm in names):  # found while streaming: no pass over the source
         return {nm: known[nm] for nm in names}
 
+    def summary(values):
+        v = pd.to_numeric(values, errors="coerce")
+        _, lo, hi = fold_summary((False, np.inf, -np.inf), v)  # the range alone
+        could = (dummy and lo >= 0 and hi <= 1) or (count and lo >= 0)
+        return fold_summary(NO_VALUES, v) if could else (False, lo, hi)
+
     def chunk(c):
-        return [
-            fold_summary(NO_VALUES, pd.to_numeric(c.frame[nm], errors="coerce")) for nm in names
-        ]
+        return [summary(c.frame[nm]) for nm in names]
 
     progress = _progress(model, "marginal effects, variables")
     parts = model.backend.reduce(chunk, _FRAME_CHUNK_ROWS, progress)
@@ -201,7 +222,7 @@ def formula_variables(model, columns, dummy, count) -> list[_Variable]:
             f"column(s) {', '.join(map(repr, both))} enter the formula both as categorical and "
             "as numeric; their marginal effect is not defined"
         )
-    stats = _numeric_stats(model, [nm for nm in order if nm not in cats])
+    stats = _numeric_stats(model, [nm for nm in order if nm not in cats], dummy, count)
     out = []
     for nm in order:
         if nm in cats:
@@ -247,7 +268,11 @@ class _ArrayRows:
         self.X, self.w = X, w
 
     def chunks(self):
-        return [slice(None)]
+        n = len(self.X)
+        return [slice(a, min(a + _CHUNK_ROWS, n)) for a in range(0, n, _CHUNK_ROWS)]
+
+    def prepare(self, items, ex):
+        pass  # nothing is rebuilt
 
     def weights(self, sel):
         return self.w[sel]
@@ -411,6 +436,9 @@ class _FrameSample:
     def chunks(self):
         return [slice(None)]
 
+    def prepare(self, items, ex):
+        pass  # designs are built per call: a grid of a few rows
+
     def weights(self, sel):
         return self.w if self.collapsed else self.w[sel]
 
@@ -466,11 +494,13 @@ class _FrameRows:
             X[:, cols] = Xc
         self.X = X
 
-    def _build(self, names, values):
+    def _build(self, names, values, frame=None):
         """The design columns of the terms reading ``names``, with ``values`` (and the
-        overrides) set: their positions and values for every row of the chunk."""
+        overrides) set: their positions and values for every row of the chunk (of
+        ``frame``, if given)."""
         cols, reads = self.design_obj.term_columns(names)
-        data = self.frame[[c for c in reads if c in self.frame.columns]]
+        frame = self.frame if frame is None else frame
+        data = frame[[c for c in reads if c in frame.columns]]
         for name, val in {**self.overrides, **values}.items():
             if name in data.columns:
                 data = _assign(data, name, val)
@@ -480,12 +510,34 @@ class _FrameRows:
         """:meth:`_build` of ``var`` set to ``value``, kept under ``key`` for the chunk."""
         key = (var.name, key)
         if key not in self._built:
-            self._built[key] = self._build(frozenset([var.name]), {var.name: value})
+            names = frozenset([var.name])
+            _, reads = self.design_obj.term_columns(names)
+            if np.ndim(value) == 0 and set(reads) & set(self.frame.columns) == names:
+                # The terms read nothing but the variable, set to one value: their columns are
+                # the same in every row, built once from one row.
+                cols, Xc = self._build(names, {var.name: value}, self.frame.iloc[:1])
+                self._built[key] = (cols, np.broadcast_to(Xc, (len(self.X), len(cols))))
+            else:
+                self._built[key] = self._build(names, {var.name: value})
         return self._built[key]
 
     def chunks(self):
         n = len(self.X)
         return [slice(a, min(a + _CHUNK_ROWS, n)) for a in range(0, n, _CHUNK_ROWS)]
+
+    def prepare(self, items, ex):
+        """Rebuild every changed design the effects of ``items`` need, for the whole chunk."""
+        for _, var, how, spec in items:
+            if how == "change":
+                for value in spec:
+                    self._at(var, ("level", value), value)
+            elif how == "count":
+                for delta in (1.0, -1.0):
+                    self._at(var, ("shift", delta), self._values(var) + delta)
+            elif var.column is None:
+                self.direction(slice(0, 0), var, self.X[:0])
+            elif ex:
+                self._values(var)
 
     def weights(self, sel):
         return self.w[sel]
@@ -515,8 +567,7 @@ class _FrameRows:
         return self._with(sel, self._at(var, ("level", value), value))
 
     def shifted(self, sel, var, delta):
-        v = self._values(var)
-        return self._with(sel, self._at(var, ("shift", delta), v + delta))
+        return self._with(sel, self._at(var, ("shift", delta), self._values(var) + delta))
 
     def direction(self, sel, var, X):
         if var.column is not None:
@@ -617,8 +668,13 @@ def _items(variables):
     return items
 
 
-def _accumulate(sample, items, beta, method) -> margin_sums.EffectSums:
-    """The sums over ``sample``'s rows of the effects of ``items`` and of their Jacobians."""
+def _accumulate(sample, items, beta, method, threads: int = 1) -> margin_sums.EffectSums:
+    """The sums over ``sample``'s rows of the effects of ``items`` and of their Jacobians.
+
+    The sample's blocks of rows are split into contiguous runs, one per thread (at most
+    ``threads``), each summed into its own sums and added in run order: BLAS runs on one
+    thread throughout, which on these thin products is much faster than BLAS's own threads.
+    """
     dy = method in ("dydx", "dyex")
     ex = method in ("dyex", "eyex")
     # Unit directions without a row scale share one product per block of rows.
@@ -627,34 +683,51 @@ def _accumulate(sample, items, beta, method) -> margin_sums.EffectSums:
         for t, (_, var, how, _) in enumerate(items)
         if how == "derivative" and not ex and var.column is not None
     }
-    sums = margin_sums.EffectSums(len(items), beta, dy, shared)
-    for sel in sample.chunks():
-        w = np.ascontiguousarray(sample.weights(sel), dtype=np.float64)
-        X = sample.design(sel)
-        rows = margin_sums.RowProbabilities(X, beta)
-        sums.add_shared(rows, w)
-        # Designs with one variable at one value, kept for this block: a categorical
-        # variable's base level serves every other level's change.
-        levels: dict = {}
-        for t, (_, var, how, spec) in enumerate(items):
-            if how == "derivative":
-                if t in shared:
-                    continue
-                D = np.ascontiguousarray(sample.direction(sel, var, X))
-                c = w * sample.values(sel, var) if ex else w
-                sums.add_derivative(t, rows, D, np.ascontiguousarray(c, dtype=np.float64))
-            elif how == "change":  # spec: (new value, base value)
-                for value, sign in zip(spec, (1.0, -1.0), strict=True):
-                    key = (var.name, value)
-                    if key not in levels:
-                        at = margin_sums.RowProbabilities(sample.design(sel, (var, value)), beta)
-                        levels[key] = margin_sums.LevelSum(at, w, not dy)
-                    sums.add_level(t, levels[key], sign)
-            else:  # count: centred change of one unit, as statsmodels
-                for delta, sign in ((1.0, 0.5), (-1.0, -0.5)):
-                    at = margin_sums.RowProbabilities(sample.shifted(sel, var, delta), beta)
-                    sums.add_level(t, margin_sums.LevelSum(at, w, not dy), sign)
+    sample.prepare(items, ex)  # any design rebuilt once, before the threads read it
+    blocks = sample.chunks()
+    runs = split_runs(len(blocks), min(threads, len(blocks) // MIN_CHUNKS_PER_THREAD))
+
+    def run(k):
+        sums = margin_sums.EffectSums(len(items), beta, dy, shared)
+        for b in range(runs[k].start, runs[k].stop):
+            _add_block(sums, sample, blocks[b], items, beta, dy, ex, shared)
+        return sums
+
+    with one_blas_thread():
+        parts = map_runs(run, len(runs))
+    sums = parts[0]
+    for part in parts[1:]:  # in run order: reproducible for a number of threads
+        sums += part
     return sums
+
+
+def _add_block(sums, sample, sel, items, beta, dy, ex, shared) -> None:
+    """One block's share of every effect of ``items`` (see :func:`_accumulate`)."""
+    w = np.ascontiguousarray(sample.weights(sel), dtype=np.float64)
+    X = sample.design(sel)
+    rows = margin_sums.RowProbabilities(X, beta)
+    sums.add_shared(rows, w)
+    # Designs with one variable at one value, kept for this block: a categorical variable's
+    # base level serves every other level's change.
+    levels: dict = {}
+    for t, (_, var, how, spec) in enumerate(items):
+        if how == "derivative":
+            if t in shared:
+                continue
+            D = np.ascontiguousarray(sample.direction(sel, var, X))
+            c = w * sample.values(sel, var) if ex else w
+            sums.add_derivative(t, rows, D, np.ascontiguousarray(c, dtype=np.float64))
+        elif how == "change":  # spec: (new value, base value)
+            for value, sign in zip(spec, (1.0, -1.0), strict=True):
+                key = (var.name, value)
+                if key not in levels:
+                    at = margin_sums.RowProbabilities(sample.design(sel, (var, value)), beta)
+                    levels[key] = margin_sums.LevelSum(at, w, not dy)
+                sums.add_level(t, levels[key], sign)
+        else:  # count: centred change of one unit, as statsmodels
+            for delta, sign in ((1.0, 0.5), (-1.0, -0.5)):
+                at = margin_sums.RowProbabilities(sample.shifted(sel, var, delta), beta)
+                sums.add_level(t, margin_sums.LevelSum(at, w, not dy), sign)
 
 
 def _accumulate_rows(model, make_sample, items, beta, method, chunk_rows):
@@ -662,8 +735,11 @@ def _accumulate_rows(model, make_sample, items, beta, method, chunk_rows):
     backend; ``make_sample(chunk, total_weight)`` gives the sample of one chunk."""
     backend = model.backend
     total = _total_weight(backend)
+    # Threads for the blocks of a chunk where the chunks are evaluated in this process (a
+    # backend on a cluster runs its chunks in parallel already).
+    threads = int(getattr(backend, "threads", 1))
     parts = backend.reduce(
-        lambda chunk: _accumulate(make_sample(chunk, total), items, beta, method),
+        lambda chunk: _accumulate(make_sample(chunk, total), items, beta, method, threads),
         chunk_rows,
         _progress(model, "marginal effects"),
     )
@@ -753,7 +829,7 @@ def get_margeff(
             def make(chunk, total):
                 return _ArrayRows(chunk.X, chunk.weights / total, overrides)
 
-            rows = _CHUNK_ROWS
+            rows = _PASS_ROWS
         sums = _accumulate_rows(model, make, items, beta, method, rows)
     elif formula and model.is_in_memory:
         sample = _FrameSample(

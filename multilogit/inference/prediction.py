@@ -29,6 +29,13 @@ from scipy.special import expit, logit
 from ..data.large import is_dask_collection
 from ..engine import kernels
 from ..engine.memory import predict_linear, predict_probabilities
+from ..engine.threads import (
+    MIN_CHUNKS_PER_THREAD,
+    default_threads,
+    map_runs,
+    one_blas_thread,
+    split_runs,
+)
 
 __all__ = ["PredictionResults", "get_prediction"]
 
@@ -49,17 +56,34 @@ def _pair_blocks(V, J, p) -> np.ndarray:
     )
 
 
-def _prob_variance(X, P, S):
-    """Delta-method variances ``(m, J+1)`` in internal order (reference last) of the rows ``X``
-    with probabilities ``P``; ``S`` from :func:`_pair_blocks`.  One BLAS product per block of
-    rows and a Numba pass for the per-row quadratic forms: no ``(m, J, J, p)`` temporaries."""
+def _rows(X, beta, S, order, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and their delta-method standard errors ``(m, K)``, in level order, of
+    the rows ``X``; ``S`` from :func:`_pair_blocks`, ``order`` the internal column of each
+    outcome.
+
+    Per block of rows one BLAS product ``x S`` and a Numba pass for the per-row quadratic
+    forms (no ``(m, J, J, p)`` temporaries); the blocks are split into contiguous runs over
+    ``threads`` threads, with BLAS on one thread throughout (its own threads are slow on these
+    thin products).  Each row's numbers depend on that row alone.
+    """
     m = X.shape[0]
-    out = np.empty((m, P.shape[1]))
-    for start in range(0, m, _CHUNK_ROWS):
-        sl = slice(start, min(start + _CHUNK_ROWS, m))
-        x = np.ascontiguousarray(X[sl])
-        kernels.prob_variance_rows(x, x @ S, P[sl], out[sl])
-    return out
+    K = len(order)
+    P, se = np.empty((m, K)), np.empty((m, K))
+    blocks = [slice(a, min(a + _CHUNK_ROWS, m)) for a in range(0, m, _CHUNK_ROWS)]
+    runs = split_runs(len(blocks), min(threads, len(blocks) // MIN_CHUNKS_PER_THREAD))
+
+    def run(k):
+        for sl in blocks[runs[k].start : runs[k].stop]:
+            x = np.ascontiguousarray(X[sl], dtype=np.float64)
+            p_ = predict_probabilities(x, beta)
+            var = np.empty_like(p_)
+            kernels.prob_variance_rows(x, x @ S, p_, var)
+            P[sl] = p_[:, order]
+            se[sl] = np.sqrt(var[:, order])
+
+    with one_blas_thread():
+        map_runs(run, len(runs))
+    return P, se
 
 
 def get_prediction(results, exog=None) -> PredictionResults:
@@ -81,19 +105,18 @@ def get_prediction(results, exog=None) -> PredictionResults:
     S = _pair_blocks(results._delta_cov, model.J, beta.shape[1])
     order = model.level_to_internal
 
-    def rows(X):
-        # Each chunk's probabilities and standard errors in level order, ready to be stacked.
-        P = predict_probabilities(X, beta)
-        se = np.sqrt(_prob_variance(X, P, S))
-        return P[:, order], se[:, order]
-
     if exog is None:
         index = model.row_labels if model.is_in_memory else pd.RangeIndex(model.n_rows)
-        parts = model.backend.reduce(lambda chunk: rows(chunk.X), _PASS_ROWS, frames=False)
+        # Threads within a chunk where the chunks are evaluated in this process (a backend on
+        # a cluster runs its chunks in parallel already).
+        threads = int(getattr(model.backend, "threads", 1))
+        parts = model.backend.reduce(
+            lambda chunk: _rows(chunk.X, beta, S, order, threads), _PASS_ROWS, frames=False
+        )
         P, se = _stack(parts)
     else:
         X, index = _new_rows(model.design, exog)
-        P, se = rows(X)
+        P, se = _rows(X, beta, S, order, default_threads())
     return PredictionResults(P, se, pd.Index(index), list(model.outcomes), model)
 
 
