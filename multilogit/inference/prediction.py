@@ -39,9 +39,10 @@ from ..engine.threads import (
 
 __all__ = ["PredictionResults", "get_prediction"]
 
-# Rows per block of the quadratic forms (their ``(m, J(J+1)/2 p)`` products stay a few MiB)
-# and per chunk of a pass over the backend's rows (fewer, larger results to stack).
-_CHUNK_ROWS = 4096
+# Rows per block of the quadratic forms: their ``(m, J(J+1)/2 p)`` products stay in cache
+# between the BLAS product and the Numba pass that reads them.  Rows per chunk of a pass over
+# the backend's rows: fewer, larger results to stack.
+_CHUNK_ROWS = 1024
 _PASS_ROWS = 65536
 _CI_METHODS = ("logit", "symmetric")
 
