@@ -29,8 +29,9 @@ For the ``ey`` methods a discrete change is a difference of log-probabilities.
 
 The covariance of the effects is :math:`G V G^\\top`, with :math:`V` = ``results.cov_params()``
 (whatever covariance type the results carry) and :math:`G` the analytic Jacobian of the effects
-with respect to the parameters, summed over the rows chunk by chunk by the Numba kernels
-``chunk_margeff_derivative`` and ``chunk_margeff_level``.
+with respect to the parameters, summed over the rows block by block with BLAS products
+(:mod:`multilogit.inference.margin_sums`): every variable entering as one design column shares
+one product per block, so the cost hardly grows with the number of variables.
 
 How ``x(v)`` is obtained
 ------------------------
@@ -42,6 +43,10 @@ How ``x(v)`` is obtained
   :math:`\\partial x/\\partial v` by a central finite difference of the *rebuilt design* in the
   variable (step :math:`\\epsilon^{1/3}\\max(|v|, 1)`, relative error about ``1e-10``); the
   parameter Jacobian is still analytic given that direction.
+
+Only the design columns of the terms that read the changed variable are rebuilt, once per
+chunk of rows, from the few data columns those terms read; the other columns are the
+backend's design rows.
 """
 
 from __future__ import annotations
