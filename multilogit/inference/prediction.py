@@ -149,8 +149,9 @@ class PredictionResults:
 
     def __init__(self, prob, se, index, outcomes, model):
         cols = pd.Index(outcomes, name=model.endog_names)
-        self.predicted = pd.DataFrame(prob, index=index, columns=cols)
-        self.se = pd.DataFrame(se, index=index, columns=cols)
+        # The arrays are this object's own: wrapped, not copied (n x K each).
+        self.predicted = pd.DataFrame(prob, index=index, columns=cols, copy=False)
+        self.se = pd.DataFrame(se, index=index, columns=cols, copy=False)
         self._outcomes = outcomes
 
     def conf_int(self, alpha: float = 0.05, method: str = "logit") -> tuple:
@@ -177,7 +178,9 @@ class PredictionResults:
         return self._like(lo), self._like(hi)
 
     def _like(self, values) -> pd.DataFrame:
-        return pd.DataFrame(values, index=self.predicted.index, columns=self.predicted.columns)
+        return pd.DataFrame(
+            values, index=self.predicted.index, columns=self.predicted.columns, copy=False
+        )
 
     def summary_frame(
         self, alpha: float = 0.05, form: str = "long", method: str = "logit"
