@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.special import expit, logit
 
 from ..data.large import is_dask_collection
 from ..engine import kernels
@@ -161,6 +160,11 @@ class PredictionResults:
         \\mathrm{se}/(P(1-P)))`, inside (0, 1).  ``method="symmetric"``:
         :math:`P \\pm z\\, \\mathrm{se}` (Stata's ``margins``; may leave [0, 1]).
         """
+        lo, hi = self._bounds(alpha, method)
+        return self._like(lo), self._like(hi)
+
+    def _bounds(self, alpha, method) -> tuple[np.ndarray, np.ndarray]:
+        """The bounds of :meth:`conf_int` as arrays."""
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
         if method not in _CI_METHODS:
@@ -171,11 +175,14 @@ class PredictionResults:
         if method == "symmetric":
             lo, hi = P - q * se, P + q * se
         else:
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 half = q * se / (P * (1.0 - P))
-                centre = logit(P)
-            lo, hi = expit(centre - half), expit(centre + half)
-        return self._like(lo), self._like(hi)
+                # expit(logit P -+ half) in closed form: one exponential per value instead of
+                # a logit and two expits (the same numbers to rounding, and the same NaN).
+                e = np.exp(half)
+                lo = P / (P + (1.0 - P) * e)
+                hi = P / (P + (1.0 - P) / e)
+        return lo, hi
 
     def _like(self, values) -> pd.DataFrame:
         return pd.DataFrame(
@@ -200,16 +207,22 @@ class PredictionResults:
         """
         if form not in ("long", "wide"):
             raise ValueError(f"form must be 'long' or 'wide'; got {form!r}")
-        lo, hi = self.conf_int(alpha, method)
-        stats_ = {"prob": self.predicted, "std err": self.se, "lower": lo, "upper": hi}
+        lo, hi = self._bounds(alpha, method)
+        stats_ = {"prob": self.predicted.to_numpy(), "std err": self.se.to_numpy()}
+        stats_.update(lower=lo, upper=hi)
         row_name = self.predicted.index.name or "row"
         if form == "long":
             idx = _long_index(self.predicted.index, self._outcomes, [row_name, "outcome"])
-            return pd.DataFrame({k: v.to_numpy().ravel() for k, v in stats_.items()}, index=idx)
+            # One (statistics, rows) block, as pandas stores a frame of floats: filled once
+            # and wrapped, not assembled column by column and copied into a block again.
+            block = np.empty((len(stats_), lo.size))
+            for k, v in enumerate(stats_.values()):
+                block[k] = v.ravel()
+            return pd.DataFrame(block.T, index=idx, columns=list(stats_), copy=False)
         cols = pd.MultiIndex.from_product(
             [self._outcomes, list(stats_)], names=["outcome", "statistic"]
         )
-        data = np.stack([v.to_numpy() for v in stats_.values()], axis=2)  # (n, K, S)
+        data = np.stack(list(stats_.values()), axis=2)  # (n, K, S)
         out = pd.DataFrame(data.reshape(len(data), -1), index=self.predicted.index, columns=cols)
         out.index.name = row_name
         return out
