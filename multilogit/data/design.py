@@ -237,6 +237,32 @@ class Design:
             return self._build_array(data)
         return self._build_formula(data)
 
+    def term_columns(self, names) -> tuple[np.ndarray, tuple[str, ...]]:
+        """The design columns that move with the data columns ``names`` (a formula design).
+
+        Returns the positions of the columns of every term with a factor that reads one of
+        ``names``, in design order, and the names of the data columns those terms read.
+        Marginal effects change one variable at a time: only these columns need rebuilding.
+        """
+        cols, _, reads = _partial_design(self.design_info, frozenset(names))
+        return cols, reads
+
+    def build_columns(self, data: pd.DataFrame, names) -> np.ndarray:
+        """The columns :meth:`term_columns` of ``names`` of the design of ``data``.
+
+        The same numbers as the full design's columns (one design state, one builder), for
+        the cost of those terms alone; ``data`` needs only the columns they read.  Rows whose
+        design would hold a missing value raise :class:`DataError` as :meth:`build` does.
+        """
+        cols, sub, _ = _partial_design(self.design_info, frozenset(names))
+        if not len(cols):
+            return np.empty((len(data), 0))
+        data = numpy_columns(data, list(data.columns))
+        X = _builder(sub, self.formula)(data)
+        if np.isnan(X).any():
+            Design(self.names, self.formula, sub, self.eval_env)._build_formula(data)
+        return X
+
     def _build_array(self, exog):
         if isinstance(exog, pd.Series):
             exog = exog.to_frame()
@@ -313,6 +339,30 @@ def _builder(design_info, formula) -> DesignBuilder:
     if build is None:
         build = _BUILDERS[design_info] = DesignBuilder(design_info, formula)
     return build
+
+
+# The sub-designs of term_columns / build_columns, per design and set of data columns: each
+# keeps its own builder (checked against patsy once), so they are made once per design.
+_PARTIAL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _partial_design(design_info, names: frozenset):
+    cache = _PARTIAL.setdefault(design_info, {})
+    hit = cache.get(names)
+    if hit is not None:
+        return hit
+    terms, cols, reads = [], [], []
+    for term in design_info.terms:
+        used = [nm for f in term.factors for nm in ast_names(f.code)]
+        if not names.intersection(used):
+            continue
+        terms.append(term)
+        sl = design_info.term_slices[term]
+        cols.extend(range(sl.start, sl.stop))
+        reads.extend(nm for nm in used if nm not in reads)
+    sub = design_info.subset(terms) if terms else None
+    hit = cache[names] = (np.asarray(cols, dtype=np.intp), sub, tuple(reads))
+    return hit
 
 
 def _patsy_message(exc) -> str:

@@ -57,6 +57,11 @@ __all__ = [
     "scan_columns",
     "chunk_pair_stats",
     "HessianWorkspace",
+    "softmax_rows",
+    "margeff_shared_factors",
+    "margeff_row_weights",
+    "margeff_level_weights",
+    "prob_variance_rows",
 ]
 
 
@@ -489,3 +494,182 @@ def chunk_margeff_level(X, w, beta, logp, sign, eff, jac):
                 off = j * p
                 for q in range(p):
                     jac[k, off + q] += t * X[i, q]
+
+
+# --- fused margins kernels: BLAS products over a chunk, Numba for the per-row factors ---
+#
+# The same effects and Jacobians as above, with the sums over the rows moved into BLAS
+# products.  With :math:`G_{kl} = \delta_{kl} - P_l` (``K x J``; :math:`\delta_{\mathrm{ref},l}
+# = 0`) a row's :math:`g = G a` is linear in :math:`a = \beta d`, so for the ``dydx`` method
+#
+#   eff_k        = sum_i c_i P_ik g_ik                          = (H a)_k,
+#   jac[k, j, :] = X' [c P_k (G_kj g_k - P_j g_j)] + H_kj d     = (X' M)[:, k, j, :] a + H_kj d,
+#
+# with :math:`H_{kl} = \sum_i c_i P_{ik} G_{ikl}` and
+# :math:`M_{i,kjl} = c_i P_{ik} (G_{ikj} G_{ikl} - P_{ij} G_{ijl})`; for ``eydx``
+# :math:`H_{kl} = \sum_i c_i G_{ikl}` and :math:`M_{i,jl} = -c_i P_{ij} G_{ijl}` (no ``k``).
+# One ``p x K J J`` product therefore serves every variable whose direction ``d`` is the same
+# in all rows (a design column's unit vector): the cost no longer grows with the number of
+# variables.  Variables with a direction or scale of their own per row use the row weights
+# ``W = M a`` instead (:func:`margeff_row_weights`).
+
+
+@nb.njit(cache=True, nogil=True)
+def softmax_rows(E, P, lse):
+    """Probabilities ``P`` (``(m, J + 1)``, reference last) and each row's log-sum-exp ``lse``
+    from linear predictors ``E`` (``(m, J)``), max-subtracted."""
+    m, J = E.shape
+    for i in range(m):
+        mx = 0.0
+        for j in range(J):
+            if E[i, j] > mx:
+                mx = E[i, j]
+        tot = np.exp(-mx)
+        for j in range(J):
+            tot += np.exp(E[i, j] - mx)
+        ls = mx + np.log(tot)
+        lse[i] = ls
+        for j in range(J):
+            P[i, j] = np.exp(E[i, j] - ls)
+        P[i, J] = np.exp(-ls)
+
+
+@nb.njit(cache=True, nogil=True)
+def margeff_shared_factors(P, c, dy, M, H):
+    """The row factors ``M`` (``(m, K J J)`` for ``dy``, else ``(m, J J)``) of the effects of
+    variables with one direction for all rows, and ``H`` (``(K, J)``, added to).
+
+    ``P`` holds the rows' probabilities (``(m, K)``, reference last) and ``c`` their weights.
+    The chunk's share of the Jacobian is then ``X' M`` (see the comment above).
+    """
+    m, K = P.shape
+    J = K - 1
+    for i in range(m):
+        ci = c[i]
+        if dy:
+            for k in range(K):
+                pk = ci * P[i, k]
+                for j in range(J):
+                    gkj = (1.0 if k == j else 0.0) - P[i, j]
+                    H[k, j] += pk * gkj
+                    pj = P[i, j]
+                    base = (k * J + j) * J
+                    for ll in range(J):
+                        gkl = (1.0 if k == ll else 0.0) - P[i, ll]
+                        gjl = (1.0 if j == ll else 0.0) - P[i, ll]
+                        M[i, base + ll] = pk * (gkj * gkl - pj * gjl)
+        else:
+            for k in range(K):
+                for j in range(J):
+                    H[k, j] += ci * ((1.0 if k == j else 0.0) - P[i, j])
+            for j in range(J):
+                pj = ci * P[i, j]
+                for ll in range(J):
+                    M[i, j * J + ll] = -pj * ((1.0 if j == ll else 0.0) - P[i, ll])
+
+
+@nb.njit(cache=True, nogil=True)
+def margeff_row_weights(P, A, c, dy, W, V, eff):
+    """Row weights of one variable's derivative effect, for directions or scales per row.
+
+    Parameters
+    ----------
+    P : ndarray, shape (m, K)
+        Probabilities, reference last.
+    A : ndarray, shape (m, J) or (1, J)
+        :math:`a_i = \\beta d_i` of each row (one row: the same for all).
+    c : ndarray, shape (m,)
+        Row weights times the row scale.
+    dy : bool
+        Effect on the probability (else on its log).
+    W, V : ndarray, shape (m, K J)
+        Filled: the chunk adds ``W' X + V' D`` to the ``(K J, p)`` Jacobian.
+    eff : ndarray, shape (K,)
+        Accumulator of the effect.
+    """
+    m, K = P.shape
+    J = K - 1
+    g = np.empty(K)
+    for i in range(m):
+        ci = c[i]
+        ai = i if A.shape[0] > 1 else 0
+        abar = 0.0
+        for j in range(J):
+            abar += P[i, j] * A[ai, j]
+        for j in range(J):
+            g[j] = A[ai, j] - abar
+        g[J] = -abar
+        for k in range(K):
+            fk = ci * P[i, k] if dy else ci
+            eff[k] += fk * g[k]
+            for j in range(J):
+                gkj = (1.0 if k == j else 0.0) - P[i, j]
+                t = -ci * P[i, j] * g[j]
+                if dy:
+                    W[i, k * J + j] = fk * gkj * g[k] + P[i, k] * t
+                else:
+                    W[i, k * J + j] = t
+                V[i, k * J + j] = fk * gkj
+
+
+@nb.njit(cache=True, nogil=True)
+def margeff_level_weights(P, E, lse, c, logp, V, eff):
+    """Row weights of ``sum_i c_i P_ik`` (or of ``log P_ik`` with ``logp``) at the rows of one
+    design ``X``: ``eff`` (``(K,)``) gets the sum and the chunk adds ``V' X`` (``V`` of shape
+    ``(m, K J)``) to the ``(K J, p)`` Jacobian.  ``E`` and ``lse`` are the rows' linear
+    predictors and log-sum-exp (for the log-probabilities)."""
+    m, K = P.shape
+    J = K - 1
+    for i in range(m):
+        ci = c[i]
+        for k in range(K):
+            if logp:
+                eff[k] += ci * ((E[i, k] if k < J else 0.0) - lse[i])
+                fk = ci
+            else:
+                eff[k] += ci * P[i, k]
+                fk = ci * P[i, k]
+            for j in range(J):
+                V[i, k * J + j] = fk * ((1.0 if k == j else 0.0) - P[i, j])
+
+
+# --- prediction variances ---
+
+
+@nb.njit(cache=True, nogil=True)
+def prob_variance_rows(X, Z, P, out):
+    """Delta-method variances of the probabilities of each row, ``out`` (``(m, K)``).
+
+    ``Z = X S`` holds, for each pair ``j <= ll`` of equations in row-major order, the ``p``
+    columns of :math:`x^\\top V_{jl}` with :math:`V_{jl}` the ``(j, ll)`` block of the
+    parameters' (symmetric) covariance, so :math:`Q_{jl} = Q_{lj} = x^\\top V_{jl} x` is a dot
+    product of length ``p``; then :math:`\\operatorname{Var}(P_k) = c_k^\\top Q c_k` with
+    :math:`c_k = P_k (e_k - P_{1:J})`.  Negative rounding is clipped to 0.
+    """
+    m, p = X.shape
+    K = P.shape[1]
+    J = K - 1
+    Q = np.empty((J, J))
+    cvec = np.empty(J)
+    for i in range(m):
+        pair = 0
+        for j in range(J):
+            for ll in range(j, J):
+                s = 0.0
+                off = pair * p
+                for r in range(p):
+                    s += Z[i, off + r] * X[i, r]
+                Q[j, ll] = s
+                Q[ll, j] = s
+                pair += 1
+        for k in range(K):
+            pk = P[i, k]
+            for j in range(J):
+                cvec[j] = pk * ((1.0 if k == j else 0.0) - P[i, j])
+            v = 0.0
+            for j in range(J):
+                t = 0.0
+                for ll in range(J):
+                    t += Q[j, ll] * cvec[ll]
+                v += cvec[j] * t
+            out[i, k] = 0.0 if v < 0.0 else v  # NaN (unidentified) stays NaN

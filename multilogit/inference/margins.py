@@ -29,8 +29,9 @@ For the ``ey`` methods a discrete change is a difference of log-probabilities.
 
 The covariance of the effects is :math:`G V G^\\top`, with :math:`V` = ``results.cov_params()``
 (whatever covariance type the results carry) and :math:`G` the analytic Jacobian of the effects
-with respect to the parameters, summed over the rows chunk by chunk by the Numba kernels
-``chunk_margeff_derivative`` and ``chunk_margeff_level``.
+with respect to the parameters, summed over the rows block by block with BLAS products
+(:mod:`multilogit.inference.margin_sums`): every variable entering as one design column shares
+one product per block, so the cost hardly grows with the number of variables.
 
 How ``x(v)`` is obtained
 ------------------------
@@ -42,6 +43,10 @@ How ``x(v)`` is obtained
   :math:`\\partial x/\\partial v` by a central finite difference of the *rebuilt design* in the
   variable (step :math:`\\epsilon^{1/3}\\max(|v|, 1)`, relative error about ``1e-10``); the
   parameter Jacobian is still analytic given that direction.
+
+Only the design columns of the terms that read the changed variable are rebuilt, once per
+chunk of rows, from the few data columns those terms read; the other columns are the
+backend's design rows.
 """
 
 from __future__ import annotations
@@ -56,10 +61,10 @@ import pandas as pd
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
-from ..engine import kernels
+from ..engine.threads import MIN_CHUNKS_PER_THREAD, map_runs, single_threaded_blas, split_runs
 from ..exceptions import DataError
 from . import distributions as stats
-from . import typical
+from . import margin_sums, typical
 
 __all__ = ["MarginalEffects", "get_margeff"]
 
@@ -71,7 +76,11 @@ _METHOD_NAMES = {
     "eydx": "d(lny)/dx",
 }
 _FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)
+# Rows per block of the margins kernels: the per-row factors of a block, (rows, K J J), stay
+# a few MiB.  A pass over an array model's rows takes larger chunks, split into blocks over
+# the threads.
 _CHUNK_ROWS = 8192
+_PASS_ROWS = 65536
 # Formula rows are rebuilt by patsy, whose per-call overhead favours larger chunks.
 _FRAME_CHUNK_ROWS = 65536
 _MAX_GRID = 4096
@@ -110,10 +119,17 @@ def _kind_from_stats(integer: bool, lo: float, hi: float, dummy: bool, count: bo
 def _array_variables(model, dummy, count) -> list[_Variable]:
     backend = model.backend
     lo, hi = backend.column_range()
-    # Whether each column holds only integers: one reduction over the rows.
-    integer = np.logical_and.reduce(
-        backend.reduce(lambda chunk: np.all(chunk.X % 1.0 == 0, axis=0), frames=False), axis=0
-    )
+    # Whether each column holds only integers matters only to columns whose range allows a
+    # dummy (0 to 1) or a count (non-negative): one reduction over the rows, of those alone.
+    candidate = np.flatnonzero((dummy & (lo == 0) & (hi == 1)) | (count & (lo >= 0) & (hi != lo)))
+    integer = np.zeros(len(lo), dtype=bool)
+    if len(candidate):
+        integer[candidate] = np.logical_and.reduce(
+            backend.reduce(
+                lambda chunk: np.all(chunk.X[:, candidate] % 1.0 == 0, axis=0), frames=False
+            ),
+            axis=0,
+        )
     out = []
     for c, name in enumerate(model.exog_names):
         if lo[c] == hi[c]:
@@ -142,19 +158,28 @@ def _progress(model, label: str) -> str | None:
     return None if model.is_in_memory else f"multilogit: {label}"
 
 
-def _numeric_stats(model, names) -> dict:
+def _numeric_stats(model, names, dummy: bool = True, count: bool = True) -> dict:
     """For each numeric data column: whether all its values are integers, its minimum and
-    maximum over the estimation rows (one reduction over the rows' source data)."""
+    maximum over the estimation rows (one reduction over the rows' source data).
+
+    The integer test is what costs; it is made only on chunks whose values could still belong
+    to a dummy (``dummy``: from 0 to 1) or a count (``count``: non-negative).  A column failing
+    that somewhere is reported as not integer, which gives it the same kind.
+    """
     if not names:
         return {}
     known = model.source_column_stats
     if all(nm in known for nm in names):  # found while streaming: no pass over the source
         return {nm: known[nm] for nm in names}
 
+    def summary(values):
+        v = pd.to_numeric(values, errors="coerce")
+        _, lo, hi = fold_summary((False, np.inf, -np.inf), v)  # the range alone
+        could = (dummy and lo >= 0 and hi <= 1) or (count and lo >= 0)
+        return fold_summary(NO_VALUES, v) if could else (False, lo, hi)
+
     def chunk(c):
-        return [
-            fold_summary(NO_VALUES, pd.to_numeric(c.frame[nm], errors="coerce")) for nm in names
-        ]
+        return [summary(c.frame[nm]) for nm in names]
 
     progress = _progress(model, "marginal effects, variables")
     parts = model.backend.reduce(chunk, _FRAME_CHUNK_ROWS, progress)
@@ -202,7 +227,7 @@ def formula_variables(model, columns, dummy, count) -> list[_Variable]:
             f"column(s) {', '.join(map(repr, both))} enter the formula both as categorical and "
             "as numeric; their marginal effect is not defined"
         )
-    stats = _numeric_stats(model, [nm for nm in order if nm not in cats])
+    stats = _numeric_stats(model, [nm for nm in order if nm not in cats], dummy, count)
     out = []
     for nm in order:
         if nm in cats:
@@ -248,7 +273,11 @@ class _ArrayRows:
         self.X, self.w = X, w
 
     def chunks(self):
-        return [slice(None)]
+        n = len(self.X)
+        return [slice(a, min(a + _CHUNK_ROWS, n)) for a in range(0, n, _CHUNK_ROWS)]
+
+    def prepare(self, items, ex):
+        pass  # nothing is rebuilt
 
     def weights(self, sel):
         return self.w[sel]
@@ -264,6 +293,9 @@ class _ArrayRows:
         var, value = override
         X[:, var.column] = value
         return X
+
+    def shifted(self, sel, var, delta):
+        return self.design(sel, (var, self.values(sel, var) + delta))
 
     def direction(self, sel, var, X):
         D = np.zeros((1, X.shape[1]))
@@ -355,7 +387,8 @@ class _FrameSample:
     """
 
     def __init__(self, design, frame, w, overrides, at="overall", variables=(), point=None):
-        frame = frame.copy()
+        if overrides:
+            frame = frame.copy()
         for name, val in overrides.items():
             frame = _assign(frame, name, val)
         self.design_obj = design
@@ -408,6 +441,9 @@ class _FrameSample:
     def chunks(self):
         return [slice(None)]
 
+    def prepare(self, items, ex):
+        pass  # designs are built per call: a grid of a few rows
+
     def weights(self, sel):
         return self.w if self.collapsed else self.w[sel]
 
@@ -426,6 +462,9 @@ class _FrameSample:
             X = (self.pi @ X)[None, :]
         return np.ascontiguousarray(X)
 
+    def shifted(self, sel, var, delta):
+        return self.design(sel, (var, self.values(sel, var) + delta))
+
     def direction(self, sel, var, X):
         if var.column is not None:
             D = np.zeros((1, X.shape[1]))
@@ -438,6 +477,121 @@ class _FrameSample:
         Xp = self.design(sel, (var, v + h))
         Xm = self.design(sel, (var, v - h))
         return np.ascontiguousarray((Xp - Xm) / (2.0 * h)[:, None])
+
+
+class _FrameRows:
+    """One chunk of a formula model's estimation rows, with the values of ``overrides`` fixed.
+
+    Its design is the backend's (``X``, the rows the fit used).  A design with one variable
+    changed differs from it only in the columns of the terms that read the variable, so only
+    those are rebuilt (:meth:`multilogit.data.design.Design.build_columns`), from the few data
+    columns they read, once for the whole chunk; the blocks of :meth:`chunks` then take slices
+    of them.  Nothing copies the chunk's data frame.
+    """
+
+    def __init__(self, design, frame, X, w, overrides):
+        self.design_obj, self.frame, self.w = design, frame, w
+        self.overrides = dict(overrides)
+        self._built: dict = {}
+        if self.overrides:
+            cols, Xc = self._build(frozenset(self.overrides), {})
+            X = np.array(X, dtype=np.float64)  # copy only when values are fixed
+            X[:, cols] = Xc
+        self.X = X
+
+    def _build(self, names, values, frame=None):
+        """The design columns of the terms reading ``names``, with ``values`` (and the
+        overrides) set: their positions and values for every row of the chunk (of
+        ``frame``, if given)."""
+        cols, reads = self.design_obj.term_columns(names)
+        frame = self.frame if frame is None else frame
+        data = frame[[c for c in reads if c in frame.columns]]
+        for name, val in {**self.overrides, **values}.items():
+            if name in data.columns:
+                data = _assign(data, name, val)
+        return cols, self.design_obj.build_columns(data, names)
+
+    def _at(self, var, key, value):
+        """:meth:`_build` of ``var`` set to ``value``, kept under ``key`` for the chunk."""
+        key = (var.name, key)
+        if key not in self._built:
+            names = frozenset([var.name])
+            _, reads = self.design_obj.term_columns(names)
+            if np.ndim(value) == 0 and set(reads) & set(self.frame.columns) == names:
+                # The terms read nothing but the variable, set to one value: their columns are
+                # the same in every row, built once from one row.
+                cols, Xc = self._build(names, {var.name: value}, self.frame.iloc[:1])
+                self._built[key] = (cols, np.broadcast_to(Xc, (len(self.X), len(cols))))
+            else:
+                self._built[key] = self._build(names, {var.name: value})
+        return self._built[key]
+
+    def chunks(self):
+        n = len(self.X)
+        return [slice(a, min(a + _CHUNK_ROWS, n)) for a in range(0, n, _CHUNK_ROWS)]
+
+    def prepare(self, items, ex):
+        """Rebuild every changed design the effects of ``items`` need, for the whole chunk."""
+        for _, var, how, spec in items:
+            if how == "change":
+                for value in spec:
+                    self._at(var, ("level", value), value)
+            elif how == "count":
+                for delta in (1.0, -1.0):
+                    self._at(var, ("shift", delta), self._values(var) + delta)
+            elif var.column is None:
+                self.direction(slice(0, 0), var, self.X[:0])
+            elif ex:
+                self._values(var)
+
+    def weights(self, sel):
+        return self.w[sel]
+
+    def _values(self, var):
+        if var.name in self.overrides:
+            return np.full(len(self.X), float(self.overrides[var.name]))
+        key = (var.name, "values")
+        if key not in self._built:
+            col = pd.to_numeric(self.frame[var.name])
+            self._built[key] = col.to_numpy(dtype=np.float64)
+        return self._built[key]
+
+    def values(self, sel, var):
+        return self._values(var)[sel]
+
+    def _with(self, sel, built):
+        cols, Xc = built
+        X = np.array(self.X[sel], dtype=np.float64)
+        X[:, cols] = Xc[sel]
+        return X
+
+    def design(self, sel, override=None):
+        if override is None:
+            return np.ascontiguousarray(self.X[sel], dtype=np.float64)
+        var, value = override
+        return self._with(sel, self._at(var, ("level", value), value))
+
+    def shifted(self, sel, var, delta):
+        return self._with(sel, self._at(var, ("shift", delta), self._values(var) + delta))
+
+    def direction(self, sel, var, X):
+        if var.column is not None:
+            D = np.zeros((1, X.shape[1]))
+            D[0, var.column] = 1.0
+            return D
+        key = (var.name, "direction")
+        if key not in self._built:
+            v = self._values(var)
+            h = _FD_STEP * np.maximum(np.abs(v), 1.0)
+            # The step is exactly representable in v's scale, so the divisor matches the change.
+            h = (v + h) - v
+            cols, Xp = self._build(frozenset([var.name]), {var.name: v + h})
+            _, Xm = self._build(frozenset([var.name]), {var.name: v - h})
+            self._built[key] = (cols, (Xp - Xm) / (2.0 * h)[:, None])
+        cols, Dc = self._built[key]
+        D = np.zeros((len(X), X.shape[1]))
+        D[:, cols] = Dc[sel]
+        return D
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,35 +673,66 @@ def _items(variables):
     return items
 
 
-def _accumulate(sample, items, beta, method):
-    """Effects ``(T, K)`` and their Jacobian ``(T, K, J p)`` summed over ``sample``'s rows."""
-    J, p = beta.shape
-    K = J + 1
-    eff = np.zeros((len(items), K))
-    jac = np.zeros((len(items), K, J * p))
+def _accumulate(sample, items, beta, method, threads: int = 1) -> margin_sums.EffectSums:
+    """The sums over ``sample``'s rows of the effects of ``items`` and of their Jacobians.
+
+    The sample's blocks of rows are split into contiguous runs, one per thread (at most
+    ``threads``), each summed into its own sums and added in run order: BLAS runs on one
+    thread throughout, which on these thin products is much faster than BLAS's own threads.
+    """
     dy = method in ("dydx", "dyex")
     ex = method in ("dyex", "eyex")
-    one = np.ones(1)
-    for sel in sample.chunks():
-        w = np.ascontiguousarray(sample.weights(sel), dtype=np.float64)
-        X = sample.design(sel)
-        for t, (_, var, how, spec) in enumerate(items):
-            if how == "derivative":
-                D = sample.direction(sel, var, X)
-                s = sample.values(sel, var) if ex else one
-                kernels.chunk_margeff_derivative(X, D, s, w, beta, dy, eff[t], jac[t])
+    # Unit directions without a row scale share one product per block of rows.
+    shared = {
+        t: var.column
+        for t, (_, var, how, _) in enumerate(items)
+        if how == "derivative" and not ex and var.column is not None
+    }
+    sample.prepare(items, ex)  # any design rebuilt once, before the threads read it
+    blocks = sample.chunks()
+    runs = split_runs(len(blocks), min(threads, len(blocks) // MIN_CHUNKS_PER_THREAD))
+
+    def run(k):
+        sums = margin_sums.EffectSums(len(items), beta, dy, shared)
+        for b in range(runs[k].start, runs[k].stop):
+            _add_block(sums, sample, blocks[b], items, beta, dy, ex, shared)
+        return sums
+
+    with single_threaded_blas():
+        parts = map_runs(run, len(runs))
+    sums = parts[0]
+    for part in parts[1:]:  # in run order: reproducible for a number of threads
+        sums += part
+    return sums
+
+
+def _add_block(sums, sample, sel, items, beta, dy, ex, shared) -> None:
+    """One block's share of every effect of ``items`` (see :func:`_accumulate`)."""
+    w = np.ascontiguousarray(sample.weights(sel), dtype=np.float64)
+    X = sample.design(sel)
+    rows = margin_sums.RowProbabilities(X, beta)
+    sums.add_shared(rows, w)
+    # Designs with one variable at one value, kept for this block: a categorical variable's
+    # base level serves every other level's change.
+    levels: dict = {}
+    for t, (_, var, how, spec) in enumerate(items):
+        if how == "derivative":
+            if t in shared:
                 continue
-            if how == "change":
-                hi, lo = spec
-                scale = 1.0
-            else:  # count: centred change of one unit, as statsmodels
-                v = sample.values(sel, var)
-                hi, lo, scale = v + 1.0, v - 1.0, 0.5
-            X1 = sample.design(sel, (var, hi))
-            X0 = sample.design(sel, (var, lo))
-            kernels.chunk_margeff_level(X1, w, beta, not dy, scale, eff[t], jac[t])
-            kernels.chunk_margeff_level(X0, w, beta, not dy, -scale, eff[t], jac[t])
-    return eff, jac
+            D = np.ascontiguousarray(sample.direction(sel, var, X))
+            c = w * sample.values(sel, var) if ex else w
+            sums.add_derivative(t, rows, D, np.ascontiguousarray(c, dtype=np.float64))
+        elif how == "change":  # spec: (new value, base value)
+            for value, sign in zip(spec, (1.0, -1.0), strict=True):
+                key = (var.name, value)
+                if key not in levels:
+                    at = margin_sums.RowProbabilities(sample.design(sel, (var, value)), beta)
+                    levels[key] = margin_sums.LevelSum(at, w, not dy)
+                sums.add_level(t, levels[key], sign)
+        else:  # count: centred change of one unit, as statsmodels
+            for delta, sign in ((1.0, 0.5), (-1.0, -0.5)):
+                at = margin_sums.RowProbabilities(sample.shifted(sel, var, delta), beta)
+                sums.add_level(t, margin_sums.LevelSum(at, w, not dy), sign)
 
 
 def _accumulate_rows(model, make_sample, items, beta, method, chunk_rows):
@@ -555,17 +740,18 @@ def _accumulate_rows(model, make_sample, items, beta, method, chunk_rows):
     backend; ``make_sample(chunk, total_weight)`` gives the sample of one chunk."""
     backend = model.backend
     total = _total_weight(backend)
+    # Threads for the blocks of a chunk where the chunks are evaluated in this process (a
+    # backend on a cluster runs its chunks in parallel already).
+    threads = int(getattr(backend, "threads", 1))
     parts = backend.reduce(
-        lambda chunk: _accumulate(make_sample(chunk, total), items, beta, method),
+        lambda chunk: _accumulate(make_sample(chunk, total), items, beta, method, threads),
         chunk_rows,
         _progress(model, "marginal effects"),
     )
-    eff = parts[0][0]
-    jac = parts[0][1]
-    for e, j in parts[1:]:  # in row order: reproducible
-        eff = eff + e
-        jac = jac + j
-    return eff, jac
+    sums = parts[0]
+    for part in parts[1:]:  # in row order: reproducible
+        sums += part
+    return sums
 
 
 def get_margeff(
@@ -638,7 +824,9 @@ def get_margeff(
         if formula:
 
             def make(chunk, total):
-                return _FrameSample(model.design, chunk.frame, chunk.weights / total, overrides)
+                return _FrameRows(
+                    model.design, chunk.frame, chunk.X, chunk.weights / total, overrides
+                )
 
             rows = _FRAME_CHUNK_ROWS
         else:
@@ -646,8 +834,8 @@ def get_margeff(
             def make(chunk, total):
                 return _ArrayRows(chunk.X, chunk.weights / total, overrides)
 
-            rows = _CHUNK_ROWS
-        eff, jac = _accumulate_rows(model, make, items, beta, method, rows)
+            rows = _PASS_ROWS
+        sums = _accumulate_rows(model, make, items, beta, method, rows)
     elif formula and model.is_in_memory:
         sample = _FrameSample(
             model.design,
@@ -657,13 +845,14 @@ def get_margeff(
             mode,
             variables,
         )
-        eff, jac = _accumulate(sample, items, beta, method)
+        sums = _accumulate(sample, items, beta, method)
     elif formula:
         template, point = _typical_point(model, mode, variables)
         sample = _FrameSample(model.design, template, None, overrides, mode, variables, point)
-        eff, jac = _accumulate(sample, items, beta, method)
+        sums = _accumulate(sample, items, beta, method)
     else:
-        eff, jac = _accumulate(_array_point(model, mode, overrides), items, beta, method)
+        sums = _accumulate(_array_point(model, mode, overrides), items, beta, method)
+    eff, jac = sums.finish()
     order = model.level_to_internal  # internal column of each outcome, in level order
     eff = eff[:, order]
     jac = jac[:, order, :]

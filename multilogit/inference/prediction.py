@@ -25,30 +25,65 @@ import numpy as np
 import pandas as pd
 
 from ..data.large import is_dask_collection
+from ..engine import kernels
 from ..engine.memory import predict_linear, predict_probabilities
+from ..engine.threads import (
+    MIN_CHUNKS_PER_THREAD,
+    default_threads,
+    map_runs,
+    single_threaded_blas,
+    split_runs,
+)
 from . import distributions as stats
 
 __all__ = ["PredictionResults", "get_prediction"]
 
-_CHUNK_ROWS = 4096
+# Rows per block of the quadratic forms: their ``(m, J(J+1)/2 p)`` products stay in cache
+# between the BLAS product and the Numba pass that reads them.  Rows per chunk of a pass over
+# the backend's rows: fewer, larger results to stack.
+_CHUNK_ROWS = 1024
+_PASS_ROWS = 65536
 _CI_METHODS = ("logit", "symmetric")
 
 
-def _prob_variance(X, P, V, J):
-    """Delta-method variances ``(n, J+1)`` in internal order (reference last), chunk-wise."""
-    n, p = X.shape
+def _pair_blocks(V, J, p) -> np.ndarray:
+    """The blocks :math:`V_{jl}`, ``j <= l``, of the flat covariance side by side: ``(p, npairs
+    p)``, so that one product ``X @ S`` gives every row's :math:`x^\\top V_{jl}` (the blocks
+    with ``j > l`` are transposes of these and add nothing to the quadratic forms)."""
     V4 = V.reshape(J, p, J, p)
-    out = np.empty((n, J + 1))
-    eye = np.vstack([np.eye(J), np.zeros((1, J))])  # e_k, with e_ref = 0
-    for start in range(0, n, _CHUNK_ROWS):
-        sl = slice(start, min(start + _CHUNK_ROWS, n))
-        x = X[sl]
-        # Q[i, j, l] = x_i' V_jl x_i
-        Q = np.einsum("iq,jqlr,ir->ijl", x, V4, x, optimize=True)
-        Pc = P[sl]
-        C = Pc[:, :, None] * (eye[None, :, :] - Pc[:, None, :J])  # (m, K, J)
-        out[sl] = np.einsum("ikj,ijl,ikl->ik", C, Q, C, optimize=True)
-    return np.clip(out, 0.0, None)
+    return np.ascontiguousarray(
+        np.concatenate([V4[j, :, k, :] for j in range(J) for k in range(j, J)], axis=1)
+    )
+
+
+def _rows(X, beta, S, order, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and their delta-method standard errors ``(m, K)``, in level order, of
+    the rows ``X``; ``S`` from :func:`_pair_blocks`, ``order`` the internal column of each
+    outcome.
+
+    Per block of rows one BLAS product ``x S`` and a Numba pass for the per-row quadratic
+    forms (no ``(m, J, J, p)`` temporaries); the blocks are split into contiguous runs over
+    ``threads`` threads, with BLAS on one thread throughout (its own threads are slow on these
+    thin products).  Each row's numbers depend on that row alone.
+    """
+    m = X.shape[0]
+    K = len(order)
+    P, se = np.empty((m, K)), np.empty((m, K))
+    blocks = [slice(a, min(a + _CHUNK_ROWS, m)) for a in range(0, m, _CHUNK_ROWS)]
+    runs = split_runs(len(blocks), min(threads, len(blocks) // MIN_CHUNKS_PER_THREAD))
+
+    def run(k):
+        for sl in blocks[runs[k].start : runs[k].stop]:
+            x = np.ascontiguousarray(X[sl], dtype=np.float64)
+            p_ = predict_probabilities(x, beta)
+            var = np.empty_like(p_)
+            kernels.prob_variance_rows(x, x @ S, p_, var)
+            P[sl] = p_[:, order]
+            se[sl] = np.sqrt(var[:, order])
+
+    with single_threaded_blas():
+        map_runs(run, len(runs))
+    return P, se
 
 
 def get_prediction(results, exog=None) -> PredictionResults:
@@ -67,24 +102,37 @@ def get_prediction(results, exog=None) -> PredictionResults:
     """
     model = results.model
     beta = np.ascontiguousarray(results._beta)
-    V = results._delta_cov
-
-    def rows(X):
-        P = predict_probabilities(X, beta)
-        return P, _prob_variance(X, P, V, model.J)
+    S = _pair_blocks(results._delta_cov, model.J, beta.shape[1])
+    order = model.level_to_internal
 
     if exog is None:
         index = model.row_labels if model.is_in_memory else pd.RangeIndex(model.n_rows)
-        parts = model.backend.reduce(lambda chunk: rows(chunk.X), _CHUNK_ROWS, frames=False)
-        P = np.vstack([part[0] for part in parts])
-        var = np.vstack([part[1] for part in parts])
+        # Threads within a chunk where the chunks are evaluated in this process (a backend on
+        # a cluster runs its chunks in parallel already).
+        threads = int(getattr(model.backend, "threads", 1))
+        parts = model.backend.reduce(
+            lambda chunk: _rows(chunk.X, beta, S, order, threads), _PASS_ROWS, frames=False
+        )
+        P, se = _stack(parts)
     else:
         X, index = _new_rows(model.design, exog)
-        P, var = rows(X)
-    order = model.level_to_internal
-    return PredictionResults(
-        P[:, order], np.sqrt(var[:, order]), pd.Index(index), list(model.outcomes), model
-    )
+        P, se = _rows(X, beta, S, order, default_threads())
+    return PredictionResults(P, se, pd.Index(index), list(model.outcomes), model)
+
+
+def _stack(parts) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks' ``(P, se)`` stacked into two arrays, each chunk let go once copied."""
+    n = sum(len(part[0]) for part in parts)
+    K = parts[0][0].shape[1]
+    P, se = np.empty((n, K)), np.empty((n, K))
+    start = 0
+    for k in range(len(parts)):
+        p_, s_ = parts[k]
+        parts[k] = None
+        P[start : start + len(p_)] = p_
+        se[start : start + len(p_)] = s_
+        start += len(p_)
+    return P, se
 
 
 class PredictionResults:
@@ -100,8 +148,9 @@ class PredictionResults:
 
     def __init__(self, prob, se, index, outcomes, model):
         cols = pd.Index(outcomes, name=model.endog_names)
-        self.predicted = pd.DataFrame(prob, index=index, columns=cols)
-        self.se = pd.DataFrame(se, index=index, columns=cols)
+        # The arrays are this object's own: wrapped, not copied (n x K each).
+        self.predicted = pd.DataFrame(prob, index=index, columns=cols, copy=False)
+        self.se = pd.DataFrame(se, index=index, columns=cols, copy=False)
         self._outcomes = outcomes
 
     def conf_int(self, alpha: float = 0.05, method: str = "logit") -> tuple:
@@ -111,26 +160,34 @@ class PredictionResults:
         \\mathrm{se}/(P(1-P)))`, inside (0, 1).  ``method="symmetric"``:
         :math:`P \\pm z\\, \\mathrm{se}` (Stata's ``margins``; may leave [0, 1]).
         """
+        lo, hi = self._bounds(alpha, method)
+        return self._like(lo), self._like(hi)
+
+    def _bounds(self, alpha, method) -> tuple[np.ndarray, np.ndarray]:
+        """The bounds of :meth:`conf_int` as arrays."""
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
         if method not in _CI_METHODS:
             raise ValueError(f"method must be 'logit' or 'symmetric'; got {method!r}")
-        from scipy.special import expit, logit  # scipy.special is slow to import: not at start
-
         q = stats.norm.ppf(1.0 - alpha / 2.0)
         P = self.predicted.to_numpy()
         se = self.se.to_numpy()
         if method == "symmetric":
             lo, hi = P - q * se, P + q * se
         else:
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 half = q * se / (P * (1.0 - P))
-                centre = logit(P)
-            lo, hi = expit(centre - half), expit(centre + half)
-        return self._like(lo), self._like(hi)
+                # expit(logit P -+ half) in closed form: one exponential per value instead of
+                # a logit and two expits (the same numbers to rounding, and the same NaN).
+                e = np.exp(half)
+                lo = P / (P + (1.0 - P) * e)
+                hi = P / (P + (1.0 - P) / e)
+        return lo, hi
 
     def _like(self, values) -> pd.DataFrame:
-        return pd.DataFrame(values, index=self.predicted.index, columns=self.predicted.columns)
+        return pd.DataFrame(
+            values, index=self.predicted.index, columns=self.predicted.columns, copy=False
+        )
 
     def summary_frame(
         self, alpha: float = 0.05, form: str = "long", method: str = "logit"
@@ -150,23 +207,22 @@ class PredictionResults:
         """
         if form not in ("long", "wide"):
             raise ValueError(f"form must be 'long' or 'wide'; got {form!r}")
-        lo, hi = self.conf_int(alpha, method)
-        stats_ = {"prob": self.predicted, "std err": self.se, "lower": lo, "upper": hi}
+        lo, hi = self._bounds(alpha, method)
+        stats_ = {"prob": self.predicted.to_numpy(), "std err": self.se.to_numpy()}
+        stats_.update(lower=lo, upper=hi)
         row_name = self.predicted.index.name or "row"
         if form == "long":
-            n, K = self.predicted.shape
-            idx = pd.MultiIndex.from_arrays(
-                [
-                    np.repeat(np.asarray(self.predicted.index, dtype=object), K),
-                    np.tile(np.asarray(self._outcomes, dtype=object), n),
-                ],
-                names=[row_name, "outcome"],
-            )
-            return pd.DataFrame({k: v.to_numpy().ravel() for k, v in stats_.items()}, index=idx)
+            idx = _long_index(self.predicted.index, self._outcomes, [row_name, "outcome"])
+            # One (statistics, rows) block, as pandas stores a frame of floats: filled once
+            # and wrapped, not assembled column by column and copied into a block again.
+            block = np.empty((len(stats_), lo.size))
+            for k, v in enumerate(stats_.values()):
+                block[k] = v.ravel()
+            return pd.DataFrame(block.T, index=idx, columns=list(stats_), copy=False)
         cols = pd.MultiIndex.from_product(
             [self._outcomes, list(stats_)], names=["outcome", "statistic"]
         )
-        data = np.stack([v.to_numpy() for v in stats_.values()], axis=2)  # (n, K, S)
+        data = np.stack(list(stats_.values()), axis=2)  # (n, K, S)
         out = pd.DataFrame(data.reshape(len(data), -1), index=self.predicted.index, columns=cols)
         out.index.name = row_name
         return out
@@ -174,6 +230,33 @@ class PredictionResults:
     def __repr__(self) -> str:
         n, K = self.predicted.shape
         return f"<PredictionResults: {n} rows x {K} outcomes>"
+
+
+def _level(values) -> tuple[np.ndarray, pd.Index]:
+    """Codes and sorted distinct values of ``values``, the level of a MultiIndex as pandas
+    builds it from the values as Python objects (integers as int64, floats as float64), without
+    turning a numeric row index into objects."""
+    codes, uniques = pd.factorize(values, sort=True)
+    arr = np.asarray(uniques)
+    if arr.dtype.kind == "i":
+        return codes, pd.Index(arr.astype(np.int64))
+    if arr.dtype.kind == "f":
+        return codes, pd.Index(arr.astype(np.float64))
+    return codes, pd.Index(np.asarray(uniques, dtype=object)).infer_objects()
+
+
+def _long_index(index, outcomes, names) -> pd.MultiIndex:
+    """``(row, outcome)`` pairs, outcome fastest: the index of the long summary frame, built
+    from the codes of the ``n`` rows and ``K`` outcomes rather than from ``n K`` objects."""
+    n, K = len(index), len(outcomes)
+    rows, row_level = _level(index)
+    outs, out_level = _level(pd.Index(np.asarray(outcomes, dtype=object)))
+    return pd.MultiIndex(
+        levels=[row_level, out_level],
+        codes=[np.repeat(rows, K), np.tile(outs, n)],
+        names=names,
+        verify_integrity=False,
+    )
 
 
 def _new_rows(design, exog) -> tuple[np.ndarray, pd.Index]:
