@@ -16,12 +16,22 @@ from . import kernels
 from .chunked import ArrayBackend
 from .threads import map_runs, row_runs
 
-__all__ = ["InMemoryBackend", "SORTED_GROUP_BLOCK", "predict_linear", "predict_probabilities"]
+__all__ = [
+    "GRAM_BLOCK_ROWS",
+    "InMemoryBackend",
+    "SORTED_GROUP_BLOCK",
+    "predict_linear",
+    "predict_probabilities",
+]
 
 #: Groups whose score sums a thread of :meth:`InMemoryBackend.cluster_meat` holds at a time:
 #: their ``(block, J p)`` sums stay in cache, and one ``syrk`` product per block is long enough
 #: to run at BLAS speed.
 SORTED_GROUP_BLOCK = 1024
+
+#: Rows per block of :meth:`InMemoryBackend.gram` where some rows have no weight: the rows with
+#: weight of a block are compressed into a buffer of this many rows (a few MiB at most).
+GRAM_BLOCK_ROWS = 1 << 14
 
 
 class InMemoryBackend(ArrayBackend):
@@ -102,20 +112,32 @@ class InMemoryBackend(ArrayBackend):
             meat += part
         return meat, self._group_weights(read_codes, n_groups)
 
-    def _positive_rows(self):
-        """The design rows with positive weight (a view when every row has one)."""
-        return self.X if np.all(self.w > 0) else self.X[self.w > 0]
-
     def gram(self, scale) -> np.ndarray:
-        # One BLAS product per thread over the whole arrays beats one per chunk.
+        # One BLAS product per thread over the whole arrays beats one per chunk.  Rows without
+        # weight are left out block by block (compressed into a small per-thread buffer), never
+        # by indexing the whole design, which would copy it.
         scale = np.asarray(scale, dtype=np.float64)
-        X = self._positive_rows()
-        runs = row_runs(len(X), self.threads)
+        X, pos = self.X, self.w > 0
+        runs = row_runs(self.n, self.threads)
 
         def run(k):
             # X'X of the rows as they are, scaled afterwards: dividing first would copy X.
-            Xr = X[runs[k]]
-            return Xr.T @ Xr
+            sl = runs[k]
+            if pos[sl].all():
+                Xr = X[sl]
+                return Xr.T @ Xr
+            buf = np.empty((min(GRAM_BLOCK_ROWS, sl.stop - sl.start), self.p))
+            out = np.zeros((self.p, self.p))
+            for a in range(sl.start, sl.stop, GRAM_BLOCK_ROWS):
+                b = min(a + GRAM_BLOCK_ROWS, sl.stop)
+                keep = pos[a:b]
+                Xb = (
+                    X[a:b]
+                    if keep.all()
+                    else np.compress(keep, X[a:b], axis=0, out=buf[: int(keep.sum())])
+                )
+                out += Xb.T @ Xb
+            return out
 
         with np.errstate(over="ignore", invalid="ignore"):
             parts = map_runs(run, len(runs))
