@@ -56,6 +56,7 @@ __all__ = [
     "chunk_linear",
     "scan_columns",
     "chunk_pair_stats",
+    "chunk_separation_summary",
     "chunk_meat",
     "chunk_cluster_sums",
     "group_order",
@@ -268,6 +269,67 @@ def chunk_pair_stats(E, y, w, out):
                 out[2] = a
             if a > out[3]:
                 out[3] = a
+
+
+@nb.njit(cache=True, nogil=True)
+def chunk_separation_summary(X, y, w, colscale, D, strict_tol, counts, involved, B, S):
+    """What a recession direction does to the rows of one chunk with ``w > 0``.
+
+    With :math:`\\tilde x_i = x_i / \\text{colscale}` and
+    :math:`a_{ik} = \\tilde x_i^\\top (d_{y_i} - d_k)` over the outcomes :math:`k \\ne y_i`
+    (``D``: ``(J, p)``, the reference's row 0), a pair is strict when
+    :math:`a_{ik} >` ``strict_tol``.  Adds to ``counts`` the rows' weight, the weight of rows
+    with some strict pair, the weight of rows with every pair strict, and the number of rows
+    with some pair not strict; sets ``involved[k]`` (``k = J``: the reference) for both
+    outcomes of every strict pair.  Packs, for the information of the limit (each row's
+    probability spread evenly over its own outcome and those tied with it), the factors
+    ``B[r, j p + k] = sqrt(w_i) P_ij x~_ik`` and ``S[r, k] = sqrt(w_i) x~_ik`` at the top of
+    ``B`` and ``S``; returns the number of rows packed.
+    """
+    m, p = X.shape
+    J = D.shape[0]
+    alive = np.empty(J + 1, dtype=np.bool_)
+    xs = np.empty(p)
+    r = 0
+    for i in range(m):
+        wi = w[i]
+        if not wi > 0.0:
+            continue
+        own = y[i] if y[i] >= 0 else J
+        for k in range(p):
+            xs[k] = X[i, k] / colscale[k]
+        n_alive = 1
+        n_strict = 0
+        for o in range(J + 1):
+            alive[o] = o == own
+            if o == own:
+                continue
+            a = 0.0
+            for k in range(p):
+                a += xs[k] * ((D[own, k] if own < J else 0.0) - (D[o, k] if o < J else 0.0))
+            if a > strict_tol:
+                n_strict += 1
+                involved[own] = True
+                involved[o] = True
+            else:
+                alive[o] = True
+                n_alive += 1
+        counts[0] += wi
+        if n_strict > 0:
+            counts[1] += wi
+        if n_strict == J:
+            counts[2] += wi
+        else:
+            counts[3] += 1.0
+        sw = np.sqrt(wi)
+        for k in range(p):
+            S[r, k] = sw * xs[k]
+        for j in range(J):
+            pj = sw / n_alive if alive[j] else 0.0
+            for k in range(p):
+                B[r, j * p + k] = pj * xs[k]
+        r += 1
+    return r
 
 
 @nb.njit(cache=True, nogil=True)
