@@ -197,7 +197,7 @@ class MultinomialLogit:
         codes, _ = pd.factorize(pd.Series(g, dtype=object if g.dtype == object else None))
         if (codes < 0).any():
             raise DataError(f"groups holds {int((codes < 0).sum())} missing value(s)")
-        return codes.astype(np.int64), int(codes.max()) + 1
+        return codes.astype(np.int64, copy=False), int(codes.max()) + 1
 
     @property
     def is_in_memory(self) -> bool:

@@ -200,3 +200,25 @@ def test_view_backend_is_the_backend_of_the_selected_rows_and_columns(data):
     np.testing.assert_allclose(a.info, b.info, rtol=1e-10, atol=1e-10)
     assert view.positive_rows() == mem.positive_rows()
     np.testing.assert_array_equal(view.column_range()[0], X[:, cols].min(axis=0))
+
+
+@pytest.mark.parametrize("block", [7, 100, 1 << 14])
+def test_gram_leaves_out_rows_without_weight_block_by_block(data, monkeypatch, block):
+    # Rows without weight are skipped inside each block, not by copying the design: values no
+    # weighted row holds (1e200 would overflow a square) must not reach the product.
+    from multilogit.engine import memory
+    from multilogit.engine.threads import split_runs
+
+    X, y, w, _, _ = data
+    monkeypatch.setattr(memory, "GRAM_BLOCK_ROWS", block)
+    # Runs of a few hundred rows, so that runs with and without weightless rows both occur.
+    monkeypatch.setattr(memory, "row_runs", lambda n, t: split_runs(n, t))
+    Xz = X.copy()
+    Xz[w == 0] = 1e200
+    scale = np.array([1.0, 2.0, 3.0, 0.5])
+    expected = (X[w > 0] / scale).T @ (X[w > 0] / scale)
+    for threads in (1, 3, 200):
+        be = InMemoryBackend(Xz, y, w, J, threads=threads)
+        np.testing.assert_allclose(be.gram(scale), expected, rtol=1e-12)
+    unweighted = InMemoryBackend(X, y, np.ones(N), J)
+    np.testing.assert_allclose(unweighted.gram(scale), (X / scale).T @ (X / scale), rtol=1e-12)

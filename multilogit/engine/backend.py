@@ -118,6 +118,15 @@ class Backend(Protocol):
         row's group."""
         ...
 
+    def cluster_meat(
+        self, beta: np.ndarray, codes: np.ndarray, n_groups: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:math:`\\sum_g u_g u_g^\\top` over the group sums :math:`u_g` of
+        :meth:`group_scores`, ``(J p, J p)`` (the cluster-robust meat, without holding every
+        :math:`u_g` at once where the backend can avoid it), and each group's total likelihood
+        weight."""
+        ...
+
     def positive_rows(self) -> int:
         """The number of rows with positive likelihood weight."""
         ...

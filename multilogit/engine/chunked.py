@@ -52,6 +52,11 @@ def subsample_size(n: int, p: int, J: int) -> int:
     return m if SAMPLE_MIN_RATIO * m <= n else 0
 
 
+# cluster_meat holds the score sums of at most this many bytes of groups at a time (all threads'
+# accumulators together): a few percent of a design of a million rows, and large enough that
+# tens of thousands of groups take one pass.
+GROUP_BLOCK_BYTES = 1 << 24
+
 # r_factor stacks one q x q factor per block of rows; past this many the stack is factored into
 # one, so its memory stays bounded however many rows there are.
 R_STACK_BLOCKS = 512
@@ -326,17 +331,28 @@ class ChunkedBackend(ABC):
         return self._sum_chunks(chunk, np.zeros((self.J, self.p))).ravel()
 
     def score_outer(self, beta) -> np.ndarray:
-        """:math:`\\sum_i f_i w_i^2 s_i s_i^\\top` (the robust meat), ``(J p, J p)``."""
+        """:math:`\\sum_i f_i w_i^2 s_i s_i^\\top` (the robust meat), ``(J p, J p)``.
+
+        One pass: each thread fills one chunk-sized buffer of scaled scores at a time and adds
+        its ``syrk`` product to its own accumulator; the runs are added in order.
+        """
         beta = self._beta(beta)
         q = self.J * self.p
+        rows = min(self.chunk_rows, self.n)
 
-        def chunk(sl):
-            r = self._read(sl)
-            out = np.zeros((q, q))
-            kernels.chunk_score_outer(r.X, r.y, r.meat_weights, beta, out)
-            return out
+        def run(k):
+            work = kernels.ScoreWorkspace(rows, self.p, self.J)
+            acc = np.zeros((q, q))
+            for sl in self._chunks_of(self._runs[k]):
+                r = self._read(sl)
+                kernels.chunk_meat(r.X, r.y, r.meat_weights, beta, acc, work)
+            return acc
 
-        return self._sum_chunks(chunk, np.zeros((q, q)))
+        parts = map_runs(run, len(self._runs))
+        out = parts[0]
+        for part in parts[1:]:  # in run order: reproducible
+            out += part
+        return out
 
     def _codes(self, codes, n_groups: int) -> Callable[[slice], np.ndarray]:
         """A reader of the group codes of a range of rows, from an array or a named column."""
@@ -371,16 +387,47 @@ class ChunkedBackend(ABC):
         """
         beta = self._beta(beta)
         read_codes = self._codes(codes, n_groups)
+        sums = self._block_sums(beta, read_codes, 0, n_groups)
+        return sums, self._group_weights(read_codes, n_groups)
+
+    def _block_sums(self, beta, read_codes, g0: int, size: int) -> np.ndarray:
+        """The score sums of groups ``g0 .. g0 + size - 1``, ``(size, J p)``: one accumulator
+        per thread, added to in place chunk after chunk, the runs added in order."""
         q = self.J * self.p
 
-        def chunk(sl):
-            r = self._read(sl)
-            out = np.zeros((n_groups, q))
-            kernels.chunk_group_scores(r.X, r.y, r.w, read_codes(sl), beta, out)
-            return out
+        def run(k):
+            sums = np.zeros((size, q))
+            for sl in self._chunks_of(self._runs[k]):
+                r = self._read(sl)
+                kernels.chunk_cluster_sums(r.X, r.y, r.w, read_codes(sl), beta, g0, sums)
+            return sums
 
-        sums = self._sum_chunks(chunk, np.zeros((n_groups, q)))
-        return sums, self._group_weights(read_codes, n_groups)
+        parts = map_runs(run, len(self._runs))
+        out = parts[0]
+        for part in parts[1:]:
+            out += part
+        return out
+
+    def cluster_meat(self, beta, codes, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+        """:math:`\\sum_g u_g u_g^\\top` of the group score sums :math:`u_g` of
+        :meth:`group_scores`, ``(J p, J p)``, and each group's total likelihood weight.
+
+        The sums are never held for all groups at once: the groups are taken in blocks whose
+        sums (one accumulator per thread) fit in :data:`GROUP_BLOCK_BYTES`, one pass over the
+        rows per block, and each block's sums are added to the meat by one ``syrk`` product.
+        A pass skips the rows of other blocks after reading their code, so more blocks cost
+        little more than one pass in memory; rows read from disk are read once per block.
+        """
+        beta = self._beta(beta)
+        read_codes = self._codes(codes, n_groups)
+        q = self.J * self.p
+        per_group = 8 * q * (len(self._runs) + 1)
+        block = max(1, min(n_groups, GROUP_BLOCK_BYTES // per_group))
+        meat = np.zeros((q, q))
+        for g0 in range(0, n_groups, block):
+            sums = self._block_sums(beta, read_codes, g0, min(block, n_groups - g0))
+            meat += sums.T @ sums
+        return meat, self._group_weights(read_codes, n_groups)
 
     def _group_weights(self, read_codes, n_groups: int) -> np.ndarray:
         def chunk(sl):

@@ -422,6 +422,17 @@ class DaskBackend:
         total[present] = weight
         return out, total
 
+    def cluster_meat(
+        self, beta: np.ndarray, codes, n_groups: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:math:`\\sum_g u_g u_g^\\top` of :meth:`group_scores` and each group's weight.
+
+        A group may span partitions, so its sum is only complete once merged: the meat is
+        the one ``syrk`` product of the merged sums.
+        """
+        sums, weight = self.group_scores(beta, codes, n_groups)
+        return sums.T @ sums, weight
+
     def positive_rows(self) -> int:
         return int(self._reduce(_add, "positive_rows"))
 

@@ -56,12 +56,18 @@ __all__ = [
     "chunk_linear",
     "scan_columns",
     "chunk_pair_stats",
+    "chunk_separation_summary",
+    "chunk_meat",
+    "chunk_cluster_sums",
+    "group_order",
+    "sorted_cluster_sums",
     "HessianWorkspace",
     "softmax_rows",
     "margeff_shared_factors",
     "margeff_row_weights",
     "margeff_level_weights",
     "prob_variance_rows",
+    "ScoreWorkspace",
 ]
 
 
@@ -271,6 +277,67 @@ def chunk_pair_stats(E, y, w, out):
 
 
 @nb.njit(cache=True, nogil=True)
+def chunk_separation_summary(X, y, w, colscale, D, strict_tol, counts, involved, B, S):
+    """What a recession direction does to the rows of one chunk with ``w > 0``.
+
+    With :math:`\\tilde x_i = x_i / \\text{colscale}` and
+    :math:`a_{ik} = \\tilde x_i^\\top (d_{y_i} - d_k)` over the outcomes :math:`k \\ne y_i`
+    (``D``: ``(J, p)``, the reference's row 0), a pair is strict when
+    :math:`a_{ik} >` ``strict_tol``.  Adds to ``counts`` the rows' weight, the weight of rows
+    with some strict pair, the weight of rows with every pair strict, and the number of rows
+    with some pair not strict; sets ``involved[k]`` (``k = J``: the reference) for both
+    outcomes of every strict pair.  Packs, for the information of the limit (each row's
+    probability spread evenly over its own outcome and those tied with it), the factors
+    ``B[r, j p + k] = sqrt(w_i) P_ij x~_ik`` and ``S[r, k] = sqrt(w_i) x~_ik`` at the top of
+    ``B`` and ``S``; returns the number of rows packed.
+    """
+    m, p = X.shape
+    J = D.shape[0]
+    alive = np.empty(J + 1, dtype=np.bool_)
+    xs = np.empty(p)
+    r = 0
+    for i in range(m):
+        wi = w[i]
+        if not wi > 0.0:
+            continue
+        own = y[i] if y[i] >= 0 else J
+        for k in range(p):
+            xs[k] = X[i, k] / colscale[k]
+        n_alive = 1
+        n_strict = 0
+        for o in range(J + 1):
+            alive[o] = o == own
+            if o == own:
+                continue
+            a = 0.0
+            for k in range(p):
+                a += xs[k] * ((D[own, k] if own < J else 0.0) - (D[o, k] if o < J else 0.0))
+            if a > strict_tol:
+                n_strict += 1
+                involved[own] = True
+                involved[o] = True
+            else:
+                alive[o] = True
+                n_alive += 1
+        counts[0] += wi
+        if n_strict > 0:
+            counts[1] += wi
+        if n_strict == J:
+            counts[2] += wi
+        else:
+            counts[3] += 1.0
+        sw = np.sqrt(wi)
+        for k in range(p):
+            S[r, k] = sw * xs[k]
+        for j in range(J):
+            pj = sw / n_alive if alive[j] else 0.0
+            for k in range(p):
+                B[r, j * p + k] = pj * xs[k]
+        r += 1
+    return r
+
+
+@nb.njit(cache=True, nogil=True)
 def chunk_probabilities(X, beta, out):
     """Fitted probabilities of the ``J`` non-reference outcomes into ``out[:, :J]`` and of the
     reference outcome into ``out[:, J]``."""
@@ -326,6 +393,154 @@ def chunk_score_outer(X, y, a, beta, out):
     _residuals(X, y, beta, R)
     S = (R[:, :, None] * X[:, None, :]).reshape(m, J * p)
     out += S.T @ (S * a[:, None])
+
+
+class ScoreWorkspace:
+    """Work buffers for :func:`chunk_meat`, sized for chunks of at most ``rows`` rows: the
+    linear predictors ``E`` ``(rows, J)`` and the scaled scores ``B`` ``(rows, J p)``.
+
+    One per thread, reused for every chunk of its run, so a pass over the rows allocates
+    nothing per chunk.
+    """
+
+    def __init__(self, rows: int, p: int, J: int):
+        self.rows = int(rows)
+        self.E = np.empty((self.rows, J))
+        self.B = np.empty((self.rows, J * p))
+
+
+@nb.njit(cache=True, nogil=True)
+def _fill_scaled_scores(E, y, a, X, B):
+    """Rows of ``B``: :math:`\\sqrt{a_i}\\, s_i` for the rows with ``a_i > 0``, packed at the top;
+    returns their number.
+
+    ``E`` holds the chunk's linear predictors and is overwritten by the max-shifted
+    exponentials.  Packing leaves rows without weight out of the product that follows.
+    """
+    m, J = E.shape
+    p = X.shape[1]
+    r = 0
+    for i in range(m):
+        ai = a[i]
+        if not ai > 0.0:
+            continue
+        mx = 0.0
+        for j in range(J):
+            if E[i, j] > mx:
+                mx = E[i, j]
+        tot = np.exp(-mx)
+        for j in range(J):
+            e = np.exp(E[i, j] - mx)
+            E[i, j] = e
+            tot += e
+        inv = 1.0 / tot
+        sa = np.sqrt(ai)
+        yi = y[i]
+        for j in range(J):
+            c = sa * ((1.0 if yi == j else 0.0) - E[i, j] * inv)
+            off = j * p
+            for k in range(p):
+                B[r, off + k] = c * X[i, k]
+        r += 1
+    return r
+
+
+def chunk_meat(X, y, a, beta, out, work):
+    """Add :math:`\\sum_i a_i s_i s_i^\\top` of one chunk to ``out`` (``(J p, J p)``).
+
+    Same sum as :func:`chunk_score_outer`, without its ``(m, J, p)`` temporaries: the scores
+    scaled by :math:`\\sqrt{a_i}` are written into ``work.B`` (a :class:`ScoreWorkspace` of at
+    least ``len(X)`` rows) and the sum is the one product :math:`B^\\top B`, which NumPy hands
+    to BLAS ``syrk`` (half the flops of a general product, exactly symmetric, and the GIL is
+    released so threads can run chunks in parallel).  ``a`` must be non-negative (it is
+    :math:`f_i w_i^2`).
+    """
+    m = X.shape[0]
+    E = work.E[:m]
+    np.matmul(X, beta.T, out=E)
+    r = _fill_scaled_scores(E, y, a, X, work.B)
+    B = work.B[:r]
+    out += B.T @ B
+
+
+@nb.njit(cache=True, nogil=True)
+def chunk_cluster_sums(X, y, a, codes, beta, g0, sums):
+    """Add :math:`a_i s_i` of each row of one chunk whose group lies in
+    ``g0 .. g0 + len(sums) - 1`` to ``sums[codes[i] - g0]`` (``sums``: ``(G, J p)``).
+
+    Rows of other groups (and rows with ``a_i = 0``) are skipped before their probabilities
+    are computed, so the groups can be visited in blocks, one pass per block, at the cost of
+    one scan of the codes per block.  Nothing is allocated per row or per chunk.
+    """
+    m, p = X.shape
+    J = beta.shape[0]
+    G = sums.shape[0]
+    eta = np.empty(J)
+    for i in range(m):
+        g = codes[i] - g0
+        if g < 0 or g >= G:
+            continue
+        ai = a[i]
+        if ai == 0.0:
+            continue
+        _, lse = _row_softmax(X[i], beta, eta)
+        yi = y[i]
+        for j in range(J):
+            r = ai * ((1.0 if yi == j else 0.0) - np.exp(eta[j] - lse))
+            off = j * p
+            for k in range(p):
+                sums[g, off + k] += r * X[i, k]
+
+
+@nb.njit(cache=True, nogil=True)
+def group_order(codes, n_groups):
+    """Stable counting sort of the rows by group: ``order`` ``(n,)`` lists the rows of group
+    0, then of group 1, ... (each in row order), and the rows of group ``g`` are
+    ``order[starts[g]:starts[g + 1]]`` (``starts``: ``(n_groups + 1,)``).  ``O(n + G)``."""
+    n = codes.shape[0]
+    starts = np.zeros(n_groups + 1, dtype=np.int64)
+    for i in range(n):
+        starts[codes[i] + 1] += 1
+    for g in range(n_groups):
+        starts[g + 1] += starts[g]
+    fill = starts[:n_groups].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        g = codes[i]
+        order[fill[g]] = i
+        fill[g] += 1
+    return order, starts
+
+
+@nb.njit(cache=True, nogil=True)
+def sorted_cluster_sums(X, y, a, beta, order, starts, g0, U):
+    """``U[g - g0]`` = :math:`u_g = \\sum_{i \\in g} a_i s_i` for the groups
+    ``g0 .. g0 + len(U) - 1``, their rows read through :func:`group_order`'s ``order`` and
+    ``starts``.
+
+    Each sum is added in row order with the arithmetic of :func:`chunk_cluster_sums`, so the
+    two give the same numbers; here a group's sum is complete once its rows are read, so only
+    a block of groups is ever held.
+    """
+    p = X.shape[1]
+    J = beta.shape[0]
+    eta = np.empty(J)
+    for b in range(U.shape[0]):
+        g = g0 + b
+        for c in range(U.shape[1]):
+            U[b, c] = 0.0
+        for t in range(starts[g], starts[g + 1]):
+            i = order[t]
+            ai = a[i]
+            if ai == 0.0:
+                continue
+            _, lse = _row_softmax(X[i], beta, eta)
+            yi = y[i]
+            for j in range(J):
+                r = ai * ((1.0 if yi == j else 0.0) - np.exp(eta[j] - lse))
+                off = j * p
+                for k in range(p):
+                    U[b, off + k] += r * X[i, k]
 
 
 @nb.njit(cache=True, nogil=True)

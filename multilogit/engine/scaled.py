@@ -143,6 +143,10 @@ class ScaledBackend:
         sums, weight = self.inner.group_scores(self.to_original(beta), codes, n_groups)
         return sums / self._flat, weight
 
+    def cluster_meat(self, beta, codes, n_groups):
+        meat, weight = self.inner.cluster_meat(self.to_original(beta), codes, n_groups)
+        return meat / np.outer(self._flat, self._flat), weight
+
     def positive_rows(self) -> int:
         return self.inner.positive_rows()
 

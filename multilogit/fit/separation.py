@@ -36,7 +36,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ..engine import kernels
 from ..engine.memory import InMemoryBackend
+from ..engine.threads import single_threaded_blas
 from ..exceptions import FitError, PerfectSeparationError, PerfectSeparationWarning
 from ..lazy import lazy_module
 
@@ -394,6 +396,11 @@ def backend_separation(
     """:func:`find_separation` on the rows held by ``backend`` (see
     :mod:`multilogit.engine.backend`): the program only needs the distinct rows."""
     J, p = backend.J, backend.p
+    if candidate is not None and backend.n * J > _SMALL_PAIRS:
+        # Large data: verify and describe the candidate in passes over the rows, without
+        # sorting them for distinct ones or building a pair per (row, outcome).
+        labels = (eq_outcomes, ref, exog_names, levels)
+        return _streamed_candidate(backend, candidate, labels)
     Xu, yu, wu = backend.distinct_rows(np.ones(p))
     if len(Xu) == 0:
         return None
@@ -412,40 +419,123 @@ def backend_separation(
         return None
     if candidate is None:
         total = _sparsest(A, strict, total)
+    n_pairs = np.bincount(pair_obs, minlength=len(Xu))
+    n_strict = np.bincount(pair_obs[strict], minlength=len(Xu))
+    perfect = n_strict == n_pairs
+    involved = set(yu[pair_obs[strict]].tolist()) | set(pair_alt[strict].tolist())
+    # Null space in unit-column coordinates.
+    null = _limit_null_space(Xu, yu, wu, pair_obs, pair_alt, strict, J)
+    any_strict = n_strict > 0
+    counts = (float(wu[any_strict].sum()), float(wu[perfect].sum()), float(wu.sum()))
+    labels = (eq_outcomes, ref, exog_names, levels)
+    return _report(total, colscale, null, involved, counts, bool(perfect.all()), labels)
+
+
+def _report(total, colscale, null, involved, counts, complete, labels) -> Separation:
+    """The :class:`Separation` of a recession direction ``total`` (flat, unit-column
+    coordinates), from what it does to the rows: the outcomes of its strict pairs
+    (``involved``, ``-1`` the reference), the weights of the rows with some / every pair strict
+    and of all rows (``counts``), and the null space ``(J, p, r)`` of the limit."""
+    eq_outcomes, ref, exog_names, levels = labels
+    J, p = null.shape[:2]
     D = total.reshape(J, p)
     D = D / np.abs(D).max()
     mask = np.abs(D) > 1e-7
     # Back to the original coordinates: d (scaled) / colscale; report unit-max direction.
     D_orig = np.where(mask, D, 0.0) / colscale
     D_orig = D_orig / np.abs(D_orig).max()
-    any_strict = np.zeros(len(Xu), dtype=bool)
-    any_strict[pair_obs[strict]] = True
-    n_pairs = np.bincount(pair_obs, minlength=len(Xu))
-    n_strict = np.bincount(pair_obs[strict], minlength=len(Xu))
-    perfect = n_strict == n_pairs
     labels = list(eq_outcomes) if eq_outcomes else [f"y{j + 1}" for j in range(J)]
     labels_all = labels + [ref]
-    involved = set(yu[pair_obs[strict]].tolist()) | set(pair_alt[strict].tolist())
     outcomes = [labels_all[k] for k in sorted(involved, key=lambda k: (k < 0, k))]
     if levels:
         outcomes.sort(key=list(levels).index)
     outcomes = tuple(outcomes)
     names = tuple(exog_names) if exog_names else tuple(f"x{k + 1}" for k in range(p))
     terms = tuple(names[k] for k in range(p) if mask[:, k].any())
-    # Null space in unit-column coordinates; back to the original ones (beta = b / scale).
-    null = _limit_null_space(Xu, yu, wu, pair_obs, pair_alt, strict, J) / colscale[:, None]
+    # The null space back in the original coordinates (beta = b / scale).
+    null = null / colscale[:, None]
+    n_separated, n_perfect, nobs = counts
     return Separation(
-        kind="complete" if perfect.all() else "quasi-complete",
+        kind="complete" if complete else "quasi-complete",
         outcomes=outcomes,
         terms=terms,
         params=mask | _support(null),
         null_space=null,
         direction=D_orig,
-        n_separated=float(wu[any_strict].sum()),
-        n_perfect=float(wu[perfect].sum()),
-        nobs=float(wu.sum()),
+        n_separated=n_separated,
+        n_perfect=n_perfect,
+        nobs=nobs,
         eq_outcomes=tuple(labels),
         exog_names=names,
+    )
+
+
+def _streamed_candidate(backend, candidate, labels) -> Separation | None:
+    """:func:`backend_separation` of a candidate direction in passes over the backend's rows
+    (no distinct rows, no pair matrix): memory stays at one chunk whatever the rows.
+
+    The candidate is verified as :func:`_verified` does (its small components dropped at
+    decreasing thresholds until every :math:`a_{ik} \\ge 0` with some pair strict), then one
+    pass gathers what the report needs: the weights of separated and perfectly predicted rows,
+    the outcomes involved, and the information of the limit, whose null space it reports.
+    """
+    J, p = backend.J, backend.p
+
+    def absmax(c):
+        return np.max(np.abs(c.X[c.weights > 0]), axis=0, initial=0.0)
+
+    parts = backend.reduce(absmax, frames=False)
+    amax = np.max(np.vstack(parts), axis=0, initial=0.0) if parts else np.zeros(p)
+    colscale = np.where(amax > 0, amax, 1.0)
+    d = np.asarray(candidate, dtype=np.float64).ravel()
+    top = np.abs(d).max()
+    if not top > 0:
+        return None
+    total = None
+    for rel in (0.3, 0.1, 0.03, 0.01, 0.003):
+        dd = np.where(np.abs(d) >= rel * top, d, 0.0) / top
+        _, _, amin, amax_a = backend.pair_stats(dd.reshape(J, p) / colscale)
+        if amin >= -1e-12 and amax_a > _STRICT:
+            total = dd
+            break
+    if total is None:
+        return None
+    D = total.reshape(J, p)
+    q = J * p
+
+    def summary(c):
+        m = len(c.X)
+        counts, involved = np.zeros(4), np.zeros(J + 1, dtype=np.bool_)
+        B, S = np.empty((m, q)), np.empty((m, p))
+        X = np.ascontiguousarray(c.X, dtype=np.float64)
+        y = np.ascontiguousarray(c.y, dtype=np.int64)
+        w = np.ascontiguousarray(c.weights, dtype=np.float64)
+        r = kernels.chunk_separation_summary(X, y, w, colscale, D, _STRICT, counts, involved, B, S)
+        B, S = B[:r], S[:r]
+        info = -(B.T @ B)
+        G = S.T @ B
+        for j in range(J):
+            info[j * p : (j + 1) * p, j * p : (j + 1) * p] += G[:, j * p : (j + 1) * p]
+        return counts, involved, info
+
+    counts, involved, info = np.zeros(4), np.zeros(J + 1, dtype=np.bool_), np.zeros((q, q))
+    # The products of one chunk are small: BLAS threads would only contend for the cores (on
+    # a busy machine, spinning threads made this pass a hundred times slower).
+    with single_threaded_blas():
+        parts = backend.reduce(summary, frames=False)
+    for part in parts:
+        counts += part[0]
+        involved |= part[1]
+        info += part[2]
+    if not counts[1] > 0:
+        return None
+    info = (info + info.T) / 2.0
+    vals, vecs = np.linalg.eigh(info)
+    null = vecs[:, vals <= 1e-10 * max(vals.max(), 1e-300)].reshape(J, p, -1)
+    involved = {k if k < J else -1 for k in np.flatnonzero(involved).tolist()}
+    complete = counts[3] == 0
+    return _report(
+        total, colscale, null, involved, (counts[1], counts[2], counts[0]), complete, labels
     )
 
 

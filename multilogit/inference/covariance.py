@@ -27,8 +27,9 @@ With :math:`H` the information (minus the Hessian of the log-likelihood) at the 
     statsmodels' ``MNLogit.fit(cov_type="cluster")`` exactly; ``df_correction=False`` applies none.
 
 The meat is a reduction over the rows by the model's backend (see
-:mod:`multilogit.engine.backend`): memory stays at one chunk of scores plus the ``(J p, J p)``
-(or ``(G, J p)``) accumulator, whatever holds the rows.
+:mod:`multilogit.engine.backend`): memory stays at one chunk of scores per thread plus the
+``(J p, J p)`` accumulators (and a bounded block of group sums for ``cluster``), whatever holds
+the rows.
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ class Cluster(CovarianceEstimator):
     def compute(self, model, state):
         # Row-aligned codes in the backend's own form (an array, a stored column, a Dask array).
         codes, n_codes = model.group_codes(self.kwds["groups"])
-        sums, weight = model.backend.group_scores(state.beta, codes, n_codes)
+        meat, weight = model.backend.cluster_meat(state.beta, codes, n_codes)
         G = int(np.count_nonzero(weight > 0))
         if G < 2:
             raise DataError(f"cluster-robust covariance needs at least 2 clusters; got {G}")
@@ -209,7 +210,7 @@ class Cluster(CovarianceEstimator):
             fac *= (n - 1.0) / (n - k)
         elif self.df_correction == "none":
             fac = 1.0
-        return fac * _sandwich(state, sums.T @ sums)
+        return fac * _sandwich(state, meat)
 
     def describe(self) -> str:
         return "cluster"
