@@ -21,6 +21,7 @@ __all__ = [
     "map_runs",
     "row_runs",
     "single_threaded_blas",
+    "small_dense_blas",
     "split_runs",
 ]
 
@@ -73,6 +74,17 @@ def single_threaded_blas():
             return contextlib.nullcontext()
         _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=1, user_api="blas")
+
+
+# Dense matrices up to this order are factored on one BLAS thread (an 80 x 80 Cholesky takes a
+# tenth of a millisecond there); larger ones, as with thousands of parameters, gain from more.
+SMALL_DENSE = 512
+
+
+def small_dense_blas(order: int):
+    """The BLAS context for dense algebra on an ``order x order`` matrix: one thread up to
+    :data:`SMALL_DENSE`, BLAS's own choice above."""
+    return single_threaded_blas() if order <= SMALL_DENSE else contextlib.nullcontext()
 
 
 def map_runs(fn, t: int) -> list:

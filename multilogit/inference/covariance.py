@@ -39,6 +39,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 from scipy import linalg
 
+from ..engine.threads import small_dense_blas
 from ..exceptions import DataError, FitError
 
 __all__ = [
@@ -54,14 +55,15 @@ __all__ = [
 
 def inverse_information(info: np.ndarray) -> np.ndarray:
     r""":math:`\mathcal{I}^{-1}` by Cholesky (the information is symmetric positive definite)."""
-    try:
-        cf = linalg.cho_factor(info, lower=False)
-    except linalg.LinAlgError:
-        raise FitError(
-            "the information matrix is singular at the estimates: standard errors do not exist "
-            "(collinear design or separated data)"
-        ) from None
-    inv = linalg.cho_solve(cf, np.eye(info.shape[0]))
+    with small_dense_blas(info.shape[0]):
+        try:
+            cf = linalg.cho_factor(info, lower=False)
+        except linalg.LinAlgError:
+            raise FitError(
+                "the information matrix is singular at the estimates: standard errors do not "
+                "exist (collinear design or separated data)"
+            ) from None
+        inv = linalg.cho_solve(cf, np.eye(info.shape[0]))
     return (inv + inv.T) / 2.0
 
 

@@ -43,7 +43,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy import linalg
 
-from ..engine.threads import single_threaded_blas
+from ..engine.threads import small_dense_blas
 from ..exceptions import FitError
 from .objective import Objective
 from .state import NewtonState
@@ -135,16 +135,16 @@ def cholesky(info: np.ndarray):
     """The upper Cholesky factor of ``info`` for :func:`scipy.linalg.cho_solve`, or ``None``
     if ``info`` is not (numerically) positive definite or not finite."""
     try:
-        with single_threaded_blas():
+        with small_dense_blas(len(info)):
             return linalg.cho_factor(info, lower=False, check_finite=True)
     except (linalg.LinAlgError, ValueError):
         return None
 
 
 def cho_solve(cf, g: np.ndarray) -> np.ndarray:
-    """``info^{-1} g`` from :func:`cholesky`'s factor, on one BLAS thread (see
-    :func:`~multilogit.engine.threads.single_threaded_blas`)."""
-    with single_threaded_blas():
+    """``info^{-1} g`` from :func:`cholesky`'s factor, on one BLAS thread for a small one (see
+    :func:`~multilogit.engine.threads.small_dense_blas`)."""
+    with small_dense_blas(len(g)):
         return linalg.cho_solve(cf, g)
 
 
