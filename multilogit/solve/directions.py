@@ -59,13 +59,19 @@ SLOW_RATE = 0.25
 # A sampled information is recomputed unless the last step was full and moved no parameter by
 # more than this (relative to 1 + |beta|).
 REUSE_STEP = 1e-3
-# The sampled phase hands over to the exact information once the point its step reaches is
+# The sampled phase may hand over to the exact information once the point its step reaches is
 # predicted within sqrt(SWITCH_FACTOR * tol) of the MLE (relative to 1 + |beta|): Newton's
-# quadratic convergence takes one exact step from there to well within SETTLE_FACTOR * tol.
-SWITCH_FACTOR = 1e-1
+# quadratic convergence takes one exact step from there to within SETTLE_FACTOR * tol.
+SWITCH_FACTOR = 1e-2
 # An exact step within SETTLE_FACTOR * tol ends the fit, taken without a new evaluation: the
-# information at its start stands for the one at its end to about that relative accuracy.
-SETTLE_FACTOR = 1e-1
+# information at its start stands for the one at its end to about that relative accuracy, so
+# the standard errors agree with exact Newton's to about 1e-10.
+SETTLE_FACTOR = 1e-2
+# The cost of a pass with the information over a score pass is modelled as
+# 1 + (q^2 + p q) / (INFO_COST_PER_PARAM (p + q)) for q parameters and p design columns: the
+# information's products against the score's, whose passes are bound by reading the design;
+# about 4.6 for 80 parameters in 4 equations, as measured on two cores.
+INFO_COST_PER_PARAM = 22.0
 # The sampled information's relative error is about RATE_PRIOR * sqrt(params / sample rows)
 # (the contraction of the error per sampled step), until a step has measured it.
 RATE_PRIOR = 1.5
@@ -207,22 +213,23 @@ class SampledThenExact:
     2. *Sampled* phase: one pass over the rows an iteration for the score, the direction
        solving with the subsample's information (at the current point, or kept while steps
        are small: a chord step).  The error shrinks by about the sample's relative error
-       :math:`\\epsilon \\approx \\sqrt{J p / m}` a step.  It hands over to the exact
-       information as soon as the point its step reaches is predicted within
-       :math:`\\sqrt{0.1\\,\\text{tol}}` of the MLE (:math:`\\epsilon` times the step, with
-       :math:`\\epsilon` measured by the last step's shrinking of the decrement); that point
-       is evaluated with the exact information in the same pass.  It also hands over when a
-       full step shrank the decrement by less than ``slow_rate``, when the sampled matrix is
-       not positive definite, or when no step along its direction raises the objective: the
-       sample does not stand for the data.
+       :math:`\\epsilon \\approx \\sqrt{J p / m}` a step (measured by the last step's
+       shrinking of the decrement).  Once the point its step reaches is predicted within
+       :math:`\\sqrt{\\text{switch\\_factor}\\cdot\\text{tol}}` of the MLE (:math:`\\epsilon`
+       times the step), it takes the cheaper way on (:meth:`_hand_over`): hand over, that
+       point evaluated with the exact information in the same pass and one exact step to
+       follow, or sample on until the exact step at the end settles, with one pass with the
+       information.  It also hands over when a full step shrank the decrement by less than
+       ``slow_rate``, when the sampled matrix is not positive definite, or when no step along
+       its direction raises the objective: the sample does not stand for the data.
     3. *Exact* phase: Newton's method, converging quadratically: one exact step from the
        hand-over point reaches about the square of its error.  After a sampled phase, a step
        within ``settle_factor * tol`` ends the fit, taken without a new evaluation (see
        :class:`Proposal`).
 
-    A default fit thus reads the rows about five times: three score passes and two with the
-    exact information.  Without a subsample (a backend without one, or data too small for one
-    to pay off) it is :class:`ExactCholesky` throughout.
+    A default fit thus reads the rows five to nine times, once or twice with the exact
+    information.  Without a subsample (a backend without one, or data too small for one to pay
+    off) it is :class:`ExactCholesky` throughout.
 
     Parameters
     ----------
@@ -338,6 +345,35 @@ class SampledThenExact:
         self._fresh = False
         return self._info
 
+    def _hand_over(self, predicted: float, rate: float) -> bool:
+        """Whether the point this sampled step reaches (predicted ``predicted`` from the MLE,
+        relative) is evaluated with the exact information.
+
+        Yes when it is within the settling tolerance already (the exact step there ends the
+        fit).  Otherwise, once one exact step from it would get there (``predicted`` below
+        ``switch_step``), the cheaper of two ways on: hand over now, which costs two passes
+        with the information, or go on sampling, ``m`` score passes and one with the
+        information, where ``m`` is the sampled steps still needed at ``rate``; the score
+        passes are weighed by the information's relative cost (:data:`INFO_COST_PER_PARAM`).
+        """
+        target = 0.5 * self.settle_factor * self.tol
+        if predicted <= target:
+            return True
+        if predicted > self.switch_step:
+            return False
+        if not 0.0 < rate < 1.0:
+            return True
+        more = math.ceil(math.log(predicted / target) / -math.log(rate))
+        return more >= self._information_cost()
+
+    def _information_cost(self) -> float:
+        """A pass with the information over a score pass, from the flops of the two (the
+        score's are bound by reading the design: a multiply-add of a product with the design
+        costs about INFO_COST_PER_PARAM of those of the information's symmetric products)."""
+        q = self._info.shape[0]
+        p = q // (self.objective.equations or 1)
+        return 1.0 + (q * q + p * q) / (INFO_COST_PER_PARAM * (p + q))
+
     def _prior_rate(self) -> float:
         """The sampled step's expected contraction of the error before one is measured."""
         obj = self.objective
@@ -360,7 +396,7 @@ class SampledThenExact:
                     rate = self._prior_rate() if self._rate is None else self._rate
                     beta = state.beta.ravel()
                     step = float(np.max(np.abs(delta) / (1.0 + np.abs(beta)), initial=0.0))
-                    self._switch = rate * step <= self.switch_step
+                    self._switch = self._hand_over(rate * step, rate)
                     return Proposal(delta, dec, exact=False, tol_factor=APPROX_TOL_FACTOR)
             self._leave_sampled(state)
         proposal = self.exact_strategy.direction(state)

@@ -204,6 +204,11 @@ class Objective:
         return Evaluation(d.llf - pen, score, info, d.llf, pen)
 
     @property
+    def equations(self) -> int:
+        """Non-reference outcomes of the backend (0 when it does not say)."""
+        return int(getattr(self.backend, "J", 0) or 0)
+
+    @property
     def n_rows(self) -> float:
         """Rows behind the exact information (NaN when the backend does not say)."""
         return float(getattr(self.backend, "n", np.nan))
