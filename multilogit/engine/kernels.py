@@ -72,6 +72,16 @@ __all__ = [
 
 
 @nb.njit(cache=True, nogil=True)
+def _row_max(e):
+    """The largest of a row's linear predictors ``e`` and the reference's 0."""
+    mx = 0.0
+    for v in e:
+        if v > mx:
+            mx = v
+    return mx
+
+
+@nb.njit(cache=True, nogil=True)
 def _row_softmax(x_row, beta, eta):
     """Fill ``eta`` with the row's linear predictors; return ``(m, log-sum-exp)``.
 
@@ -424,10 +434,7 @@ def _fill_scaled_scores(E, y, a, X, B):
         ai = a[i]
         if not ai > 0.0:
             continue
-        mx = 0.0
-        for j in range(J):
-            if E[i, j] > mx:
-                mx = E[i, j]
+        mx = _row_max(E[i])
         tot = np.exp(-mx)
         for j in range(J):
             e = np.exp(E[i, j] - mx)
@@ -464,6 +471,19 @@ def chunk_meat(X, y, a, beta, out, work):
 
 
 @nb.njit(cache=True, nogil=True)
+def _add_row_score(x, yi, ai, beta, eta, out):
+    """``out += a_i s_i`` for one row: :math:`s_i = (d_i - P_i) \\otimes x_i`, flat
+    outcome-major (``eta``: a work vector of length ``J``)."""
+    p = x.shape[0]
+    _, lse = _row_softmax(x, beta, eta)
+    for j in range(beta.shape[0]):
+        r = ai * ((1.0 if yi == j else 0.0) - np.exp(eta[j] - lse))
+        off = j * p
+        for k in range(p):
+            out[off + k] += r * x[k]
+
+
+@nb.njit(cache=True, nogil=True)
 def chunk_cluster_sums(X, y, a, codes, beta, g0, sums):
     """Add :math:`a_i s_i` of each row of one chunk whose group lies in
     ``g0 .. g0 + len(sums) - 1`` to ``sums[codes[i] - g0]`` (``sums``: ``(G, J p)``).
@@ -472,7 +492,7 @@ def chunk_cluster_sums(X, y, a, codes, beta, g0, sums):
     are computed, so the groups can be visited in blocks, one pass per block, at the cost of
     one scan of the codes per block.  Nothing is allocated per row or per chunk.
     """
-    m, p = X.shape
+    m = X.shape[0]
     J = beta.shape[0]
     G = sums.shape[0]
     eta = np.empty(J)
@@ -483,13 +503,7 @@ def chunk_cluster_sums(X, y, a, codes, beta, g0, sums):
         ai = a[i]
         if ai == 0.0:
             continue
-        _, lse = _row_softmax(X[i], beta, eta)
-        yi = y[i]
-        for j in range(J):
-            r = ai * ((1.0 if yi == j else 0.0) - np.exp(eta[j] - lse))
-            off = j * p
-            for k in range(p):
-                sums[g, off + k] += r * X[i, k]
+        _add_row_score(X[i], y[i], ai, beta, eta, sums[g])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -522,7 +536,6 @@ def sorted_cluster_sums(X, y, a, beta, order, starts, g0, U):
     two give the same numbers; here a group's sum is complete once its rows are read, so only
     a block of groups is ever held.
     """
-    p = X.shape[1]
     J = beta.shape[0]
     eta = np.empty(J)
     for b in range(U.shape[0]):
@@ -534,13 +547,7 @@ def sorted_cluster_sums(X, y, a, beta, order, starts, g0, U):
             ai = a[i]
             if ai == 0.0:
                 continue
-            _, lse = _row_softmax(X[i], beta, eta)
-            yi = y[i]
-            for j in range(J):
-                r = ai * ((1.0 if yi == j else 0.0) - np.exp(eta[j] - lse))
-                off = j * p
-                for k in range(p):
-                    U[b, off + k] += r * X[i, k]
+            _add_row_score(X[i], y[i], ai, beta, eta, U[b])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -735,10 +742,7 @@ def softmax_rows(E, P, lse):
     from linear predictors ``E`` (``(m, J)``), max-subtracted."""
     m, J = E.shape
     for i in range(m):
-        mx = 0.0
-        for j in range(J):
-            if E[i, j] > mx:
-                mx = E[i, j]
+        mx = _row_max(E[i])
         tot = np.exp(-mx)
         for j in range(J):
             tot += np.exp(E[i, j] - mx)

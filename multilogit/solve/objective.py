@@ -161,7 +161,11 @@ class Objective:
         """Value, score and (when ``hessian``) information at ``beta``: one pass over the
         rows."""
         self.passes += 1
-        d = self.backend.derivatives(beta, hessian=hessian)
+        return self._penalised(beta, self.backend.derivatives(beta, hessian=hessian))
+
+    def _penalised(self, beta: np.ndarray, d) -> Evaluation:
+        """The backend's derivatives ``d`` at ``beta`` less the penalty's (untouched without
+        one)."""
         if self.penalty is None:
             return Evaluation(d.llf, d.score, d.info, d.llf)
         pen = self.penalty.value(beta)
@@ -194,14 +198,7 @@ class Objective:
         subsample.  Not counted as a pass over the rows (it costs about the subsample's share
         of one)."""
         d = None if self._approx_derivatives is None else self._approx_derivatives(beta, hessian)
-        if d is None:
-            return None
-        if self.penalty is None:
-            return Evaluation(d.llf, d.score, d.info, d.llf)
-        pen = self.penalty.value(beta)
-        score = d.score - self.penalty.gradient(beta)
-        info = None if d.info is None else d.info + self.penalty.hessian(beta)
-        return Evaluation(d.llf - pen, score, info, d.llf, pen)
+        return None if d is None else self._penalised(beta, d)
 
     @property
     def equations(self) -> int:
