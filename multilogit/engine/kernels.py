@@ -378,33 +378,6 @@ def chunk_linear(X, beta, out):
 # --- kernels of the covariance meat and of matrix-free Newton ---
 
 
-@nb.njit(cache=True, nogil=True)
-def _residuals(X, y, beta, R):
-    """``R[i, j] = d_ij - P_ij`` for one chunk: the per-row score factors (unweighted)."""
-    m = X.shape[0]
-    J = beta.shape[0]
-    eta = np.empty(J)
-    for i in range(m):
-        _, lse = _row_softmax(X[i], beta, eta)
-        for j in range(J):
-            R[i, j] = (1.0 if y[i] == j else 0.0) - np.exp(eta[j] - lse)
-
-
-def chunk_score_outer(X, y, a, beta, out):
-    """Add :math:`\\sum_i a_i s_i s_i^\\top` of one chunk to ``out`` (``(J p, J p)``).
-
-    :math:`s_i = (d_i - P_i) \\otimes x_i` is row ``i``'s unweighted score in the flat
-    outcome-major order; with ``a = f w^2`` (frequency times squared sampling weight) the sum
-    is the meat of the robust sandwich.  One ``(m, J p)`` block of scores per chunk.
-    """
-    m, p = X.shape
-    J = beta.shape[0]
-    R = np.empty((m, J))
-    _residuals(X, y, beta, R)
-    S = (R[:, :, None] * X[:, None, :]).reshape(m, J * p)
-    out += S.T @ (S * a[:, None])
-
-
 class ScoreWorkspace:
     """Work buffers for :func:`chunk_meat`, sized for chunks of at most ``rows`` rows: the
     linear predictors ``E`` ``(rows, J)`` and the scaled scores ``B`` ``(rows, J p)``.
@@ -455,12 +428,12 @@ def _fill_scaled_scores(E, y, a, X, B):
 def chunk_meat(X, y, a, beta, out, work):
     """Add :math:`\\sum_i a_i s_i s_i^\\top` of one chunk to ``out`` (``(J p, J p)``).
 
-    Same sum as :func:`chunk_score_outer`, without its ``(m, J, p)`` temporaries: the scores
-    scaled by :math:`\\sqrt{a_i}` are written into ``work.B`` (a :class:`ScoreWorkspace` of at
-    least ``len(X)`` rows) and the sum is the one product :math:`B^\\top B`, which NumPy hands
-    to BLAS ``syrk`` (half the flops of a general product, exactly symmetric, and the GIL is
-    released so threads can run chunks in parallel).  ``a`` must be non-negative (it is
-    :math:`f_i w_i^2`).
+    With ``a = f w^2`` (frequency times squared sampling weight) the sum is the meat of the
+    robust sandwich.  No ``(m, J, p)`` temporaries: the scores scaled by :math:`\\sqrt{a_i}`
+    are written into ``work.B`` (a :class:`ScoreWorkspace` of at least ``len(X)`` rows) and the
+    sum is the one product :math:`B^\\top B`, which NumPy hands to BLAS ``syrk`` (half the flops
+    of a general product, exactly symmetric, and the GIL is released so threads can run chunks
+    in parallel).  ``a`` must be non-negative (it is :math:`f_i w_i^2`).
     """
     m = X.shape[0]
     E = work.E[:m]
@@ -548,32 +521,6 @@ def sorted_cluster_sums(X, y, a, beta, order, starts, g0, U):
             if ai == 0.0:
                 continue
             _add_row_score(X[i], y[i], ai, beta, eta, U[b])
-
-
-@nb.njit(cache=True, nogil=True)
-def _add_group_sums(X, R, a, codes, sums):
-    m, p = X.shape
-    J = R.shape[1]
-    for i in range(m):
-        ai = a[i]
-        if ai == 0.0:
-            continue
-        g = codes[i]
-        for j in range(J):
-            r = ai * R[i, j]
-            off = j * p
-            for k in range(p):
-                sums[g, off + k] += r * X[i, k]
-
-
-def chunk_group_scores(X, y, a, codes, beta, sums):
-    """Add each row's weighted score :math:`a_i s_i` of one chunk to its group's row of
-    ``sums`` (``(G, J p)``, group index ``codes[i]``): the cluster sums of the cluster-robust
-    meat, without a per-row score array."""
-    m = X.shape[0]
-    R = np.empty((m, beta.shape[0]))
-    _residuals(X, y, beta, R)
-    _add_group_sums(X, R, a, codes, sums)
 
 
 def chunk_hessian_vector(X, w, beta, V, out):
