@@ -184,6 +184,15 @@ class ChunkedBackend(ABC):
 
         return [part for part in map_runs(run, len(self._runs)) if part is not None]
 
+    def _sum_runs(self, run: Callable[[int], np.ndarray]) -> np.ndarray:
+        """``run(0) + run(1) + ...`` over the threads' runs, computed in parallel and added in
+        run order (reproducible); ``run(k)`` returns its run's own accumulator."""
+        parts = map_runs(run, len(self._runs))
+        out = parts[0]
+        for part in parts[1:]:
+            out += part
+        return out
+
     def _sum_chunks(self, fn, zero):
         out = zero
         for part in self._map_chunks(fn):  # in run order: reproducible
@@ -348,11 +357,7 @@ class ChunkedBackend(ABC):
                 kernels.chunk_meat(r.X, r.y, r.meat_weights, beta, acc, work)
             return acc
 
-        parts = map_runs(run, len(self._runs))
-        out = parts[0]
-        for part in parts[1:]:  # in run order: reproducible
-            out += part
-        return out
+        return self._sum_runs(run)
 
     def _codes(self, codes, n_groups: int) -> Callable[[slice], np.ndarray]:
         """A reader of the group codes of a range of rows, from an array or a named column."""
@@ -402,11 +407,7 @@ class ChunkedBackend(ABC):
                 kernels.chunk_cluster_sums(r.X, r.y, r.w, read_codes(sl), beta, g0, sums)
             return sums
 
-        parts = map_runs(run, len(self._runs))
-        out = parts[0]
-        for part in parts[1:]:
-            out += part
-        return out
+        return self._sum_runs(run)
 
     def cluster_meat(self, beta, codes, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
         """:math:`\\sum_g u_g u_g^\\top` of the group score sums :math:`u_g` of

@@ -106,11 +106,7 @@ class InMemoryBackend(ArrayBackend):
                 meat += Ub.T @ Ub
             return meat
 
-        parts = map_runs(run, t)
-        meat = parts[0]
-        for part in parts[1:]:  # in run order: reproducible
-            meat += part
-        return meat, self._group_weights(read_codes, n_groups)
+        return self._sum_runs(run), self._group_weights(read_codes, n_groups)
 
     def gram(self, scale) -> np.ndarray:
         # One BLAS product per thread over the whole arrays beats one per chunk.  Rows without
