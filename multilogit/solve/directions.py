@@ -45,7 +45,7 @@ from scipy import linalg
 
 from ..engine.threads import small_dense_blas
 from ..exceptions import FitError
-from .objective import Objective
+from .objective import Objective, halve_step
 from .state import NewtonState
 
 __all__ = ["DirectionStrategy", "ExactCholesky", "Proposal", "SampledThenExact"]
@@ -84,9 +84,8 @@ WARM_TOL = 1e-6
 # subsample's: their sampled decrement is at most WARM_SKIP times params * n / m (its mean at
 # the data's MLE, where the subsample's score is noise).
 WARM_SKIP = 4.0
-# Rounding can lower the objective by a few ulps at the optimum: the warm start's line search
-# accepts a decrease this small (relative to 1 + |objective|), as the solver's does.
-ROUNDING = 1e-12
+# Step-halvings of one warm-start iteration: at most 40 trial steps.
+WARM_MAX_HALVINGS = 39
 
 
 @dataclass(frozen=True)
@@ -306,16 +305,16 @@ class SampledThenExact:
                 return beta, ev.info
             if it == WARM_MAXITER:
                 break
-            delta = delta.reshape(beta.shape)
-            step, floor = 1.0, ev.value - ROUNDING * (1.0 + abs(ev.value))
-            for _ in range(40):
-                trial = obj.approx_evaluate(beta + step * delta, hessian=True)
-                if np.isfinite(trial.value) and trial.value >= floor:
-                    break
-                step *= 0.5
-            else:
+            found = halve_step(
+                lambda point, step: obj.approx_evaluate(point, hessian=True),
+                beta,
+                delta.reshape(beta.shape),
+                ev.value,
+                WARM_MAX_HALVINGS,
+            )
+            if found is None:
                 return None, None
-            beta, ev = beta + step * delta, trial
+            _, beta, ev = found
         # Not converged: a separated or unrepresentative subsample; start from beta0.
         return None, None
 
@@ -376,10 +375,9 @@ class SampledThenExact:
 
     def _prior_rate(self) -> float:
         """The sampled step's expected contraction of the error before one is measured."""
-        obj = self.objective
-        q = obj.sample_rows
+        m = self.objective.sample_rows
         params = self._info.shape[0]
-        return min(1.0, RATE_PRIOR * math.sqrt(params / q)) if q > 0 else 1.0
+        return min(1.0, RATE_PRIOR * math.sqrt(params / m)) if m > 0 else 1.0
 
     def direction(self, state: NewtonState) -> Proposal:
         if self.sampled:

@@ -14,7 +14,7 @@ log-likelihood less an optional penalty, see :mod:`multilogit.engine`) and the d
 from a strategy (:mod:`multilogit.solve.directions`); the loop only combines them.  With
 ``hessian="auto"`` the strategy is
 :class:`~multilogit.solve.directions.SampledThenExact` (a warm start on a row subsample,
-then its information, two exact informations to finish), with ``hessian="exact"``
+then its information, one or two exact informations to finish), with ``hessian="exact"``
 :class:`~multilogit.solve.directions.ExactCholesky`.
 
 Conventions
@@ -35,14 +35,10 @@ import pandas as pd
 from ..engine.backend import Derivatives
 from ..exceptions import FitError
 from .directions import DirectionStrategy, ExactCholesky, Proposal, SampledThenExact
-from .objective import Objective, Penalty
+from .objective import Objective, Penalty, halve_step
 from .state import FitState, IterationRecord, NewtonState
 
 __all__ = ["NewtonOptions", "NewtonSolver", "default_direction", "newton"]
-
-# Rounding can lower the objective by a few ulps at the optimum: the line search accepts a
-# decrease this small (relative to 1 + |objective|).
-_ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -172,16 +168,14 @@ class NewtonSolver:
             The step length, the new point and the objective there (with the information only
             for a full step evaluated with it); ``None`` if ``max_halvings`` halvings did not do.
         """
-        beta, value = self.state.beta, self.state.current.value
-        delta = proposal.delta.reshape(beta.shape)
-        step = 1.0
-        for _ in range(self.options.max_halvings + 1):
-            cand = beta + step * delta
-            trial = self.objective.evaluate(cand, hessian=information and step == 1.0)
-            if np.isfinite(trial.value) and trial.value >= value - _ROUNDING * (1.0 + abs(value)):
-                return step, cand, trial
-            step *= 0.5
-        return None
+        beta = self.state.beta
+        return halve_step(
+            lambda point, step: self.objective.evaluate(point, information and step == 1.0),
+            beta,
+            proposal.delta.reshape(beta.shape),
+            self.state.current.value,
+            self.options.max_halvings,
+        )
 
     def accept(self, proposal: Proposal, step: float, beta: np.ndarray, trial, small: bool):
         """Move to ``beta``; evaluate the information there if the strategy needs it."""

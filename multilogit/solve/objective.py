@@ -17,7 +17,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Evaluation", "Objective", "Penalty", "RidgePenalty"]
+__all__ = ["Evaluation", "Objective", "Penalty", "RidgePenalty", "halve_step"]
+
+# Rounding can lower the objective by a few ulps at the optimum: step-halving accepts a
+# decrease this small (relative to 1 + |objective|).
+ROUNDING = 1e-12
 
 
 @runtime_checkable
@@ -214,3 +218,34 @@ class Objective:
     def sample_rows(self) -> float:
         """Rows behind the approximate information (NaN when the backend does not say)."""
         return float(getattr(self.backend, "sample_rows", np.nan))
+
+
+def halve_step(evaluate, beta: np.ndarray, delta: np.ndarray, value: float, max_halvings: int):
+    """Halve the step ``delta`` from ``beta`` until the objective does not decrease.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(point, step)``: the :class:`Evaluation` at ``point``, reached with step
+        length ``step`` (so a caller can ask for more, e.g. the information, at a full step).
+    beta, delta : ndarray
+        The current point and the full step, of the same shape.
+    value : float
+        The objective at ``beta``.
+    max_halvings : int
+
+    Returns
+    -------
+    (step, point, Evaluation) or None
+        The step length, the new point and the objective there; ``None`` when
+        ``max_halvings`` halvings did not do.
+    """
+    floor = value - ROUNDING * (1.0 + abs(value))
+    step = 1.0
+    for _ in range(max_halvings + 1):
+        point = beta + step * delta
+        trial = evaluate(point, step)
+        if np.isfinite(trial.value) and trial.value >= floor:
+            return step, point, trial
+        step *= 0.5
+    return None
