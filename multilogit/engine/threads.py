@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "MIN_CHUNKS_PER_THREAD",
+    "block_runs",
     "chunk_runs",
     "default_threads",
     "map_runs",
@@ -111,12 +112,17 @@ def split_runs(n: int, t: int, align: int = 1) -> list[slice]:
 MIN_CHUNKS_PER_THREAD = 2
 
 
+def block_runs(n_blocks: int, threads: int) -> list[slice]:
+    """Blocks ``0 .. n_blocks - 1`` as contiguous runs, one per thread (at most ``threads``,
+    each with at least :data:`MIN_CHUNKS_PER_THREAD` blocks)."""
+    return split_runs(n_blocks, min(threads, n_blocks // MIN_CHUNKS_PER_THREAD))
+
+
 def chunk_runs(n: int, chunk_rows: int, threads: int) -> list[slice]:
-    """``n`` rows in chunks of ``chunk_rows`` as contiguous runs of whole chunks, one per
-    thread (at most ``threads``, each with at least :data:`MIN_CHUNKS_PER_THREAD` chunks);
-    fixed by ``n``, ``chunk_rows`` and ``threads``."""
+    """``n`` rows in chunks of ``chunk_rows`` as contiguous runs of whole chunks: the rows of
+    :func:`block_runs` of the chunks; fixed by ``n``, ``chunk_rows`` and ``threads``."""
     n_chunks = -(-n // chunk_rows)
-    return split_runs(n, min(threads, n_chunks // MIN_CHUNKS_PER_THREAD), align=chunk_rows)
+    return split_runs(n, len(block_runs(n_chunks, threads)), align=chunk_rows)
 
 
 def row_runs(n: int, threads: int | None = None, min_rows: int = 65536) -> list[slice]:

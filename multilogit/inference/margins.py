@@ -61,7 +61,7 @@ import pandas as pd
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
-from ..engine.threads import MIN_CHUNKS_PER_THREAD, map_runs, single_threaded_blas, split_runs
+from ..engine.threads import block_runs, map_runs, single_threaded_blas
 from ..exceptions import DataError
 from . import distributions as stats
 from . import margin_sums, typical
@@ -690,7 +690,7 @@ def _accumulate(sample, items, beta, method, threads: int = 1) -> margin_sums.Ef
     }
     sample.prepare(items, ex)  # any design rebuilt once, before the threads read it
     blocks = sample.chunks()
-    runs = split_runs(len(blocks), min(threads, len(blocks) // MIN_CHUNKS_PER_THREAD))
+    runs = block_runs(len(blocks), threads)
 
     def run(k):
         sums = margin_sums.EffectSums(len(items), beta, dy, shared)

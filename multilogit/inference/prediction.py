@@ -27,13 +27,7 @@ import pandas as pd
 from ..data.large import is_dask_collection
 from ..engine import kernels
 from ..engine.memory import predict_linear, predict_probabilities
-from ..engine.threads import (
-    MIN_CHUNKS_PER_THREAD,
-    default_threads,
-    map_runs,
-    single_threaded_blas,
-    split_runs,
-)
+from ..engine.threads import block_runs, default_threads, map_runs, single_threaded_blas
 from . import distributions as stats
 
 __all__ = ["PredictionResults", "get_prediction"]
@@ -70,7 +64,7 @@ def _rows(X, beta, S, order, threads: int) -> tuple[np.ndarray, np.ndarray]:
     K = len(order)
     P, se = np.empty((m, K)), np.empty((m, K))
     blocks = [slice(a, min(a + _CHUNK_ROWS, m)) for a in range(0, m, _CHUNK_ROWS)]
-    runs = split_runs(len(blocks), min(threads, len(blocks) // MIN_CHUNKS_PER_THREAD))
+    runs = block_runs(len(blocks), threads)
 
     def run(k):
         for sl in blocks[runs[k].start : runs[k].stop]:
