@@ -61,7 +61,7 @@ import pandas as pd
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
-from ..engine.threads import block_runs, map_runs, single_threaded_blas
+from ..engine.threads import block_runs, map_runs
 from ..exceptions import DataError
 from . import distributions as stats
 from . import margin_sums, typical
@@ -698,8 +698,7 @@ def _accumulate(sample, items, beta, method, threads: int = 1) -> margin_sums.Ef
             _add_block(sums, sample, blocks[b], items, beta, dy, ex, shared)
         return sums
 
-    with single_threaded_blas():
-        parts = map_runs(run, len(runs))
+    parts = map_runs(run, len(runs))  # BLAS on one thread: the products are thin
     sums = parts[0]
     for part in parts[1:]:  # in run order: reproducible for a number of threads
         sums += part

@@ -27,7 +27,7 @@ import pandas as pd
 from ..data.large import is_dask_collection
 from ..engine import kernels
 from ..engine.memory import predict_linear, predict_probabilities
-from ..engine.threads import block_runs, default_threads, map_runs, single_threaded_blas
+from ..engine.threads import block_runs, default_threads, map_runs
 from . import distributions as stats
 
 __all__ = ["PredictionResults", "get_prediction"]
@@ -75,8 +75,7 @@ def _rows(X, beta, S, order, threads: int) -> tuple[np.ndarray, np.ndarray]:
             P[sl] = p_[:, order]
             se[sl] = np.sqrt(var[:, order])
 
-    with single_threaded_blas():
-        map_runs(run, len(runs))
+    map_runs(run, len(runs))
     return P, se
 
 
