@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Evaluation", "Objective", "Penalty", "RidgePenalty", "halve_step"]
+__all__ = ["DataPenalty", "Evaluation", "Objective", "Penalty", "RidgePenalty", "halve_step"]
 
 # Rounding can lower the objective by a few ulps at the optimum: step-halving accepts a
 # decrease this small (relative to 1 + |objective|).
@@ -34,12 +34,8 @@ class Penalty(Protocol):
     ``(J, p)`` and return :math:`P(\\beta)` (a float), :math:`\\nabla P` (shape ``(J, p)``) and
     :math:`\\nabla^2 P` (shape ``(J p, J p)``), which the objective adds to the information.
 
-    A penalty that depends on the data binds its backend when it is built.  Firth's bias
-    reduction, :math:`P(\\beta) = -\\tfrac12 \\log\\det \\mathcal{I}(\\beta)`, is one: its gradient
-    :math:`-\\tfrac12 \\operatorname{tr}(\\mathcal{I}^{-1} \\partial \\mathcal{I} / \\partial
-    \\beta_k)` contracts the third derivatives of the log-likelihood (a kernel pass over the
-    rows), and its ``hessian`` may return zeros: the directions then use the likelihood's
-    information, the usual approximation, which changes the convergence rate, not the optimum.
+    A penalty that depends on the information at ``beta`` (Firth's bias reduction) is a
+    :class:`DataPenalty` instead.
     """
 
     def value(self, beta: np.ndarray) -> float: ...
@@ -47,6 +43,25 @@ class Penalty(Protocol):
     def gradient(self, beta: np.ndarray) -> np.ndarray: ...
 
     def hessian(self, beta: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class DataPenalty(Protocol):
+    """A penalty that is a function of the information at ``beta``, such as Firth's
+    :math:`P(\\beta) = -\\tfrac12 \\log\\det \\mathcal{I}(\\beta)`.
+
+    The objective evaluates the information at every point (the penalty needs it) and hands
+    the backend's derivatives to :meth:`terms`, which returns :math:`P(\\beta)`,
+    :math:`\\nabla P` (shape ``(J, p)``) and :math:`\\nabla^2 P` (``(J p, J p)``), or ``None``
+    for the Hessian when it is not available (the directions then use the likelihood's
+    information alone).  A point where the penalty is not defined has an infinite ``P``.
+    """
+
+    needs_information: bool
+
+    def terms(
+        self, beta: np.ndarray, derivatives
+    ) -> tuple[float, np.ndarray, np.ndarray | None]: ...
 
 
 class RidgePenalty:
@@ -152,11 +167,16 @@ class Objective:
     penalty : Penalty, optional
     """
 
-    def __init__(self, backend, penalty: Penalty | None = None):
+    def __init__(self, backend, penalty: Penalty | DataPenalty | None = None):
         self.backend = backend
         self.penalty = penalty
-        self._approx = getattr(backend, "approx_information", None)
-        self._approx_derivatives = getattr(backend, "approx_derivatives", None)
+        self._data_penalty = isinstance(penalty, DataPenalty)
+        # A penalty of the information has no cheap subsample version.
+        no_approx = self._data_penalty
+        self._approx = None if no_approx else getattr(backend, "approx_information", None)
+        self._approx_derivatives = (
+            None if no_approx else getattr(backend, "approx_derivatives", None)
+        )
         #: Full passes over the rows so far (each evaluation is one; the subsample's
         #: approximate information is not).
         self.passes = 0
@@ -165,6 +185,7 @@ class Objective:
         """Value, score and (when ``hessian``) information at ``beta``: one pass over the
         rows."""
         self.passes += 1
+        hessian = hessian or self._data_penalty
         return self._penalised(beta, self.backend.derivatives(beta, hessian=hessian))
 
     def _penalised(self, beta: np.ndarray, d) -> Evaluation:
@@ -172,6 +193,10 @@ class Objective:
         one)."""
         if self.penalty is None:
             return Evaluation(d.llf, d.score, d.info, d.llf)
+        if self._data_penalty:
+            pen, grad, hess = self.penalty.terms(beta, d)
+            info = d.info if hess is None else d.info + hess
+            return Evaluation(d.llf - pen, d.score - grad, info, d.llf, pen)
         pen = self.penalty.value(beta)
         score = d.score - self.penalty.gradient(beta)
         info = None if d.info is None else d.info + self.penalty.hessian(beta)

@@ -1,0 +1,153 @@
+"""Firth's bias reduction: the Jeffreys-prior penalty and the scoring iteration that solves it.
+
+For a canonical-link model such as the multinomial logit, mean bias reduction (Firth 1993;
+Kosmidis & Firth 2011, R's ``brglm2::brmultinom(type = "AS_mean")``) maximises the penalised
+log-likelihood
+
+.. math::
+
+    \\ell^*(\\beta) = \\ell(\\beta) + \\tfrac12 \\log\\det \\mathcal{I}(\\beta),
+
+whose score is the bias-reducing adjusted score
+:math:`g + \\tfrac12 \\nabla \\log\\det\\mathcal{I}`.  The estimates are finite even when the data
+are separated, and their first-order bias is removed.
+
+The Hessian of the penalty couples every pair of rows, so, as brglm2 does, each step solves
+with the likelihood's information alone: :math:`\\delta = \\mathcal{I}^{-1} g^*` (quasi Fisher
+scoring).  The iteration converges linearly, at a rate near 0 for ordinary data and slower when
+the penalty carries the fit (separated data), so the stopping rule allows for the rate: it
+stops when the predicted remaining change, not the last step, is within the tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..engine.jeffreys import chunk_logdet_gradient
+from ..exceptions import FitError
+from .directions import Proposal, cho_solve, cholesky
+from .objective import Objective
+from .state import NewtonState
+
+__all__ = ["FirthScoring", "JeffreysPenalty", "logdet"]
+
+
+def logdet(info: np.ndarray) -> float:
+    """:math:`\\log\\det` of a positive definite ``info`` (``-inf`` when it is not)."""
+    cf = cholesky(info)
+    if cf is None:
+        return -math.inf
+    return 2.0 * float(np.sum(np.log(np.diag(cf[0]))))
+
+
+class JeffreysPenalty:
+    """:math:`P(\\beta) = -\\tfrac12 \\log\\det \\mathcal{I}(\\beta)` on a backend's rows.
+
+    A :class:`~multilogit.solve.objective.DataPenalty`: each evaluation factors the
+    information the objective computed at ``beta`` and adds one pass over the rows for the
+    gradient (:func:`~multilogit.engine.jeffreys.chunk_logdet_gradient`).  All quantities
+    are in the backend's coordinates (a column rescaling only adds a constant to ``P``).
+
+    Parameters
+    ----------
+    backend
+        The rows of the fit; its ``reduce`` hands out chunks with ``X`` and ``weights``.
+    """
+
+    needs_information = True
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def terms(self, beta: np.ndarray, derivatives) -> tuple[float, np.ndarray, None]:
+        info = derivatives.info
+        cf = cholesky(info)
+        if cf is None:
+            # Not defined here: the line search rejects the point.
+            return math.inf, np.full(beta.shape, np.nan), None
+        half_logdet = float(np.sum(np.log(np.diag(cf[0]))))
+        cov = cho_solve(cf, np.eye(len(info)))
+        beta = np.asarray(beta, dtype=np.float64)
+        parts = self.backend.reduce(
+            lambda chunk: chunk_logdet_gradient(chunk.X, chunk.weights, beta, cov), frames=False
+        )
+        grad = np.zeros(beta.shape)
+        for part in parts:  # in row order, so the sum does not depend on timing
+            grad += part
+        return -half_logdet, -0.5 * grad, None
+
+
+# A contraction rate at or below this counts as fast: the last step then bounds the error.
+_FAST_RATE = 0.5
+# The predicted remaining change must be this fraction of ``tol``: linear convergence gains
+# little per iteration near the end, and Newton's last step on the likelihood leaves about
+# ``tol**2``, so this keeps bias-reduced estimates about as accurate (1e-11 at the default tol)
+# for a few more iterations at the usual rates of 0.1 to 0.3.
+_ACCURACY = 1e-3
+# The stopping rule never tightens by more than this further factor.
+_MIN_TOL_FACTOR = 1e-4
+
+
+class FirthScoring:
+    """Steps :math:`\\delta = \\mathcal{I}(\\beta)^{-1} g^*(\\beta)` with the likelihood's
+    information :math:`\\mathcal{I}` and the penalised score :math:`g^*`.
+
+    The convergence is linear with rate :math:`\\rho`, measured as the ratio of successive full
+    steps; after a step :math:`\\delta` the remaining distance to the solution is about
+    :math:`\\rho/(1-\\rho)\\,|\\delta|`, so the tolerance applied to the step is
+    :math:`10^{-3}` times ``tol``, scaled further by :math:`(1-\\rho)/\\rho` when
+    :math:`\\rho > 1/2`.  The information behind the covariance
+    is the likelihood's at the estimates, as brglm2 reports it.
+    """
+
+    needs_information = True
+    objective: Objective | None = None
+
+    def start(self, objective: Objective, beta: np.ndarray) -> None:
+        self.objective = objective
+        self._previous: float | None = None
+        self._rate = 1.0
+
+    @property
+    def info_rows(self) -> float:
+        return math.nan if self.objective is None else self.objective.n_rows
+
+    def information(self, state: NewtonState) -> np.ndarray | None:
+        return state.current.info
+
+    def direction(self, state: NewtonState) -> Proposal:
+        cf = cholesky(state.current.info)
+        if cf is None:
+            raise FitError(
+                "the information matrix is not positive definite at iteration "
+                f"{state.iteration - 1}: the design is rank deficient (bias reduction keeps "
+                "separated estimates finite, not unidentified ones)"
+            )
+        g = state.gradient
+        delta = cho_solve(cf, g)
+        size = float(np.max(np.abs(delta) / (1.0 + np.abs(state.beta.ravel()))))
+        if self._previous is not None and self._previous > 0:
+            self._rate = size / self._previous
+        rate = self._rate
+        if rate <= _FAST_RATE:
+            factor = 1.0
+        elif rate < 1.0:
+            factor = max((1.0 - rate) / rate, _MIN_TOL_FACTOR)
+        else:
+            factor = _MIN_TOL_FACTOR
+        self._size = size
+        return Proposal(delta, float(g @ delta), exact=True, tol_factor=_ACCURACY * factor)
+
+    def accepted(self, state: NewtonState, proposal: Proposal, small: bool) -> None:
+        # Only full steps measure the rate; a halved one restarts the measurement.
+        self._previous = self._size if state.full_step else None
+        if not state.full_step:
+            self._rate = 1.0
+
+    def rejected(self, state: NewtonState, proposal: Proposal, small: bool) -> bool:
+        return False
+
+    def information_after(self, small: bool) -> bool:
+        return True
