@@ -316,9 +316,13 @@ def _build(meta, raw):
         None if n_groups is None else int(n_groups),
         None if note is None else str(note),
     )
+    penalty = float(fit.get("penalty", 0.0))  # absent from files of maximum-likelihood fits
+    if not np.isfinite(penalty):
+        raise PersistenceError(f"the saved penalty is not finite: {penalty!r}")
     state = FitState(
         beta=beta,
-        llf=float(fit["llf"]),
+        llf=float(fit["llf"]) - penalty,
+        penalty=penalty,
         score=np.array(raw["score"]),
         info=np.array(raw["info"]),
         converged=bool(fit["converged"]),

@@ -493,12 +493,19 @@ class MultinomialLogit:
         drop_collinear: bool = False,
         hessian: str = "auto",
     ) -> MultinomialLogitResults:
-        """Maximum-likelihood fit by Newton-Raphson with step-halving.
+        """Maximum-likelihood (or bias-reduced) fit by Newton-Raphson with step-halving.
 
         Parameters
         ----------
-        method : {"newton"}
-            Newton-Raphson (IRLS); the only method.
+        method : {"newton", "firth"}
+            ``"newton"``: maximum likelihood by Newton-Raphson (IRLS).  ``"firth"``: mean bias
+            reduction (Firth 1993; R's ``brglm2::brmultinom(type = "AS_mean")``), the maximum
+            of the Jeffreys-prior penalised log-likelihood
+            :math:`\\ell(\\beta) + \\tfrac12\\log\\det\\mathcal{I}(\\beta)`: finite
+            estimates on separated data, first-order bias removed.  Its standard errors come
+            from the information at the estimates (as brglm2's); ``llf`` is the ordinary
+            log-likelihood there and ``llf_penalized`` the maximised one; ``separation`` does
+            not apply.  See :mod:`multilogit.solve.firth`.
         maxiter : int
             Most iterations; if reached, a ``ConvergenceWarning`` is issued and the results say
             ``converged=False``.

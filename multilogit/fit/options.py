@@ -13,7 +13,7 @@ from .separation import check_mode
 
 __all__ = ["FitOptions"]
 
-METHODS = ("newton",)
+METHODS = ("newton", "firth")
 HESSIANS = ("auto", "exact")
 
 
@@ -36,7 +36,7 @@ class FitOptions:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"method must be 'newton'; got {self.method!r}")
+            raise ValueError(f"method must be 'newton' or 'firth'; got {self.method!r}")
         if self.hessian not in HESSIANS:
             raise ValueError(f"hessian must be 'auto' or 'exact'; got {self.hessian!r}")
         check_mode(self.separation)
@@ -60,6 +60,11 @@ class FitOptions:
     def estimator(self):
         """The covariance estimator of :attr:`cov_type` with :attr:`cov_kwds`."""
         return get_estimator(self.cov_type, self.cov_kwds)
+
+    @property
+    def bias_reduced(self) -> bool:
+        """Whether the fit maximises Firth's penalised likelihood instead of the likelihood."""
+        return self.method == "firth"
 
     def newton(self) -> NewtonOptions:
         return NewtonOptions(maxiter=self.maxiter, tol=self.tol, hessian=self.hessian)

@@ -17,6 +17,7 @@ import numpy as np
 from ..engine.scaled import ScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
+from ..solve.firth import FirthScoring, JeffreysPenalty, logdet
 from ..solve.newton import newton
 from .options import FitOptions
 from .rank import check_design
@@ -39,7 +40,14 @@ def fit(
     backend = model.backend
     try:
         sol, sep = solve(
-            model, backend, beta0, options.newton(), disp, callback, options.separation
+            model,
+            backend,
+            beta0,
+            options.newton(),
+            disp,
+            callback,
+            options.separation,
+            options.bias_reduced,
         )
     finally:
         backend.release()  # work buffers and the row subsample are rebuilt when needed
@@ -71,8 +79,12 @@ def _unscaled_callback(callback, scale, J):
     return wrapped
 
 
-def solve(model, backend, beta0, options, disp, callback, separation):
+def solve(model, backend, beta0, options, disp, callback, separation, bias_reduced=False):
     """Newton-Raphson in rescaled coordinates (when columns need it), watched for separation.
+
+    With ``bias_reduced``, Firth's penalised likelihood by quasi Fisher scoring instead
+    (:mod:`multilogit.solve.firth`): its estimates exist on separated data, so nothing watches
+    for separation.
 
     Returns
     -------
@@ -88,11 +100,22 @@ def solve(model, backend, beta0, options, disp, callback, separation):
         beta0 = backend.to_scaled(beta0)
         callback = _unscaled_callback(callback, scale, model.J)
     to_unit = amax if scale is None else amax / scale
-    monitor = None if separation == "ignore" else SeparationMonitor(model, separation, to_unit)
+    watch = separation != "ignore" and not bias_reduced
+    monitor = SeparationMonitor(model, separation, to_unit) if watch else None
+    extra = {}
+    if bias_reduced:
+        extra = {"direction": FirthScoring(), "penalty": JeffreysPenalty(backend)}
     try:
         # A ConvergenceWarning names the user's line: past this function, fit() and the model.
         sol = newton(
-            backend, beta0, options, disp=disp, callback=callback, monitor=monitor, stacklevel=4
+            backend,
+            beta0,
+            options,
+            disp=disp,
+            callback=callback,
+            monitor=monitor,
+            stacklevel=4,
+            **extra,
         )
     except FitError as exc:
         # A saturated fit can make the information singular before the monitor's triggers
@@ -110,6 +133,12 @@ def solve(model, backend, beta0, options, disp, callback, separation):
             score=backend.unscale_score(sol.score),
             info=backend.unscale_info(sol.info),
         )
+    if bias_reduced:
+        # The penalty in the rescaled coordinates differs from the original one by a constant
+        # (the log-determinant of the scaling): state it in the original coordinates.
+        loglike = sol.llf + sol.penalty
+        penalty = -0.5 * logdet(sol.info)
+        sol = replace(sol, llf=loglike - penalty, penalty=penalty)
     sep = monitor.finish(sol.converged, sol.beta * amax) if monitor is not None else None
     return sol, sep
 

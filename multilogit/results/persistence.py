@@ -178,6 +178,8 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         "design": design_meta,
         "fit": {
             "llf": float(results.llf),
+            # A penalised (bias-reduced) fit's objective is llf less this; 0 for ML.
+            "penalty": float(results._state.penalty),
             "nobs": float(model.nobs),
             "n_rows": int(model.n_rows),
             "n_dropped": int(getattr(model, "n_dropped", 0)),

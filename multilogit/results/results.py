@@ -176,8 +176,22 @@ class MultinomialLogitResults:
 
     @property
     def llf(self) -> float:
-        """Log-likelihood at the estimates."""
+        """Log-likelihood at the estimates (for a bias-reduced fit too: the ordinary one, as
+        brglm2's ``logLik``; the maximised one is :attr:`llf_penalized`)."""
+        return float(self._state.llf + self._state.penalty)
+
+    @property
+    def llf_penalized(self) -> float:
+        """The objective the fit maximised: :attr:`llf` for maximum likelihood; for
+        ``method="firth"`` the penalised log-likelihood
+        :math:`\\ell(\\hat\\beta) + \\tfrac12 \\log\\det \\mathcal{I}(\\hat\\beta)`."""
         return float(self._state.llf)
+
+    @property
+    def method(self) -> str:
+        """How the estimates were obtained: ``"newton"`` (maximum likelihood) or ``"firth"``
+        (mean bias reduction, Jeffreys-prior penalised likelihood)."""
+        return str(self._state.options.get("method", "newton"))
 
     @cached_property
     def llnull(self) -> float:

@@ -8,6 +8,9 @@ from statsmodels.iolib.summary import Summary, summary_params, table_extend
 __all__ = ["build_summary"]
 
 
+_METHODS = {"newton": "MLE (Newton-Raphson)", "firth": "Firth (mean bias-reduced)"}
+
+
 def _fmt(x, spec):
     return "nan" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
 
@@ -18,7 +21,7 @@ def header_items(res):
     left = [
         ("Dep. Variable:", [str(model.endog_names)]),
         ("Model:", ["MultinomialLogit"]),
-        ("Method:", ["MLE (Newton-Raphson)"]),
+        ("Method:", [_METHODS.get(res.method, res.method)]),
         ("No. Observations:", [f"{res.nobs:g}"]),
         ("Df Residuals:", [f"{res.df_resid:g}"]),
         ("Df Model:", [f"{res.df_model:g}"]),
@@ -31,6 +34,7 @@ def header_items(res):
     right = [
         ("Pseudo R-squ.:", [_fmt(res.prsquared, ".4f")]),
         ("Log-Likelihood:", [_fmt(res.llf, ".6g")]),
+        *([("Penalized LL:", [_fmt(res.llf_penalized, ".6g")])] if res.method == "firth" else []),
         ("LL-Null:", [_fmt(res.llnull, ".6g")]),
         ("LLR p-value:", [_fmt(res.llr_pvalue, ".4g")]),
         ("AIC:", [_fmt(res.aic, ".6g")]),
