@@ -391,6 +391,39 @@ class MultinomialLogitResults:
 
         return iia_test(self, omit, include_intercept)
 
+    def small_hsiao(self, omit, seed=None, split=None):
+        """Small-Hsiao IIA test on random (``seed``) or given (``split``) halves of the rows;
+        see :func:`multilogit.inference.mlogtest.small_hsiao`."""
+        from ..inference.mlogtest import small_hsiao
+
+        return small_hsiao(self, omit, seed=seed, split=split)
+
+    def mlogtest(
+        self,
+        tests=("lr", "wald", "combine", "lrcombine", "hausman", "smhsiao"),
+        seed=None,
+        split=None,
+    ):
+        """The tests of Stata's ``mlogtest`` in one call; see
+        :func:`multilogit.inference.mlogtest.mlogtest`."""
+        from ..inference.mlogtest import mlogtest
+
+        return mlogtest(self, tests, seed=seed, split=split)
+
+    def fitstat(self) -> pd.Series:
+        """Measures of fit as Stata's ``fitstat`` (McFadden, Cox-Snell, Cragg-Uhler, count
+        R-squared, AIC, BIC, ...); see :func:`multilogit.inference.fitstat.fitstat`."""
+        from ..inference.fitstat import fitstat
+
+        return fitstat(self)
+
+    def listcoef(self, pairs: str = "all") -> pd.DataFrame:
+        """Factor changes in the odds of every pair of outcomes, as Stata's ``listcoef``; see
+        :func:`multilogit.inference.listcoef.listcoef`."""
+        from ..inference.listcoef import listcoef
+
+        return listcoef(self, pairs)
+
     def rrr(self, alpha: float = 0.05) -> pd.DataFrame:
         """Relative-risk ratios with delta-method SEs; see
         :func:`~multilogit.inference.reparam.rrr`."""
