@@ -2,16 +2,26 @@
 
 BLAS thread counts are process-wide, so a limit set by one fit while another thread's fit holds
 its own must still leave the count exactly as the user had it once the last fit is done,
-whatever the order in which the fits enter and leave (and when they raise).
+whatever the order in which the fits enter and leave (and when they raise).  A pass split over
+worker threads that is interrupted (Ctrl-C, or an error in one run) must stop its workers at
+the next chunk boundary before the exception reaches the caller.
 """
 
+import json
+import os
 import random
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 
+import numpy as np
 import pytest
 
 import multilogit as ml
 from multilogit.engine import threads
+from multilogit.engine.chunked import ArrayBackend
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -213,3 +223,134 @@ def test_limits_are_restored_when_a_pass_raises():
     with pytest.raises(ValueError, match="run 0 failed"):
         threads.map_runs(run, 2)
     assert blas_threads() == before
+
+
+# -- interrupted passes ------------------------------------------------------------------------
+
+
+class SlowRows(ArrayBackend):
+    """Rows read at the pace of a slow disk (``delay`` seconds a chunk); reading the chunk that
+    starts at row ``fail_at`` raises ``OSError``, as a vanished file would."""
+
+    def __init__(self, n, chunk_rows, delay, fail_at=None):
+        rng = np.random.default_rng(3)
+        X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+        super().__init__(X, rng.integers(-1, 2, n), np.ones(n), 2, chunk_rows, threads=2)
+        self.delay, self.fail_at = delay, fail_at
+        self.reads: list[float] = []
+
+    def read_rows(self, start, stop):
+        if start == self.fail_at:
+            raise OSError(f"rows {start}:{stop} could not be read")
+        time.sleep(self.delay)
+        self.reads.append(time.perf_counter())
+        return super().read_rows(start, stop)
+
+
+def test_an_error_in_one_run_stops_the_other_runs_at_their_next_chunk():
+    # Two runs of 100 chunks of 10 ms: the second fails at its third chunk.  The first must
+    # stop at its next chunk (about 30 ms in), not read on for the whole second of its run.
+    be = SlowRows(n=200 * 50, chunk_rows=50, delay=0.01, fail_at=100 * 50 + 2 * 50)
+    assert len(be._runs) == 2
+    t0 = time.perf_counter()
+    with pytest.raises(OSError, match="could not be read"):
+        be.derivatives(np.zeros((2, 3)))
+    raised = time.perf_counter()
+    done = len(be.reads)
+    time.sleep(0.1)
+    assert len(be.reads) == done, "a worker read on after the error reached the caller"
+    assert max(be.reads) <= raised
+    assert raised - t0 < 0.6, raised - t0  # the whole of the first run takes 1 s
+    assert done < 40
+
+
+def test_when_the_first_run_fails_the_others_stop_before_the_error_returns():
+    # The first run fails at its third chunk: the second (a second of reading) must stop at its
+    # next chunk, and its worker be free, by the time the error reaches the caller.
+    be = SlowRows(n=200 * 50, chunk_rows=50, delay=0.01, fail_at=2 * 50)
+    with pytest.raises(OSError, match="could not be read"):
+        be.derivatives(np.zeros((2, 3)))
+    raised = time.perf_counter()
+    done = len(be.reads)
+    time.sleep(0.1)
+    assert len(be.reads) == done, "a worker read on after the error reached the caller"
+    assert max(be.reads) <= raised
+    t0 = time.perf_counter()
+    assert threads.map_runs(lambda k: k, 2) == [0, 1]
+    assert time.perf_counter() - t0 < 0.5
+
+
+_CTRL_C_CHILD = textwrap.dedent(
+    """
+    import atexit, json, signal, sys, threading, time
+    import numpy as np
+    import multilogit as ml
+    from multilogit.engine.chunked import ChunkedBackend
+
+    N = int(sys.argv[1])
+    lock = threading.Lock()
+    state = {"reads": 0, "hessian_reads": 0, "last": 0.0, "signalled": None}
+    main = threading.main_thread().ident
+    read_code = ChunkedBackend._read.__code__
+
+    def profile(frame, event, arg):
+        # Every chunk a worker thread reads from the full data; at the eighth of the first pass
+        # for the information, Ctrl-C as a terminal sends it, to the main thread.
+        if event != "call" or frame.f_code is not read_code or frame.f_locals["self"].n != N:
+            return
+        with lock:
+            state["reads"] += 1
+            state["last"] = time.perf_counter()
+            if state["signalled"] is None and frame.f_back.f_locals.get("hessian"):
+                state["hessian_reads"] += 1
+                if state["hessian_reads"] == 8:
+                    state["signalled"] = state["last"]
+                    signal.pthread_kill(main, signal.SIGINT)
+
+    # Runs once the interpreter has joined the worker threads: the reads of the whole process.
+    atexit.register(lambda: print(json.dumps(dict(state, exit=time.perf_counter())), flush=True))
+    threading.setprofile(profile)
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.ones(N), rng.standard_normal((N, 19))])
+    y = rng.integers(0, 5, N)
+    caught = None
+    try:
+        ml.MultinomialLogit(y, X).fit(hessian="exact")
+    except KeyboardInterrupt:
+        caught = time.perf_counter()
+    with lock:
+        at_catch = state["reads"]
+    t0 = time.perf_counter()
+    ml.mnlogit("prog ~ write + read", ml.datasets.load("hsbdemo")).fit(disp=0)
+    second = time.perf_counter() - t0
+    print(json.dumps(dict(caught=caught, at_catch=at_catch, second=second)), flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_fit_stops_the_workers_before_it_returns():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ml.__file__)))
+    env = dict(os.environ, PYTHONPATH=root, MULTILOGIT_NUM_THREADS="2")
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_CHILD, "200000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.perf_counter() - t0
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    got = json.loads(lines[-2]) | json.loads(lines[-1])
+    assert got["signalled"] is not None and got["caught"] is not None, got
+    # Not one chunk is read, up to the process's exit, once the KeyboardInterrupt has reached
+    # the caller: the workers stopped at their next chunk boundary and were waited for.  (They
+    # used to read on to the end of their runs, with BLAS back on all cores in each of them.)
+    assert got["reads"] == got["at_catch"], got
+    assert got["last"] <= got["caught"], got
+    assert got["caught"] - got["signalled"] < 5.0, got  # one chunk: milliseconds
+    assert got["second"] < 20.0, got
+    assert got["exit"] - got["caught"] < 20.0, got
+    assert elapsed < 60.0

@@ -11,6 +11,11 @@ BLAS thread counts are process-wide, and fits may run in several threads at once
 the package sets goes through one reference-counted limiter (:func:`blas_threads_at_most`),
 which records the counts when the first holder enters and restores exactly those when the last
 one leaves, whatever the order in which holders enter, leave or raise.
+
+A pass split over threads stops early when the caller is interrupted (Ctrl-C) or one run
+raises: the other runs stop at their next chunk (the loops over chunks call
+:func:`stop_if_cancelled`), and :func:`map_runs` waits for them before the exception goes on,
+so no worker is still computing once the caller sees it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import contextlib
 import os
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 __all__ = [
     "MIN_CHUNKS_PER_THREAD",
+    "RunCancelled",
     "blas_threads_at_most",
     "block_runs",
     "chunk_runs",
@@ -32,6 +38,7 @@ __all__ = [
     "single_threaded_blas",
     "small_dense_blas",
     "split_runs",
+    "stop_if_cancelled",
 ]
 
 
@@ -196,14 +203,74 @@ def small_dense_blas(order: int):
     return single_threaded_blas() if order <= SMALL_DENSE else contextlib.nullcontext()
 
 
+class RunCancelled(Exception):
+    """Raised in a worker by :func:`stop_if_cancelled` once its pass was given up; never
+    reaches the caller of :func:`map_runs`, who gets the exception that stopped the pass."""
+
+
+_worker = threading.local()
+
+
+def stop_if_cancelled() -> None:
+    """Raise :class:`RunCancelled` if the pass this worker thread runs for was given up.
+
+    Call it between chunks in a run of :func:`map_runs`: a run checking at every chunk stops
+    within one chunk of an interruption.  Outside a worker it does nothing.
+    """
+    cancel = getattr(_worker, "cancel", None)
+    if cancel is not None and cancel.is_set():
+        raise RunCancelled
+
+
+def _run(fn, k: int, cancel: threading.Event):
+    outer = getattr(_worker, "cancel", None)
+    _worker.cancel = cancel
+    try:
+        if cancel.is_set():  # given up before this run started
+            raise RunCancelled
+        return fn(k)
+    finally:
+        _worker.cancel = outer
+
+
 def map_runs(fn, t: int) -> list:
     """``[fn(0), ..., fn(t - 1)]``, in parallel threads when ``t > 1``, BLAS on one thread
     either way (a single run is a few chunks at most: too small to split its products over
-    cores).  Callers add the results in list order, so sums do not depend on timing."""
+    cores).  Callers add the results in list order, so sums do not depend on timing.
+
+    If a run raises, or the caller is interrupted while waiting (Ctrl-C), the other runs are
+    told to stop (their next :func:`stop_if_cancelled` raises) and are waited for; then the
+    exception goes on: that of the first run in order that failed, or the interruption.
+    """
     with single_threaded_blas():
         if t <= 1:
             return [fn(0)]
-        return list(_executor(t).map(fn, range(t)))
+        cancel = threading.Event()
+        futures = []
+        try:
+            pool = _executor(t)
+            for k in range(t):
+                futures.append(pool.submit(_run, fn, k, cancel))
+            wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:
+            # Interrupted while waiting: no run may keep computing once the caller sees the
+            # exception, nor hold a worker that the next pass needs.
+            _give_up(futures, cancel)
+            raise
+        errors = [f.exception() for f in futures if f.done() and f.exception() is not None]
+        if errors:
+            _give_up(futures, cancel)
+            errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+            raise next((e for e in errors if not isinstance(e, RunCancelled)), errors[0])
+        return [f.result() for f in futures]
+
+
+def _give_up(futures, cancel: threading.Event) -> None:
+    """Stop the runs of a pass at their next chunk and wait until they have."""
+    cancel.set()
+    for f in futures:
+        f.cancel()
+    wait(futures)
 
 
 def split_runs(n: int, t: int, align: int = 1) -> list[slice]:
