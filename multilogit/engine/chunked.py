@@ -26,7 +26,7 @@ from scipy import linalg
 from . import kernels
 from .backend import Chunk, Derivatives, default_chunk_rows, scale_derivatives
 from .progress import Progress
-from .threads import chunk_runs, default_threads, map_runs
+from .threads import chunk_runs, default_threads, map_runs, stop_if_cancelled
 
 __all__ = ["ArrayBackend", "ChunkedBackend", "Rows", "subsample_size"]
 
@@ -168,7 +168,9 @@ class ChunkedBackend(ABC):
         return chunk_runs(self.n, self.chunk_rows, self.threads)
 
     def _chunks_of(self, run: slice) -> Iterator[slice]:
+        """The chunks of a run; in a worker of an interrupted pass, none after the next."""
         for start in range(run.start, run.stop, self.chunk_rows):
+            stop_if_cancelled()
             yield slice(start, min(start + self.chunk_rows, run.stop))
 
     def _map_chunks(self, fn: Callable[[slice], object]) -> list:

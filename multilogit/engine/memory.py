@@ -14,7 +14,7 @@ import numpy as np
 
 from . import kernels
 from .chunked import ArrayBackend
-from .threads import map_runs, row_runs
+from .threads import map_runs, row_runs, stop_if_cancelled
 
 __all__ = [
     "GRAM_BLOCK_ROWS",
@@ -101,6 +101,7 @@ class InMemoryBackend(ArrayBackend):
             meat = np.zeros((q, q))
             U = np.empty((min(SORTED_GROUP_BLOCK, max(cuts[k + 1] - cuts[k], 0)), q))
             for g0 in range(cuts[k], cuts[k + 1], SORTED_GROUP_BLOCK):
+                stop_if_cancelled()
                 Ub = U[: min(SORTED_GROUP_BLOCK, cuts[k + 1] - g0)]
                 kernels.sorted_cluster_sums(self.X, self.y, self.w, beta, order, starts, g0, Ub)
                 meat += Ub.T @ Ub
@@ -125,6 +126,7 @@ class InMemoryBackend(ArrayBackend):
             buf = np.empty((min(GRAM_BLOCK_ROWS, sl.stop - sl.start), self.p))
             out = np.zeros((self.p, self.p))
             for a in range(sl.start, sl.stop, GRAM_BLOCK_ROWS):
+                stop_if_cancelled()
                 b = min(a + GRAM_BLOCK_ROWS, sl.stop)
                 keep = pos[a:b]
                 Xb = (

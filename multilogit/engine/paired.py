@@ -25,7 +25,7 @@ from functools import partial
 import numpy as np
 
 from .chunked import ChunkedBackend, Rows
-from .threads import chunk_runs, map_runs
+from .threads import chunk_runs, map_runs, stop_if_cancelled
 
 __all__ = ["RowComparison", "compare_rows", "paired_reduce", "residual_absmax"]
 
@@ -55,13 +55,14 @@ def _chunked_pairs(a: ChunkedBackend, b: ChunkedBackend, fn, combine):
 
     def run(k):
         sl = runs[k]
-        return _fold(
-            (
-                fn(a.read_rows(i, min(i + step, sl.stop)), b.read_rows(i, min(i + step, sl.stop)))
-                for i in range(sl.start, sl.stop, step)
-            ),
-            combine,
-        )
+
+        def pairs():
+            for i in range(sl.start, sl.stop, step):
+                stop_if_cancelled()
+                j = min(i + step, sl.stop)
+                yield fn(a.read_rows(i, j), b.read_rows(i, j))
+
+        return _fold(pairs(), combine)
 
     return _fold((p for p in map_runs(run, len(runs)) if p is not None), combine)
 

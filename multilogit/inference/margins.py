@@ -61,7 +61,7 @@ import pandas as pd
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
-from ..engine.threads import block_runs, map_runs
+from ..engine.threads import block_runs, map_runs, stop_if_cancelled
 from ..exceptions import DataError
 from . import distributions as stats
 from . import margin_sums, typical
@@ -695,6 +695,7 @@ def _accumulate(sample, items, beta, method, threads: int = 1) -> margin_sums.Ef
     def run(k):
         sums = margin_sums.EffectSums(len(items), beta, dy, shared)
         for b in range(runs[k].start, runs[k].stop):
+            stop_if_cancelled()
             _add_block(sums, sample, blocks[b], items, beta, dy, ex, shared)
         return sums
 

@@ -27,7 +27,7 @@ import pandas as pd
 from ..data.large import is_dask_collection
 from ..engine import kernels
 from ..engine.memory import predict_linear, predict_probabilities
-from ..engine.threads import block_runs, default_threads, map_runs
+from ..engine.threads import block_runs, default_threads, map_runs, stop_if_cancelled
 from . import distributions as stats
 
 __all__ = ["PredictionResults", "get_prediction"]
@@ -68,6 +68,7 @@ def _rows(X, beta, S, order, threads: int) -> tuple[np.ndarray, np.ndarray]:
 
     def run(k):
         for sl in blocks[runs[k].start : runs[k].stop]:
+            stop_if_cancelled()
             x = np.ascontiguousarray(X[sl], dtype=np.float64)
             p_ = predict_probabilities(x, beta)
             var = np.empty_like(p_)
