@@ -610,6 +610,43 @@ class MultinomialLogit:
         new._lik_weights = self._lik_weights[sel]
         return new
 
+    def reweighted(self, freq_weights=None, weights=None) -> MultinomialLogit:
+        """This model's rows with other weights, without copying the design: what resampling
+        covariances refit (a bootstrap draw as frequency weights, a jackknife deletion as a
+        zero weight).
+
+        Parameters
+        ----------
+        freq_weights, weights : array_like, optional
+            One entry per row of the model (the rows kept); ``None`` keeps the model's own.
+
+        Raises
+        ------
+        DataError
+            For a model whose rows are not in memory, or weights that are not valid.
+        """
+        if self._rows is not None:
+            raise DataError(
+                "resampling refits need the rows in memory; this model reads them from a "
+                "file or a cluster"
+            )
+        new = copy.copy(self)
+        new.__dict__.pop("_backend_cache", None)
+        new.__dict__.pop("_k_constant_cache", None)
+        n = len(self.endog)
+        for name, value in (("freq_weights", freq_weights), ("weights", weights)):
+            if value is None:
+                continue
+            arr = _weights.check_weights(np.asarray(value, dtype=np.float64), name)
+            if arr.shape != (n,):
+                raise DataError(f"{name} must have one entry per row of the model ({n})")
+            arr.setflags(write=False)
+            setattr(new, name, arr)
+        new._lik_weights = _weights.likelihood_weights(new.freq_weights, new.weights)
+        if not (new._lik_weights > 0).any():
+            raise DataError("every row has zero weight")
+        return new
+
     # -- prediction ------------------------------------------------------------------------------
 
     def predict(self, params, exog=None, which="prob"):

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..inference import resampling  # noqa: F401  (registers cov_type bootstrap and jackknife)
 from ..inference.covariance import get_estimator
 from ..solve.newton import NewtonOptions
 from .separation import check_mode
