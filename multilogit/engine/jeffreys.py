@@ -28,10 +28,11 @@ so with :math:`C = \\mathcal{I}^{-1}` in :math:`J \\times J` blocks :math:`C_{ab
     h_{ic} = \\pi_{ic}\\big(Q_{i,cc} - 2 (Q_i \\pi_i)_c - \\textstyle\\sum_a \\pi_{ia} Q_{i,aa}
     + 2\\, \\pi_i^\\top Q_i \\pi_i\\big).
 
-The chunk's contribution is one product of :math:`X` with the blocks of :math:`C`
-(:math:`m J^2 p^2` multiply-adds, the cost of the chunk's information) and a few
-:math:`m \\times J^2` contractions; rows are taken in blocks that keep the temporaries near a
-megabyte.
+With :math:`y_i = \\pi_i \\otimes x_i`, :math:`(Q_i \\pi_i)_c = x_i^\\top (C y_i)_c` (the
+:math:`c`-th block of :math:`C y_i`), so a chunk costs one product :math:`Y C` of its
+:math:`m \\times Jp` rows :math:`y_i` with :math:`C` (:math:`m J^2 p^2` multiply-adds, as the
+chunk's information) plus :math:`J` products :math:`X C_{cc}` for the diagonal blocks, with
+temporaries of :math:`m \\times J p` numbers only.
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["chunk_logdet_gradient"]
-
-# Elements of the (rows, J, J, p) temporary per block of rows: about 2 MiB.
-_BLOCK_ELEMENTS = 1 << 18
 
 
 def _probabilities(X: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -77,19 +75,15 @@ def chunk_logdet_gradient(
     X = np.asarray(X, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     J, p = beta.shape
-    # C3[j, (a, b, k)] = C[a p + j, b p + k]: one product gives x_i^T C_ab for every (a, b).
-    C3 = cov.reshape(J, p, J, p).transpose(1, 0, 2, 3).reshape(p, J * J * p)
-    out = np.zeros((J, p))
-    block = max(16, _BLOCK_ELEMENTS // max(J * J * p, 1))
-    for start in range(0, X.shape[0], block):
-        Xb = X[start : start + block]
-        wb = w[start : start + block]
-        P = _probabilities(Xb, beta)
-        T = (Xb @ C3).reshape(-1, J, J, p)
-        Q = np.einsum("iabk,ik->iab", T, Xb)
-        diag = np.einsum("iaa->ia", Q)
-        QP = np.einsum("iab,ib->ia", Q, P)
-        common = np.einsum("ia,ia->i", P, 2.0 * QP - diag)
-        h = P * (diag - 2.0 * QP + common[:, None])
-        out += (h * wb[:, None]).T @ Xb
-    return out
+    m = X.shape[0]
+    P = _probabilities(X, beta)
+    Y = (P[:, :, None] * X[:, None, :]).reshape(m, J * p)
+    CY = (Y @ cov).reshape(m, J, p)
+    QP = np.einsum("iak,ik->ia", CY, X)
+    diag = np.empty((m, J))
+    for c in range(J):
+        block = cov[c * p : (c + 1) * p, c * p : (c + 1) * p]
+        diag[:, c] = np.einsum("ik,ik->i", X @ block, X)
+    common = np.einsum("ia,ia->i", P, 2.0 * QP - diag)
+    h = P * (diag - 2.0 * QP + common[:, None])
+    return (h * w[:, None]).T @ X

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from ..engine.jeffreys import chunk_logdet_gradient
+from ..engine.threads import single_threaded_blas
 from ..exceptions import FitError
 from .directions import Proposal, cho_solve, cholesky
 from .objective import Objective
@@ -70,9 +71,12 @@ class JeffreysPenalty:
         half_logdet = float(np.sum(np.log(np.diag(cf[0]))))
         cov = cho_solve(cf, np.eye(len(info)))
         beta = np.asarray(beta, dtype=np.float64)
-        parts = self.backend.reduce(
-            lambda chunk: chunk_logdet_gradient(chunk.X, chunk.weights, beta, cov), frames=False
-        )
+        # The chunks' products are small: BLAS threads would only contend.
+        with single_threaded_blas():
+            parts = self.backend.reduce(
+                lambda chunk: chunk_logdet_gradient(chunk.X, chunk.weights, beta, cov),
+                frames=False,
+            )
         grad = np.zeros(beta.shape)
         for part in parts:  # in row order, so the sum does not depend on timing
             grad += part
