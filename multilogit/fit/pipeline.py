@@ -22,7 +22,7 @@ from .options import FitOptions
 from .rank import check_design
 from .separation import SeparationMonitor, separated_covariance
 
-__all__ = ["fit", "solve"]
+__all__ = ["check_outcome_weights", "fit", "solve"]
 
 
 def fit(
@@ -32,6 +32,8 @@ def fit(
     estimator = options.estimator()
     if model.nobs <= 0:
         raise DataError("no observations with positive weight")
+    if model.is_in_memory:
+        check_outcome_weights(model)
     aliased = check_design(model, options.drop_collinear)
     if aliased is not None:
         return _fit_without_aliased(model, aliased, options, start_params, disp, callback)
@@ -55,20 +57,83 @@ def fit(
     return MultinomialLogitResults(model, state, cov, estimator)
 
 
+def check_outcome_weights(model) -> None:
+    """Every outcome must have positive total weight.
+
+    An outcome whose rows all have weight 0 is not in the likelihood: the reference would
+    leave nothing to compare with, another outcome's coefficients would diverge to minus
+    infinity (a separation in appearance only).  Either is a property of the weights, said
+    here naming the outcome.
+
+    Raises
+    ------
+    DataError
+    """
+    counts = np.asarray(model.outcome_counts)
+    empty = np.flatnonzero(~(counts > 0))
+    if not len(empty):
+        return
+    levels = list(model.outcomes)
+    rows = np.bincount(model.level_codes, minlength=len(levels))
+    ref = model.outcome.ref_index
+    if ref in empty:
+        others = [repr(levels[k]) for k in range(len(levels)) if counts[k] > 0]
+        raise DataError(
+            f"the reference outcome {levels[ref]!r} has zero total weight (its {rows[ref]} "
+            "row(s) all have weight 0), so no outcome can be compared with it; choose another "
+            f"ref= among the outcomes with positive weight: {', '.join(others)}"
+        )
+    names = ", ".join(f"{levels[k]!r} ({rows[k]} row(s))" for k in empty)
+    raise DataError(
+        f"outcome(s) {names} have zero total weight: every row of them has weight 0, so "
+        "their coefficients are not identified; drop those rows (and the unused level) or "
+        "give them positive weight"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The solve, as run by ``MultinomialLogit.fit``
 
 
-def _unscaled_callback(callback, scale, J):
+def _unscaled_callback(callback, scale, J, weight_scale=1.0):
     if callback is None:
         return None
 
-    flat = np.tile(scale, J)
+    flat = None if scale is None else np.tile(scale, J)
 
     def wrapped(beta_flat, row):
-        callback(beta_flat / flat, row)
+        if weight_scale != 1.0:
+            row = _row_in_weight_scale(row, weight_scale)
+        callback(beta_flat if flat is None else beta_flat / flat, row)
 
     return wrapped
+
+
+# Iteration-log columns proportional to the weights: the objective, its parts, the score and
+# the Newton decrement g' I^{-1} g.
+_WEIGHTED_LOG_COLUMNS = ("llf", "loglike", "penalty", "max_abs_score", "decrement")
+
+
+def _row_in_weight_scale(row: dict, weight_scale: float) -> dict:
+    return {k: v * weight_scale if k in _WEIGHTED_LOG_COLUMNS else v for k, v in dict(row).items()}
+
+
+def _in_weight_scale(sol, weight_scale: float):
+    """The solver's state, found on rows with normalised sampling weights, in the scale of
+    the weights as given (see :mod:`multilogit.data.weights`): the log-likelihood, score,
+    information and the log's columns that scale with the weights."""
+    log = sol.log.copy()
+    for col in _WEIGHTED_LOG_COLUMNS:
+        if col in log:
+            log[col] = log[col] * weight_scale
+    return replace(
+        sol,
+        llf=sol.llf * weight_scale,
+        score=np.asarray(sol.score) * weight_scale,
+        info=np.asarray(sol.info) * weight_scale,
+        penalty=sol.penalty * weight_scale,
+        log=log,
+    )
 
 
 def solve(model, backend, beta0, options, disp, callback, separation):
@@ -83,26 +148,30 @@ def solve(model, backend, beta0, options, disp, callback, separation):
     amax = model._column_absmax() if backend.n else np.ones(backend.p)
     scale = scale_from_absmax(amax)
     amax = np.where(np.isfinite(amax) & (amax > 0), amax, 1.0)
+    weight_scale = model.weight_scale
     if scale is not None:
         backend = ScaledBackend(backend, scale, model.J)
         beta0 = backend.to_scaled(beta0)
-        callback = _unscaled_callback(callback, scale, model.J)
+    last = _LastIterate(beta0, _unscaled_callback(callback, scale, model.J, weight_scale))
     to_unit = amax if scale is None else amax / scale
     monitor = None if separation == "ignore" else SeparationMonitor(model, separation, to_unit)
     try:
         # A ConvergenceWarning names the user's line: past this function, fit() and the model.
         sol = newton(
-            backend, beta0, options, disp=disp, callback=callback, monitor=monitor, stacklevel=4
+            backend, beta0, options, disp=disp, callback=last, monitor=monitor, stacklevel=4
         )
     except FitError as exc:
+        if isinstance(exc, PerfectSeparationError):
+            raise
         # A saturated fit can make the information singular before the monitor's triggers
         # fire: if the data are separated, say so instead of blaming the algebra.
-        if monitor is None or monitor.checked or isinstance(exc, PerfectSeparationError):
-            raise
-        sep = monitor.run_check(force=True)
-        if sep is None:
-            raise
-        raise PerfectSeparationError(sep.message()) from None
+        if monitor is not None and not monitor.checked:
+            sep = monitor.run_check(force=True)
+            if sep is not None:
+                raise PerfectSeparationError(sep.message()) from None
+        # The design passed the rank check and the data are not separated (or the check was
+        # turned off): what is left is numerical trouble at the iterate, said as such.
+        raise FitError(_ill_conditioned_message(exc, backend, last, separation)) from None
     if scale is not None:
         sol = replace(
             sol,
@@ -110,8 +179,69 @@ def solve(model, backend, beta0, options, disp, callback, separation):
             score=backend.unscale_score(sol.score),
             info=backend.unscale_info(sol.info),
         )
+    if weight_scale != 1.0:
+        sol = _in_weight_scale(sol, weight_scale)
     sep = monitor.finish(sol.converged, sol.beta * amax) if monitor is not None else None
     return sol, sep
+
+
+class _LastIterate:
+    """The solver's callback: keeps the last iterate (in the solver's coordinates) and its
+    iteration, then passes them on to ``callback``."""
+
+    def __init__(self, beta0, callback):
+        self.beta, self.iteration, self.callback = np.asarray(beta0), None, callback
+
+    def __call__(self, beta_flat, row):
+        self.beta, self.iteration = beta_flat, row.get("iteration")
+        if self.callback is not None:
+            self.callback(beta_flat, row)
+
+
+def _ill_conditioned_message(exc, backend, last, separation) -> str:
+    """Why Newton-Raphson failed on a full-rank design that is not separated: the condition
+    number of the information at the last iterate (rows and columns scaled to a unit
+    diagonal), and what to try."""
+    where = "at the start" if not last.iteration else f"at iteration {last.iteration}"
+    observed = "non-finite entries"
+    try:
+        beta = np.reshape(last.beta, (backend.J, backend.p))
+        with np.errstate(all="ignore"):
+            info = backend.derivatives(beta, hessian=True).info
+            d = np.sqrt(np.abs(np.diag(info)))
+            if np.all(np.isfinite(info)) and not np.all(d > 0):
+                observed = (
+                    "some coefficients have zero information: the fitted probabilities they "
+                    "act on are all 0 or 1 in floating point"
+                )
+            elif np.all(np.isfinite(info)):
+                ev = np.linalg.eigvalsh(info / np.outer(d, d))
+                if ev[0] > 0:
+                    observed = (
+                        f"its condition number, rows and columns scaled to a unit diagonal, "
+                        f"is {ev[-1] / ev[0]:.2g}"
+                    )
+                else:
+                    observed = (
+                        "condition number beyond 1e16: with rows and columns scaled to a unit "
+                        f"diagonal its smallest eigenvalue is {ev[0]:.2g} and its largest "
+                        f"{ev[-1]:.2g}"
+                    )
+    except (FloatingPointError, ValueError, np.linalg.LinAlgError):
+        pass
+    checked = (
+        "the data are not separated"
+        if separation != "ignore"
+        else "the separation check was off (separation='ignore')"
+    )
+    return (
+        f"Newton-Raphson failed ({str(exc).split(':')[0]}): the information matrix {where} is "
+        f"numerically singular ({observed}), although the design has full rank and "
+        f"{checked}. This is ill-conditioning: fitted probabilities driven to 0 or 1 "
+        "by start values far from the estimates, columns with large offsets or very different "
+        "scales, or extreme values. Try centring and scaling the columns, checking for "
+        "outliers, or other start_params (the default start is the intercept-only fit)"
+    )
 
 
 def _fit_without_aliased(model, aliased, options, start_params, disp, callback):
@@ -135,7 +265,9 @@ def _fit_without_aliased(model, aliased, options, start_params, disp, callback):
     cov[np.ix_(flat_keep, flat_keep)] = res._cov
     score = np.zeros((J, p))
     score[:, keep] = np.asarray(res._state.score).reshape(J, -1)
-    info = np.eye(J * p)
+    # The identity block in the scale of the weights as given, like the rest of the state (a
+    # robust covariance divides the information by the weight scale).
+    info = np.eye(J * p) * model.weight_scale
     info[np.ix_(flat_keep, flat_keep)] = res._state.info
     sep = res._state.separation
     if sep is not None:
