@@ -41,14 +41,16 @@ class MultinomialLogit:
     ----------
     endog : array-like, Series or Categorical, shape (n,)
         Outcome labels: strings, integers, booleans or a Categorical (whose category order is
-        the level order; otherwise levels are the sorted unique values).
+        the level order; otherwise levels are the sorted unique values).  Tuple labels are
+        used as their strings.
     exog : array-like or DataFrame, shape (n, p)
         Design matrix, used as given (add a constant column for an intercept).  DataFrame
         column names label the coefficients.
     ref : label, optional
         Reference outcome; default the first level.
     missing : {"raise", "drop"}
-        What to do with rows holding missing values.
+        What to do with rows holding missing values; ``predict`` applies it to new rows too
+        (missing or infinite values).
     freq_weights : array-like, optional
         Frequency weights (Stata ``fweight``): a row with weight ``f`` counts as ``f``
         identical rows; ``nobs`` is their sum.  One value per row of the data as given (rows
@@ -56,7 +58,8 @@ class MultinomialLogit:
         a column name.  With pandas data a Series is lined up by its index, not by position.
     weights : array-like, optional
         Sampling weights (Stata ``pweight``).  The robust sandwich ``HC1`` becomes the default
-        covariance, as Stata; see :mod:`multilogit.data.weights`.
+        covariance, as Stata.  The fit does not depend on their scale; the log-likelihood is
+        reported in it.  See :mod:`multilogit.data.weights`.
 
     See Also
     --------
