@@ -229,3 +229,19 @@ def test_moderate_offset_keeps_slope_and_se(hsb):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_allclose(res.llf, ref.llf, rtol=1e-10)
+
+
+def test_large_offset_below_the_rank_tolerance_fits_and_says_what_it_costs(hsb):
+    # x + 1e7 is not aliased (its centred variation is 1e-6 of its norm): the fit goes ahead,
+    # with a warning and a summary note giving the accuracy the conditioning leaves to the
+    # standard errors; they are within it of the fit on x.
+    ref = ml.mnlogit("prog ~ write + math", hsb).fit(tol=1e-10)
+    with pytest.warns(UserWarning, match="ill-conditioned") as rec:
+        res = ml.mnlogit("prog ~ x + math", hsb.assign(x=hsb["write"] + 1e7)).fit(tol=1e-10)
+    accuracy = float(re.search(r"accurate to only about (\S+) relative", str(rec[0].message))[1])
+    assert 1e-4 < accuracy < 1e-2
+    np.testing.assert_allclose(res.bse.loc["x"], ref.bse.loc["write"], rtol=2 * accuracy)
+    np.testing.assert_allclose(res.params.loc["x"], ref.params.loc["write"], rtol=1e-8)
+    assert "ill-conditioned" in str(res.summary())
+    # A well-conditioned design gets no such note.
+    assert "ill-conditioned" not in str(ref.summary())

@@ -10,6 +10,7 @@ options recorded once, for every later refit.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
 from ..solve.newton import newton
 from .options import FitOptions
-from .rank import check_design
+from .rank import check_design, conditioning_note
 from .separation import SeparationMonitor, separated_covariance
 
 __all__ = ["check_outcome_weights", "fit", "solve"]
@@ -34,9 +35,14 @@ def fit(
         raise DataError("no observations with positive weight")
     if model.is_in_memory:
         check_outcome_weights(model)
-    aliased = check_design(model, options.drop_collinear)
+    found: dict = {}
+    aliased = check_design(model, options.drop_collinear, found)
     if aliased is not None:
         return _fit_without_aliased(model, aliased, options, start_params, disp, callback)
+    conditioning = conditioning_note(found["cond"]) if "cond" in found else None
+    if conditioning is not None:
+        # Past pipeline.fit and the model's fit: the user's line.
+        warnings.warn(conditioning, UserWarning, stacklevel=3)
     beta0 = model.start_params() if start_params is None else model._coerce_start(start_params)
     backend = model.backend
     try:
@@ -46,10 +52,12 @@ def fit(
     finally:
         backend.release()  # work buffers and the row subsample are rebuilt when needed
     state = replace(sol, converged=sol.converged and sep is None, options=options.as_dict())
+    if conditioning is not None:
+        state = replace(state, notes=(*state.notes, conditioning))
     if sep is not None:
         cov = separated_covariance(lambda: estimator.compute(model, state), model.J, model.k_exog)
         msg = sol.message or f"{sep.kind} separation found after the iterations"
-        state = replace(state, separation=sep, notes=(sep.message(),), message=msg)
+        state = replace(state, separation=sep, notes=(sep.message(), *state.notes), message=msg)
     else:
         cov = estimator.compute(model, state)
         if not np.all(np.isfinite(cov)):

@@ -99,6 +99,12 @@ def _bad_start():
     return ml.mnlogit("prog ~ write + math", _hsb()).fit(start_params=start)
 
 
+def _conditioning_noted(res):
+    assert "ill-conditioned" in str(res.summary())
+    # The slope of prog ~ write (-0.066008 for 'general'): the offset moves the intercept only.
+    np.testing.assert_allclose(res.params.loc["x"].to_numpy()[0], -0.066008, rtol=1e-4)
+
+
 def _offset(off):
     return lambda: ml.mnlogit("prog ~ x", _hsb().assign(x=_hsb()["write"] + off)).fit()
 
@@ -161,6 +167,11 @@ CASES = [
         Raises(ml.DataError, "choose another ref= among the outcomes with positive weight"),
     ),
     Case("inputs_bad_start_values", _bad_start, Raises(ml.FitError, "ill-conditioning")),
+    Case(
+        "inputs_offset_1e7_ill_conditioned",
+        _offset(1e7),
+        Warns(UserWarning, "the standard errors are accurate to only", _conditioning_noted),
+    ),
     Case(
         "inputs_offset_1e8_near_collinear",
         _offset(1e8),
