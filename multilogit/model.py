@@ -167,6 +167,9 @@ class MultinomialLogit:
     def _from_rows(cls, rows) -> MultinomialLogit:
         """A model on rows held by a backend (a Dask DataFrame or a Parquet source, see
         :mod:`multilogit.data.large`): nothing per row lives in this process."""
+        if not len(rows.design.names):
+            what = f"formula {rows.design.formula!r}" if rows.design.formula else "exog"
+            raise DataError(f"{what} has no columns: the model has no parameters")
         self = cls.__new__(cls)
         self._rows = rows
         self.outcome = rows.outcome

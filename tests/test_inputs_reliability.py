@@ -245,3 +245,11 @@ def test_large_offset_below_the_rank_tolerance_fits_and_says_what_it_costs(hsb):
     assert "ill-conditioned" in str(res.summary())
     # A well-conditioned design gets no such note.
     assert "ill-conditioned" not in str(ref.summary())
+
+
+def test_no_parameters_on_dask_data(hsb):
+    dd = pytest.importorskip("dask.dataframe")
+    dask = pytest.importorskip("dask")
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(ml.DataError, match="no parameters"):
+            ml.mnlogit("prog ~ 0", dd.from_pandas(hsb, npartitions=2))
