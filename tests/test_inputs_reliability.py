@@ -253,3 +253,22 @@ def test_no_parameters_on_dask_data(hsb):
     with dask.config.set(scheduler="synchronous"):
         with pytest.raises(ml.DataError, match="no parameters"):
             ml.mnlogit("prog ~ 0", dd.from_pandas(hsb, npartitions=2))
+
+
+def test_sampling_weight_scale_on_dask_data(hsb, w, base):
+    # Rows a backend holds keep the weights as given; the solver reads them divided by a
+    # power of two near their mean.  Beyond the range where their squares (the robust meat)
+    # are float64 numbers, a DataError says to divide them by a constant.
+    dd = pytest.importorskip("dask.dataframe")
+    dask = pytest.importorskip("dask")
+    with dask.config.set(scheduler="synchronous"):
+        for scale in (1e-16, 1e100):
+            ddf = dd.from_pandas(hsb.assign(pw=w * scale), npartitions=2)
+            res = ml.mnlogit(FORMULA, ddf, weights="pw").fit(tol=1e-10)
+            assert not res.model.is_in_memory and res.converged
+            np.testing.assert_allclose(res.params, base.params, rtol=1e-9)
+            np.testing.assert_allclose(res.bse, base.bse, rtol=1e-9)
+            np.testing.assert_allclose(res.llf, base.llf * scale, rtol=1e-12)
+        ddf = dd.from_pandas(hsb.assign(pw=w * 1e-200), npartitions=2)
+        with pytest.raises(ml.DataError, match="divide the sampling weights by a constant"):
+            ml.mnlogit(FORMULA, ddf, weights="pw").fit()

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..engine.scaled import ScaledBackend, scale_from_absmax
+from ..engine.scaled import ScaledBackend, WeightScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
 from ..solve.newton import newton
@@ -23,7 +23,7 @@ from .options import FitOptions
 from .rank import check_design, conditioning_note
 from .separation import SeparationMonitor, separated_covariance
 
-__all__ = ["check_outcome_weights", "fit", "solve"]
+__all__ = ["check_outcome_weights", "fit", "rows_weight_scale", "solve"]
 
 
 def fit(
@@ -156,7 +156,12 @@ def solve(model, backend, beta0, options, disp, callback, separation):
     amax = model._column_absmax() if backend.n else np.ones(backend.p)
     scale = scale_from_absmax(amax)
     amax = np.where(np.isfinite(amax) & (amax > 0), amax, 1.0)
+    # The solver reads rows whose sampling weights are normalised: in memory the backend's rows
+    # carry them so (model.weight_scale); rows a backend holds are divided on the way.
     weight_scale = model.weight_scale
+    if model.weights is not None and not model.is_in_memory:
+        weight_scale = rows_weight_scale(backend)
+        backend = WeightScaledBackend(backend, weight_scale)
     if scale is not None:
         backend = ScaledBackend(backend, scale, model.J)
         beta0 = backend.to_scaled(beta0)
@@ -191,6 +196,47 @@ def solve(model, backend, beta0, options, disp, callback, separation):
         sol = _in_weight_scale(sol, weight_scale)
     sep = monitor.finish(sol.converged, sol.beta * amax) if monitor is not None else None
     return sol, sep
+
+
+#: Sampling weights of rows a backend holds stay as given for the robust covariances, whose
+#: meat squares them: beyond 2**500 (about 3e150) either way, the squares leave the float64
+#: range.
+_ROWS_WEIGHT_EXPONENT = 500
+
+
+def rows_weight_scale(backend) -> float:
+    """The power of two nearest the mean positive likelihood weight of rows a backend holds
+    (one pass; see :func:`multilogit.data.weights.sampling_scale` for rows in memory).
+
+    Raises
+    ------
+    DataError
+        Weights so small or large that their squares in a robust covariance leave the float64
+        range.
+    """
+
+    def chunk(c):
+        w = np.asarray(c.weights, dtype=np.float64)
+        pos = w[w > 0]
+        if not len(pos):
+            return 0, 0, 0.0
+        _, e = np.frexp(pos.max())
+        return len(pos), int(e), float(np.sum(np.ldexp(pos, -int(e))))
+
+    parts = [part for part in backend.reduce(chunk, frames=False) if part[0]]
+    if not parts:
+        return 1.0
+    top = max(e for _, e, _ in parts)
+    total = sum(np.ldexp(s, e - top) for _, e, s in parts)
+    exponent = int(np.round(np.log2(total / sum(n for n, _, _ in parts)))) + top
+    if abs(exponent) > _ROWS_WEIGHT_EXPONENT:
+        raise DataError(
+            f"the weights average about 2**{exponent} ({np.ldexp(1.0, exponent):.3g}): on data "
+            "larger than memory the robust covariance squares them as given, beyond the "
+            "float64 range; divide the sampling weights by a constant (e.g. their mean), "
+            "which changes neither the estimates nor the robust standard errors"
+        )
+    return float(np.ldexp(1.0, exponent))
 
 
 class _LastIterate:
