@@ -34,6 +34,11 @@ is exact, and every statistic is reported in the original scale: the log-likelih
 pseudolikelihood), and so is the ``nonrobust`` covariance, the inverse of that weighted
 information.  Frequency weights are counts and are never rescaled: their sum is ``nobs``, so
 it must be at least 1 and at most :data:`MAX_FREQ_TOTAL`.
+
+Rows a backend holds (Parquet, Dask) keep their weights as stored: the solver reads their
+derivatives divided by such a power of two (``fit.pipeline.rows_weight_scale``), and the robust
+covariances square the weights as given, so there weights beyond ``2**500`` either way are
+refused.
 """
 
 from __future__ import annotations
