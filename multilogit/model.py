@@ -41,14 +41,16 @@ class MultinomialLogit:
     ----------
     endog : array-like, Series or Categorical, shape (n,)
         Outcome labels: strings, integers, booleans or a Categorical (whose category order is
-        the level order; otherwise levels are the sorted unique values).
+        the level order; otherwise levels are the sorted unique values).  Tuple labels are
+        used as their strings.
     exog : array-like or DataFrame, shape (n, p)
         Design matrix, used as given (add a constant column for an intercept).  DataFrame
         column names label the coefficients.
     ref : label, optional
         Reference outcome; default the first level.
     missing : {"raise", "drop"}
-        What to do with rows holding missing values.
+        What to do with rows holding missing values; ``predict`` applies it to new rows too
+        (missing or infinite values).
     freq_weights : array-like, optional
         Frequency weights (Stata ``fweight``): a row with weight ``f`` counts as ``f``
         identical rows; ``nobs`` is their sum.  One value per row of the data as given (rows
@@ -56,7 +58,8 @@ class MultinomialLogit:
         a column name.  With pandas data a Series is lined up by its index, not by position.
     weights : array-like, optional
         Sampling weights (Stata ``pweight``).  The robust sandwich ``HC1`` becomes the default
-        covariance, as Stata; see :mod:`multilogit.data.weights`.
+        covariance, as Stata.  The fit does not depend on their scale; the log-likelihood is
+        reported in it.  See :mod:`multilogit.data.weights`.
 
     See Also
     --------
@@ -65,6 +68,8 @@ class MultinomialLogit:
 
     # Rows held by a backend (Parquet or Dask data): see _from_rows.  None for data in memory.
     _rows = None
+    # The missing-value policy, which prediction on new rows applies too.
+    missing = "raise"
 
     # Per-row arrays of data in memory; a model on larger data has none of them.
     _ROW_ARRAYS = frozenset(
@@ -99,6 +104,7 @@ class MultinomialLogit:
         if self._rows is not None:
             return  # built by __new__ from Dask arrays
         self._setup(design.from_arrays(endog, exog, ref=ref, missing=missing))
+        self.missing = missing
         self._source_data = None
         self._source_index = _source_index(endog, exog)
         # Only labelled data lines up Series of weights and cluster ids by index.
@@ -138,7 +144,9 @@ class MultinomialLogit:
             rows = large.formula_rows(
                 formula, data, ref, missing, eval_env, freq_weights, weights, groups
             )
-            return cls._from_rows(rows)
+            self = cls._from_rows(rows)
+            self.missing = missing
+            return self
         if groups is not None:
             raise ValueError(
                 "groups= codes cluster columns while streaming a Parquet source; with data in "
@@ -147,6 +155,7 @@ class MultinomialLogit:
         md = design.from_formula(formula, data, ref=ref, missing=missing, eval_env=eval_env)
         self = cls.__new__(cls)
         self._setup(md)
+        self.missing = missing
         # Kept (by reference) so that weights and cluster ids can be given as column names.
         self._source_data = pd.DataFrame(data) if isinstance(data, dict) else data
         self._source_index = self._source_data.index
@@ -158,6 +167,9 @@ class MultinomialLogit:
     def _from_rows(cls, rows) -> MultinomialLogit:
         """A model on rows held by a backend (a Dask DataFrame or a Parquet source, see
         :mod:`multilogit.data.large`): nothing per row lives in this process."""
+        if not len(rows.design.names):
+            what = f"formula {rows.design.formula!r}" if rows.design.formula else "exog"
+            raise DataError(f"{what} has no columns: the model has no parameters")
         self = cls.__new__(cls)
         self._rows = rows
         self.outcome = rows.outcome
@@ -238,16 +250,34 @@ class MultinomialLogit:
     def _set_weights(self, freq_weights, weights):
         if freq_weights is not None:
             fw = _weights.resolve_rows(self, freq_weights, "freq_weights")
-            self.freq_weights = _weights.check_weights(fw, "freq_weights")
+            fw = _weights.check_weights(fw, "freq_weights")
+            self.freq_weights = _weights.check_freq_weights(fw)
         if weights is not None:
             pw = _weights.resolve_rows(self, weights, "weights")
             self.weights = _weights.check_weights(pw, "weights")
+            _weights.sampling_scale(self.weights)  # weights it cannot normalise raise here
         for arr in (self.freq_weights, self.weights):
             if arr is not None:
                 arr.setflags(write=False)
         self._lik_weights = _weights.likelihood_weights(self.freq_weights, self.weights)
         if not (self._lik_weights > 0).any():
             raise DataError("every row has zero weight")
+
+    @property
+    def weight_scale(self) -> float:
+        """What the sampling weights are divided by in the rows the solver and the
+        covariances read: a power of two near their mean (1 without sampling weights, and for
+        rows a backend holds); see :mod:`multilogit.data.weights`.  Reported statistics are
+        in the scale of the weights as given."""
+        w = self.weights
+        if self._rows is not None or w is None:
+            return 1.0
+        cached = self.__dict__.get("_weight_scale_cache")
+        if cached is not None and cached[0] is w:
+            return cached[1]
+        scale = _weights.sampling_scale(w)
+        self.__dict__["_weight_scale_cache"] = (w, scale)
+        return scale
 
     @property
     def default_cov_type(self) -> str:
@@ -357,12 +387,14 @@ class MultinomialLogit:
         cached = self.__dict__.get("_backend_cache")
         if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
             return cached[1]
+        # Sampling weights normalised (exactly, by a power of two): see weight_scale.
+        scale = self.weight_scale
         be = InMemoryBackend(
             self.exog,
             self.endog,
-            self._lik_weights,
+            self._lik_weights if scale == 1.0 else self._lik_weights / scale,
             self.J,
-            sampling=self.weights,
+            sampling=self.weights if scale == 1.0 else self.weights / scale,
             frame=self.estimation_frame if self.design.design_info is not None else None,
         )
         rng = getattr(self._data, "col_range", None)
@@ -443,17 +475,23 @@ class MultinomialLogit:
             return np.ascontiguousarray(params.T)
         return params.reshape(self.J, self.k_exog)
 
+    # The backend's rows carry normalised sampling weights: these three are in the scale of
+    # the weights as given (multiplying by a power of two is exact).
+
     def loglike(self, params) -> float:
         """Log-likelihood at ``params`` (flat outcome-major, or shaped like ``params``)."""
-        return self._backend().derivatives(self._beta(params), hessian=False).llf
+        d = self._backend().derivatives(self._beta(params), hessian=False)
+        return d.llf * self.weight_scale
 
     def score(self, params) -> np.ndarray:
         """Gradient of the log-likelihood, flat outcome-major."""
-        return self._backend().derivatives(self._beta(params), hessian=False).score.ravel()
+        d = self._backend().derivatives(self._beta(params), hessian=False)
+        return d.score.ravel() * self.weight_scale
 
     def hessian(self, params) -> np.ndarray:
         """Hessian of the log-likelihood (minus the information), flat outcome-major."""
-        return -self._backend().derivatives(self._beta(params), hessian=True).info
+        d = self._backend().derivatives(self._beta(params), hessian=True)
+        return -d.info * self.weight_scale
 
     # -- fitting ---------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ probabilities and log-likelihood.  statsmodels finds ``llnull`` by a numerical f
 intercept-only model, hence rtol 1e-8 against our closed form.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -81,19 +82,35 @@ def test_a_column_of_ones_is_preferred(hsb):
     assert model.df_model == 2 * 2
 
 
-def test_no_constant_keeps_statsmodels_llnull_and_says_so(hsb):
+def test_no_constant_has_no_null_model_and_says_so(hsb):
+    # statsmodels reports the intercept-only log-likelihood of a model without a constant and a
+    # chi-squared p-value on it, a comparison of non-nested models; we report them as not
+    # available.  The log-likelihood itself still matches statsmodels.
     y = hsb["y"].to_numpy()
     res = ml.mnlogit("prog ~ 0 + write + math", hsb).fit(tol=1e-10)
     sm_res = _sm_fit(y, res.model.exog)
     assert res.model.k_constant == sm_res.model.k_constant == 0
-    np.testing.assert_allclose(res.llnull, sm_res.llnull, rtol=1e-8)
-    np.testing.assert_allclose(res.prsquared, sm_res.prsquared, rtol=1e-7)
-    # df_model counts every column; the p-value is the chi-squared tail on it.
+    np.testing.assert_allclose(res.llf, sm_res.llf, rtol=1e-10)
+    for name in ("llnull", "llr", "llr_pvalue", "prsquared", "prsquared_coxsnell"):
+        assert np.isnan(getattr(res, name)), name
+    # df_model counts every column (no intercept to leave out).
     assert res.df_model == 4
-    assert res.llr_pvalue == pytest.approx(stats.chi2.sf(2 * (res.llf - res.llnull), 4))
-    assert NOTE in str(res.summary())
+    text = str(res.summary())
+    assert NOTE in text
+    assert re.search(r"LL-Null:\s+n/a", text) and re.search(r"LLR p-value:\s+n/a", text)
     with_const = ml.mnlogit("prog ~ write + math", hsb).fit()
     assert NOTE not in str(with_const.summary())
+    assert np.isfinite(with_const.llr_pvalue)
+
+
+def test_implicit_constant_keeps_the_null_model(hsb):
+    # 0 + C(ses) spans a constant: the ordinary intercept-only model is nested in it, and the
+    # closed form sum n_k log(n_k / n) is its log-likelihood.
+    res = ml.mnlogit("prog ~ 0 + C(ses) + write", hsb).fit(tol=1e-10)
+    n_k = hsb["prog"].value_counts().to_numpy().astype(float)
+    np.testing.assert_allclose(res.llnull, np.sum(n_k * np.log(n_k / n_k.sum())), rtol=1e-12)
+    assert res.df_model == 2 * 3
+    assert res.llr_pvalue == pytest.approx(stats.chi2.sf(2 * (res.llf - res.llnull), 6))
 
 
 def test_loaded_model_keeps_the_note(hsb, tmp_path):

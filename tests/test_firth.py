@@ -272,3 +272,9 @@ def test_dask_fit_equals_in_memory(local_cluster):
     np.testing.assert_allclose(dask_res.params, memory.params, rtol=1e-10)
     np.testing.assert_allclose(dask_res.bse, memory.bse, rtol=1e-10)
     assert dask_res.llf_penalized == pytest.approx(memory.llf_penalized, rel=1e-12)
+
+
+def test_sampling_weights_are_refused(hsbdemo):
+    w = np.linspace(0.5, 2.0, len(hsbdemo))
+    with pytest.raises(ml.DataError, match="freq_weights"):
+        ml.mnlogit("prog ~ write", hsbdemo, weights=w).fit(method="firth")

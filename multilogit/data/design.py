@@ -141,7 +141,7 @@ def encode_outcome(values, name: str, ref=None):
     fast = _integer_codes(values.to_numpy() if isinstance(values, pd.Series) else values)
     if fast is not None:
         return _checked_outcome(*fast, name, ref)
-    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    s = _untupled(values if isinstance(values, pd.Series) else pd.Series(values))
     if isinstance(s.dtype, pd.CategoricalDtype):
         cat = s.cat
         used = pd.unique(cat.codes[cat.codes >= 0])
@@ -178,6 +178,24 @@ def encode_outcome(values, name: str, ref=None):
         if len(present):
             codes[~missing] = pd.Index(uniq).get_indexer(present.to_numpy())
     return _checked_outcome(levels, codes, name, ref)
+
+
+def _is_tuple(v) -> bool:
+    return isinstance(v, tuple)
+
+
+def _untupled(s: pd.Series) -> pd.Series:
+    """Tuple labels as their strings: pandas turns a list of tuples into a MultiIndex, so
+    tuples cannot label the columns of ``params`` and the other tables; ``str(label)`` keeps
+    them apart and readable, and ``ref=`` still matches the tuple by its string."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if cats.dtype == object and any(map(_is_tuple, cats)):
+            return s.cat.rename_categories([str(c) if _is_tuple(c) else c for c in cats])
+        return s
+    if s.dtype == object and any(map(_is_tuple, pd.unique(s.dropna()))):
+        return s.map(lambda v: str(v) if _is_tuple(v) else v)
+    return s
 
 
 def _checked_outcome(levels, codes, name, ref):
@@ -236,6 +254,64 @@ class Design:
         if self.design_info is None:
             return self._build_array(data)
         return self._build_formula(data)
+
+    def build_rows(self, data, missing: str = "raise") -> tuple[np.ndarray, pd.Index | None]:
+        """:meth:`build` with a model's missing-value policy applied to the new rows.
+
+        Rows with a missing value in a column the formula uses, or with a design value that is
+        missing or infinite (an infinite input, a transform such as ``np.log(0)``), raise a
+        :class:`DataError` naming the columns (``missing="raise"``), or are dropped with a
+        ``UserWarning`` saying how many (``missing="drop"``): they have no prediction, never a
+        silent NaN or a degenerate probability.
+
+        Returns the matrix of the rows kept and their index (``None`` for arrays of rows all
+        kept).
+        """
+        check_missing_policy(missing)
+        n_given, dropped = None, {}
+        if self.design_info is not None and isinstance(data, pd.DataFrame | dict):
+            data = pd.DataFrame(data) if isinstance(data, dict) else data
+            n_given = len(data)
+            rhs = self.formula.split("~", 1)[-1] if self.formula else ""
+            cols = _formula_columns(rhs, data)
+            na = {c: data[c].isna().to_numpy() for c in cols}
+            na = {c: m for c, m in na.items() if m.any()}
+            if na:
+                rows = np.logical_or.reduce(list(na.values()))
+                if missing == "raise":
+                    raise _new_rows_error(int(rows.sum()), n_given, na, "missing")
+                dropped.update({c: int(m.sum()) for c, m in na.items()})
+                data = data.loc[~rows]
+                if len(data) == 0:
+                    raise DataError(f"none of the {n_given} new rows is without missing values")
+        X, index = self.build(data)
+        if n_given is None:
+            n_given = len(X)
+        bad = ~np.isfinite(X)
+        if bad.any():
+            rows = bad.any(axis=1)
+            per_col = {self.names[k]: bad[:, k] for k in np.flatnonzero(bad.any(axis=0))}
+            if missing == "raise":
+                raise _new_rows_error(int(rows.sum()), len(X), per_col, "missing or infinite")
+            for c, m in per_col.items():
+                dropped[c] = dropped.get(c, 0) + int(m.sum())
+            X = X[~rows]
+            index = (pd.RangeIndex(len(rows)) if index is None else index)[~rows]
+            if len(X) == 0:
+                raise DataError(
+                    f"none of the {n_given} new rows has finite values in every design column"
+                )
+        if dropped:
+            n_kept = len(X)
+            warnings.warn(
+                f"{n_given - n_kept} of {n_given} new row(s) have missing or infinite values in "
+                + ", ".join(f"{c!r} ({k})" for c, k in dropped.items())
+                + " and have no prediction (missing='drop'); the result's index says which "
+                "rows are kept",
+                UserWarning,
+                stacklevel=4,
+            )
+        return X, index
 
     def term_columns(self, names) -> tuple[np.ndarray, tuple[str, ...]]:
         """The design columns that move with the data columns ``names`` (a formula design).
@@ -507,6 +583,15 @@ class ModelData:
     col_range: tuple | None = field(default=None, repr=False)
 
 
+def _new_rows_error(n_bad, n, detail, what) -> DataError:
+    parts = ", ".join(f"{c!r} ({int(np.sum(m))})" for c, m in detail.items())
+    return DataError(
+        f"{n_bad} of {n} new row(s) have {what} values in column(s) {parts}; predictions need "
+        "finite values (the model's missing='raise'): drop those rows, or build the model with "
+        "missing='drop' so that predict drops them"
+    )
+
+
 def _missing_error(n_miss, n, detail):
     parts = ", ".join(f"{c!r} ({k})" for c, k in detail.items() if k)
     return DataError(
@@ -598,7 +683,7 @@ def from_arrays(endog, exog, ref=None, missing="raise") -> ModelData:
             f"endog has {n_y} rows but exog has {X.shape[0]}; they must have the same length"
         )
     if X.shape[1] == 0:
-        raise DataError("exog has no columns")
+        raise DataError("exog has no columns: the model has no parameters")
     if index is None:
         index = endog.index if isinstance(endog, pd.Series) else pd.RangeIndex(X.shape[0])
     values = (
@@ -690,6 +775,11 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
         factors = Factors(rhs.rhs_termlist, eval_env, streamed=False)
         factors.see(data)
         info = factors.design_info()
+        if not info.column_names:
+            raise DataError(
+                f"formula {formula!r} has no terms on the right side: the model has no "
+                "parameters; add terms, or 1 for an intercept-only model"
+            )
         X = DesignBuilder(info, formula)(data)
     except patsy.PatsyError as exc:
         raise DataError(

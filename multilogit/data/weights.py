@@ -20,6 +20,25 @@ Conventions
   but the inverse information is not a valid covariance, so the robust sandwich (``HC1``, as
   Stata) is the default.  ``nobs`` counts the rows with positive weight.
 * The likelihood weight of a row is :math:`f_i w_i`.
+
+Scale
+-----
+Sampling weights are defined up to a factor: weights times any positive constant give the
+same estimates and robust standard errors (Stata, statsmodels).  The rows the solver and the
+covariances read carry them divided by :func:`sampling_scale`, the power of two nearest their
+mean, so the convergence test, the information and the squared weights of the robust meat
+never depend on the scale (weights of ``1e-200`` would otherwise stop the solver at once and
+square to zero in the meat; weights of ``1e200`` would overflow).  Dividing by a power of two
+is exact, and every statistic is reported in the original scale: the log-likelihood and
+``llnull`` are those of the weights as given (they scale with them, as Stata's log
+pseudolikelihood), and so is the ``nonrobust`` covariance, the inverse of that weighted
+information.  Frequency weights are counts and are never rescaled: their sum is ``nobs``, so
+it must be at least 1 and at most :data:`MAX_FREQ_TOTAL`.
+
+Rows a backend holds (Parquet, Dask) keep their weights as stored: the solver reads their
+derivatives divided by such a power of two (``fit.pipeline.rows_weight_scale``), and the robust
+covariances square the weights as given, so there weights beyond ``2**500`` either way are
+refused.
 """
 
 from __future__ import annotations
@@ -29,7 +48,18 @@ import pandas as pd
 
 from ..exceptions import DataError
 
-__all__ = ["check_weights", "likelihood_weights", "resolve_rows"]
+__all__ = [
+    "MAX_FREQ_TOTAL",
+    "check_freq_weights",
+    "check_weights",
+    "likelihood_weights",
+    "resolve_rows",
+    "sampling_scale",
+]
+
+#: Largest total of frequency weights: beyond 2**53 counts are no longer whole numbers in
+#: float64, and sums of them lose whole observations.
+MAX_FREQ_TOTAL = float(2**53)
 
 
 def _kept_positions(model) -> np.ndarray | None:
@@ -164,3 +194,58 @@ def likelihood_weights(freq_weights: np.ndarray, weights: np.ndarray | None) -> 
     """The weight of each row's log-likelihood, :math:`f_i w_i` (frequency times sampling
     weight; the frequency weights alone without sampling weights)."""
     return freq_weights if weights is None else freq_weights * weights
+
+
+def check_freq_weights(fw: np.ndarray) -> np.ndarray:
+    """Frequency weights (checked by :func:`check_weights`) whose total is a usable count.
+
+    Raises
+    ------
+    DataError
+        A total below 1 (frequency weights count observations: ``nobs`` is their sum) or
+        above :data:`MAX_FREQ_TOTAL`, or a sum that overflows.
+    """
+    with np.errstate(over="ignore"):
+        total = float(np.sum(fw))
+    if not total >= 1.0:
+        raise DataError(
+            f"freq_weights sum to {total:.3g}: frequency weights count observations (nobs is "
+            "their sum), so they must add up to at least 1; for weights defined up to a "
+            "factor, pass them as sampling weights (weights=)"
+        )
+    if not total <= MAX_FREQ_TOTAL:
+        big = float(np.max(fw))
+        raise DataError(
+            f"freq_weights sum to {total:.3g} (largest {big:.3g}): more than 2**53 "
+            "observations cannot be counted exactly in float64; for weights defined up to a "
+            "factor, pass them as sampling weights (weights=)"
+        )
+    return fw
+
+
+def sampling_scale(w: np.ndarray) -> float:
+    """The power of two nearest the mean positive sampling weight: what the rows the solver
+    reads are divided by (see the module notes).
+
+    Raises
+    ------
+    DataError
+        The weights span so many orders of magnitude that the smallest positive one would be
+        lost (below the smallest normal float64) once the others are near 1.
+    """
+    pos = w[w > 0]
+    if not len(pos):
+        return 1.0
+    # The mean of weights near 1e308 overflows: take it of the weights divided by a power of
+    # two near the largest, exactly.
+    _, e_max = np.frexp(pos.max())
+    mean = float(np.mean(np.ldexp(pos, -int(e_max))))
+    scale = float(np.ldexp(1.0, int(np.round(np.log2(mean))) + int(e_max)))
+    smallest = float(pos.min()) / scale
+    if smallest < np.finfo(np.float64).tiny:
+        raise DataError(
+            f"weights span too many orders of magnitude (from {float(pos.min()):.3g} to "
+            f"{float(pos.max()):.3g}): relative to their mean the smallest positive weights "
+            "are below the float64 range; set negligible weights to 0"
+        )
+    return scale

@@ -17,7 +17,13 @@ import numpy as np
 from . import kernels
 from .backend import Derivatives
 
-__all__ = ["ScaledBackend", "column_absmax", "column_scale", "scale_from_absmax"]
+__all__ = [
+    "ScaledBackend",
+    "WeightScaledBackend",
+    "column_absmax",
+    "column_scale",
+    "scale_from_absmax",
+]
 
 # Columns whose largest magnitude is within [2**-10, 2**10] are left alone: rescaling them gains
 # nothing, and leaving them keeps the common case bitwise identical to an unscaled solve.
@@ -188,3 +194,56 @@ class ScaledBackend:
 
     def unscale_score(self, score_scaled: np.ndarray) -> np.ndarray:
         return np.asarray(score_scaled) * self.scale
+
+
+class WeightScaledBackend:
+    """What the solver reads of a backend, divided by a power of two ``scale``: as if the
+    rows' weights were divided by it (the log-likelihood, score and information are linear in
+    the weights, and dividing by a power of two is exact).
+
+    For rows a backend holds (data larger than memory), whose weights cannot be normalised
+    where they are stored: the convergence test then does not depend on the scale of sampling
+    weights.  Only the solver's needs are provided (``derivatives`` and its approximations).
+    """
+
+    def __init__(self, inner, scale: float):
+        self.inner = inner
+        self.scale = float(scale)
+
+    def _divided(self, d):
+        if d is None:
+            return None
+        info = None if d.info is None else d.info / self.scale
+        return Derivatives(d.llf / self.scale, d.score / self.scale, info)
+
+    def derivatives(self, beta, hessian=True):
+        return self._divided(self.inner.derivatives(beta, hessian=hessian))
+
+    @property
+    def approx_information(self):
+        inner = getattr(self.inner, "approx_information", None)
+        if inner is None:
+            return None
+
+        def approx(beta):
+            info = inner(beta)
+            return None if info is None else info / self.scale
+
+        return approx
+
+    @property
+    def approx_derivatives(self):
+        inner = getattr(self.inner, "approx_derivatives", None)
+        if inner is None:
+            return None
+        return lambda beta, hessian=True: self._divided(inner(beta, hessian))
+
+    J = property(lambda self: getattr(self.inner, "J", None))
+    n = property(lambda self: getattr(self.inner, "n", None))
+    p = property(lambda self: getattr(self.inner, "p", None))
+    sample_rows = property(lambda self: getattr(self.inner, "sample_rows", None))
+
+    def release(self) -> None:
+        release = getattr(self.inner, "release", None)
+        if release is not None:
+            release()

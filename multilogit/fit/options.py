@@ -41,15 +41,19 @@ class FitOptions:
         if self.hessian not in HESSIANS:
             raise ValueError(f"hessian must be 'auto' or 'exact'; got {self.hessian!r}")
         check_mode(self.separation)
+        # None is refused as by statsmodels' solvers (there it fails comparing with an int);
+        # booleans are refused too: maxiter=True or tol=True is a slip, not a number.
         try:
-            maxiter = int(self.maxiter)
-        except (TypeError, ValueError):
+            maxiter = -1 if isinstance(self.maxiter, bool | np.bool_) else int(self.maxiter)
+        except (TypeError, ValueError, OverflowError):
             maxiter = -1
         if maxiter < 0 or maxiter != self.maxiter:
             raise ValueError(f"maxiter must be a non-negative integer; got {self.maxiter!r}")
         try:
-            tol_ok = bool(np.isfinite(self.tol) and self.tol > 0)
-        except TypeError:
+            tol_ok = not isinstance(self.tol, bool | np.bool_ | str) and bool(
+                np.isfinite(self.tol) and self.tol > 0
+            )
+        except (TypeError, ValueError):
             tol_ok = False
         if not tol_ok:
             raise ValueError(f"tol must be a positive number; got {self.tol!r}")

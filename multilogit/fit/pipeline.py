@@ -10,20 +10,21 @@ options recorded once, for every later refit.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 
-from ..engine.scaled import ScaledBackend, scale_from_absmax
+from ..engine.scaled import ScaledBackend, WeightScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
 from ..solve.firth import FirthScoring, JeffreysPenalty, logdet
 from ..solve.newton import newton
 from .options import FitOptions
-from .rank import check_design
+from .rank import check_design, conditioning_note
 from .separation import SeparationMonitor, separated_covariance
 
-__all__ = ["fit", "solve"]
+__all__ = ["check_outcome_weights", "fit", "rows_weight_scale", "solve"]
 
 
 def fit(
@@ -33,9 +34,23 @@ def fit(
     estimator = options.estimator()
     if model.nobs <= 0:
         raise DataError("no observations with positive weight")
-    aliased = check_design(model, options.drop_collinear)
+    if options.bias_reduced and model.weights is not None:
+        # Firth's penalty is not invariant to the scale of the weights, so it has no meaning
+        # for sampling weights; brglm2 treats weights as counts.
+        raise DataError(
+            "method='firth' treats weights as counts, as brglm2: give them as freq_weights, "
+            "not as sampling weights"
+        )
+    if model.is_in_memory:
+        check_outcome_weights(model)
+    found: dict = {}
+    aliased = check_design(model, options.drop_collinear, found)
     if aliased is not None:
         return _fit_without_aliased(model, aliased, options, start_params, disp, callback)
+    conditioning = conditioning_note(found["cond"]) if "cond" in found else None
+    if conditioning is not None:
+        # Past pipeline.fit and the model's fit: the user's line.
+        warnings.warn(conditioning, UserWarning, stacklevel=3)
     beta0 = model.start_params() if start_params is None else model._coerce_start(start_params)
     backend = model.backend
     try:
@@ -52,10 +67,12 @@ def fit(
     finally:
         backend.release()  # work buffers and the row subsample are rebuilt when needed
     state = replace(sol, converged=sol.converged and sep is None, options=options.as_dict())
+    if conditioning is not None:
+        state = replace(state, notes=(*state.notes, conditioning))
     if sep is not None:
         cov = separated_covariance(lambda: estimator.compute(model, state), model.J, model.k_exog)
         msg = sol.message or f"{sep.kind} separation found after the iterations"
-        state = replace(state, separation=sep, notes=(sep.message(),), message=msg)
+        state = replace(state, separation=sep, notes=(sep.message(), *state.notes), message=msg)
     else:
         cov = estimator.compute(model, state)
         if not np.all(np.isfinite(cov)):
@@ -63,20 +80,83 @@ def fit(
     return MultinomialLogitResults(model, state, cov, estimator)
 
 
+def check_outcome_weights(model) -> None:
+    """Every outcome must have positive total weight.
+
+    An outcome whose rows all have weight 0 is not in the likelihood: the reference would
+    leave nothing to compare with, another outcome's coefficients would diverge to minus
+    infinity (a separation in appearance only).  Either is a property of the weights, said
+    here naming the outcome.
+
+    Raises
+    ------
+    DataError
+    """
+    counts = np.asarray(model.outcome_counts)
+    empty = np.flatnonzero(~(counts > 0))
+    if not len(empty):
+        return
+    levels = list(model.outcomes)
+    rows = np.bincount(model.level_codes, minlength=len(levels))
+    ref = model.outcome.ref_index
+    if ref in empty:
+        others = [repr(levels[k]) for k in range(len(levels)) if counts[k] > 0]
+        raise DataError(
+            f"the reference outcome {levels[ref]!r} has zero total weight (its {rows[ref]} "
+            "row(s) all have weight 0), so no outcome can be compared with it; choose another "
+            f"ref= among the outcomes with positive weight: {', '.join(others)}"
+        )
+    names = ", ".join(f"{levels[k]!r} ({rows[k]} row(s))" for k in empty)
+    raise DataError(
+        f"outcome(s) {names} have zero total weight: every row of them has weight 0, so "
+        "their coefficients are not identified; drop those rows (and the unused level) or "
+        "give them positive weight"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The solve, as run by ``MultinomialLogit.fit``
 
 
-def _unscaled_callback(callback, scale, J):
+def _unscaled_callback(callback, scale, J, weight_scale=1.0):
     if callback is None:
         return None
 
-    flat = np.tile(scale, J)
+    flat = None if scale is None else np.tile(scale, J)
 
     def wrapped(beta_flat, row):
-        callback(beta_flat / flat, row)
+        if weight_scale != 1.0:
+            row = _row_in_weight_scale(row, weight_scale)
+        callback(beta_flat if flat is None else beta_flat / flat, row)
 
     return wrapped
+
+
+# Iteration-log columns proportional to the weights: the objective, its parts, the score and
+# the Newton decrement g' I^{-1} g.
+_WEIGHTED_LOG_COLUMNS = ("llf", "loglike", "penalty", "max_abs_score", "decrement")
+
+
+def _row_in_weight_scale(row: dict, weight_scale: float) -> dict:
+    return {k: v * weight_scale if k in _WEIGHTED_LOG_COLUMNS else v for k, v in dict(row).items()}
+
+
+def _in_weight_scale(sol, weight_scale: float):
+    """The solver's state, found on rows with normalised sampling weights, in the scale of
+    the weights as given (see :mod:`multilogit.data.weights`): the log-likelihood, score,
+    information and the log's columns that scale with the weights."""
+    log = sol.log.copy()
+    for col in _WEIGHTED_LOG_COLUMNS:
+        if col in log:
+            log[col] = log[col] * weight_scale
+    return replace(
+        sol,
+        llf=sol.llf * weight_scale,
+        score=np.asarray(sol.score) * weight_scale,
+        info=np.asarray(sol.info) * weight_scale,
+        penalty=sol.penalty * weight_scale,
+        log=log,
+    )
 
 
 def solve(model, backend, beta0, options, disp, callback, separation, bias_reduced=False):
@@ -95,10 +175,16 @@ def solve(model, backend, beta0, options, disp, callback, separation, bias_reduc
     amax = model._column_absmax() if backend.n else np.ones(backend.p)
     scale = scale_from_absmax(amax)
     amax = np.where(np.isfinite(amax) & (amax > 0), amax, 1.0)
+    # The solver reads rows whose sampling weights are normalised: in memory the backend's rows
+    # carry them so (model.weight_scale); rows a backend holds are divided on the way.
+    weight_scale = model.weight_scale
+    if model.weights is not None and not model.is_in_memory:
+        weight_scale = rows_weight_scale(backend)
+        backend = WeightScaledBackend(backend, weight_scale)
     if scale is not None:
         backend = ScaledBackend(backend, scale, model.J)
         beta0 = backend.to_scaled(beta0)
-        callback = _unscaled_callback(callback, scale, model.J)
+    last = _LastIterate(beta0, _unscaled_callback(callback, scale, model.J, weight_scale))
     to_unit = amax if scale is None else amax / scale
     watch = separation != "ignore" and not bias_reduced
     monitor = SeparationMonitor(model, separation, to_unit) if watch else None
@@ -112,20 +198,23 @@ def solve(model, backend, beta0, options, disp, callback, separation, bias_reduc
             beta0,
             options,
             disp=disp,
-            callback=callback,
+            callback=last,
             monitor=monitor,
             stacklevel=4,
             **extra,
         )
     except FitError as exc:
+        if isinstance(exc, PerfectSeparationError):
+            raise
         # A saturated fit can make the information singular before the monitor's triggers
         # fire: if the data are separated, say so instead of blaming the algebra.
-        if monitor is None or monitor.checked or isinstance(exc, PerfectSeparationError):
-            raise
-        sep = monitor.run_check(force=True)
-        if sep is None:
-            raise
-        raise PerfectSeparationError(sep.message()) from None
+        if monitor is not None and not monitor.checked:
+            sep = monitor.run_check(force=True)
+            if sep is not None:
+                raise PerfectSeparationError(sep.message()) from None
+        # The design passed the rank check and the data are not separated (or the check was
+        # turned off): what is left is numerical trouble at the iterate, said as such.
+        raise FitError(_ill_conditioned_message(exc, backend, last, separation)) from None
     if scale is not None:
         sol = replace(
             sol,
@@ -133,6 +222,8 @@ def solve(model, backend, beta0, options, disp, callback, separation, bias_reduc
             score=backend.unscale_score(sol.score),
             info=backend.unscale_info(sol.info),
         )
+    if weight_scale != 1.0:
+        sol = _in_weight_scale(sol, weight_scale)
     if bias_reduced:
         # The penalty in the rescaled coordinates differs from the original one by a constant
         # (the log-determinant of the scaling): state it in the original coordinates.
@@ -141,6 +232,106 @@ def solve(model, backend, beta0, options, disp, callback, separation, bias_reduc
         sol = replace(sol, llf=loglike - penalty, penalty=penalty)
     sep = monitor.finish(sol.converged, sol.beta * amax) if monitor is not None else None
     return sol, sep
+
+
+#: Sampling weights of rows a backend holds stay as given for the robust covariances, whose
+#: meat squares them: beyond 2**500 (about 3e150) either way, the squares leave the float64
+#: range.
+_ROWS_WEIGHT_EXPONENT = 500
+
+
+def rows_weight_scale(backend) -> float:
+    """The power of two nearest the mean positive likelihood weight of rows a backend holds
+    (one pass; see :func:`multilogit.data.weights.sampling_scale` for rows in memory).
+
+    Raises
+    ------
+    DataError
+        Weights so small or large that their squares in a robust covariance leave the float64
+        range.
+    """
+
+    def chunk(c):
+        w = np.asarray(c.weights, dtype=np.float64)
+        pos = w[w > 0]
+        if not len(pos):
+            return 0, 0, 0.0
+        _, e = np.frexp(pos.max())
+        return len(pos), int(e), float(np.sum(np.ldexp(pos, -int(e))))
+
+    parts = [part for part in backend.reduce(chunk, frames=False) if part[0]]
+    if not parts:
+        return 1.0
+    top = max(e for _, e, _ in parts)
+    total = sum(np.ldexp(s, e - top) for _, e, s in parts)
+    exponent = int(np.round(np.log2(total / sum(n for n, _, _ in parts)))) + top
+    if abs(exponent) > _ROWS_WEIGHT_EXPONENT:
+        raise DataError(
+            f"the weights average about 2**{exponent} ({np.ldexp(1.0, exponent):.3g}): on data "
+            "larger than memory the robust covariance squares them as given, beyond the "
+            "float64 range; divide the sampling weights by a constant (e.g. their mean), "
+            "which changes neither the estimates nor the robust standard errors"
+        )
+    return float(np.ldexp(1.0, exponent))
+
+
+class _LastIterate:
+    """The solver's callback: keeps the last iterate (in the solver's coordinates) and its
+    iteration, then passes them on to ``callback``."""
+
+    def __init__(self, beta0, callback):
+        self.beta, self.iteration, self.callback = np.asarray(beta0), None, callback
+
+    def __call__(self, beta_flat, row):
+        self.beta, self.iteration = beta_flat, row.get("iteration")
+        if self.callback is not None:
+            self.callback(beta_flat, row)
+
+
+def _ill_conditioned_message(exc, backend, last, separation) -> str:
+    """Why Newton-Raphson failed on a full-rank design that is not separated: the condition
+    number of the information at the last iterate (rows and columns scaled to a unit
+    diagonal), and what to try."""
+    where = "at the start" if not last.iteration else f"at iteration {last.iteration}"
+    observed = "non-finite entries"
+    try:
+        beta = np.reshape(last.beta, (backend.J, backend.p))
+        with np.errstate(all="ignore"):
+            info = backend.derivatives(beta, hessian=True).info
+            d = np.sqrt(np.abs(np.diag(info)))
+            if np.all(np.isfinite(info)) and not np.all(d > 0):
+                observed = (
+                    "some coefficients have zero information: the fitted probabilities they "
+                    "act on are all 0 or 1 in floating point"
+                )
+            elif np.all(np.isfinite(info)):
+                ev = np.linalg.eigvalsh(info / np.outer(d, d))
+                if ev[0] > 0:
+                    observed = (
+                        f"its condition number, rows and columns scaled to a unit diagonal, "
+                        f"is {ev[-1] / ev[0]:.2g}"
+                    )
+                else:
+                    observed = (
+                        "condition number beyond 1e16: with rows and columns scaled to a unit "
+                        f"diagonal its smallest eigenvalue is {ev[0]:.2g} and its largest "
+                        f"{ev[-1]:.2g}"
+                    )
+    except (FloatingPointError, ValueError, np.linalg.LinAlgError):
+        pass
+    checked = (
+        "the data are not separated"
+        if separation != "ignore"
+        else "the separation check was off (separation='ignore')"
+    )
+    return (
+        f"Newton-Raphson failed ({str(exc).split(':')[0]}): the information matrix {where} is "
+        f"numerically singular ({observed}), although the design has full rank and "
+        f"{checked}. This is ill-conditioning: fitted probabilities driven to 0 or 1 "
+        "by start values far from the estimates, columns with large offsets or very different "
+        "scales, or extreme values. Try centring and scaling the columns, checking for "
+        "outliers, or other start_params (the default start is the intercept-only fit)"
+    )
 
 
 def _fit_without_aliased(model, aliased, options, start_params, disp, callback):
@@ -164,7 +355,9 @@ def _fit_without_aliased(model, aliased, options, start_params, disp, callback):
     cov[np.ix_(flat_keep, flat_keep)] = res._cov
     score = np.zeros((J, p))
     score[:, keep] = np.asarray(res._state.score).reshape(J, -1)
-    info = np.eye(J * p)
+    # The identity block in the scale of the weights as given, like the rest of the state (a
+    # robust covariance divides the information by the weight scale).
+    info = np.eye(J * p) * model.weight_scale
     info[np.ix_(flat_keep, flat_keep)] = res._state.info
     sep = res._state.separation
     if sep is not None:

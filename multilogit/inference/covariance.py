@@ -120,8 +120,13 @@ def get_estimator(cov_type: str, cov_kwds=None) -> CovarianceEstimator:
 # -- robust (sandwich) estimators ---------------------------------------------------------------
 
 
-def _sandwich(state, meat):
-    bread = inverse_information(state.info)
+def _sandwich(model, state, meat):
+    # The meat comes from the backend's rows, whose sampling weights are divided by the
+    # model's weight scale (a power of two, so exactly): the bread is taken in that scale too,
+    # where neither the squared weights of the meat nor the information can underflow or
+    # overflow.  The sandwich does not depend on the scale.
+    scale = getattr(model, "weight_scale", 1.0)
+    bread = inverse_information(state.info / scale if scale != 1.0 else state.info)
     cov = bread @ meat @ bread
     return (cov + cov.T) / 2.0
 
@@ -143,7 +148,7 @@ class HC0(CovarianceEstimator):
         return "Heteroskedasticity-robust standard errors (HC0, no small-sample factor)."
 
     def compute(self, model, state):
-        return self.factor(model) * _sandwich(state, self.meat(model, state))
+        return self.factor(model) * _sandwich(model, state, self.meat(model, state))
 
 
 class HC1(HC0):
@@ -212,7 +217,7 @@ class Cluster(CovarianceEstimator):
             fac *= (n - 1.0) / (n - k)
         elif self.df_correction == "none":
             fac = 1.0
-        return fac * _sandwich(state, meat)
+        return fac * _sandwich(model, state, meat)
 
     def describe(self) -> str:
         return "cluster"

@@ -109,7 +109,7 @@ def get_prediction(results, exog=None) -> PredictionResults:
         )
         P, se = _stack(parts)
     else:
-        X, index = _new_rows(model.design, exog)
+        X, index = _new_rows(model.design, exog, _missing_policy(model))
         P, se = _rows(X, beta, S, order, default_threads())
     return PredictionResults(P, se, pd.Index(index), list(model.outcomes), model)
 
@@ -253,9 +253,10 @@ def _long_index(index, outcomes, names) -> pd.MultiIndex:
     )
 
 
-def _new_rows(design, exog) -> tuple[np.ndarray, pd.Index]:
-    """The design of new data ``exog``, rebuilt as at fit time, and its row labels."""
-    X, index = design.build(exog)
+def _new_rows(design, exog, missing: str = "raise") -> tuple[np.ndarray, pd.Index]:
+    """The design of new data ``exog``, rebuilt as at fit time, and its row labels; rows with
+    missing or infinite values raise or are dropped by the model's ``missing`` policy."""
+    X, index = design.build_rows(exog, missing)
     X = np.ascontiguousarray(X, dtype=np.float64)
     return X, (pd.RangeIndex(X.shape[0]) if index is None else index)
 
@@ -281,7 +282,7 @@ def predict(model, beta, exog=None, which: str = "prob"):
     if which not in ("prob", "class", "linear"):
         raise ValueError(f"which must be 'prob', 'class' or 'linear'; got {which!r}")
     beta = np.ascontiguousarray(beta, dtype=np.float64)
-    predictor = _Predictor(model.design, model.outcome, beta)
+    predictor = _Predictor(model.design, model.outcome, beta, _missing_policy(model))
     if exog is None and model.rows_frame is not None:
         exog = model.rows_frame
     if is_dask_collection(exog):
@@ -298,16 +299,22 @@ def predict(model, beta, exog=None, which: str = "prob"):
     return predictor(exog, which)
 
 
+def _missing_policy(model) -> str:
+    """The model's ``missing`` policy (``"raise"`` for a model read back without it)."""
+    return getattr(model, "missing", "raise")
+
+
 class _Predictor:
     """What prediction needs of a fit, small enough to ship to the workers of a cluster: the
     design state, the outcome coding and the coefficients."""
 
-    def __init__(self, design, outcome, beta):
+    def __init__(self, design, outcome, beta, missing="raise"):
         self.design, self.outcome, self.beta = design, outcome, beta
+        self.missing = missing
         self.order = outcome.level_to_internal
 
     def __call__(self, exog, which):
-        X, index = _new_rows(self.design, exog)
+        X, index = _new_rows(self.design, exog, self.missing)
         eta = predict_linear(X, self.beta) if which == "linear" else None
         prob = None if which == "linear" else predict_probabilities(X, self.beta)
         return self.frame(eta, prob, index, which)

@@ -197,13 +197,29 @@ class MultinomialLogitResults:
     def llnull(self) -> float:
         """Log-likelihood of the intercept-only model: :math:`\\sum_k n_k \\log(n_k/n)`.
 
-        The same definition as statsmodels' ``MNLogit`` whether or not the model has a constant
-        (``model.k_constant``); without one the intercept-only model is not nested in it, which
-        the summary notes."""
+        NaN when no constant is in the column span of the design (``model.k_constant == 0``,
+        e.g. ``y ~ 0 + x``): the intercept-only model is then not nested in the model, so
+        :attr:`llr`, :attr:`llr_pvalue` and the pseudo R-squared measures built on it would
+        compare non-nested models, and they are NaN too (the summary shows them as not
+        available and says why).  statsmodels' ``MNLogit`` reports the intercept-only
+        log-likelihood regardless, with a p-value of no valid test.  A constant in the span
+        that is not a column, such as the full set of dummies of ``y ~ 0 + C(f)``, counts."""
+        if self.k_constant == 0:
+            return np.nan
         n_k = self.model.outcome_counts
         share = n_k / n_k.sum()
         pos = n_k > 0
         return float(np.sum(n_k[pos] * np.log(share[pos])))
+
+    @property
+    def k_constant(self) -> int:
+        """1 when a constant is in the column span of the design, else 0
+        (``model.k_constant``; for a model read back without its data, from the ``df_model``
+        it kept, ``J (p - k_constant)``)."""
+        k = getattr(self.model, "k_constant", None)
+        if k is None:
+            k = round(self.model.k_exog - self.model.df_model / self.model.J)
+        return int(k)
 
     @property
     def nobs(self) -> float:
@@ -237,9 +253,7 @@ class MultinomialLogitResults:
     @cached_property
     def llr_pvalue(self) -> float:
         """P-value of :attr:`llr` on a chi-squared distribution with :attr:`df_model` degrees of
-        freedom, as statsmodels.  Without a constant in the model (``model.k_constant == 0``)
-        the null model is not nested in it and this is no valid test.  (statsmodels then
-        counts one column fewer in ``df_model``.)"""
+        freedom, as statsmodels; NaN without a constant in the model (see :attr:`llnull`)."""
         return float(stats.chi2.sf(self.llr, self.df_model)) if self.df_model > 0 else np.nan
 
     @cached_property

@@ -12,7 +12,8 @@ _METHODS = {"newton": "MLE (Newton-Raphson)", "firth": "Firth (mean bias-reduced
 
 
 def _fmt(x, spec):
-    return "nan" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
+    # Header statistics that do not exist (llnull without a constant) are "n/a", not "nan".
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
 
 
 def header_items(res):
@@ -60,24 +61,16 @@ def notes(res) -> list[str]:
             "Sampling weights: the log-likelihood is a pseudo-likelihood, so LR statistics "
             f"(LLR p-value) are not valid tests; covariance {res.cov_type}."
         )
-    if _k_constant(res.model) == 0:
+    if res.k_constant == 0:
         out.append(
-            "The model has no constant: the LR test and pseudo R-squared compare with an "
-            "intercept-only model that is not nested in it."
+            "The model has no constant: the intercept-only model is not nested in it, so "
+            "LL-Null, the LR test and the pseudo R-squared are not available (n/a)."
         )
     cov_note = getattr(res._cov_estimator, "note", None)
     if cov_note is not None:
         out.append(cov_note())
     out.extend(getattr(res, "_summary_notes", ()))
     return out
-
-
-def _k_constant(model) -> int:
-    k = getattr(model, "k_constant", None)
-    if k is None:
-        # A model loaded without its data keeps df_model = J (p - k_constant).
-        k = round(model.k_exog - model.df_model / model.J)
-    return int(k)
 
 
 def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
