@@ -95,14 +95,23 @@ def solve(model, backend, beta0, options, disp, callback, separation):
             backend, beta0, options, disp=disp, callback=callback, monitor=monitor, stacklevel=4
         )
     except FitError as exc:
-        # A saturated fit can make the information singular before the monitor's triggers
-        # fire: if the data are separated, say so instead of blaming the algebra.
-        if monitor is None or monitor.checked or isinstance(exc, PerfectSeparationError):
+        # A saturated fit can make the information singular (or the start values infinite, an
+        # outcome without weight) before the monitor's triggers fire: if the data are
+        # separated, say so instead of blaming the algebra.
+        if monitor is None or isinstance(exc, PerfectSeparationError):
             raise
-        sep = monitor.run_check(force=True)
+        sep = monitor.result if monitor.checked else monitor.run_check(force=True)
         if sep is None:
             raise
-        raise PerfectSeparationError(sep.message()) from None
+        # separation="warn" (run_check raised under "raise"): report the fit where the solver
+        # last stood, stopped there as the monitor would have stopped it.
+        start = monitor.last_beta
+        if start is None:
+            start = np.where(np.isfinite(beta0), beta0, 0.0)
+        monitor.stop_now = True
+        sol = newton(
+            backend, start, options, disp=disp, callback=callback, monitor=monitor, stacklevel=4
+        )
     if scale is not None:
         sol = replace(
             sol,
