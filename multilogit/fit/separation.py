@@ -14,18 +14,14 @@ coefficients grow without bound (Albert and Anderson, 1984; the linear-programmi
 of Konis, 2007, extended to K outcomes).  When every observation has all its pairs strict, the
 separation is *complete*; otherwise *quasi-complete*.
 
-We solve the linear program
-
-.. math::
-
-    \\max_D \\sum_{i, k \\ne y_i} a_{ik}(D) \\quad \\text{s.t.}\\quad a_{ik}(D) \\ge 0,\\;
-    -1 \\le D \\le 1
-
-on the design with columns scaled to largest magnitude 1, repeating it with the objective
-restricted to the pairs not yet strict, so the union of all strict pairs is found.  Solving it
-for every fit would be wasteful on large data, so the solver calls :class:`SeparationMonitor`
-at each iteration, which runs the program only once the iterates look divergent (large
-coefficients, steps that do not shrink, or vanishing information).
+The linear programs that find the strict pairs, the space the limiting log-likelihood is flat
+in and the diverging coefficients (those non-zero in every direction of the cone's relative
+interior, so the report does not depend on which direction a solver happens to return) are in
+:mod:`~multilogit.fit.recession`; on large data they run on a subset of the rows, checked
+against all rows in streamed passes.  Solving them for every fit would still be wasteful, so
+the solver calls :class:`SeparationMonitor` at each iteration, which runs them only once the
+iterates look divergent (large coefficients, steps that do not shrink, or vanishing
+information).
 """
 
 from __future__ import annotations
@@ -51,11 +47,12 @@ _BIG_COEF = 15.0
 _SLOW_ITER = 5
 # Information on some coefficient this many times smaller than at the start: saturated fit.
 _INFO_DROP = 1e-8
-# A pair is strict when a_ik exceeds this (D in [-1, 1], |x| <= 1: a_ik is at most 2 p).
+# The monitor's cheap test of its last step: a pair counts as strict when a_ik exceeds this
+# (step scaled to largest component 1, |x| <= 1: a_ik is at most 2 p).
 _STRICT = 1e-6
-# Up to this many (observation, other outcome) pairs the linear program takes well under a
-# second and runs whenever the iterates look divergent.  Beyond, it is gated by a cheap test of
-# the last Newton step (see SeparationMonitor._plausible): HiGHS needs ~30 s for 10^6 pairs.
+# Up to this many (observation, other outcome) pairs the programs see every row, take well
+# under a second and run whenever the iterates look divergent.  Beyond, they see a subset of
+# the rows and are gated by a cheap test of the last Newton step (SeparationMonitor._plausible).
 _SMALL_PAIRS = 30_000
 # The last step is "nearly" a recession direction when the (weighted) negative parts of the
 # a_ik are at most this fraction of the positive parts.
@@ -221,9 +218,9 @@ def find_separation(
     eq_outcomes, ref, exog_names, levels
         Labels used in the report (``levels``: all outcomes in order).
     candidate : ndarray, shape (J, p), optional
-        A direction in coordinates where every column's largest magnitude is 1.  When given,
-        no linear program is solved: the candidate (with small components dropped) is
-        verified exactly, and ``None`` means only that it is not a recession direction.
+        A direction in coordinates where every column's largest magnitude is 1 (e.g. the
+        solver's last step): on large data the rows nearest its boundary seed the programs.
+        The report does not depend on it.
 
     Returns
     -------
