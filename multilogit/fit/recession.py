@@ -95,8 +95,8 @@ class RowSource:
     Parameters
     ----------
     reduce : callable
-        ``reduce(fn)`` returns ``[fn(X, y, w) for each chunk]`` (``X`` in unit columns, only
-        rows with positive weight).
+        ``reduce(fn)`` returns ``[fn(X, y, w, pos) for each chunk]`` (``X`` in unit columns,
+        only rows with positive weight; ``pos`` their positions among all rows).
     n : int
         Number of rows (an upper bound is fine).
     J, p : int
@@ -108,8 +108,9 @@ class RowSource:
     @classmethod
     def from_arrays(cls, X, y, w, J) -> RowSource:
         keep = w > 0
+        pos = np.flatnonzero(keep)
         X, y, w = X[keep], y[keep], w[keep]
-        return cls(lambda fn: [fn(X, y, w)], len(X), J, X.shape[1])
+        return cls(lambda fn: [fn(X, y, w, pos)], len(X), J, X.shape[1])
 
     @classmethod
     def from_backend(cls, backend, colscale) -> RowSource:
@@ -117,7 +118,8 @@ class RowSource:
             def chunk(c):
                 keep = c.weights > 0
                 X = np.asarray(c.X, dtype=np.float64)[keep] / colscale
-                return fn(X, np.asarray(c.y, dtype=np.int64)[keep], c.weights[keep])
+                pos = c.rows.start + np.flatnonzero(keep)
+                return fn(X, np.asarray(c.y, dtype=np.int64)[keep], c.weights[keep], pos)
 
             # Small products per chunk: BLAS threads would only contend for the cores.
             with single_threaded_blas():
@@ -264,15 +266,13 @@ def _initial_rows(source: RowSource, candidate, whole: bool):
     """Every row (``whole``), else a deterministic sample, each column's extreme rows (so rare
     levels are present) and, given a candidate direction, the rows of smallest margin."""
     frac = min(1.0, _SAMPLE_ROWS / max(source.n, 1))
-    state = {"offset": 0}
 
-    def fn(X, y, w):
+    def fn(X, y, w, pos):
         m = len(X)
         if whole:
             return X, y, np.zeros(m)
-        # Evenly spaced rows: a sample that does not depend on a random state.
-        pos = state["offset"] + np.arange(m)
-        state["offset"] += m
+        # Evenly spaced rows (by position, so chunks may be read in any order or place): a
+        # sample that does not depend on a random state.
         take = np.floor(pos * frac) != np.floor((pos - 1) * frac)
         ext = np.zeros(m, dtype=bool)
         if m:
@@ -286,7 +286,6 @@ def _initial_rows(source: RowSource, candidate, whole: bool):
         keep = score < np.inf
         return X[keep], y[keep], score[keep]
 
-    # Chunks are visited in order, so the running offset makes the sample even overall.
     return _pick(source.reduce(fn), source.n if whole else 4 * _SAMPLE_ROWS + 4 * source.p)
 
 
@@ -304,7 +303,7 @@ def _strict_pass(source: RowSource, D, null):
     eps = _eps(D)
     Q = null.reshape(J, p, -1)
 
-    def fn(X, y, w):
+    def fn(X, y, w, pos):
         a = _margins(X, y, D)
         neg = a < -eps
         zero = np.abs(a) <= eps
@@ -345,7 +344,7 @@ def _interior_pass(source: RowSource, D, ref):
     pair (negative margin), as ``(X, y, score)`` parts."""
     eps, eps_ref = _eps(D), _eps(ref)
 
-    def fn(X, y, w):
+    def fn(X, y, w, pos):
         a, s = _margins(X, y, D), _margins(X, y, ref)
         fail = ((s > eps_ref) & np.isfinite(s) & (a <= eps)) | (a < -eps)
         bad = fail.any(axis=1)
