@@ -33,7 +33,12 @@ import numpy as np
 import pandas as pd
 
 from ..engine.memory import InMemoryBackend
-from ..exceptions import FitError, PerfectSeparationError, PerfectSeparationWarning
+from ..exceptions import (
+    FitError,
+    MultilogitError,
+    PerfectSeparationError,
+    PerfectSeparationWarning,
+)
 from . import recession
 
 __all__ = ["Separation", "SeparationMonitor", "find_separation", "check_mode"]
@@ -458,9 +463,15 @@ def separated_covariance(compute, J: int, p: int) -> np.ndarray:
     The results show NaN for the diverging coefficients (``MultinomialLogitResults`` masks
     them), but the matrix itself stays finite so that reparameterisations (another reference
     outcome) map the other entries correctly.  If the estimator fails (the information can be
-    numerically singular there), every entry is NaN.
+    numerically singular or not finite there), every entry is NaN.
     """
     try:
         return np.array(compute(), dtype=np.float64)
     except FitError:
+        return np.full((J * p, J * p), np.nan)
+    except MultilogitError:
+        raise  # the user's input (e.g. cluster groups): say so whatever the fit
+    except (ValueError, np.linalg.LinAlgError):
+        # A non-finite information where a saturated fit stopped (after the solver's failure
+        # under separation="warn"): linear algebra refuses it.
         return np.full((J * p, J * p), np.nan)

@@ -62,6 +62,18 @@ def _zero_weight_check(res):
     assert res.separation.diverging == [("b", "Intercept"), ("c", "Intercept")]
 
 
+def _huge_two_rows():
+    df = pd.DataFrame({"x": [1e300, -3e299], "y": ["u", "v"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow in the column scaling
+        return ml.mnlogit("y ~ x", df).fit()
+
+
+def _huge_check(res):
+    assert res.separation.kind == "complete"
+    assert res.bse.isna().all().all()  # no covariance where the saturated fit stopped
+
+
 CASES = [
     Case(
         "separation_complete_at_1e5_rows_is_complete",
@@ -82,5 +94,10 @@ CASES = [
         "separation_warn_with_reference_of_zero_weight_warns",
         _zero_weight_ref,
         Warns(ml.PerfectSeparationWarning, "separation", _zero_weight_check),
+    ),
+    Case(
+        "separation_warn_with_non_finite_information_warns",
+        _huge_two_rows,
+        Warns(ml.PerfectSeparationWarning, "complete separation", _huge_check),
     ),
 ]
