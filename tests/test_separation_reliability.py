@@ -198,3 +198,17 @@ def test_wald_terms_table_warns_which_terms_it_cannot_test(separated):
         table = separated.wald_test_terms()
     assert table["statistic"].isna().all()  # every term has a coefficient in c's equation
     assert list(table["df"]) == [2, 2, 2, 2]
+
+
+# -- another reference outcome -------------------------------------------------------------------
+
+
+def test_repivoted_report_is_that_of_the_refit():
+    # Against b, a crosses b at x = -0.5 and c crosses b at x = 0.5: both intercepts and both
+    # slopes must diverge; z need not.
+    df = _thresholds(400)
+    piv = _fit("y ~ x + z", df).repivot("b")
+    refit = _fit("y ~ x + z", df, ref="b")
+    want = [("a", "Intercept"), ("a", "x"), ("c", "Intercept"), ("c", "x")]
+    assert piv.separation.diverging == refit.separation.diverging == want
+    np.testing.assert_array_equal(piv.separation.params, refit.separation.params)

@@ -130,15 +130,23 @@ class Separation:
         (e.g. a level whose rows all have probability 0 for that outcome already)."""
         return self._pairs(self.params & (self.direction == 0))
 
-    def for_model(self, model) -> Separation:
+    def for_model(self, model, aliased=None) -> Separation:
         """The same finding in ``model``'s parameterisation (after a change of reference).
 
-        With all K coefficient rows :math:`D_k` (the old reference's row 0), the direction for
-        reference :math:`r` has rows :math:`D_k - D_r`.
+        Which coefficients diverge depends on the parameterisation (a coefficient against the
+        new reference is a difference of two old ones), so when the model holds its rows and
+        has no aliased columns the cone is analysed again in the new coordinates.  Otherwise
+        (saved results without data) the direction is mapped: with all K coefficient rows
+        :math:`D_k` (the old reference's row 0), the direction for reference :math:`r` has rows
+        :math:`D_k - D_r`, and the coefficients it moves are reported as diverging.
         """
         eq = tuple(model.eq_outcomes)
         if eq == self.eq_outcomes:
             return self
+        if aliased is None or not np.any(aliased):
+            fresh = _reanalysed(model)
+            if fresh is not None:
+                return fresh
         levels = list(model.outcomes)
         D = _repivot_rows(self.direction, self.eq_outcomes, levels, eq, model.ref)
         scale = np.abs(D).max()
@@ -298,6 +306,17 @@ def _report(cone, colscale, labels) -> Separation:
         eq_outcomes=tuple(names_eq),
         exog_names=names,
     )
+
+
+def _reanalysed(model) -> Separation | None:
+    """:func:`model_separation` of a model that holds its rows; ``None`` without them."""
+    try:
+        backend = model.backend
+    except MultilogitError:
+        return None  # saved results without their data
+    if backend is None or not backend.n:
+        return None
+    return model_separation(model)
 
 
 def model_separation(model, candidate=None) -> Separation | None:
