@@ -50,9 +50,13 @@ __all__ = ["Cone", "RowSource", "analyse", "pair_matrix"]
 # A pair is strict when its margin can reach this in a direction of largest component 1 (unit
 # columns): smaller margins are what rounding of the data leaves, not separation.
 TAU = 1e-8
-# Rows read into the first program on large data, and added per round after.
-_SAMPLE_ROWS = 1500
-_ADD_ROWS = 1500
+# Rows read into the first program on large data, and added per round after (doubling).
+# The programs' cost grows faster than their rows (they are degenerate: most pairs of
+# overlapping rows are tied), so the subsets start small and the checks add what matters.
+_SAMPLE_ROWS = 400
+_ADD_ROWS = 400
+# Up to this many (row, outcome) pairs every row goes into the programs at once.
+WHOLE_PAIRS = 2_000
 # A pair functional this close (relative) to the span of the tied ones is tied.
 _SPAN_TOL = 1e-7
 # Eigenvalues of the tied functionals' Gram matrix this small (relative) span its null space.
@@ -224,7 +228,7 @@ def _null_basis(A_tied, q):
 def _eps(D):
     """Margins within this of 0 are undecided: the solver's feasibility tolerance, and
     rounding in margins of a direction that may reach the bound ``1 / TAU``."""
-    return 1e-7 + 1e-10 * float(np.abs(D).sum())
+    return 1e-6 + 1e-10 * float(np.abs(D).sum())
 
 
 # -- the subset of rows ---------------------------------------------------------------------
@@ -286,7 +290,7 @@ def _initial_rows(source: RowSource, candidate, whole: bool):
         keep = score < np.inf
         return X[keep], y[keep], score[keep]
 
-    return _pick(source.reduce(fn), source.n if whole else 4 * _SAMPLE_ROWS + 4 * source.p)
+    return _pick(source.reduce(fn), source.n if whole else 2 * _SAMPLE_ROWS + 2 * source.p)
 
 
 # -- the passes over all rows ----------------------------------------------------------------
@@ -356,7 +360,7 @@ def _interior_pass(source: RowSource, D, ref):
 # -- the analysis ----------------------------------------------------------------------------
 
 
-def analyse(source: RowSource, candidate=None, small_pairs: int = 30_000) -> Cone | None:
+def analyse(source: RowSource, candidate=None, small_pairs: int = WHOLE_PAIRS) -> Cone | None:
     """The strict pairs, flat space and diverging coefficients of the rows' recession cone.
 
     Parameters
@@ -394,7 +398,9 @@ def analyse(source: RowSource, candidate=None, small_pairs: int = 30_000) -> Con
         # A round that adds rows without settling the program doubles the next: the rounds
         # stay few even when many rows matter (at worst, every row joins the program).
         limit *= 2
-        return sub.add(*picked) > 0
+        added = sub.add(*picked) > 0
+        progress.label = f"separation check ({len(sub.X):,} rows in the programs)"
+        return added
 
     try:
         while True:
@@ -402,12 +408,19 @@ def analyse(source: RowSource, candidate=None, small_pairs: int = 30_000) -> Con
             progress.update()
             if d is None:
                 return None
-            D = d.reshape(J, p)
             strict = sub.A @ d > 0.5
             if not strict.any() and np.linalg.matrix_rank(sub.X) == p:
                 # The subset's cone is {0} (its rows have full rank and no strict pair), and
                 # the cone of all rows lies inside it.
                 return None
+            if strict.any() and not whole:
+                # The program's vertex loads coefficients the subset leaves free up to the
+                # bound, which other rows then break; the least-L1 direction with the same
+                # strict pairs moves only what it needs, so fewer rounds add rows.
+                small = _interior_program(sub.A, strict, np.zeros(q, dtype=bool))
+                progress.update()
+                d = d if small is None else small
+            D = d.reshape(J, p)
             null = _null_basis(sub.A[~strict], q)
             bad, counts, involved = _strict_pass(source, D, null)
             if whole or not grow(bad):

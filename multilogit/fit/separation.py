@@ -268,7 +268,7 @@ def backend_separation(
     source = recession.RowSource.from_backend(backend, colscale)
     if candidate is not None:
         candidate = np.asarray(candidate, dtype=np.float64).reshape(J, p)
-    cone = recession.analyse(source, candidate, _SMALL_PAIRS)
+    cone = recession.analyse(source, candidate, min(_SMALL_PAIRS, recession.WHOLE_PAIRS))
     if cone is None:
         return None
     return _report(cone, colscale, (eq_outcomes, ref, exog_names, levels))
