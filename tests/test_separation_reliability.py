@@ -212,3 +212,13 @@ def test_repivoted_report_is_that_of_the_refit():
     want = [("a", "Intercept"), ("a", "x"), ("c", "Intercept"), ("c", "x")]
     assert piv.separation.diverging == refit.separation.diverging == want
     np.testing.assert_array_equal(piv.separation.params, refit.separation.params)
+
+
+def test_long_checks_show_progress(monkeypatch, capsys):
+    monkeypatch.setenv("MULTILOGIT_PROGRESS", "1")
+    model_separation(ml.mnlogit("y ~ x + z", _thresholds(20_000)))
+    err = capsys.readouterr().err
+    assert "separation check" in err and "linear programs" in err
+    monkeypatch.setenv("MULTILOGIT_PROGRESS", "0")
+    model_separation(ml.mnlogit("y ~ x + z", _thresholds(20_000)))
+    assert "separation check" not in capsys.readouterr().err

@@ -82,14 +82,18 @@ class Separation:
     outcomes : tuple
         Outcome labels whose probabilities are driven to 0 or 1 for some observations.
     terms : tuple
-        Design terms with a non-zero component in the divergent direction.
+        Design terms with a diverging coefficient.
     params : ndarray of bool, shape (J, p)
         Coefficients without a meaningful estimate: those that diverge, and those the data
         no longer identify once the separated probabilities are 0 or 1 (their standard errors
         are reported as NaN).
     direction : ndarray, shape (J, p)
-        A recession direction of the log-likelihood, largest component 1 in absolute value, in
-        the original (unscaled) coordinates' signs.
+        A recession direction of the log-likelihood along which it approaches its supremum,
+        largest component 1 in absolute value, in the original coordinates.  Its non-zero
+        components are the *diverging* coefficients: those non-zero in every such direction
+        (a coefficient some such direction leaves at 0 can stay finite in the limit).  The
+        set depends only on the data's recession cone, not on the number of rows or on the
+        solver's path.
     n_separated : float
         Observations (weighted) with some fitted probability driven to 0 or 1.
     n_perfect : float
