@@ -110,13 +110,6 @@ class RowSource:
         self.reduce, self.n, self.J, self.p = reduce, n, J, p
 
     @classmethod
-    def from_arrays(cls, X, y, w, J) -> RowSource:
-        keep = w > 0
-        pos = np.flatnonzero(keep)
-        X, y, w = X[keep], y[keep], w[keep]
-        return cls(lambda fn: [fn(X, y, w, pos)], len(X), J, X.shape[1])
-
-    @classmethod
     def from_backend(cls, backend, colscale) -> RowSource:
         def reduce(fn):
             def chunk(c):
@@ -413,7 +406,7 @@ def analyse(source: RowSource, candidate=None, small_pairs: int = WHOLE_PAIRS) -
                 # The subset's cone is {0} (its rows have full rank and no strict pair), and
                 # the cone of all rows lies inside it.
                 return None
-            if strict.any() and not whole:
+            if strict.any():
                 # The program's vertex loads coefficients the subset leaves free up to the
                 # bound, which other rows then break; the least-L1 direction with the same
                 # strict pairs moves only what it needs, so fewer rounds add rows.
