@@ -1,5 +1,5 @@
-"""The separation check of a candidate direction on large data, in passes over the rows,
-against the check on the distinct rows and their pair matrix (the path of small data)."""
+"""The separation check on large data (linear programs on a subset of the rows, checked in
+passes over all rows) against the check with every row in the programs (small data)."""
 
 import dataclasses
 
@@ -68,14 +68,21 @@ def test_streamed_candidate_reports_what_the_pair_matrix_does(rng, monkeypatch, 
         np.testing.assert_allclose(Qa @ Qa.T, Qb @ Qb.T, atol=1e-8)
 
 
-def test_streamed_candidate_rejects_a_direction_that_is_not_one(rng, monkeypatch):
+def test_candidate_only_seeds_the_rows(rng, monkeypatch):
+    # The candidate chooses which rows the first program sees; the report is that of the
+    # cone of all rows whatever it is (a wrong direction, none, zeros).
     X, y, w = _data(rng, 400, "quasi")
     be = sepmod.InMemoryBackend(X, y, w, 2)
     monkeypatch.setattr(sepmod, "_SMALL_PAIRS", 0)
     wrong = np.zeros((2, 4))
     wrong[0, 2] = 1.0  # x2 does not separate outcome 0 from the others
-    assert sepmod.backend_separation(be, candidate=wrong) is None
-    assert sepmod.backend_separation(be, candidate=np.zeros((2, 4))) is None
+    want = sepmod.backend_separation(be)
+    assert want is not None
+    for cand in (wrong, np.zeros((2, 4)), _candidate(X, "quasi")):
+        got = sepmod.backend_separation(be, candidate=cand)
+        np.testing.assert_array_equal(got.params, want.params)
+        np.testing.assert_array_equal(got.direction != 0, want.direction != 0)
+        assert (got.kind, got.n_separated) == (want.kind, want.n_separated)
 
 
 def test_streamed_candidate_ignores_rows_without_weight(rng, monkeypatch):

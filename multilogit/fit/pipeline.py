@@ -206,15 +206,25 @@ def solve(model, backend, beta0, options, disp, callback, separation, bias_reduc
     except FitError as exc:
         if isinstance(exc, PerfectSeparationError):
             raise
-        # A saturated fit can make the information singular before the monitor's triggers
-        # fire: if the data are separated, say so instead of blaming the algebra.
-        if monitor is not None and not monitor.checked:
-            sep = monitor.run_check(force=True)
-            if sep is not None:
-                raise PerfectSeparationError(sep.message()) from None
-        # The design passed the rank check and the data are not separated (or the check was
-        # turned off): what is left is numerical trouble at the iterate, said as such.
-        raise FitError(_ill_conditioned_message(exc, backend, last, separation)) from None
+        # A saturated fit can make the information singular (or the start values infinite, an
+        # outcome without weight) before the monitor's triggers fire: if the data are
+        # separated, say so instead of blaming the algebra.
+        sep = None
+        if monitor is not None:
+            sep = monitor.result if monitor.checked else monitor.run_check(force=True)
+        if sep is None:
+            # The design passed the rank check and the data are not separated (or the check
+            # was turned off): what is left is numerical trouble at the iterate, said as such.
+            raise FitError(_ill_conditioned_message(exc, backend, last, separation)) from None
+        # separation="warn" (run_check raised under "raise"): report the fit where the solver
+        # last stood, stopped there as the monitor would have stopped it.
+        start = monitor.last_beta
+        if start is None:
+            start = np.where(np.isfinite(beta0), beta0, 0.0)
+        monitor.stop_now = True
+        sol = newton(
+            backend, start, options, disp=disp, callback=last, monitor=monitor, stacklevel=4
+        )
     if scale is not None:
         sol = replace(
             sol,

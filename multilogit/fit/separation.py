@@ -14,18 +14,14 @@ coefficients grow without bound (Albert and Anderson, 1984; the linear-programmi
 of Konis, 2007, extended to K outcomes).  When every observation has all its pairs strict, the
 separation is *complete*; otherwise *quasi-complete*.
 
-We solve the linear program
-
-.. math::
-
-    \\max_D \\sum_{i, k \\ne y_i} a_{ik}(D) \\quad \\text{s.t.}\\quad a_{ik}(D) \\ge 0,\\;
-    -1 \\le D \\le 1
-
-on the design with columns scaled to largest magnitude 1, repeating it with the objective
-restricted to the pairs not yet strict, so the union of all strict pairs is found.  Solving it
-for every fit would be wasteful on large data, so the solver calls :class:`SeparationMonitor`
-at each iteration, which runs the program only once the iterates look divergent (large
-coefficients, steps that do not shrink, or vanishing information).
+The linear programs that find the strict pairs, the space the limiting log-likelihood is flat
+in and the diverging coefficients (those non-zero in every direction of the cone's relative
+interior, so the report does not depend on which direction a solver happens to return) are in
+:mod:`~multilogit.fit.recession`; on large data they run on a subset of the rows, checked
+against all rows in streamed passes.  Solving them for every fit would still be wasteful, so
+the solver calls :class:`SeparationMonitor` at each iteration, which runs them only once the
+iterates look divergent (large coefficients, steps that do not shrink, or vanishing
+information).
 """
 
 from __future__ import annotations
@@ -36,15 +32,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ..engine import kernels
 from ..engine.memory import InMemoryBackend
-from ..engine.threads import single_threaded_blas
-from ..exceptions import FitError, PerfectSeparationError, PerfectSeparationWarning
-from ..lazy import lazy_module
-
-# Only the linear programs of a separation check need these, and most fits never run one.
-optimize = lazy_module("scipy.optimize")
-sparse = lazy_module("scipy.sparse")
+from ..exceptions import (
+    FitError,
+    MultilogitError,
+    PerfectSeparationError,
+    PerfectSeparationWarning,
+)
+from . import recession
 
 __all__ = ["Separation", "SeparationMonitor", "find_separation", "check_mode"]
 
@@ -57,12 +52,12 @@ _BIG_COEF = 15.0
 _SLOW_ITER = 5
 # Information on some coefficient this many times smaller than at the start: saturated fit.
 _INFO_DROP = 1e-8
-# A pair is strict when a_ik exceeds this (D in [-1, 1], |x| <= 1: a_ik is at most 2 p).
+# The monitor's cheap test of its last step: a pair counts as strict when a_ik exceeds this
+# (step scaled to largest component 1, |x| <= 1: a_ik is at most 2 p).
 _STRICT = 1e-6
-_MAX_ROUNDS = 6
-# Up to this many (observation, other outcome) pairs the linear program takes well under a
-# second and runs whenever the iterates look divergent.  Beyond, it is gated by a cheap test of
-# the last Newton step (see SeparationMonitor._plausible): HiGHS needs ~30 s for 10^6 pairs.
+# Up to this many (observation, other outcome) pairs the programs see every row, take well
+# under a second and run whenever the iterates look divergent.  Beyond, they see a subset of
+# the rows and are gated by a cheap test of the last Newton step (SeparationMonitor._plausible).
 _SMALL_PAIRS = 30_000
 # The last step is "nearly" a recession direction when the (weighted) negative parts of the
 # a_ik are at most this fraction of the positive parts.
@@ -87,14 +82,18 @@ class Separation:
     outcomes : tuple
         Outcome labels whose probabilities are driven to 0 or 1 for some observations.
     terms : tuple
-        Design terms with a non-zero component in the divergent direction.
+        Design terms with a diverging coefficient.
     params : ndarray of bool, shape (J, p)
         Coefficients without a meaningful estimate: those that diverge, and those the data
         no longer identify once the separated probabilities are 0 or 1 (their standard errors
         are reported as NaN).
     direction : ndarray, shape (J, p)
-        A recession direction of the log-likelihood, largest component 1 in absolute value, in
-        the original (unscaled) coordinates' signs.
+        A recession direction of the log-likelihood along which it approaches its supremum,
+        largest component 1 in absolute value, in the original coordinates.  Its non-zero
+        components are the *diverging* coefficients: those non-zero in every such direction
+        (a coefficient some such direction leaves at 0 can stay finite in the limit).  The
+        set depends only on the data's recession cone, not on the number of rows or on the
+        solver's path.
     n_separated : float
         Observations (weighted) with some fitted probability driven to 0 or 1.
     n_perfect : float
@@ -135,15 +134,23 @@ class Separation:
         (e.g. a level whose rows all have probability 0 for that outcome already)."""
         return self._pairs(self.params & (self.direction == 0))
 
-    def for_model(self, model) -> Separation:
+    def for_model(self, model, aliased=None) -> Separation:
         """The same finding in ``model``'s parameterisation (after a change of reference).
 
-        With all K coefficient rows :math:`D_k` (the old reference's row 0), the direction for
-        reference :math:`r` has rows :math:`D_k - D_r`.
+        Which coefficients diverge depends on the parameterisation (a coefficient against the
+        new reference is a difference of two old ones), so when the model holds its rows and
+        has no aliased columns the cone is analysed again in the new coordinates.  Otherwise
+        (saved results without data) the direction is mapped: with all K coefficient rows
+        :math:`D_k` (the old reference's row 0), the direction for reference :math:`r` has rows
+        :math:`D_k - D_r`, and the coefficients it moves are reported as diverging.
         """
         eq = tuple(model.eq_outcomes)
         if eq == self.eq_outcomes:
             return self
+        if aliased is None or not np.any(aliased):
+            fresh = _reanalysed(model)
+            if fresh is not None:
+                return fresh
         levels = list(model.outcomes)
         D = _repivot_rows(self.direction, self.eq_outcomes, levels, eq, model.ref)
         scale = np.abs(D).max()
@@ -186,83 +193,6 @@ class Separation:
         )
 
 
-def _pair_matrix(X, y, J):
-    """Sparse A with one row per (observation, other outcome) so that ``A @ D.ravel()`` = a_ik.
-
-    Outcome indices are equation indices ``0..J-1`` and ``-1`` for the reference (``d = 0``).
-    """
-    n, p = X.shape
-    rows, cols, vals = [], [], []
-    pair_obs, pair_alt = [], []
-    r = 0
-    alts = list(range(J)) + [-1]
-    for k in alts:
-        idx = np.flatnonzero(y != k)
-        if len(idx) == 0:
-            continue
-        m = len(idx)
-        row_ids = r + np.arange(m)
-        # + x_i in the block of the observed outcome (unless it is the reference)
-        own = y[idx] >= 0
-        if own.any():
-            rr = np.repeat(row_ids[own], p)
-            cc = (y[idx][own][:, None] * p + np.arange(p)[None, :]).ravel()
-            rows.append(rr)
-            cols.append(cc)
-            vals.append(X[idx[own]].ravel())
-        # - x_i in the block of the alternative k (unless it is the reference)
-        if k >= 0:
-            rows.append(np.repeat(row_ids, p))
-            cols.append(k * p + np.tile(np.arange(p), m))
-            vals.append(-X[idx].ravel())
-        pair_obs.append(idx)
-        pair_alt.append(np.full(m, k))
-        r += m
-    A = sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, J * p)
-    )
-    return A, np.concatenate(pair_obs), np.concatenate(pair_alt)
-
-
-def _solve(A, weights):
-    """Maximise ``weights @ A d`` subject to ``A d >= 0`` and ``-1 <= d <= 1``."""
-    c = -(A.T @ weights)
-    if not np.any(c):
-        return None
-    res = optimize.linprog(
-        c,
-        A_ub=-A,
-        b_ub=np.zeros(A.shape[0]),
-        bounds=(-1.0, 1.0),
-        method="highs",
-    )
-    if res.status != 0 or res.x is None:
-        return None
-    d = np.where(np.abs(res.x) < 1e-9, 0.0, res.x)
-    return d
-
-
-def _sparsest(A, strict, fallback):
-    """Among directions keeping every strict pair strict, one of least L1 norm.
-
-    The first program's vertex can load terms that play no part in the separation (any
-    direction works in a completely separated sample); the L1 minimiser names only the terms
-    that are needed.  ``D = u - v`` with ``u, v >= 0``; ``a_ik >= 1`` on the strict pairs.
-    """
-    q = A.shape[1]
-    AA = sparse.hstack([A, -A]).tocsr()
-    b = np.where(strict, 1.0, 0.0)
-    res = optimize.linprog(np.ones(2 * q), A_ub=-AA, b_ub=-b, bounds=(0.0, None), method="highs")
-    if res.status != 0 or res.x is None:
-        return fallback
-    d = res.x[:q] - res.x[q:]
-    d = np.where(np.abs(d) < 1e-9 * max(np.abs(d).max(), 1e-300), 0.0, d)
-    a = A @ d
-    if a.min() < -_STRICT * max(1.0, np.abs(d).max()) or not np.all(a[strict] > 0.5):
-        return fallback
-    return d
-
-
 def _repivot_rows(rows, eq_from, levels, eq_to, new_ref):
     """Coefficient rows (J, p) for reference ``new_ref``: :math:`D_k - D_{new}` (old ref 0)."""
     full = {lv: np.zeros(rows.shape[1]) for lv in levels}
@@ -277,71 +207,6 @@ def _support(null):
         return np.zeros(null.shape[:2], dtype=bool)
     norm = np.sqrt((null**2).sum(axis=2))
     return norm > 1e-6 * max(norm.max(), 1e-300)
-
-
-def _limit_null_space(Xu, yu, wu, pair_obs, pair_alt, strict, J):
-    """Directions in which the limiting log-likelihood (separated pairs at probability 0) is
-    flat, as a basis of shape (J, p, r).
-
-    In the limit, row i keeps only the outcomes tied with its own along the divergent
-    direction (the non-strict pairs).  Its information is that of a softmax over those
-    outcomes; the null space does not depend on the (positive) probabilities among them, so
-    they are taken equal.
-    """
-    n, p = Xu.shape
-    alive = np.zeros((n, J + 1), dtype=bool)
-    alive[np.arange(n), np.where(yu < 0, J, yu)] = True
-    tied = ~strict
-    alive[pair_obs[tied], np.where(pair_alt < 0, J, pair_alt)[tied]] = True
-    prob = alive / alive.sum(axis=1, keepdims=True)
-    pe = prob[:, :J]
-    info = np.zeros((J * p, J * p))
-    for j in range(J):
-        for k in range(j, J):
-            wjk = wu * pe[:, j] * ((1.0 if j == k else 0.0) - pe[:, k])
-            block = (Xu * wjk[:, None]).T @ Xu
-            info[j * p : (j + 1) * p, k * p : (k + 1) * p] = block
-            info[k * p : (k + 1) * p, j * p : (j + 1) * p] = block.T
-    vals, vecs = np.linalg.eigh(info)
-    null = vecs[:, vals <= 1e-10 * max(vals.max(), 1e-300)]
-    return null.reshape(J, p, -1)
-
-
-def _program(A, weights, q):
-    """Rounds of the linear program until no new pair becomes strict; returns the summed
-    direction and the strict pairs."""
-    total = np.zeros(q)
-    strict = np.zeros(A.shape[0], dtype=bool)
-    for _ in range(_MAX_ROUNDS):
-        d = _solve(A, np.where(strict, 0.0, weights))
-        if d is None:
-            break
-        a = A @ d
-        # Feasible to rounding only: a direction that violates a constraint is not a recession
-        # direction, and we would rather miss separation than report a false one.
-        if a.min() < -_STRICT:
-            break
-        new = (a > _STRICT) & ~strict
-        if not new.any():
-            break
-        strict |= a > _STRICT
-        total += d
-    return total, strict
-
-
-def _verified(A, d):
-    """A recession direction made from a candidate (e.g. a Newton step of a divergent fit):
-    its small components are dropped at decreasing thresholds until ``A d >= 0`` holds with
-    some pair strict.  A direction that passes is a proof that the estimate does not exist."""
-    top = np.abs(d).max()
-    if not top > 0:
-        return None
-    for rel in (0.3, 0.1, 0.03, 0.01, 0.003):
-        dd = np.where(np.abs(d) >= rel * top, d, 0.0) / top
-        a = A @ dd
-        if a.min() >= -1e-12 and a.max() > _STRICT:
-            return dd
-    return None
 
 
 def find_separation(
@@ -370,9 +235,9 @@ def find_separation(
     eq_outcomes, ref, exog_names, levels
         Labels used in the report (``levels``: all outcomes in order).
     candidate : ndarray, shape (J, p), optional
-        A direction in coordinates where every column's largest magnitude is 1.  When given,
-        no linear program is solved: the candidate (with small components dropped) is
-        verified exactly, and ``None`` means only that it is not a recession direction.
+        A direction in coordinates where every column's largest magnitude is 1 (e.g. the
+        solver's last step): on large data the rows nearest its boundary seed the programs.
+        The report does not depend on it.
 
     Returns
     -------
@@ -394,91 +259,8 @@ def backend_separation(
     candidate: np.ndarray | None = None,
 ) -> Separation | None:
     """:func:`find_separation` on the rows held by ``backend`` (see
-    :mod:`multilogit.engine.backend`): the program only needs the distinct rows."""
-    J, p = backend.J, backend.p
-    if candidate is not None and backend.n * J > _SMALL_PAIRS:
-        # Large data: verify and describe the candidate in passes over the rows, without
-        # sorting them for distinct ones or building a pair per (row, outcome).
-        labels = (eq_outcomes, ref, exog_names, levels)
-        return _streamed_candidate(backend, candidate, labels)
-    Xu, yu, wu = backend.distinct_rows(np.ones(p))
-    if len(Xu) == 0:
-        return None
-    amax = np.abs(Xu).max(axis=0)
-    colscale = np.where(amax > 0, amax, 1.0)
-    Xu = Xu / colscale
-    A, pair_obs, pair_alt = _pair_matrix(Xu, yu, J)
-    if candidate is not None:
-        total = _verified(A, np.asarray(candidate, dtype=np.float64).ravel())
-        if total is None:
-            return None
-        strict = (A @ total) > _STRICT
-    else:
-        total, strict = _program(A, wu[pair_obs], J * p)
-    if not strict.any():
-        return None
-    if candidate is None:
-        total = _sparsest(A, strict, total)
-    n_pairs = np.bincount(pair_obs, minlength=len(Xu))
-    n_strict = np.bincount(pair_obs[strict], minlength=len(Xu))
-    perfect = n_strict == n_pairs
-    involved = set(yu[pair_obs[strict]].tolist()) | set(pair_alt[strict].tolist())
-    # Null space in unit-column coordinates.
-    null = _limit_null_space(Xu, yu, wu, pair_obs, pair_alt, strict, J)
-    any_strict = n_strict > 0
-    counts = (float(wu[any_strict].sum()), float(wu[perfect].sum()), float(wu.sum()))
-    labels = (eq_outcomes, ref, exog_names, levels)
-    return _report(total, colscale, null, involved, counts, bool(perfect.all()), labels)
-
-
-def _report(total, colscale, null, involved, counts, complete, labels) -> Separation:
-    """The :class:`Separation` of a recession direction ``total`` (flat, unit-column
-    coordinates), from what it does to the rows: the outcomes of its strict pairs
-    (``involved``, ``-1`` the reference), the weights of the rows with some / every pair strict
-    and of all rows (``counts``), and the null space ``(J, p, r)`` of the limit."""
-    eq_outcomes, ref, exog_names, levels = labels
-    J, p = null.shape[:2]
-    D = total.reshape(J, p)
-    D = D / np.abs(D).max()
-    mask = np.abs(D) > 1e-7
-    # Back to the original coordinates: d (scaled) / colscale; report unit-max direction.
-    D_orig = np.where(mask, D, 0.0) / colscale
-    D_orig = D_orig / np.abs(D_orig).max()
-    labels = list(eq_outcomes) if eq_outcomes else [f"y{j + 1}" for j in range(J)]
-    labels_all = labels + [ref]
-    outcomes = [labels_all[k] for k in sorted(involved, key=lambda k: (k < 0, k))]
-    if levels:
-        outcomes.sort(key=list(levels).index)
-    outcomes = tuple(outcomes)
-    names = tuple(exog_names) if exog_names else tuple(f"x{k + 1}" for k in range(p))
-    terms = tuple(names[k] for k in range(p) if mask[:, k].any())
-    # The null space back in the original coordinates (beta = b / scale).
-    null = null / colscale[:, None]
-    n_separated, n_perfect, nobs = counts
-    return Separation(
-        kind="complete" if complete else "quasi-complete",
-        outcomes=outcomes,
-        terms=terms,
-        params=mask | _support(null),
-        null_space=null,
-        direction=D_orig,
-        n_separated=n_separated,
-        n_perfect=n_perfect,
-        nobs=nobs,
-        eq_outcomes=tuple(labels),
-        exog_names=names,
-    )
-
-
-def _streamed_candidate(backend, candidate, labels) -> Separation | None:
-    """:func:`backend_separation` of a candidate direction in passes over the backend's rows
-    (no distinct rows, no pair matrix): memory stays at one chunk whatever the rows.
-
-    The candidate is verified as :func:`_verified` does (its small components dropped at
-    decreasing thresholds until every :math:`a_{ik} \\ge 0` with some pair strict), then one
-    pass gathers what the report needs: the weights of separated and perfectly predicted rows,
-    the outcomes involved, and the information of the limit, whose null space it reports.
-    """
+    :mod:`multilogit.engine.backend`), read in passes: on large data the linear programs see
+    a subset of the rows, checked against all of them (:mod:`~multilogit.fit.recession`)."""
     J, p = backend.J, backend.p
 
     def absmax(c):
@@ -487,56 +269,58 @@ def _streamed_candidate(backend, candidate, labels) -> Separation | None:
     parts = backend.reduce(absmax, frames=False)
     amax = np.max(np.vstack(parts), axis=0, initial=0.0) if parts else np.zeros(p)
     colscale = np.where(amax > 0, amax, 1.0)
-    d = np.asarray(candidate, dtype=np.float64).ravel()
-    top = np.abs(d).max()
-    if not top > 0:
+    source = recession.RowSource.from_backend(backend, colscale)
+    if candidate is not None:
+        candidate = np.asarray(candidate, dtype=np.float64).reshape(J, p)
+    cone = recession.analyse(source, candidate, min(_SMALL_PAIRS, recession.WHOLE_PAIRS))
+    if cone is None:
         return None
-    total = None
-    for rel in (0.3, 0.1, 0.03, 0.01, 0.003):
-        dd = np.where(np.abs(d) >= rel * top, d, 0.0) / top
-        _, _, amin, amax_a = backend.pair_stats(dd.reshape(J, p) / colscale)
-        if amin >= -1e-12 and amax_a > _STRICT:
-            total = dd
-            break
-    if total is None:
-        return None
-    D = total.reshape(J, p)
-    q = J * p
+    return _report(cone, colscale, (eq_outcomes, ref, exog_names, levels))
 
-    def summary(c):
-        m = len(c.X)
-        counts, involved = np.zeros(4), np.zeros(J + 1, dtype=np.bool_)
-        B, S = np.empty((m, q)), np.empty((m, p))
-        X = np.ascontiguousarray(c.X, dtype=np.float64)
-        y = np.ascontiguousarray(c.y, dtype=np.int64)
-        w = np.ascontiguousarray(c.weights, dtype=np.float64)
-        r = kernels.chunk_separation_summary(X, y, w, colscale, D, _STRICT, counts, involved, B, S)
-        B, S = B[:r], S[:r]
-        info = -(B.T @ B)
-        G = S.T @ B
-        for j in range(J):
-            info[j * p : (j + 1) * p, j * p : (j + 1) * p] += G[:, j * p : (j + 1) * p]
-        return counts, involved, info
 
-    counts, involved, info = np.zeros(4), np.zeros(J + 1, dtype=np.bool_), np.zeros((q, q))
-    # The products of one chunk are small: BLAS threads would only contend for the cores (on
-    # a busy machine, spinning threads made this pass a hundred times slower).
-    with single_threaded_blas():
-        parts = backend.reduce(summary, frames=False)
-    for part in parts:
-        counts += part[0]
-        involved |= part[1]
-        info += part[2]
-    if not counts[1] > 0:
-        return None
-    info = (info + info.T) / 2.0
-    vals, vecs = np.linalg.eigh(info)
-    null = vecs[:, vals <= 1e-10 * max(vals.max(), 1e-300)].reshape(J, p, -1)
-    involved = {k if k < J else -1 for k in np.flatnonzero(involved).tolist()}
-    complete = counts[3] == 0
-    return _report(
-        total, colscale, null, involved, (counts[1], counts[2], counts[0]), complete, labels
+def _report(cone, colscale, labels) -> Separation:
+    """The :class:`Separation` of a :class:`~multilogit.fit.recession.Cone` (found in
+    unit-column coordinates; ``colscale`` takes it back to the original ones)."""
+    eq_outcomes, ref, exog_names, levels = labels
+    J, p = cone.direction.shape
+    mask = cone.diverging
+    D_orig = np.where(mask, cone.direction, 0.0) / colscale
+    top = np.abs(D_orig).max()
+    D_orig = D_orig / top if top > 0 else D_orig
+    names_eq = list(eq_outcomes) if eq_outcomes else [f"y{j + 1}" for j in range(J)]
+    labels_all = [*names_eq, ref]
+    outcomes = [labels_all[k] for k in sorted(cone.involved, key=lambda k: (k < 0, k))]
+    if levels:
+        outcomes.sort(key=list(levels).index)
+    names = tuple(exog_names) if exog_names else tuple(f"x{k + 1}" for k in range(p))
+    terms = tuple(names[k] for k in range(p) if mask[:, k].any())
+    # The flat space back in the original coordinates (beta = b / scale).
+    null = cone.null_space / colscale[:, None]
+    nobs, n_separated, n_perfect = cone.counts
+    return Separation(
+        kind="complete" if cone.complete else "quasi-complete",
+        outcomes=tuple(outcomes),
+        terms=terms,
+        params=mask | _support(null),
+        null_space=null,
+        direction=D_orig,
+        n_separated=n_separated,
+        n_perfect=n_perfect,
+        nobs=nobs,
+        eq_outcomes=tuple(names_eq),
+        exog_names=names,
     )
+
+
+def _reanalysed(model) -> Separation | None:
+    """:func:`model_separation` of a model that holds its rows; ``None`` without them."""
+    try:
+        backend = model.backend
+    except MultilogitError:
+        return None  # saved results without their data
+    if backend is None or not backend.n:
+        return None
+    return model_separation(model)
 
 
 def model_separation(model, candidate=None) -> Separation | None:
@@ -578,6 +362,11 @@ class SeparationMonitor:
         self._before_step = None
         self._info0 = None
         self._amax = None
+        #: The iterate at the top of the latest iteration (solver coordinates), where the
+        #: objective was last known to be finite.
+        self.last_beta: np.ndarray | None = None
+        #: Stop the solver at its next iteration (separation known, fit to be reported).
+        self.stop_now = False
 
     def _suspicious(self, it, beta, d) -> bool:
         b = beta * self.to_unit
@@ -669,6 +458,9 @@ class SeparationMonitor:
     def __call__(self, it: int, beta: np.ndarray, d) -> str:
         """Return a stop message once separation is confirmed, else ``""``."""
         self._it = it
+        self.last_beta = np.array(beta, dtype=np.float64, copy=True)
+        if self.stop_now and self.result is not None:
+            return f"stopped early: {self.result.kind} separation"
         if self.checked or not self._suspicious(it, beta, d) or not self._plausible():
             return ""
         sep = self.run_check()
@@ -694,9 +486,15 @@ def separated_covariance(compute, J: int, p: int) -> np.ndarray:
     The results show NaN for the diverging coefficients (``MultinomialLogitResults`` masks
     them), but the matrix itself stays finite so that reparameterisations (another reference
     outcome) map the other entries correctly.  If the estimator fails (the information can be
-    numerically singular there), every entry is NaN.
+    numerically singular or not finite there), every entry is NaN.
     """
     try:
         return np.array(compute(), dtype=np.float64)
     except FitError:
+        return np.full((J * p, J * p), np.nan)
+    except MultilogitError:
+        raise  # the user's input (e.g. cluster groups): say so whatever the fit
+    except (ValueError, np.linalg.LinAlgError):
+        # A non-finite information where a saturated fit stopped (after the solver's failure
+        # under separation="warn"): linear algebra refuses it.
         return np.full((J * p, J * p), np.nan)

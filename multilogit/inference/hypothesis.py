@@ -19,6 +19,7 @@ covariance (robust or cluster if the results have it), the likelihood-ratio stat
 from __future__ import annotations
 
 import html
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ from scipy import linalg
 
 from ..data.design import match_level
 from ..engine.paired import RowComparison, compare_rows, residual_absmax
-from ..exceptions import DataError
+from ..exceptions import DataError, PerfectSeparationWarning
 from . import distributions as stats
 from .covariance import inverse_information
 from .reparam import repivot
@@ -187,17 +188,37 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
     used = np.any(R != 0.0, axis=0)
     V = res._delta_cov[np.ix_(used, used)]
     if not np.all(np.isfinite(V)):
-        bad = used & ~np.isfinite(np.diag(res._delta_cov))
-        names = [n for n, b in zip(_qualified_names(res.model), bad, strict=True) if b]
-        note = (
-            "the constraints involve coefficient(s) affected by separation ("
-            + ", ".join(names)
-            + "), whose estimates diverge: the test is not defined"
-        )
-        return TestResult(np.nan, float(R.shape[0]), np.nan, name, null, note)
+        return TestResult(np.nan, float(R.shape[0]), np.nan, name, null, _untestable(res, used))
     middle = R[:, used] @ V @ R[:, used].T
     stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
     return _chi2(stat, R.shape[0], name, null)
+
+
+def _separated_coefficients(res, used) -> str:
+    """The coefficients among ``used`` without an estimate under separation, named, the
+    diverging ones apart from those not identified ("" if none)."""
+    sep = res.separation
+    if sep is None:
+        return ""
+    names = _qualified_names(res.model)
+    diverging = np.asarray(sep.direction != 0).ravel() & used
+    other = np.asarray(sep.params, dtype=bool).ravel() & used & ~diverging
+    parts = []
+    for label, mask in (("diverging", diverging), ("not identified", other)):
+        if mask.any():
+            parts.append(f"{label}: " + ", ".join(np.asarray(names)[mask]))
+    return "; ".join(parts)
+
+
+def _untestable(res, used) -> str:
+    """Why a test of the coefficients ``used`` has no value."""
+    detail = _separated_coefficients(res, used)
+    if detail:
+        return (
+            f"the constraints involve coefficient(s) without an estimate under separation "
+            f"({detail}): the test is not defined; test the other coefficients alone"
+        )
+    return "the covariance of the constrained coefficients is not finite: the test is not defined"
 
 
 def wald_test(res, constraints, q=None) -> TestResult:
@@ -266,7 +287,7 @@ def wald_test_terms(res) -> pd.DataFrame:
     model = res.model
     p, J = model.k_exog, model.J
     aliased = np.zeros(p, bool) if res._aliased is None else np.asarray(res._aliased, bool)
-    rows = {}
+    rows, untested = {}, []
     for name, sl in _term_slices(model).items():
         # As car::Anova does, a term is tested on its estimable columns only; a term that was
         # dropped entirely as collinear has no test (NaN, df 0).
@@ -283,6 +304,18 @@ def wald_test_terms(res) -> pd.DataFrame:
                 R[j * len(cols) + c, j * p + col] = 1.0
         t = _wald(res, R, None)
         rows[name] = (t.statistic, int(t.df), t.pvalue)
+        if t.note:
+            used = np.any(R != 0.0, axis=0)
+            untested.append(f"{name!r} ({_separated_coefficients(res, used) or t.note})")
+    if untested:
+        # As Stata's ``test`` notes the constraints it drops: the row stays, NaN, and the
+        # warning says which terms and coefficients could not be tested.
+        warnings.warn(
+            "under separation these terms cannot be tested (their Wald statistic is NaN): "
+            + ", ".join(untested),
+            PerfectSeparationWarning,
+            stacklevel=3,
+        )
     return pd.DataFrame.from_dict(
         rows, orient="index", columns=["statistic", "df", "pvalue"]
     ).rename_axis("term")

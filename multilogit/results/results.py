@@ -47,7 +47,8 @@ class MultinomialLogitResults:
         self.fit_options = dict(state.options)
         #: :class:`~multilogit.fit.separation.Separation` when the data are separated, else
         #: None.  Carried by the state, so results derived without refitting keep it.
-        self.separation = None if state.separation is None else state.separation.for_model(model)
+        sep = state.separation
+        self.separation = None if sep is None else sep.for_model(model, state.aliased)
         self._aliased = state.aliased
         self._summary_notes = tuple(state.notes)
 
