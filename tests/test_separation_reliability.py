@@ -2,7 +2,6 @@
 programs written here (scipy's linprog on the pair constraints) and hand computations."""
 
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -138,18 +137,16 @@ def test_complete_separation_reports_the_same_coefficients_at_every_n():
 # -- warn means warn, and the programs stay small ----------------------------------------------
 
 
-def test_reference_outcome_without_weight_warns_under_warn():
+def test_reference_outcome_without_weight_is_named_not_a_separation_error():
+    # No outcome can be compared with a reference that has no weight: an input error naming
+    # it, under every separation mode (never PerfectSeparationError).
     rng = np.random.default_rng(1)
     y = rng.choice(["a", "b", "c"], 300)
     df = pd.DataFrame({"x": rng.normal(size=300), "y": y, "w": np.where(y == "a", 0.0, 1.0)})
     model = ml.mnlogit("y ~ x", df, freq_weights="w")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the start values' log of 0
-        with pytest.warns(ml.PerfectSeparationWarning, match="separation"):
-            res = model.fit()
-        assert not res.converged and res.separation is not None
-        with pytest.raises(ml.PerfectSeparationError):
-            model.fit(separation="raise")
+    for mode in ("warn", "raise"):
+        with pytest.raises(ml.DataError, match="reference outcome 'a' has zero total weight"):
+            model.fit(separation=mode)
 
 
 def test_check_without_a_candidate_is_fast_on_large_data():
