@@ -67,6 +67,10 @@ from ..version import __version__
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "MAX_ENTRIES",
+    "MAX_EXPANSION",
+    "MAX_METADATA_BYTES",
+    "MAX_NDIM",
     "decode_columns",
     "decode_index",
     "digest",
@@ -76,6 +80,17 @@ __all__ = [
 
 FORMAT = "multilogit-results"
 FORMAT_VERSION = 1
+
+# Limits checked before anything of a file is read or trusted (a file is untrusted input).  An
+# honest file is far inside them: a handful of entries per factor and data column, metadata
+# of some kilobytes plus the labels of saved text columns, arrays of at most three dimensions
+# stored uncompressed.
+MAX_ENTRIES = 10_000
+# Entries may be deflated (``np.savez_compressed``), expanding at most this many times: a zip
+# bomb expands a thousand times.
+MAX_EXPANSION = 20
+MAX_METADATA_BYTES = 64 << 20
+MAX_NDIM = 3
 
 # -- save ---------------------------------------------------------------------------------------
 
