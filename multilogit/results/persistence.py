@@ -52,9 +52,13 @@ patsy's objects refuse to pickle; :mod:`multilogit.data.design_state` pickles th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import os
+import secrets
+import stat
 
 import numpy as np
 import pandas as pd
@@ -76,6 +80,7 @@ __all__ = [
     "digest",
     "key_bytes",
     "save",
+    "write_atomic",
 ]
 
 FORMAT = "multilogit-results"
@@ -226,8 +231,57 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
     payload = dict(arrays)
     payload["metadata"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     payload["digest"] = np.frombuffer(signature.encode("ascii"), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        np.savez(fh, **payload)
+    write_atomic(path, lambda fh: np.savez(fh, **payload))
+
+
+def write_atomic(path, write) -> None:
+    """Call ``write(fh)`` on a new file beside ``path``, then rename it over ``path``.
+
+    Readers of ``path`` see the previous file or the new one, whole: never a part of one.  Of
+    concurrent writers, the last to rename wins, and a failure part-way (a full disk, an
+    exception in ``write``) leaves the previous file as it was and removes the new one.  Through
+    a symbolic link, the file linked to is replaced.
+    """
+    target = os.path.realpath(os.fspath(path))
+    directory, name = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+        try:
+            # Mode 0o666 as open() would use, so the umask decides the permissions.
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:  # name the file asked for, not the temporary one
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: str) -> None:
+    # The rename itself reaches the disk only when the directory is synced (POSIX only).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # -- row index and data columns as typed arrays -------------------------------------------------
