@@ -7,6 +7,7 @@ import copy
 import hmac
 import json
 import os
+import struct
 import zipfile
 
 import numpy as np
@@ -149,6 +150,7 @@ def _read(path) -> dict:
     """
     with open(path, "rb") as fh:  # our handle: closed even when parsing fails half-way
         on_disk = os.fstat(fh.fileno()).st_size
+        _check_directory(fh, on_disk, path)
         try:
             with zipfile.ZipFile(fh) as zf:
                 infos = _checked_entries(zf, on_disk, path)
@@ -160,6 +162,40 @@ def _read(path) -> dict:
                 f"{path!s} is not a readable multilogit results file (corrupted or not an .npz "
                 f"archive): {exc}"
             ) from None
+
+
+# Bytes of one entry in the zip directory: the fixed part, a name of our format (short) and a
+# zip64 extra field.
+_DIRECTORY_ENTRY = 46 + 100 + 32
+
+
+def _check_directory(fh, on_disk: int, path) -> None:
+    """Refuse a zip directory too large for a results file, from the end record alone.
+
+    The end record is found as :mod:`zipfile` finds it; without this check, zipfile would
+    parse a directory of any size (tens of thousands of entries take a second) before the
+    entries could be counted.
+    """
+    tail_len = min(on_disk, 22 + 0xFFFF)
+    fh.seek(on_disk - tail_len)
+    tail = fh.read(tail_len)
+    fh.seek(0)
+    if tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\x00\x00":
+        pos = len(tail) - 22
+    else:
+        pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < 22:
+        return  # not a zip file: zipfile says so
+    *_, count, size, _, _ = struct.unpack("<4s4H2LH", tail[pos : pos + 22])
+    if pos >= 76 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
+        rec = tail[pos - 76 : pos - 20]
+        if rec[:4] == b"PK\x06\x06":
+            *_, count, size, _ = struct.unpack("<4sQ2H2L4Q", rec)
+    if count > MAX_ENTRIES or size > MAX_ENTRIES * _DIRECTORY_ENTRY:
+        _fail(
+            f"{path!s} has a zip directory of {count} entries in {size} bytes; a results file "
+            f"has at most {MAX_ENTRIES} entries"
+        )
 
 
 def _checked_entries(zf: zipfile.ZipFile, on_disk: int, path) -> list:
@@ -219,13 +255,16 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
         count = 1
         for n in shape:
             count *= int(n)
-        if count * dtype.itemsize != info.file_size - fp.tell():
+        nbytes = count * dtype.itemsize
+        if nbytes != info.file_size - fp.tell():
             _fail(
                 f"malformed results file: array {name!r} claims shape {shape} of {dtype}, "
                 f"which does not match its {info.file_size - fp.tell()} stored bytes"
             )
-    with zf.open(info) as fp:
-        return np.lib.format.read_array(fp, allow_pickle=False)
+        buf = bytearray(nbytes)
+        if fp.readinto(buf) != nbytes:
+            _fail(f"malformed results file: array {name!r} is truncated")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def _expect(cond, what):
@@ -238,13 +277,24 @@ def load(path, key: bytes | str | None = None):
 
     Never executes code from the file: arrays are read with ``allow_pickle=False``, the
     metadata is JSON, and formula terms are checked against a whitelist before patsy sees
-    them.
+    them.  The file is untrusted input: its sizes are checked before it is read (limits in
+    :mod:`multilogit.results.persistence`).
+
+    Parameters
+    ----------
+    path : str or path-like
+    key : bytes or str, optional
+        The key the file was signed with (``save(..., key=...)``).  The HMAC-SHA-256 signature
+        is then verified before anything else in the file is parsed.  Without a key, the
+        SHA-256 digest only detects accidental corruption: a crafted file can carry a
+        recomputed digest.
 
     Raises
     ------
     PersistenceError
         The file is not a multilogit results file, has an unknown format version, fails its
-        digest (corrupted or edited), or its contents are inconsistent.
+        digest (corrupted or edited) or signature, exceeds a limit, or its contents are
+        inconsistent.
     """
     raw = _read(path)
     _expect("metadata" in raw and "digest" in raw, "no metadata or digest entry")

@@ -80,7 +80,7 @@ ATTACKS = {
     ),
     "60,000 archive entries": (
         lambda d: crafted.many_entries(d / "many.npz", 60_000),
-        "archive entries",
+        "has a zip directory of 60009 entries",
     ),
     "header claiming 10**9 values": (
         lambda d: crafted.huge_header(d / "header.npz"),
@@ -396,3 +396,11 @@ def test_save_keeps_permissions_and_follows_links(tmp_path, fits):
     assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o666 & ~umask
     with pytest.raises(FileNotFoundError, match="nowhere"):
         fits[0].save(tmp_path / "nowhere" / "fit.npz")
+
+
+@pytest.mark.slow
+def test_zip64_directory_is_counted_from_its_zip64_record(tmp_path):
+    # Beyond 65,535 entries the plain end record says 0xFFFF; the zip64 record has the count.
+    path = crafted.many_entries(tmp_path / "z64.npz", 70_000)
+    with pytest.raises(ml.PersistenceError, match="zip directory of 70009 entries"):
+        ml.load(path)

@@ -35,14 +35,35 @@ loading a file never executes code.  Entries:
     no columns) are read as before.
 ``digest``
     SHA-256 (or, with ``key=``, HMAC-SHA-256) of the metadata and every array's name, dtype,
-    shape and bytes.  It catches corruption and edits that do not recompute it; only the keyed
-    form authenticates a file against deliberate tampering.
+    shape and bytes.
+
+What the digest protects against
+--------------------------------
+The plain SHA-256 digest detects *accidental* damage: a truncated download, a flipped bit, a
+file edited by a tool that does not know the format.  It does **not** protect against a
+*crafted* file: the digest is stored in the file, so whoever edits the file can recompute it.
+To know that a file comes from someone holding a secret, save it with ``key=`` (HMAC-SHA-256)
+and load it with the same key; a signed file is authenticated before its metadata is even
+parsed, and an unsigned or re-digested file then fails.
+
+Either way, loading treats the file as untrusted input, bounded in time and memory before
+anything in it is trusted: at most :data:`MAX_ENTRIES` archive entries, each expanding at most
+:data:`MAX_EXPANSION` times (uncompressed entries, as :func:`save` writes, do not expand), each
+array's header matching the bytes stored (of at most :data:`MAX_NDIM` dimensions, never Python
+objects), metadata of at most :data:`MAX_METADATA_BYTES`, and the formula limits of
+:func:`~multilogit.data.design_state.rebuild_design`.  A file outside them raises
+:class:`~multilogit.exceptions.PersistenceError` naming what was refused.
 
 A formula is code that patsy evaluates, so every factor's code is checked against a whitelist
 (data columns, arithmetic, patsy's built-ins such as ``C``/``I``/``center``/``bs`` and a list of
-NumPy functions called as ``np.<name>``) when saving and again when loading.  The design is then
-rebuilt by running patsy on a small synthetic frame holding each factor's saved levels, and the
-saved transform state is copied into the rebuilt transforms.
+NumPy functions called as ``np.<name>``) when saving and again when loading, with constant
+subexpressions computed within bounds (:func:`~multilogit.data.design_state.check_code`).  The
+design is then rebuilt by running patsy on a small synthetic frame holding each factor's saved
+levels, and the saved transform state is copied into the rebuilt transforms.
+
+Saving is atomic (:func:`write_atomic`): the file is written under a temporary name beside
+``path`` and renamed over it, so readers and concurrent savers only ever see a whole file, and
+a save failing part-way leaves the previous file as it was.
 
 Pickling
 --------
@@ -90,11 +111,15 @@ FORMAT_VERSION = 1
 # honest file is far inside them: a handful of entries per factor and data column, metadata
 # of some kilobytes plus the labels of saved text columns, arrays of at most three dimensions
 # stored uncompressed.
-MAX_ENTRIES = 10_000
-# Entries may be deflated (``np.savez_compressed``), expanding at most this many times: a zip
-# bomb expands a thousand times.
+
+#: Archive entries a results file may have.
+MAX_ENTRIES = 4_000
+#: How many times an entry may expand (``np.savez_compressed`` files load; a zip bomb expands
+#: a thousand times).
 MAX_EXPANSION = 20
+#: Bytes of JSON metadata a results file may have.
 MAX_METADATA_BYTES = 64 << 20
+#: Dimensions an array of a results file may have.
 MAX_NDIM = 3
 
 # -- save ---------------------------------------------------------------------------------------
@@ -136,7 +161,10 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         give the same fitted values, residuals, predictions and marginal effects, and the
         model can be refitted.
     key : bytes or str, optional
-        Sign the file with HMAC-SHA-256; :func:`load` then needs the same key.
+        Sign the file with HMAC-SHA-256; :func:`load` then needs the same key.  Without a key
+        the SHA-256 digest only detects accidental corruption (see the module docstring).
+
+    The file is replaced atomically (:func:`write_atomic`).
     """
     model = results.model
     arrays: dict[str, np.ndarray] = {
