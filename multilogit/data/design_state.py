@@ -30,7 +30,17 @@ import pandas as pd
 from ..exceptions import PersistenceError
 from .design import Design
 
-__all__ = ["check_code", "design_state", "rebuild_design", "reduce_design"]
+__all__ = [
+    "MAX_CELLS",
+    "MAX_CODE_CHARS",
+    "MAX_FACTORS",
+    "MAX_FORMULA_CHARS",
+    "MAX_TERMS",
+    "check_code",
+    "design_state",
+    "rebuild_design",
+    "reduce_design",
+]
 
 # -- formula safety ---------------------------------------------------------------------------
 
@@ -64,15 +74,19 @@ _SPLINE_PARAMS = {
 # Limits on a saved formula, checked before patsy sees it: a file is untrusted input, and a
 # formula is code (a short one can ask for gigabytes: ``I('ab'*3000000000)``, ``I(10**10**7)``,
 # ``(a+b+c+d+e+f)*(g+h+i+j+k+l)*...``, ``cr(x, df=10**6)``).
+
+#: Characters of one factor's code.
 MAX_CODE_CHARS = 10_000
+#: Characters of a saved formula.
 MAX_FORMULA_CHARS = 50_000
+#: Factors of a saved design.
 MAX_FACTORS = 2_000
-# Terms the formula language may generate before patsy removes duplicates.
+#: Terms the formula language may generate before patsy removes duplicates.
 MAX_TERMS = 20_000
 # Integer constants stay within int64, so NumPy computes on them in fixed width.
 _INT_LIMIT = 2**63
-# Cells of the synthetic frame and design that a rebuild may need, beyond a multiple of
-# (columns + 1)**2, which the file pays for with its covariance matrix.
+#: Cells of the synthetic frame and design a rebuild may need, beyond ``4 (p + 1)**2`` for ``p``
+#: columns (which the file pays for with its covariance matrix).
 MAX_CELLS = 4_000_000
 
 
