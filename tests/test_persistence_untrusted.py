@@ -272,28 +272,39 @@ def _leftovers(directory, keep):
     return sorted(p.name for p in Path(directory).iterdir() if p.name != keep)
 
 
-def test_concurrent_saves_from_threads_leave_a_complete_file(tmp_path, fits):
-    path = tmp_path / "fit.npz"
-    fits[0].save(path)
+def _reading(path, fits):
+    """A thread loading ``path`` until stopped; readers must always see a whole file."""
     stop = threading.Event()
     failures = []
 
-    def read():  # readers always see a whole file, old or new
+    def read():
         while not stop.is_set():
             try:
                 _same_as_one_of(path, fits)
-            except Exception as exc:  # noqa: BLE001 - recorded, asserted below
+            except Exception as exc:  # noqa: BLE001 - recorded, asserted by the caller
                 failures.append(exc)
 
-    reader = threading.Thread(target=read)
-    reader.start()
+    thread = threading.Thread(target=read)
+    thread.start()
+
+    def finish():
+        stop.set()
+        thread.join()
+        return failures
+
+    return finish
+
+
+def test_concurrent_saves_from_threads_leave_a_complete_file(tmp_path, fits):
+    path = tmp_path / "fit.npz"
+    fits[0].save(path)
+    finish = _reading(path, fits)
     writers = [threading.Thread(target=fits[i % 3].save, args=(path,)) for i in range(30)]
     for w in writers:
         w.start()
     for w in writers:
         w.join()
-    stop.set()
-    reader.join()
+    failures = finish()
     assert not failures, failures[:3]
     _same_as_one_of(path, fits)
     assert _leftovers(tmp_path, "fit.npz") == []
@@ -307,7 +318,9 @@ def _save_in_child(res, path, n):
 @pytest.mark.slow
 def test_concurrent_saves_from_processes_leave_a_complete_file(tmp_path, fits):
     path = tmp_path / "fit.npz"
+    fits[0].save(path)
     ctx = multiprocessing.get_context("fork")
+    finish = _reading(path, fits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
         procs = [ctx.Process(target=_save_in_child, args=(fits[i % 3], path, 5)) for i in range(6)]
@@ -315,7 +328,9 @@ def test_concurrent_saves_from_processes_leave_a_complete_file(tmp_path, fits):
             p.start()
     for p in procs:
         p.join(120)
-        assert p.exitcode == 0
+    failures = finish()
+    assert [p.exitcode for p in procs] == [0] * 6
+    assert not failures, failures[:3]
     _same_as_one_of(path, fits)
     assert _leftovers(tmp_path, "fit.npz") == []
 
