@@ -78,6 +78,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import stat
 
@@ -351,6 +352,10 @@ def _encode_values(values: pd.Index, key: str, arrays: dict, what: str) -> dict:
     raise PersistenceError(f"{what} of dtype {dtype} cannot be saved; pickle the results instead")
 
 
+# A time zone's name (Europe/Paris, UTC, Etc/GMT+5) or a fixed offset (UTC+01:00).
+_TZ_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*|UTC[+-]\d\d:\d\d")
+
+
 def _codes(a, n_levels, lowest, what):
     if a.dtype.kind not in "iu" or a.ndim != 1:
         raise PersistenceError(f"malformed results file: {what} codes are not integers")
@@ -371,7 +376,11 @@ def _decode_values(spec: dict, arr: np.ndarray, what: str) -> pd.Index:
     if enc == "datetime_tz":
         if arr.dtype.kind != "M":
             raise PersistenceError(f"malformed results file: {what} is not datetime")
-        return pd.DatetimeIndex(arr).tz_localize("UTC").tz_convert(str(spec["tz"]))
+        tz = str(spec["tz"])
+        if not _TZ_NAME.fullmatch(tz):
+            # pandas would open a file named by "dateutil/<path>": only names of time zones.
+            raise PersistenceError(f"malformed results file: {what} has time zone {tz[:80]!r}")
+        return pd.DatetimeIndex(arr).tz_localize("UTC").tz_convert(tz)
     if enc == "period":
         if arr.dtype.kind not in "iu":
             raise PersistenceError(f"malformed results file: {what} ordinals are not integers")

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import multilogit as ml
 from tests.corpus import Case, Raises, Right
@@ -167,6 +168,17 @@ def object_levels(dst, big: int = 30_000_000) -> Path:
     return edited(dst, change)
 
 
+def tz_path(dst, tz: str | None = "dateutil//etc/passwd") -> Path:
+    """A file saved with its data and a datetime index in Asia/Tokyo, whose time zone is then
+    replaced by ``tz`` (a name pandas would read as a file's path)."""
+    hsb = ml.datasets.load("hsbdemo")
+    hsb.index = pd.date_range("2021-03-01", periods=len(hsb), freq="D", tz="Asia/Tokyo")
+    ml.mnlogit("prog ~ write", hsb).fit().save(dst, include_data=True)
+    if tz is None:
+        return Path(dst)
+    return edited(dst, lambda m: m["data"]["index"]["levels"][0].update(tz=tz), src=dst)
+
+
 def _load(build, *args, key=None, **kwargs):
     def run():
         path = build(_dir() / f"{build.__name__}.npz", *args, **kwargs)
@@ -264,6 +276,16 @@ CASES = [
         "persist_object_levels_multiplied",
         _load(object_levels),
         Raises(ml.PersistenceError, "cannot rebuild the design"),
+    ),
+    Case(
+        "persist_time_zone_naming_a_file",
+        _load(tz_path),
+        Raises(ml.PersistenceError, "has time zone 'dateutil//etc/passwd'"),
+    ),
+    Case(
+        "persist_time_zone_still_loads",
+        _load(tz_path, None),
+        Right(lambda res: str(res.model.row_labels.tz) == "Asia/Tokyo"),
     ),
     Case(
         "persist_signed_file_checked_before_parsing",
