@@ -431,7 +431,7 @@ def _level_column(levels: list, m: int):
 
 def _check_levels(code: str, levels, max_levels: int) -> list:
     if not isinstance(levels, list) or not levels:
-        raise PersistenceError(f"malformed results file: levels of factor {code!r}")
+        raise PersistenceError(f"the saved levels of factor {code!r} are not a list of labels")
     if len(levels) > max_levels:
         raise PersistenceError(
             f"factor {code!r} has {len(levels)} saved levels, more than the saved design's "
@@ -441,7 +441,10 @@ def _check_levels(code: str, levels, max_levels: int) -> list:
         if not isinstance(v, str | bool | int | float) or (
             isinstance(v, int) and not -_INT_LIMIT < v < _INT_LIMIT
         ):
-            raise PersistenceError(f"malformed results file: a level of factor {code!r}: {v!r}")
+            raise PersistenceError(
+                f"level {v!r} of factor {code!r} cannot be saved or loaded (levels are str, "
+                "bool, float or 64-bit int)"
+            )
     return levels
 
 

@@ -13,6 +13,7 @@ import functools
 import io
 import json
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -196,6 +197,25 @@ def _signed_deep_json():
     return ml.load(path, key=b"k")
 
 
+def _thirty_concurrent_saves():
+    hsb = ml.datasets.load("hsbdemo")
+    fits = [ml.mnlogit(f, hsb).fit() for f in ("prog ~ write", "prog ~ ses + read")]
+    path = _dir() / "concurrent.npz"
+    threads = [threading.Thread(target=fits[i % 2].save, args=(path,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return fits, path
+
+
+def _one_whole_file(value):
+    fits, path = value
+    loaded = ml.load(path)
+    assert any(loaded.params.equals(r.params) for r in fits)
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []
+
+
 def _honest_roundtrip():
     return ml.load(base_file())
 
@@ -207,6 +227,7 @@ def _same_as_fit(res):
 
 CASES = [
     Case("persist_honest_file_loads", _honest_roundtrip, Right(_same_as_fit)),
+    Case("persist_thirty_concurrent_saves", _thirty_concurrent_saves, Right(_one_whole_file)),
     Case(
         "persist_zip_bomb",
         _load(zip_bomb),
