@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 import multilogit as ml
-from multilogit.data.design_state import MAX_TERMS, check_code
+from multilogit.data.formula_check import MAX_TERMS, check_code
 from tests.corpus import persistence as crafted
 from tests.results_files import read_entries, write_entries
 

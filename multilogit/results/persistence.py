@@ -57,7 +57,7 @@ objects), metadata of at most :data:`MAX_METADATA_BYTES`, and the formula limits
 A formula is code that patsy evaluates, so every factor's code is checked against a whitelist
 (data columns, arithmetic, patsy's built-ins such as ``C``/``I``/``center``/``bs`` and a list of
 NumPy functions called as ``np.<name>``) when saving and again when loading, with constant
-subexpressions computed within bounds (:func:`~multilogit.data.design_state.check_code`).  The
+subexpressions computed within bounds (:func:`~multilogit.data.formula_check.check_code`).  The
 design is then rebuilt by running patsy on a small synthetic frame holding each factor's saved
 levels, and the saved transform state is copied into the rebuilt transforms.
 
@@ -85,7 +85,8 @@ import stat
 import numpy as np
 import pandas as pd
 
-from ..data.design_state import check_code, design_state, json_label, jsonable, rebuild_design
+from ..data.design_state import design_state, json_label, jsonable, rebuild_design
+from ..data.formula_check import check_code
 from ..exceptions import DataError, PersistenceError
 from ..inference.margins import estimation_frame
 from ..version import __version__
