@@ -100,11 +100,15 @@ ATTACKS = {
     ),
     "str and int levels multiplied": (
         lambda d: crafted.object_levels(d / "objects.npz", 3_000_000_000),
-        "cannot rebuild the design",
+        "'I(read * ses)' does arithmetic on a string",
     ),
     "products of sums in the formula": (
         lambda d: crafted.formula_blowup(d / "blowup.npz"),
         "terms; a saved model allows",
+    ),
+    "np.where on saved levels times 3000000000": (
+        lambda d: crafted.where_on_levels(d / "where.npz", 3_000_000_000),
+        "does arithmetic on a string",
     ),
     "cr(write, df=100000)": (
         lambda d: crafted.with_term(d / "cr.npz", "cr(write, df=100000)"),
@@ -419,3 +423,15 @@ def test_zip64_directory_is_counted_from_its_zip64_record(tmp_path):
     path = crafted.many_entries(tmp_path / "z64.npz", 70_000)
     with pytest.raises(ml.PersistenceError, match="zip directory of 70009 entries"):
         ml.load(path)
+
+
+@pytest.mark.parametrize(
+    "code", ["I(np.where(x > 0, s, s) * 3)", 'I(np.maximum(Q("s"), x) * 3)', "I(s * 2)"]
+)
+def test_arithmetic_on_string_variables_is_refused(code):
+    check_code(code, max_width=20)  # s numeric: fine
+    with pytest.raises(ml.PersistenceError, match="arithmetic on a string"):
+        check_code(code, max_width=20, text={"s"})
+    # Comparing and coding strings is fine.
+    check_code("I(s == 'a')", text={"s"})
+    check_code("C(np.where(s == 'a', s, 'other'))", text={"s"})

@@ -206,6 +206,10 @@ def rebuild_design(state: dict, names: tuple, arrays) -> object:
     data = {}
     for nm in variables:
         data[nm] = _level_column(cats[nm], m) if nm in cats else 1.0 + np.arange(m) / m
+    # NumPy functions turn a Categorical into an array of its (saved, so untrusted) strings.
+    text = {nm for nm, col in data.items() if isinstance(col, pd.Categorical)}
+    for code in sorted(formula_codes):
+        check_code(code, max_width=p + 1, text=text)
     frame = pd.DataFrame(data, index=pd.RangeIndex(m))
     env = _safe_env()
     try:

@@ -118,19 +118,23 @@ def _fold_binop(op: ast.operator, a, b, code: str):
 class _Checker:
     """Walks a factor's code, folding constant subexpressions within bounds.
 
-    ``max_width`` bounds the columns a spline basis may ask for (the saved design's width).
+    ``max_width`` bounds the columns a spline basis may ask for (the saved design's width);
+    variables named in ``text`` may hold strings.
     """
 
-    def __init__(self, code: str, max_width: int | None):
+    def __init__(self, code: str, max_width: int | None, text: frozenset = frozenset()):
         self.code = code
         self.max_width = max_width
+        self.text = text
         self.widths: dict[int, int] = {}
 
     def value(self, node):
         code = self.code
         if isinstance(node, ast.Constant):
             return _bounded_int(node.value, code)
-        if isinstance(node, ast.Name | ast.Attribute):
+        if isinstance(node, ast.Name):
+            return _Data(node.id in self.text)
+        if isinstance(node, ast.Attribute):
             return _Data()
         if isinstance(node, ast.List | ast.Tuple):
             items = [self.value(e) for e in node.elts]
@@ -206,6 +210,8 @@ class _Checker:
             self.spline(node, name, args, kwvalues)
         elif name == "te":
             self.tensor(node)
+        if name == "Q":
+            return _Data(str(args[0]) in self.text)
         return _Data(text and name == "I")
 
     def spline(self, node, name, args, kwvalues):
@@ -251,13 +257,15 @@ class _Checker:
             )
 
 
-def check_code(code: str, max_width: int | None = None) -> set[str]:
+def check_code(code: str, max_width: int | None = None, text=frozenset()) -> set[str]:
     """Raise unless ``code`` only uses data names, arithmetic and whitelisted functions.
 
     Constant subexpressions are computed within bounds (integers within 64 bits, no
     arithmetic on strings or sequences), so evaluating the code on data costs time and memory
     in proportion to the data.  With ``max_width``, spline bases (``bs``, ``cr``, ``cc``,
-    ``te``) may ask for at most that many columns.
+    ``te``) may ask for at most that many columns.  Variables named in ``text`` may hold
+    strings: arithmetic on values computed from them (``np.where(c, s, s) * 3000000000``
+    repeats strings) is refused.
 
     Returns the data variables the code refers to.
     """
@@ -313,7 +321,7 @@ def check_code(code: str, max_width: int | None = None) -> set[str]:
                     raise PersistenceError(f"formula term {code!r}: Q() needs one string")
                 variables.add(str(node.args[0].value))
     try:
-        _Checker(code, max_width).value(tree.body)
+        _Checker(code, max_width, frozenset(text)).value(tree.body)
     except RecursionError:
         raise PersistenceError(f"formula term {code[:60]!r}... is nested too deeply") from None
     # Strings of Q("...") are column names, not free variables; the rest are data columns.

@@ -169,6 +169,12 @@ def object_levels(dst, big: int = 30_000_000) -> Path:
     return edited(dst, change)
 
 
+def where_on_levels(dst, big: int = 30_000_000) -> Path:
+    """``np.where`` turns the Categorical of ses's saved levels into an array of strings, then
+    multiplies it: ``'low' * big``."""
+    return with_term(dst, f"I(np.where(write > 0, ses, ses) * {big})")
+
+
 def tz_path(dst, tz: str | None = "dateutil//etc/passwd") -> Path:
     """A file saved with its data and a datetime index in Asia/Tokyo, whose time zone is then
     replaced by ``tz`` (a name pandas would read as a file's path)."""
@@ -296,7 +302,12 @@ CASES = [
     Case(
         "persist_object_levels_multiplied",
         _load(object_levels),
-        Raises(ml.PersistenceError, "cannot rebuild the design"),
+        Raises(ml.PersistenceError, "'I(read * ses)' does arithmetic on a string"),
+    ),
+    Case(
+        "persist_where_turns_levels_into_strings",
+        _load(where_on_levels),
+        Raises(ml.PersistenceError, "does arithmetic on a string or a sequence"),
     ),
     Case(
         "persist_time_zone_naming_a_file",
