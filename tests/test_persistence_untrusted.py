@@ -357,6 +357,7 @@ _SAVE_UNDER_LIMIT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_save_failing_part_way_leaves_the_previous_file(tmp_path, fits):
     # A real failure part-way: the process may not write files beyond a size limit (a full
     # disk behaves the same), and the new file is larger than the limit.
