@@ -6,6 +6,9 @@ from __future__ import annotations
 import copy
 import hmac
 import json
+import os
+import struct
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,10 @@ from .model import MultinomialLogit
 from .results.persistence import (
     FORMAT,
     FORMAT_VERSION,
+    MAX_ENTRIES,
+    MAX_EXPANSION,
+    MAX_METADATA_BYTES,
+    MAX_NDIM,
     decode_columns,
     decode_index,
     digest,
@@ -132,16 +139,132 @@ def _fail(msg):
     raise PersistenceError(msg)
 
 
-def _read(path):
-    with open(path, "rb") as fh:  # our handle: closed even when np.load fails half-way
+def _read(path) -> dict:
+    """Every array of the archive at ``path``, its sizes checked before anything is read.
+
+    The zip directory says how many entries there are and how large each expands; each
+    array's header says its dtype and shape.  Those are checked against the limits of
+    :mod:`multilogit.results.persistence` and against each other before an array is read, so
+    a crafted file (a zip bomb, a header claiming a huge array, thousands of entries) is
+    refused in time and memory proportional to its size on disk.
+    """
+    with open(path, "rb") as fh:  # our handle: closed even when parsing fails half-way
+        on_disk = os.fstat(fh.fileno()).st_size
+        _check_directory(fh, on_disk, path)
         try:
-            with np.load(fh, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
+            with zipfile.ZipFile(fh) as zf:
+                infos = _checked_entries(zf, on_disk, path)
+                return {info.filename[:-4]: _read_entry(zf, info) for info in infos}
+        except PersistenceError:
+            raise
         except Exception as exc:  # any parse failure of the archive or an array header
             raise PersistenceError(
                 f"{path!s} is not a readable multilogit results file (corrupted or not an .npz "
                 f"archive): {exc}"
             ) from None
+
+
+# Bytes of one entry in the zip directory: the fixed part, a name of our format (short) and a
+# zip64 extra field.
+_DIRECTORY_ENTRY = 46 + 100 + 32
+
+
+def _check_directory(fh, on_disk: int, path) -> None:
+    """Refuse a zip directory too large for a results file, from the end record alone.
+
+    The end record is found as :mod:`zipfile` finds it; without this check, zipfile would
+    parse a directory of any size (tens of thousands of entries take a second) before the
+    entries could be counted.
+    """
+    tail_len = min(on_disk, 22 + 0xFFFF)
+    fh.seek(on_disk - tail_len)
+    tail = fh.read(tail_len)
+    fh.seek(0)
+    if tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\x00\x00":
+        pos = len(tail) - 22
+    else:
+        pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < 22:
+        return  # not a zip file: zipfile says so
+    *_, count, size, _, _ = struct.unpack("<4s4H2LH", tail[pos : pos + 22])
+    if pos >= 76 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
+        rec = tail[pos - 76 : pos - 20]
+        if rec[:4] == b"PK\x06\x06":
+            *_, count, size, _ = struct.unpack("<4sQ2H2L4Q", rec)
+    if count > MAX_ENTRIES or size > MAX_ENTRIES * _DIRECTORY_ENTRY:
+        _fail(
+            f"{path!s} has a zip directory of {count} entries in {size} bytes; a results file "
+            f"has at most {MAX_ENTRIES} entries"
+        )
+
+
+def _checked_entries(zf: zipfile.ZipFile, on_disk: int, path) -> list:
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        _fail(
+            f"{path!s} has {len(infos)} archive entries; a results file has at most {MAX_ENTRIES}"
+        )
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        _fail(f"{path!s}: malformed results file: duplicate archive entries")
+    expanded = 0
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            _fail(f"{path!s}: malformed results file: unexpected entry {info.filename!r}")
+        if info.compress_type == zipfile.ZIP_STORED:
+            ok = info.file_size == info.compress_size
+        else:
+            ok = info.compress_type == zipfile.ZIP_DEFLATED and (
+                info.file_size <= MAX_EXPANSION * info.compress_size + 1024
+            )
+        if not ok:
+            _fail(
+                f"{path!s}: entry {info.filename!r} would expand from {info.compress_size} to "
+                f"{info.file_size} bytes (method {info.compress_type}); refused as a possible "
+                "zip bomb"
+            )
+        expanded += info.file_size
+    if expanded > MAX_EXPANSION * on_disk + 1024:
+        _fail(
+            f"{path!s}: its entries would expand to {expanded} bytes from {on_disk} on disk; "
+            "refused as a possible zip bomb"
+        )
+    return infos
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One array, after checking that its header describes exactly the bytes stored."""
+    name = info.filename[:-4]
+    with zf.open(info) as fp:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            _fail(f"malformed results file: array {name!r} has .npy version {version}")
+        if dtype.hasobject:
+            _fail(
+                f"not a readable multilogit results file: array {name!r} holds Python objects, "
+                "which only pickle could read (a results file never contains them)"
+            )
+        if dtype.kind not in "biufmM" or dtype.fields is not None or dtype.subdtype is not None:
+            _fail(f"malformed results file: array {name!r} has dtype {dtype}")
+        if len(shape) > MAX_NDIM:
+            _fail(f"malformed results file: array {name!r} has {len(shape)} dimensions")
+        count = 1
+        for n in shape:
+            count *= int(n)
+        nbytes = count * dtype.itemsize
+        if nbytes != info.file_size - fp.tell():
+            _fail(
+                f"malformed results file: array {name!r} claims shape {shape} of {dtype}, "
+                f"which does not match its {info.file_size - fp.tell()} stored bytes"
+            )
+        buf = bytearray(nbytes)
+        if fp.readinto(buf) != nbytes:
+            _fail(f"malformed results file: array {name!r} is truncated")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def _expect(cond, what):
@@ -154,23 +277,45 @@ def load(path, key: bytes | str | None = None):
 
     Never executes code from the file: arrays are read with ``allow_pickle=False``, the
     metadata is JSON, and formula terms are checked against a whitelist before patsy sees
-    them.
+    them.  The file is untrusted input: its sizes are checked before it is read (limits in
+    :mod:`multilogit.results.persistence`).
+
+    Parameters
+    ----------
+    path : str or path-like
+    key : bytes or str, optional
+        The key the file was signed with (``save(..., key=...)``).  The HMAC-SHA-256 signature
+        is then verified before anything else in the file is parsed.  Without a key, the
+        SHA-256 digest only detects accidental corruption: a crafted file can carry a
+        recomputed digest.
 
     Raises
     ------
     PersistenceError
         The file is not a multilogit results file, has an unknown format version, fails its
-        digest (corrupted or edited), or its contents are inconsistent.
+        digest (corrupted or edited) or signature, exceeds a limit, or its contents are
+        inconsistent.
     """
     raw = _read(path)
     _expect("metadata" in raw and "digest" in raw, "no metadata or digest entry")
     meta_bytes = raw.pop("metadata")
     stored = raw.pop("digest")
     _expect(meta_bytes.dtype == np.uint8 and stored.dtype == np.uint8, "bad entry types")
+    _expect(meta_bytes.ndim == 1 and stored.ndim == 1, "bad entry shapes")
+    if meta_bytes.size > MAX_METADATA_BYTES:
+        _fail(
+            f"{path!s}: its metadata has {meta_bytes.size} bytes; a results file has at most "
+            f"{MAX_METADATA_BYTES}"
+        )
     meta_bytes = meta_bytes.tobytes()
+    if key is not None:
+        # A signed file is authenticated before its metadata is even parsed.
+        _check_digest(path, meta_bytes, raw, stored, key)
     try:
         meta = json.loads(meta_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        _fail("malformed results file: the metadata is JSON nested too deeply")
+    except ValueError as exc:  # not UTF-8, not JSON, or a number of over 4300 digits
         _fail(f"malformed results file: the metadata is not JSON ({exc})")
     _expect(isinstance(meta, dict), "metadata is not an object")
     if meta.get("format") != FORMAT:
@@ -181,20 +326,27 @@ def load(path, key: bytes | str | None = None):
             f"{path!s} has format version {version!r}; this multilogit reads version "
             f"{FORMAT_VERSION} (upgrade multilogit to read newer files)"
         )
-    if meta.get("signed") and key is None:
-        _fail(f"{path!s} is signed: pass the key it was saved with")
+    if key is None:
+        if meta.get("signed"):
+            _fail(f"{path!s} is signed: pass the key it was saved with")
+        _check_digest(path, meta_bytes, raw, stored, None)
+    try:
+        return _build(meta, raw)
+    except PersistenceError:
+        raise
+    except RecursionError:
+        _fail("malformed results file: its metadata is nested too deeply")
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
+        _fail(f"malformed results file: {type(exc).__name__}: {exc}")
+
+
+def _check_digest(path, meta_bytes: bytes, raw: dict, stored: np.ndarray, key) -> None:
     expected = digest(meta_bytes, raw, key_bytes(key))
     if not hmac.compare_digest(expected.encode("ascii"), stored.tobytes()):
         _fail(
             f"{path!s} failed its integrity check (digest mismatch): the file was corrupted or "
             "modified" + (", or the key is wrong" if key is not None else "")
         )
-    try:
-        return _build(meta, raw)
-    except PersistenceError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        _fail(f"malformed results file: {type(exc).__name__}: {exc}")
 
 
 def _build(meta, raw):

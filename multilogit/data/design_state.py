@@ -1,22 +1,19 @@
 """The state of a patsy design, as data: for saving without pickle, and for pickling.
 
-A formula is code that patsy evaluates, so saved designs only admit a whitelist: data columns,
-arithmetic, patsy's built-ins (``C``, ``I``, ``Q``, ``center``, ``standardize``, ``scale``,
-``bs``, ``cr``, ``cc``, ``te`` and the contrasts) and NumPy functions called as
-``np.<name>`` from a fixed list.  :func:`design_state` describes a design as JSON (each factor's
-code, type, categorical levels and stateful-transform state, arrays aside);
-:func:`rebuild_design` runs patsy on a small synthetic frame holding the saved levels and copies
-the saved transform state in, which reproduces the design exactly.
+:func:`design_state` describes a design as JSON (each factor's code, type, categorical levels
+and stateful-transform state, arrays aside); :func:`rebuild_design` runs patsy on a small
+synthetic frame holding the saved levels and copies the saved transform state in, which
+reproduces the design exactly.  A saved formula is untrusted input: its codes are checked by
+:mod:`multilogit.data.formula_check` and everything that sizes the rebuild is bounded before
+patsy evaluates anything.
 
 patsy's objects refuse to pickle.  :func:`reduce_design` (registered with :mod:`copyreg` for
-:class:`Design`) pickles the
-``DesignInfo`` by value with a private pickler and replaces the captured evaluation environment
-by the names the formula uses.
+:class:`Design`) pickles the ``DesignInfo`` by value with a private pickler and replaces the
+captured evaluation environment by the names the formula uses.
 """
 
 from __future__ import annotations
 
-import ast
 import copyreg
 import importlib
 import io
@@ -28,81 +25,24 @@ import pandas as pd
 
 from ..exceptions import PersistenceError
 from .design import Design
+from .formula_check import INT_LIMIT, check_code, parse_formula
 
-__all__ = ["check_code", "design_state", "rebuild_design", "reduce_design"]
+__all__ = [
+    "MAX_CELLS",
+    "MAX_FACTORS",
+    "design_state",
+    "rebuild_design",
+    "reduce_design",
+]
 
-# -- formula safety ---------------------------------------------------------------------------
+# -- limits of a saved design ----------------------------------------------------------------
 
-_PATSY_CALLABLES = {
-    "C", "I", "Q", "center", "standardize", "scale", "bs", "cr", "cc", "te",
-    "Treatment", "Sum", "Diff", "Helmert", "Poly",
-}  # fmt: skip
-_NUMPY_CALLABLES = {
-    "log", "log1p", "log2", "log10", "exp", "expm1", "sqrt", "square", "abs", "absolute",
-    "power", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
-    "floor", "ceil", "round", "rint", "clip", "maximum", "minimum", "where", "sign",
-}  # fmt: skip
-_NUMPY_NAMES = {"np", "numpy"}
-_ALLOWED_NODES = (
-    ast.Expression, ast.Name, ast.Load, ast.Call, ast.Attribute, ast.BinOp, ast.UnaryOp,
-    ast.Compare, ast.BoolOp, ast.Constant, ast.keyword, ast.List, ast.Tuple,
-    ast.operator, ast.unaryop, ast.cmpop, ast.boolop,
-)  # fmt: skip
 _TRANSFORMS = {"Center", "Standardize", "BS", "CR", "CC", "TE"}
-
-
-def check_code(code: str) -> set[str]:
-    """Raise unless ``code`` only uses data names, arithmetic and whitelisted functions.
-
-    Returns the data variables the code refers to.
-    """
-    try:
-        tree = ast.parse(code, mode="eval")
-    except SyntaxError:
-        raise PersistenceError(f"formula term {code!r} is not a valid expression") from None
-    variables: set[str] = set()
-    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise PersistenceError(
-                f"formula term {code!r} uses {type(node).__name__}, which a saved model does not "
-                "allow (use a plain formula, or pickle the results)"
-            )
-        if isinstance(node, ast.Attribute):
-            base = node.value
-            if not (
-                isinstance(base, ast.Name)
-                and base.id in _NUMPY_NAMES
-                and node.attr in _NUMPY_CALLABLES
-                and id(node) in called
-            ):
-                raise PersistenceError(
-                    f"formula term {code!r}: only calls to np.<function> for "
-                    f"{', '.join(sorted(_NUMPY_CALLABLES))} can be saved"
-                )
-        elif isinstance(node, ast.Name):
-            if node.id.startswith("_"):
-                raise PersistenceError(f"formula term {code!r}: name {node.id!r} not allowed")
-            if id(node) in called:
-                if node.id not in _PATSY_CALLABLES:
-                    raise PersistenceError(
-                        f"formula term {code!r} calls {node.id!r}; a saved model can only use "
-                        f"patsy's {', '.join(sorted(_PATSY_CALLABLES))} and np.<function>"
-                    )
-            elif node.id not in _NUMPY_NAMES and node.id not in _PATSY_CALLABLES:
-                # (contrasts such as Sum are passed uncalled: C(x, Sum))
-                variables.add(node.id)
-        elif isinstance(node, ast.Call):
-            f = node.func
-            if isinstance(f, ast.Name) and f.id == "Q":
-                if len(node.args) != 1 or not isinstance(node.args[0], ast.Constant):
-                    raise PersistenceError(f"formula term {code!r}: Q() needs one string")
-                variables.add(str(node.args[0].value))
-    # Strings of Q("...") are column names, not free variables; the rest are data columns.
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            variables.discard(node.value.id)
-    return variables
+#: Factors of a saved design.
+MAX_FACTORS = 2_000
+#: Cells of the synthetic frame and design a rebuild may need, beyond ``4 (p + 1)**2`` for ``p``
+#: columns (which the file pays for with its covariance matrix).
+MAX_CELLS = 4_000_000
 
 
 # -- JSON helpers -----------------------------------------------------------------------------
@@ -170,9 +110,48 @@ def design_state(design, arrays: dict) -> dict:
     return {"formula": design.formula, "factors": factors}
 
 
-def _synthetic_frame(factors) -> pd.DataFrame:
-    """A small frame on which patsy rebuilds the saved design: every categorical factor's levels
-    appear, numeric variables take distinct positive values."""
+def _level_column(levels: list, m: int):
+    """A column of ``m`` values cycling through a categorical factor's saved ``levels``.
+
+    Its dtype is fixed width whenever the levels allow (bool, int64, float64) and a pandas
+    Categorical otherwise, so that no arithmetic in the formula runs on Python objects chosen by
+    the file (an int level of 3000000000 times a str level would repeat the string).
+    """
+    vals = [levels[i % len(levels)] for i in range(m)]
+    if all(isinstance(v, bool) for v in levels):
+        return np.array(vals, dtype=bool)
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in levels):
+        # Numbers as patsy found them: ints stay int64 (check_levels bounds them), a mix with
+        # floats becomes float64 as it would in a data frame.
+        dtype = np.int64 if all(isinstance(v, int) for v in levels) else np.float64
+        return np.array(vals, dtype=dtype)
+    # A Categorical also keeps the saved level order (patsy would sort plain strings).
+    return pd.Categorical(vals, categories=levels)
+
+
+def _check_levels(code: str, levels, max_levels: int) -> list:
+    if not isinstance(levels, list) or not levels:
+        raise PersistenceError(f"the saved levels of factor {code!r} are not a list of labels")
+    if len(levels) > max_levels:
+        raise PersistenceError(
+            f"factor {code!r} has {len(levels)} saved levels, more than the saved design's "
+            f"{max_levels - 1} columns allow"
+        )
+    for v in levels:
+        if not isinstance(v, str | bool | int | float) or (
+            isinstance(v, int) and not -INT_LIMIT < v < INT_LIMIT
+        ):
+            raise PersistenceError(
+                f"level {v!r} of factor {code!r} cannot be saved or loaded (levels are str, "
+                "bool, float or 64-bit int)"
+            )
+    return levels
+
+
+def _synthetic_layout(factors, max_levels: int) -> tuple[int, list, dict]:
+    """The shape of the small frame on which patsy rebuilds the saved design: its rows ``m``
+    (every categorical factor's levels appear), its variables, and the saved levels of the
+    categorical ones (the others take distinct positive values)."""
     cats: dict[str, list] = {}
     variables: list[str] = []
     for f in factors:
@@ -181,23 +160,9 @@ def _synthetic_frame(factors) -> pd.DataFrame:
             if nm not in variables:
                 variables.append(nm)
         if f["type"] == "categorical" and len(names) == 1:
-            cats.setdefault(names[0], list(f["categories"]))
+            cats.setdefault(names[0], _check_levels(f["code"], f["categories"], max_levels))
     m = max([8] + [len(c) for c in cats.values()])
-    data = {}
-    for nm in variables:
-        if nm in cats:
-            levels = cats[nm]
-            vals = [levels[i % len(levels)] for i in range(m)]
-            if all(isinstance(v, str) for v in levels):
-                # A Categorical keeps the saved level order (patsy would sort plain strings).
-                data[nm] = pd.Categorical(vals, categories=levels)
-            elif all(isinstance(v, bool) for v in levels):
-                data[nm] = np.array(vals, dtype=bool)
-            else:
-                data[nm] = pd.Series(vals)
-        else:
-            data[nm] = 1.0 + np.arange(m) / m
-    return pd.DataFrame(data)
+    return m, variables, cats
 
 
 def _safe_env():
@@ -207,23 +172,47 @@ def _safe_env():
 
 
 def rebuild_design(state: dict, names: tuple, arrays) -> object:
-    """Design rebuilt from :func:`design_state` output (with its transform arrays)."""
+    """Design rebuilt from :func:`design_state` output (with its transform arrays).
+
+    Everything that sizes the rebuild is checked before patsy evaluates anything: the formula's
+    length and the number of terms it expands to, each factor's code (:func:`check_code`, with
+    spline bases no wider than the design), the number of factors and of saved levels (at
+    most one more than the design's columns), and the cells of the synthetic frame.
+    """
     import patsy
 
     factors = state["factors"]
     formula = state["formula"]
-    if not isinstance(formula, str) or "~" not in formula:
-        raise PersistenceError("saved formula is missing or malformed")
-    for f in factors:
-        check_code(f["code"])
+    p = len(names)
+    if not isinstance(factors, list) or len(factors) > MAX_FACTORS:
+        raise PersistenceError(
+            f"the saved design has more than {MAX_FACTORS} factors or a malformed factor list"
+        )
+    desc = parse_formula(formula, p)
+    formula_codes = {fac.code for term in desc.rhs_termlist for fac in term.factors}
+    for code in sorted(formula_codes):
+        check_code(code, max_width=p + 1)
+    codes = [f["code"] for f in factors]
+    if formula_codes != set(codes) or len(set(codes)) != len(codes):
+        raise PersistenceError(
+            f"the saved factors {codes[:20]} do not match the factors of {formula!r}"
+        )
+    m, variables, cats = _synthetic_layout(factors, max_levels=p + 1)
+    if m * (len(variables) + p) > MAX_CELLS + 4 * (p + 1) ** 2:
+        raise PersistenceError(
+            f"rebuilding the design of {formula[:80]!r} would need {m} rows of "
+            f"{len(variables) + p} columns; refused"
+        )
+    data = {}
+    for nm in variables:
+        data[nm] = _level_column(cats[nm], m) if nm in cats else 1.0 + np.arange(m) / m
+    # NumPy functions turn a Categorical into an array of its (saved, so untrusted) strings.
+    text = {nm for nm, col in data.items() if isinstance(col, pd.Categorical)}
+    for code in sorted(formula_codes):
+        check_code(code, max_width=p + 1, text=text)
+    frame = pd.DataFrame(data, index=pd.RangeIndex(m))
     env = _safe_env()
-    frame = _synthetic_frame(factors)
     try:
-        full = patsy.ModelDesc.from_formula(formula)
-        desc = patsy.ModelDesc([], full.rhs_termlist)
-        for term in desc.rhs_termlist:
-            for fac in term.factors:
-                check_code(fac.code)
         di = patsy.dmatrix(
             desc, frame, eval_env=env, NA_action=patsy.NAAction(NA_types=[])
         ).design_info

@@ -35,14 +35,35 @@ loading a file never executes code.  Entries:
     no columns) are read as before.
 ``digest``
     SHA-256 (or, with ``key=``, HMAC-SHA-256) of the metadata and every array's name, dtype,
-    shape and bytes.  It catches corruption and edits that do not recompute it; only the keyed
-    form authenticates a file against deliberate tampering.
+    shape and bytes.
+
+What the digest protects against
+--------------------------------
+The plain SHA-256 digest detects *accidental* damage: a truncated download, a flipped bit, a
+file edited by a tool that does not know the format.  It does **not** protect against a
+*crafted* file: the digest is stored in the file, so whoever edits the file can recompute it.
+To know that a file comes from someone holding a secret, save it with ``key=`` (HMAC-SHA-256)
+and load it with the same key; a signed file is authenticated before its metadata is even
+parsed, and an unsigned or re-digested file then fails.
+
+Either way, loading treats the file as untrusted input, bounded in time and memory before
+anything in it is trusted: at most :data:`MAX_ENTRIES` archive entries, each expanding at most
+:data:`MAX_EXPANSION` times (uncompressed entries, as :func:`save` writes, do not expand), each
+array's header matching the bytes stored (of at most :data:`MAX_NDIM` dimensions, never Python
+objects), metadata of at most :data:`MAX_METADATA_BYTES`, and the formula limits of
+:func:`~multilogit.data.design_state.rebuild_design`.  A file outside them raises
+:class:`~multilogit.exceptions.PersistenceError` naming what was refused.
 
 A formula is code that patsy evaluates, so every factor's code is checked against a whitelist
 (data columns, arithmetic, patsy's built-ins such as ``C``/``I``/``center``/``bs`` and a list of
-NumPy functions called as ``np.<name>``) when saving and again when loading.  The design is then
-rebuilt by running patsy on a small synthetic frame holding each factor's saved levels, and the
-saved transform state is copied into the rebuilt transforms.
+NumPy functions called as ``np.<name>``) when saving and again when loading, with constant
+subexpressions computed within bounds (:func:`~multilogit.data.formula_check.check_code`).  The
+design is then rebuilt by running patsy on a small synthetic frame holding each factor's saved
+levels, and the saved transform state is copied into the rebuilt transforms.
+
+Saving is atomic (:func:`write_atomic`): the file is written under a temporary name beside
+``path`` and renamed over it, so readers and concurrent savers only ever see a whole file, and
+a save failing part-way leaves the previous file as it was.
 
 Pickling
 --------
@@ -52,14 +73,20 @@ patsy's objects refuse to pickle; :mod:`multilogit.data.design_state` pickles th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import os
+import re
+import secrets
+import stat
 
 import numpy as np
 import pandas as pd
 
-from ..data.design_state import check_code, design_state, json_label, jsonable, rebuild_design
+from ..data.design_state import design_state, json_label, jsonable, rebuild_design
+from ..data.formula_check import check_code
 from ..exceptions import DataError, PersistenceError
 from ..inference.margins import estimation_frame
 from ..version import __version__
@@ -67,15 +94,35 @@ from ..version import __version__
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "MAX_ENTRIES",
+    "MAX_EXPANSION",
+    "MAX_METADATA_BYTES",
+    "MAX_NDIM",
     "decode_columns",
     "decode_index",
     "digest",
     "key_bytes",
     "save",
+    "write_atomic",
 ]
 
 FORMAT = "multilogit-results"
 FORMAT_VERSION = 1
+
+# Limits checked before anything of a file is read or trusted (a file is untrusted input).  An
+# honest file is far inside them: a handful of entries per factor and data column, metadata
+# of some kilobytes plus the labels of saved text columns, arrays of at most three dimensions
+# stored uncompressed.
+
+#: Archive entries a results file may have.
+MAX_ENTRIES = 4_000
+#: How many times an entry may expand (``np.savez_compressed`` files load; a zip bomb expands
+#: a thousand times).
+MAX_EXPANSION = 20
+#: Bytes of JSON metadata a results file may have.
+MAX_METADATA_BYTES = 64 << 20
+#: Dimensions an array of a results file may have.
+MAX_NDIM = 3
 
 # -- save ---------------------------------------------------------------------------------------
 
@@ -116,7 +163,10 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         give the same fitted values, residuals, predictions and marginal effects, and the
         model can be refitted.
     key : bytes or str, optional
-        Sign the file with HMAC-SHA-256; :func:`load` then needs the same key.
+        Sign the file with HMAC-SHA-256; :func:`load` then needs the same key.  Without a key
+        the SHA-256 digest only detects accidental corruption (see the module docstring).
+
+    The file is replaced atomically (:func:`write_atomic`).
     """
     model = results.model
     arrays: dict[str, np.ndarray] = {
@@ -213,8 +263,57 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
     payload = dict(arrays)
     payload["metadata"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     payload["digest"] = np.frombuffer(signature.encode("ascii"), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        np.savez(fh, **payload)
+    write_atomic(path, lambda fh: np.savez(fh, **payload))
+
+
+def write_atomic(path, write) -> None:
+    """Call ``write(fh)`` on a new file beside ``path``, then rename it over ``path``.
+
+    Readers of ``path`` see the previous file or the new one, whole: never a part of one.  Of
+    concurrent writers, the last to rename wins, and a failure part-way (a full disk, an
+    exception in ``write``) leaves the previous file as it was and removes the new one.  Through
+    a symbolic link, the file linked to is replaced.
+    """
+    target = os.path.realpath(os.fspath(path))
+    directory, name = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+        try:
+            # Mode 0o666 as open() would use, so the umask decides the permissions.
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:  # name the file asked for, not the temporary one
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: str) -> None:
+    # The rename itself reaches the disk only when the directory is synced (POSIX only).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # -- row index and data columns as typed arrays -------------------------------------------------
@@ -256,6 +355,10 @@ def _encode_values(values: pd.Index, key: str, arrays: dict, what: str) -> dict:
     raise PersistenceError(f"{what} of dtype {dtype} cannot be saved; pickle the results instead")
 
 
+# A time zone's name (Europe/Paris, UTC, Etc/GMT+5) or a fixed offset (UTC+01:00).
+_TZ_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*|UTC[+-]\d\d:\d\d")
+
+
 def _codes(a, n_levels, lowest, what):
     if a.dtype.kind not in "iu" or a.ndim != 1:
         raise PersistenceError(f"malformed results file: {what} codes are not integers")
@@ -276,7 +379,11 @@ def _decode_values(spec: dict, arr: np.ndarray, what: str) -> pd.Index:
     if enc == "datetime_tz":
         if arr.dtype.kind != "M":
             raise PersistenceError(f"malformed results file: {what} is not datetime")
-        return pd.DatetimeIndex(arr).tz_localize("UTC").tz_convert(str(spec["tz"]))
+        tz = str(spec["tz"])
+        if not _TZ_NAME.fullmatch(tz):
+            # pandas would open a file named by "dateutil/<path>": only names of time zones.
+            raise PersistenceError(f"malformed results file: {what} has time zone {tz[:80]!r}")
+        return pd.DatetimeIndex(arr).tz_localize("UTC").tz_convert(tz)
     if enc == "period":
         if arr.dtype.kind not in "iu":
             raise PersistenceError(f"malformed results file: {what} ordinals are not integers")
