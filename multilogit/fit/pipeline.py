@@ -18,8 +18,10 @@ from ..engine.scaled import ScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
 from ..solve.firth import FirthScoring, JeffreysPenalty, logdet
+from ..solve.l1 import ElasticNetPenalty, ProximalNewton
 from ..solve.newton import newton
 from .options import FitOptions
+from .penalized import build_penalty, finish_sparse
 from .rank import check_design
 from .separation import SeparationMonitor, separated_covariance
 
@@ -38,6 +40,7 @@ def fit(
         return _fit_without_aliased(model, aliased, options, start_params, disp, callback)
     beta0 = model.start_params() if start_params is None else model._coerce_start(start_params)
     backend = model.backend
+    penalty = build_penalty(model, options.penalty)
     try:
         sol, sep = solve(
             model,
@@ -48,7 +51,10 @@ def fit(
             callback,
             options.separation,
             options.bias_reduced,
+            penalty=penalty,
         )
+        if isinstance(penalty, ElasticNetPenalty):
+            sol = finish_sparse(model, sol, penalty, options.penalty)
     finally:
         backend.release()  # work buffers and the row subsample are rebuilt when needed
     state = replace(sol, converged=sol.converged and sep is None, options=options.as_dict())
@@ -60,6 +66,12 @@ def fit(
         cov = estimator.compute(model, state)
         if not np.all(np.isfinite(cov)):
             raise FitError("the covariance matrix is not finite at the estimates")
+        if state.trimmed is not None:
+            # Trimmed coefficients have no standard errors (statsmodels' convention); NaN in
+            # the stored matrix keeps that in a saved fit.
+            flat = state.trimmed.ravel()
+            cov[flat, :] = np.nan
+            cov[:, flat] = np.nan
     return MultinomialLogitResults(model, state, cov, estimator)
 
 
@@ -79,12 +91,17 @@ def _unscaled_callback(callback, scale, J):
     return wrapped
 
 
-def solve(model, backend, beta0, options, disp, callback, separation, bias_reduced=False):
+def solve(
+    model, backend, beta0, options, disp, callback, separation, bias_reduced=False, penalty=None
+):
     """Newton-Raphson in rescaled coordinates (when columns need it), watched for separation.
 
     With ``bias_reduced``, Firth's penalised likelihood by quasi Fisher scoring instead
     (:mod:`multilogit.solve.firth`): its estimates exist on separated data, so nothing watches
-    for separation.
+    for separation.  With a ``penalty`` (in the original coordinates; see
+    :mod:`multilogit.fit.penalized`) the log-likelihood less it, by proximal Newton for one
+    with an L1 part (:mod:`multilogit.solve.l1`); nothing watches for separation either (a
+    penalty that leaves a diverging coefficient unpenalised shows as a failure to converge).
 
     Returns
     -------
@@ -100,11 +117,17 @@ def solve(model, backend, beta0, options, disp, callback, separation, bias_reduc
         beta0 = backend.to_scaled(beta0)
         callback = _unscaled_callback(callback, scale, model.J)
     to_unit = amax if scale is None else amax / scale
-    watch = separation != "ignore" and not bias_reduced
+    watch = separation != "ignore" and not bias_reduced and penalty is None
     monitor = SeparationMonitor(model, separation, to_unit) if watch else None
     extra = {}
     if bias_reduced:
         extra = {"direction": FirthScoring(), "penalty": JeffreysPenalty(backend)}
+    elif penalty is not None:
+        if scale is not None:
+            penalty = penalty.rescaled(scale, model.J)
+        extra = {"penalty": penalty}
+        if isinstance(penalty, ElasticNetPenalty):
+            extra["direction"] = ProximalNewton()
     try:
         # A ConvergenceWarning names the user's line: past this function, fit() and the model.
         sol = newton(
