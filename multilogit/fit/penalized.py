@@ -143,7 +143,7 @@ def coerce_alpha(model, alpha) -> float | tuple:
     if a.ndim == 0:
         return _nonnegative("alpha", a)
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-        raise ValueError("alpha must be real numbers")
+        raise ValueError(f"alpha must be nonnegative numbers; got dtype {a.dtype}")
     J, p = model.J, model.k_exog
     if a.size != J * p or a.ndim > 2:
         raise ValueError(
@@ -209,7 +209,7 @@ def finish_sparse(model, state, penalty: ElasticNetPenalty, opts: PenaltyOptions
         opts.auto_trim_tol,
         opts.size_trim_tol,
         opts.qc_tol,
-        stacklevel=5,
+        stacklevel=4,  # the user's call: finish_sparse, fit, fit_regularized, user
     )
     info, score, llf = state.info, state.score, state.llf
     if np.any(beta != state.beta):

@@ -202,12 +202,20 @@ class MultinomialLogitResults:
         options (``name``, ``alpha``, ...; see :mod:`multilogit.fit.penalized`); ``None``
         for maximum likelihood and Firth fits."""
         pen = self._state.options.get("penalty")
-        return None if pen is None else dict(pen)
+        if pen is None:
+            return None
+        pen = dict(pen)
+        if isinstance(pen.get("alpha"), list | tuple):  # a saved fit reads back a list
+            pen["alpha"] = tuple(float(a) for a in pen["alpha"])
+        return pen
 
     @property
     def _sparse(self) -> bool:
         pen = self._state.options.get("penalty")
-        return pen is not None and pen.get("name") != "l2" and float(pen.get("L1_wt", 1)) > 0
+        if pen is None or pen.get("name") == "l2" or float(pen.get("L1_wt", 1)) == 0:
+            return False
+        # With every weight 0 nothing is selected: the fit is maximum likelihood.
+        return bool(np.any(np.asarray(pen.get("alpha", 0), dtype=np.float64) > 0))
 
     @property
     def _classical_intervals(self) -> bool:

@@ -208,7 +208,7 @@ def trim(
     auto_trim_tol: float = 0.01,
     size_trim_tol: float = 1e-4,
     qc_tol: float = 0.03,
-    stacklevel: int = 2,
+    stacklevel: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Set to 0 the coefficients that are 0 at the optimum, as statsmodels'
     ``fit_regularized`` does.
@@ -219,7 +219,8 @@ def trim(
     ``auto_trim_tol``, unless some :math:`(|g_i| - a_i) / a_i` exceeds ``qc_tol`` (the solve
     did not reach the optimum: a ``ConvergenceWarning``, nothing trimmed); ``"size"`` trims
     those below ``size_trim_tol`` in size; ``"off"`` none.  Unpenalised coefficients are never
-    trimmed.
+    trimmed.  ``stacklevel`` places the warning as :func:`warnings.warn` does, counted from
+    the caller of this function.
 
     Returns
     -------
