@@ -181,19 +181,50 @@ def test_ridge_gives_finite_estimates_on_separated_data():
     assert np.all(np.isfinite(res.bse.to_numpy()))
 
 
-def test_ridge_in_rescaled_coordinates_penalises_the_original_coefficients(rng):
+def test_penalties_in_rescaled_coordinates_apply_to_the_original_coefficients(rng):
     from tests.conftest import simulate
 
     X, y = simulate(rng, n=400, p=3, K=3)
     X = X.copy()
     X[:, 2] *= 2.0**24  # forces the solver's column rescaling
     model = ml.MultinomialLogit(y, X)
+    colmax = np.tile(np.abs(X).max(axis=0), model.J)
     res = model.fit(penalty="l2", alpha=2.0, l2_form="reference")
     A = 2.0 * np.diag(np.tile([0.0, 1.0, 1.0], model.J))
-    g = penalised_gradient(model, res, A)
-    scale = np.tile(np.abs(X).max(axis=0), model.J)
-    assert np.max(np.abs(g) * scale / np.abs(X).max()) < 1e-6
-    assert np.max(np.abs(g)) < 1e-6 * np.max(np.abs(model.score(np.zeros(X.shape[1] * 2))))
+    b = res._beta.ravel()
+    # Stationary in every coordinate, relative to its column's size.
+    assert np.max(np.abs(penalised_gradient(model, res, A)) / colmax) < 1e-8 * len(y)
+    assert res.llf - res.llf_penalized == pytest.approx(0.5 * b @ A @ b, rel=1e-12)
+    a = np.tile([0.0, 5.0, 5.0], model.J)
+    lasso = model.fit_regularized(alpha=a)
+    b = lasso._beta.ravel()
+    g = model.score(b)
+    on = (b != 0) & (a > 0)
+    np.testing.assert_allclose(g[on], a[on] * np.sign(b[on]), rtol=1e-7)
+    assert np.all(np.abs(g[b == 0]) <= a[b == 0])
+    assert lasso.llf - lasso.llf_penalized == pytest.approx(np.sum(a * np.abs(b)), rel=1e-12)
+
+
+def test_ridge_robust_covariance_uses_the_penalised_bread():
+    model = model_for("hsbdemo")
+    res = model.fit(penalty="l2", alpha=2.0, cov_type="HC0")
+    b = res._beta.ravel()
+    bread = np.linalg.inv(res._state.info)
+    meat = model.backend.score_outer(res._beta)
+    np.testing.assert_allclose(res.cov_params().to_numpy(), bread @ meat @ bread, rtol=1e-9)
+    # The bread is the penalised information: the likelihood's plus the symmetric ridge's.
+    M = np.eye(model.J) - 1.0 / (model.J + 1)
+    A = 2.0 * np.kron(M, np.diag([0.0, 1.0, 1.0, 1.0]))
+    np.testing.assert_allclose(res._state.info, -model.hessian(b) + A, rtol=1e-12, atol=1e-9)
+
+
+def test_symmetric_ridge_repivots_to_the_refit():
+    df = ml.datasets.load("hsbdemo")
+    res = ml.mnlogit("prog ~ ses + write", df, ref="academic").fit(penalty="l2", alpha=3.0)
+    refit = ml.mnlogit("prog ~ ses + write", df, ref="vocation").fit(penalty="l2", alpha=3.0)
+    pivoted = res.repivot("vocation")
+    np.testing.assert_allclose(pivoted.params, refit.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(pivoted.bse, refit.bse, rtol=1e-8)
 
 
 # -- L1 ---------------------------------------------------------------------------------------
@@ -303,6 +334,21 @@ def test_l1_alpha_as_flat_frame_or_scalar():
     spared = model.fit_regularized(alpha=10.0, penalize_intercept=False)
     assert every.penalty["penalize_intercept"] and not spared.penalty["penalize_intercept"]
     assert not np.allclose(every.params.loc["const"], spared.params.loc["const"])
+
+
+def test_l1_robust_covariance_and_repivot(anes96_l1):
+    res = anes96_l1
+    hc0 = res.get_robustcov_results("HC0")
+    trimmed = res.trimmed.to_numpy()
+    assert np.all(np.isnan(hc0.bse.to_numpy()[trimmed]))
+    keep = ~trimmed.T.ravel()
+    H = -res.model.hessian(res._beta.ravel())[np.ix_(keep, keep)]
+    meat = res.model.backend.score_outer(res._beta)[np.ix_(keep, keep)]
+    bread = np.linalg.inv(H)
+    expected = np.sqrt(np.diag(bread @ meat @ bread))
+    np.testing.assert_allclose(hc0.bse.to_numpy().T.ravel()[keep], expected, rtol=1e-9)
+    with pytest.raises(ValueError, match="refit with the model's ref="):
+        res.repivot(res.outcomes[-1])
 
 
 def test_l1_trim_modes():

@@ -488,9 +488,20 @@ class MultinomialLogitResults:
 
     def repivot(self, new_ref):
         """New results for another reference outcome, without refitting; see
-        :func:`multilogit.inference.reparam.repivot`."""
+        :func:`multilogit.inference.reparam.repivot`.
+
+        Not for an L1 or elastic-net fit with trimmed coefficients: their zeros (and the
+        covariance of the others) do not map to another reference, and the penalty of
+        reference-coded coefficients depends on the reference, so refit with ``ref=``.
+        """
         from ..inference.reparam import repivot
 
+        if self._n_trimmed:
+            raise ValueError(
+                "repivot is not available for an L1 or elastic-net fit with trimmed "
+                "coefficients: the penalty depends on the reference outcome; refit with the "
+                "model's ref= instead"
+            )
         return repivot(self, new_ref)
 
     def softmax_params(self, center: str = "reference"):
