@@ -16,6 +16,9 @@ Reference numbers (read from ``tests/reference/*.csv``; the scripts beside them)
   (``python/statsmodels_l1.py``): the KKT-certified exact minimiser (compared at 1e-9), the
   numbers statsmodels' own tests use (8 printed decimals, from an SLSQP solve: 1e-6 absolute)
   and a live statsmodels run (SLSQP, ~2e-5 absolute).
+* ``admissions_*_glmnet*.csv``: R ``glmnet(family = "binomial", standardize = FALSE)`` elastic
+  net and lasso (K = 2; ``R/glmnet_enet.R``), stationary to 1e-10 per observation: ``alpha =
+  n * lambda`` on the slopes, ``L1_wt = a``; compared at 1e-9 relative or 1e-10 absolute.
 """
 
 from __future__ import annotations
@@ -397,6 +400,26 @@ def test_elastic_net_satisfies_the_optimality_conditions():
     assert np.all(np.abs(g[~nonzero]) <= a[~nonzero])
     assert res.trimmed.to_numpy().sum() == np.sum(~nonzero)
     assert res.summary().as_text().count("Elastic-net (L1_wt=0.5)") == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["admissions_enet_glmnet_a05", "admissions_enet_glmnet_a09", "admissions_lasso_glmnet"]
+)
+def test_elastic_net_and_lasso_match_glmnet(name, admissions):
+    expected = load_reference(name)
+    sc = expected.scalars
+    model = ml.mnlogit("admit ~ gre + gpa + C(rank)", admissions)
+    method = "l1" if sc["a"] == 1 else "elastic_net"
+    # glmnet divides the log-likelihood by n: our alpha is n * lambda.
+    res = model.fit_regularized(
+        method=method, alpha=sc["n"] * sc["lambda"], L1_wt=sc["a"], penalize_intercept=False
+    )
+    assert res.converged
+    got = as_ref(res, expected, res.params)
+    # glmnet's residual gradient (4e-12 per observation) leaves ~6e-11 in the rank effects.
+    np.testing.assert_allclose(got, expected.coef, rtol=1e-9, atol=1e-10)
+    np.testing.assert_array_equal(got == 0, expected.coef.to_numpy() == 0)
+    assert res.llf == pytest.approx(sc["llf"], rel=1e-11)
 
 
 def test_elastic_net_without_l1_is_the_reference_ridge():
