@@ -175,6 +175,19 @@ def test_ridge_alpha_zero_is_maximum_likelihood(hsb_res):
     np.testing.assert_allclose(res.bse, hsb_res.bse, rtol=1e-8)
 
 
+def test_zero_penalty_is_maximum_likelihood_watched_for_separation():
+    df = alligators()
+    w = np.round(df["freq"].to_numpy(dtype=float) / 3)  # brglm2's separated example
+    model = ml.mnlogit("foodchoice ~ size + lake", df, ref="Fish", freq_weights=w)
+    for fit in (
+        lambda: model.fit(penalty="l2", alpha=0.0),
+        lambda: model.fit_regularized(alpha=0.0),
+    ):
+        with pytest.warns(ml.PerfectSeparationWarning):
+            res = fit()
+        assert not res.converged and res.separation is not None
+
+
 def test_ridge_gives_finite_estimates_on_separated_data():
     df = alligators()
     w = np.round(df["freq"].to_numpy(dtype=float) / 3)  # brglm2's separated example

@@ -169,8 +169,9 @@ def _term_weights(model, penalize_intercept: bool) -> np.ndarray:
 
 def build_penalty(model, opts: PenaltyOptions | None):
     """The penalty of ``opts`` on ``model``'s coefficients (original coordinates), or
-    ``None``."""
-    if opts is None:
+    ``None`` (no options, or every weight 0)."""
+    if opts is None or not np.any(np.asarray(opts.alpha, dtype=np.float64) > 0):
+        # No penalty at all is maximum likelihood, watched for separation as usual.
         return None
     J, p = model.J, model.k_exog
     if opts.name == "l2":

@@ -100,8 +100,10 @@ def solve(
     (:mod:`multilogit.solve.firth`): its estimates exist on separated data, so nothing watches
     for separation.  With a ``penalty`` (in the original coordinates; see
     :mod:`multilogit.fit.penalized`) the log-likelihood less it, by proximal Newton for one
-    with an L1 part (:mod:`multilogit.solve.l1`); nothing watches for separation either (a
-    penalty that leaves a diverging coefficient unpenalised shows as a failure to converge).
+    with an L1 part (:mod:`multilogit.solve.l1`).  Nothing watches a penalised fit for
+    separation: a penalty on every slope keeps the estimates finite, and one that leaves a
+    diverging coefficient unpenalised lets it grow until the log-likelihood is flat in
+    floating point, as an unwatched ML fit (a zero penalty is ML, and watched).
 
     Returns
     -------

@@ -238,8 +238,11 @@ class MultinomialLogitResults:
     def trimmed(self) -> pd.DataFrame | None:
         """For an L1 or elastic-net fit, the coefficients set to 0 (shaped like ``params``;
         statsmodels' ``trimmed``); ``None`` otherwise."""
-        if self._trimmed is None:
+        pen = self._state.options.get("penalty")
+        if pen is None or pen.get("name") == "l2":
             return None
+        if self._trimmed is None:
+            return self._frame(np.zeros(self._beta.size, dtype=bool))
         return self._frame(self._trimmed)
 
     @property
