@@ -28,6 +28,7 @@ from .engine.memory import InMemoryBackend
 from .exceptions import DataError
 from .fit import pipeline, rank
 from .fit.options import FitOptions
+from .fit.penalized import PENALTIES, PenaltyOptions, coerce_alpha
 from .inference.prediction import predict
 from .results.results import MultinomialLogitResults
 
@@ -530,8 +531,13 @@ class MultinomialLogit:
         separation: str = "warn",
         drop_collinear: bool = False,
         hessian: str = "auto",
+        penalty: str | None = None,
+        alpha: float | None = None,
+        l2_form: str = "symmetric",
+        penalize_intercept: bool = False,
     ) -> MultinomialLogitResults:
-        """Maximum-likelihood (or bias-reduced) fit by Newton-Raphson with step-halving.
+        """Maximum-likelihood (or bias-reduced, or ridge) fit by Newton-Raphson with
+        step-halving.
 
         Parameters
         ----------
@@ -583,11 +589,49 @@ class MultinomialLogit:
             exact information at every iteration.  Either way the estimates are the same MLE
             and the standard errors come from the exact information at the estimates.
 
+        penalty : {None, "l2"}
+            ``"l2"``: maximise the log-likelihood less the ridge
+            :math:`\\tfrac{\\alpha}{2} Q(\\beta)` (no :math:`1/n`); ``llf`` is then the
+            log-likelihood and ``llf_penalized`` the maximised objective.  Standard errors come
+            from the inverse of the penalised information (an approximate posterior covariance:
+            see ``results.inference``).  L1 and elastic net: :meth:`fit_regularized`.  See
+            :mod:`multilogit.fit.penalized`.
+        alpha : float
+            The ridge's strength, at least 0 (required with ``penalty``).  scikit-learn's
+            ``LogisticRegression(C=c)`` is ``alpha = 1 / c``; nnet's ``multinom(decay=d)`` is
+            ``alpha = 2 * d`` with ``l2_form="reference", penalize_intercept=True``.
+        l2_form : {"symmetric", "reference"}
+            ``"symmetric"``: :math:`Q` sums the squares of every outcome's coefficients in the
+            symmetric parameterisation (centred over the K outcomes), as scikit-learn and
+            glmnet; the fit does not depend on the reference outcome.  ``"reference"``:
+            :math:`Q` sums the squares of ``params`` (reference-coded), as nnet.
+        penalize_intercept : bool
+            Penalise the intercepts too (nnet does; scikit-learn and glmnet do not).
+
         Raises
         ------
         DataError
             More parameters than observations, or aliased columns without ``drop_collinear``.
         """
+        if isinstance(penalty, dict):
+            # A refit from a penalised fit's recorded options (likelihood-ratio statistics).
+            raise ValueError(
+                "likelihood-ratio tests and refits are not available for penalised fits: the "
+                "penalised likelihood ratio has no chi-square distribution"
+            )
+        pen_options = None
+        if penalty is not None:
+            if penalty != "l2":
+                extra = " (L1 and elastic net: fit_regularized)" if penalty in PENALTIES else ""
+                raise ValueError(f"penalty must be None or 'l2'; got {penalty!r}{extra}")
+            pen_options = PenaltyOptions(
+                "l2",
+                alpha=coerce_alpha(self, alpha),
+                l2_form=l2_form,
+                penalize_intercept=penalize_intercept,
+            )
+        elif alpha is not None:
+            raise ValueError("alpha is the strength of a penalty: pass penalty='l2' with it")
         options = FitOptions(
             method=method,
             maxiter=maxiter,
@@ -597,6 +641,106 @@ class MultinomialLogit:
             drop_collinear=drop_collinear,
             cov_type=self.default_cov_type if cov_type is None else cov_type,
             cov_kwds=cov_kwds,
+            penalty=pen_options,
+        )
+        return pipeline.fit(self, options, start_params, disp, callback)
+
+    def fit_regularized(
+        self,
+        start_params=None,
+        method: str = "l1",
+        maxiter: int = 100,
+        disp: bool = False,
+        callback=None,
+        alpha=0,
+        trim_mode: str = "auto",
+        auto_trim_tol: float = 0.01,
+        size_trim_tol: float = 1e-4,
+        qc_tol: float = 0.03,
+        L1_wt: float = 1.0,
+        penalize_intercept: bool = True,
+        naive_inference: bool = False,
+        tol: float = 1e-8,
+        cov_type: str | None = None,
+        cov_kwds: dict | None = None,
+        hessian: str = "exact",
+    ) -> MultinomialLogitResults:
+        """L1 (lasso) or elastic-net penalised fit, with statsmodels'
+        ``MNLogit.fit_regularized`` semantics.
+
+        Maximises
+
+        .. math::
+
+            \\ell(\\beta) - \\sum_i \\alpha_i \\big(\\text{L1\\_wt}\\,|\\beta_i| +
+            \\tfrac{1 - \\text{L1\\_wt}}{2} \\beta_i^2\\big)
+
+        over the reference-coded coefficients by proximal Newton (exact zeros, quadratic
+        convergence; every pass over the rows goes through the backend, so it works on data
+        of any size Newton works on).  See :mod:`multilogit.fit.penalized` and
+        :mod:`multilogit.solve.l1`.
+
+        Parameters
+        ----------
+        method : {"l1", "elastic_net"}
+            ``"l1"`` is ``L1_wt=1``.
+        alpha : float or array-like
+            Nonnegative weights: a number for every coefficient (the intercepts too unless
+            ``penalize_intercept=False``, as statsmodels), or one per coefficient, flat
+            outcome-major (statsmodels' order) or shaped like ``params`` (terms x outcomes; a
+            DataFrame is aligned on its labels).  Not scaled by :math:`1/n` (statsmodels'
+            ``GLM.fit_regularized`` elastic net is, so its alpha is ours over ``nobs``).
+        trim_mode : {"auto", "size", "off"}
+            After the solve, set coefficients to exactly 0 and give them NaN standard errors as
+            statsmodels: ``"auto"`` those whose score is below their weight by more than
+            ``auto_trim_tol`` (relative), unless the optimality check fails by more than
+            ``qc_tol`` (then nothing, with a ``ConvergenceWarning``); ``"size"`` those below
+            ``size_trim_tol`` in size; ``"off"`` none.
+        L1_wt : float
+            Elastic-net mix, in [0, 1] (``method="elastic_net"``).
+        penalize_intercept : bool
+            With a scalar ``alpha``, whether the intercepts get it too (statsmodels: yes).
+        naive_inference : bool
+            Report p-values and confidence intervals from the standard errors of the
+            coefficients not trimmed, as statsmodels does.  They ignore that the data chose
+            those coefficients, so they are not valid tests; by default they are NaN.
+        maxiter, tol, start_params, disp, callback, cov_type, cov_kwds
+            As in :meth:`fit`.
+        hessian : {"exact"}
+            The proximal steps use the exact information (one pass over the rows each).
+
+        Returns
+        -------
+        MultinomialLogitResults
+            ``params`` with exact zeros, ``trimmed`` and ``nnz_params``; ``bse`` from the
+            inverse of the smooth part's information on the coefficients not trimmed (NaN for
+            the trimmed, as statsmodels); ``aic``/``bic`` count ``nnz_params``;
+            ``llf`` the log-likelihood and ``llf_penalized`` the maximised objective.
+        """
+        if method not in ("l1", "elastic_net"):
+            raise ValueError(
+                f"method must be 'l1' or 'elastic_net'; got {method!r} (ridge: fit(penalty='l2'))"
+            )
+        if hessian != "exact":
+            raise ValueError(f"fit_regularized uses hessian='exact'; got {hessian!r}")
+        pen_options = PenaltyOptions(
+            method,
+            alpha=coerce_alpha(self, alpha),
+            L1_wt=1.0 if method == "l1" else L1_wt,
+            penalize_intercept=penalize_intercept,
+            trim_mode=trim_mode,
+            auto_trim_tol=auto_trim_tol,
+            size_trim_tol=size_trim_tol,
+            qc_tol=qc_tol,
+            naive_inference=naive_inference,
+        )
+        options = FitOptions(
+            maxiter=maxiter,
+            tol=tol,
+            hessian="exact",
+            cov_type=self.default_cov_type if cov_type is None else cov_type,
+            cov_kwds=cov_kwds,
+            penalty=pen_options,
         )
         return pipeline.fit(self, options, start_params, disp, callback)
 

@@ -10,6 +10,7 @@ import numpy as np
 from ..inference import resampling  # noqa: F401  (registers cov_type bootstrap and jackknife)
 from ..inference.covariance import get_estimator
 from ..solve.newton import NewtonOptions
+from .penalized import PenaltyOptions
 from .separation import check_mode
 
 __all__ = ["FitOptions"]
@@ -34,6 +35,7 @@ class FitOptions:
     drop_collinear: bool = False
     cov_type: str = "nonrobust"
     cov_kwds: dict = field(default_factory=dict)
+    penalty: PenaltyOptions | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -61,6 +63,14 @@ class FitOptions:
         object.__setattr__(self, "tol", float(self.tol))
         object.__setattr__(self, "drop_collinear", bool(self.drop_collinear))
         object.__setattr__(self, "cov_kwds", dict(self.cov_kwds or {}))
+        if self.penalty is not None:
+            if not isinstance(self.penalty, PenaltyOptions):
+                raise TypeError("penalty must be a PenaltyOptions")
+            if self.method == "firth":
+                raise ValueError(
+                    "method='firth' is itself a penalised likelihood (Jeffreys prior): it "
+                    "takes no other penalty"
+                )
 
     def estimator(self):
         """The covariance estimator of :attr:`cov_type` with :attr:`cov_kwds`."""

@@ -19,8 +19,11 @@ from ..engine.scaled import ScaledBackend, WeightScaledBackend, scale_from_absma
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
 from ..solve.firth import FirthScoring, JeffreysPenalty, logdet
+from ..solve.l1 import ElasticNetPenalty, ProximalNewton
 from ..solve.newton import newton
+from ..solve.objective import QuadraticPenalty
 from .options import FitOptions
+from .penalized import build_penalty, finish_sparse
 from .rank import check_design, conditioning_note
 from .separation import SeparationMonitor, separated_covariance
 
@@ -53,6 +56,7 @@ def fit(
         warnings.warn(conditioning, UserWarning, stacklevel=3)
     beta0 = model.start_params() if start_params is None else model._coerce_start(start_params)
     backend = model.backend
+    penalty = build_penalty(model, options.penalty)
     try:
         sol, sep = solve(
             model,
@@ -63,7 +67,10 @@ def fit(
             callback,
             options.separation,
             options.bias_reduced,
+            penalty=penalty,
         )
+        if isinstance(penalty, ElasticNetPenalty):
+            sol = finish_sparse(model, sol, penalty, options.penalty)
     finally:
         backend.release()  # work buffers and the row subsample are rebuilt when needed
     state = replace(sol, converged=sol.converged and sep is None, options=options.as_dict())
@@ -77,6 +84,12 @@ def fit(
         cov = estimator.compute(model, state)
         if not np.all(np.isfinite(cov)):
             raise FitError("the covariance matrix is not finite at the estimates")
+        if state.trimmed is not None:
+            # Trimmed coefficients have no standard errors (statsmodels' convention); NaN in
+            # the stored matrix keeps that in a saved fit.
+            flat = state.trimmed.ravel()
+            cov[flat, :] = np.nan
+            cov[:, flat] = np.nan
     return MultinomialLogitResults(model, state, cov, estimator)
 
 
@@ -159,12 +172,19 @@ def _in_weight_scale(sol, weight_scale: float):
     )
 
 
-def solve(model, backend, beta0, options, disp, callback, separation, bias_reduced=False):
+def solve(
+    model, backend, beta0, options, disp, callback, separation, bias_reduced=False, penalty=None
+):
     """Newton-Raphson in rescaled coordinates (when columns need it), watched for separation.
 
     With ``bias_reduced``, Firth's penalised likelihood by quasi Fisher scoring instead
     (:mod:`multilogit.solve.firth`): its estimates exist on separated data, so nothing watches
-    for separation.
+    for separation.  With a ``penalty`` (in the original coordinates; see
+    :mod:`multilogit.fit.penalized`) the log-likelihood less it, by proximal Newton for one
+    with an L1 part (:mod:`multilogit.solve.l1`).  Nothing watches a penalised fit for
+    separation: a penalty on every slope keeps the estimates finite, and one that leaves a
+    diverging coefficient unpenalised lets it grow until the log-likelihood is flat in
+    floating point, as an unwatched ML fit (a zero penalty is ML, and watched).
 
     Returns
     -------
@@ -186,11 +206,21 @@ def solve(model, backend, beta0, options, disp, callback, separation, bias_reduc
         beta0 = backend.to_scaled(beta0)
     last = _LastIterate(beta0, _unscaled_callback(callback, scale, model.J, weight_scale))
     to_unit = amax if scale is None else amax / scale
-    watch = separation != "ignore" and not bias_reduced
+    watch = separation != "ignore" and not bias_reduced and penalty is None
     monitor = SeparationMonitor(model, separation, to_unit) if watch else None
     extra = {}
     if bias_reduced:
         extra = {"direction": FirthScoring(), "penalty": JeffreysPenalty(backend)}
+    elif penalty is not None:
+        if weight_scale != 1.0:
+            # The rows' weights are divided by weight_scale: so is the penalty, which keeps the
+            # optimum of the log-likelihood less the penalty where it was.
+            penalty = _divided(penalty, weight_scale)
+        if scale is not None:
+            penalty = penalty.rescaled(scale, model.J)
+        extra = {"penalty": penalty}
+        if isinstance(penalty, ElasticNetPenalty):
+            extra["direction"] = ProximalNewton()
     try:
         # A ConvergenceWarning names the user's line: past this function, fit() and the model.
         sol = newton(
@@ -242,6 +272,13 @@ def solve(model, backend, beta0, options, disp, callback, separation, bias_reduc
         sol = replace(sol, llf=loglike - penalty, penalty=penalty)
     sep = monitor.finish(sol.converged, sol.beta * amax) if monitor is not None else None
     return sol, sep
+
+
+def _divided(penalty, factor: float):
+    """``penalty`` divided by ``factor`` (both penalties are linear in their weights)."""
+    if isinstance(penalty, ElasticNetPenalty):
+        return ElasticNetPenalty(penalty.l1 / factor, penalty.l2 / factor)
+    return QuadraticPenalty(penalty.matrix / factor)
 
 
 #: Sampling weights of rows a backend holds stay as given for the robust covariances, whose

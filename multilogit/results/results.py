@@ -113,7 +113,7 @@ class MultinomialLogitResults:
 
     @cached_property
     def _nan_cov(self) -> np.ndarray | None:
-        masks = [m for m in (self._nan_params,) if m is not None]
+        masks = [m for m in (self._nan_params, self._trimmed) if m is not None]
         if self.separation is not None:
             masks.append(np.asarray(self.separation.params, dtype=bool).ravel())
         return np.logical_or.reduce(masks) if masks else None
@@ -133,6 +133,10 @@ class MultinomialLogitResults:
                 bad &= ~self._nan_params
             cov[bad, :] = np.nan
             cov[:, bad] = np.nan
+        if self._trimmed is not None:
+            # Trimmed coefficients are fixed at 0, as dropped ones.
+            cov[self._trimmed, :] = 0.0
+            cov[:, self._trimmed] = 0.0
         return _readonly(cov)
 
     @cached_property
@@ -145,6 +149,8 @@ class MultinomialLogitResults:
 
     @cached_property
     def _p_flat(self) -> np.ndarray:
+        if not self._classical_intervals:
+            return _readonly(np.full(self._beta.size, np.nan))
         return _readonly(2.0 * stats.norm.sf(np.abs(self._z_flat)))
 
     @property
@@ -166,7 +172,7 @@ class MultinomialLogitResults:
         """Wald confidence intervals, indexed by ``(outcome, term)``, columns lower and upper."""
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
-        q = stats.norm.ppf(1.0 - alpha / 2.0)
+        q = stats.norm.ppf(1.0 - alpha / 2.0) if self._classical_intervals else np.nan
         b = self._beta.ravel()
         return pd.DataFrame(
             {"lower": b - q * self._bse_flat, "upper": b + q * self._bse_flat},
@@ -185,8 +191,88 @@ class MultinomialLogitResults:
     def llf_penalized(self) -> float:
         """The objective the fit maximised: :attr:`llf` for maximum likelihood; for
         ``method="firth"`` the penalised log-likelihood
-        :math:`\\ell(\\hat\\beta) + \\tfrac12 \\log\\det \\mathcal{I}(\\hat\\beta)`."""
+        :math:`\\ell(\\hat\\beta) + \\tfrac12 \\log\\det \\mathcal{I}(\\hat\\beta)`; for a
+        penalised fit (:attr:`penalty`) the log-likelihood less the penalty."""
         return float(self._state.llf)
+
+    # -- penalised fits -----------------------------------------------------------------------
+
+    @property
+    def penalty(self) -> dict | None:
+        """The penalty of a penalised fit (``fit(penalty="l2")``, ``fit_regularized``) as its
+        options (``name``, ``alpha``, ...; see :mod:`multilogit.fit.penalized`); ``None``
+        for maximum likelihood and Firth fits."""
+        pen = self._state.options.get("penalty")
+        if pen is None:
+            return None
+        pen = dict(pen)
+        if isinstance(pen.get("alpha"), list | tuple):  # a saved fit reads back a list
+            pen["alpha"] = tuple(float(a) for a in pen["alpha"])
+        return pen
+
+    @property
+    def _sparse(self) -> bool:
+        pen = self._state.options.get("penalty")
+        if pen is None or pen.get("name") == "l2" or float(pen.get("L1_wt", 1)) == 0:
+            return False
+        # With every weight 0 nothing is selected: the fit is maximum likelihood.
+        return bool(np.any(np.asarray(pen.get("alpha", 0), dtype=np.float64) > 0))
+
+    @property
+    def _classical_intervals(self) -> bool:
+        """Whether p-values and confidence intervals are reported: not for an L1 or elastic
+        net fit (they would ignore the selection) unless ``naive_inference`` asked."""
+        if not self._sparse:
+            return True
+        return bool(self._state.options["penalty"].get("naive_inference", False))
+
+    @cached_property
+    def _trimmed(self) -> np.ndarray | None:
+        if self._state.trimmed is not None:
+            return _readonly(np.asarray(self._state.trimmed, dtype=bool).ravel().copy())
+        if not self._sparse:
+            return None
+        # A loaded fit keeps the mask as the NaN standard errors of its zeros.
+        return _readonly(np.isnan(np.diag(self._cov)) & (self._beta.ravel() == 0))
+
+    @property
+    def trimmed(self) -> pd.DataFrame | None:
+        """For an L1 or elastic-net fit, the coefficients set to 0 (shaped like ``params``;
+        statsmodels' ``trimmed``); ``None`` otherwise."""
+        pen = self._state.options.get("penalty")
+        if pen is None or pen.get("name") == "l2":
+            return None
+        if self._trimmed is None:
+            return self._frame(np.zeros(self._beta.size, dtype=bool))
+        return self._frame(self._trimmed)
+
+    @property
+    def nnz_params(self) -> int:
+        """Coefficients not trimmed (statsmodels' ``nnz_params``; :attr:`k_params`)."""
+        return self.k_params
+
+    @property
+    def inference(self) -> str:
+        """What the standard errors, z statistics and p-values mean for this fit."""
+        pen = self.penalty
+        if pen is None:
+            return "classical: Wald inference from the covariance of the estimates"
+        if pen["name"] == "l2":
+            return (
+                "approximate Bayesian: standard errors from the inverse penalized information "
+                "(the posterior under the Gaussian prior the ridge is); intervals are "
+                "approximate credible intervals, p-values not classical tests"
+            )
+        if self._classical_intervals:
+            return (
+                "naive: standard errors of the coefficients not trimmed, as if the selected "
+                "set were fixed; p-values and intervals ignore the selection"
+            )
+        return (
+            "none by default: standard errors of the coefficients not trimmed, as if the "
+            "selected set were fixed; no p-values or intervals (naive_inference=True gives "
+            "them, ignoring the selection)"
+        )
 
     @property
     def method(self) -> str:
@@ -231,7 +317,7 @@ class MultinomialLogitResults:
     def df_model(self) -> float:
         """Slope parameters: ``(p - 1) (K - 1)`` with a constant in the column span
         (``model.k_constant``), else ``p (K - 1)``; aliased columns are not counted."""
-        return float(self.model.df_model - self.model.J * self._n_aliased)
+        return float(self.model.df_model - self.model.J * self._n_aliased - self._n_trimmed)
 
     @property
     def df_resid(self) -> float:
@@ -239,8 +325,13 @@ class MultinomialLogitResults:
 
     @property
     def k_params(self) -> int:
-        """Number of estimated parameters, ``(K - 1) p``."""
-        return self.model.J * (self.model.k_exog - self._n_aliased)
+        """Number of estimated parameters, ``(K - 1) p`` (less any aliased, and for an L1 fit
+        the trimmed coefficients, as statsmodels' ``nnz_params``)."""
+        return self.model.J * (self.model.k_exog - self._n_aliased) - self._n_trimmed
+
+    @property
+    def _n_trimmed(self) -> int:
+        return 0 if self._trimmed is None else int(np.sum(self._trimmed))
 
     @property
     def _n_aliased(self) -> int:
@@ -448,9 +539,20 @@ class MultinomialLogitResults:
 
     def repivot(self, new_ref):
         """New results for another reference outcome, without refitting; see
-        :func:`multilogit.inference.reparam.repivot`."""
+        :func:`multilogit.inference.reparam.repivot`.
+
+        Not for an L1 or elastic-net fit with trimmed coefficients: their zeros (and the
+        covariance of the others) do not map to another reference, and the penalty of
+        reference-coded coefficients depends on the reference, so refit with ``ref=``.
+        """
         from ..inference.reparam import repivot
 
+        if self._n_trimmed:
+            raise ValueError(
+                "repivot is not available for an L1 or elastic-net fit with trimmed "
+                "coefficients: the penalty depends on the reference outcome; refit with the "
+                "model's ref= instead"
+            )
         return repivot(self, new_ref)
 
     def softmax_params(self, center: str = "reference"):

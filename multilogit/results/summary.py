@@ -22,7 +22,7 @@ def header_items(res):
     left = [
         ("Dep. Variable:", [str(model.endog_names)]),
         ("Model:", ["MultinomialLogit"]),
-        ("Method:", [_METHODS.get(res.method, res.method)]),
+        ("Method:", [_method_label(res)]),
         ("No. Observations:", [f"{res.nobs:g}"]),
         ("Df Residuals:", [f"{res.df_resid:g}"]),
         ("Df Model:", [f"{res.df_model:g}"]),
@@ -35,7 +35,11 @@ def header_items(res):
     right = [
         ("Pseudo R-squ.:", [_fmt(res.prsquared, ".4f")]),
         ("Log-Likelihood:", [_fmt(res.llf, ".6g")]),
-        *([("Penalized LL:", [_fmt(res.llf_penalized, ".6g")])] if res.method == "firth" else []),
+        *(
+            [("Penalized LL:", [_fmt(res.llf_penalized, ".6g")])]
+            if res.method == "firth" or res.penalty is not None
+            else []
+        ),
         ("LL-Null:", [_fmt(res.llnull, ".6g")]),
         ("LLR p-value:", [_fmt(res.llr_pvalue, ".4g")]),
         ("AIC:", [_fmt(res.aic, ".6g")]),
@@ -46,9 +50,45 @@ def header_items(res):
     return left, right
 
 
+def _method_label(res) -> str:
+    pen = res.penalty
+    if pen is None:
+        return _METHODS.get(res.method, res.method)
+    return {"l2": "Penalized ML (ridge)", "l1": "Penalized ML (L1)"}.get(
+        pen["name"], "Penalized ML (elastic net)"
+    )
+
+
+def _penalty_note(res) -> str | None:
+    pen = res.penalty
+    if pen is None:
+        return None
+    alpha = pen["alpha"]
+    strength = f"alpha={alpha:g}" if isinstance(alpha, float | int) else "alpha per coefficient"
+    if pen["name"] == "l2":
+        where = "intercepts penalized" if pen["penalize_intercept"] else "intercepts unpenalized"
+        return (
+            f"Ridge penalty ({pen['l2_form']} form, {strength}, {where}): standard errors from "
+            "the inverse penalized information, an approximate posterior covariance; the "
+            "intervals are approximate credible intervals and the p-values (and the LLR test) "
+            "are not classical tests."
+        )
+    kind = "L1" if pen["name"] == "l1" else f"Elastic-net (L1_wt={pen['L1_wt']:g})"
+    text = (
+        f"{kind} penalty ({strength}): {res.k_params} coefficients not trimmed (0 with NaN "
+        "standard errors otherwise); their standard errors treat the selected set as fixed. "
+    )
+    if pen.get("naive_inference"):
+        return text + "p-values and intervals (naive_inference=True) ignore the selection."
+    return text + "No p-values or intervals: they would ignore the selection."
+
+
 def notes(res) -> list[str]:
     """Footnotes: anything a reader must know before trusting the table."""
     out = []
+    pen_note = _penalty_note(res)
+    if pen_note is not None:
+        out.append(pen_note)
     if not res.converged:
         out.append(
             f"Newton-Raphson did not converge ({res.fit_message}); the estimates are unreliable."

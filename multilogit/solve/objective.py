@@ -17,7 +17,15 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["DataPenalty", "Evaluation", "Objective", "Penalty", "RidgePenalty", "halve_step"]
+__all__ = [
+    "DataPenalty",
+    "Evaluation",
+    "Objective",
+    "Penalty",
+    "QuadraticPenalty",
+    "RidgePenalty",
+    "halve_step",
+]
 
 # Rounding can lower the objective by a few ulps at the optimum: step-halving accepts a
 # decrease this small (relative to 1 + |objective|).
@@ -126,6 +134,96 @@ class RidgePenalty:
 
     def __repr__(self) -> str:
         return f"RidgePenalty(alpha={self.alpha!r}, mask={self.mask!r})"
+
+
+class QuadraticPenalty:
+    """A general quadratic (ridge-type) penalty
+    :math:`P(\\beta) = \\tfrac12 b^\\top A\\, b`, :math:`b = \\operatorname{vec}(\\beta)`
+    (outcome-major), with :math:`A` symmetric positive semidefinite.
+
+    .. math::
+
+        \\nabla P = A b, \\qquad \\nabla^2 P = A
+
+    Two forms of the ridge on the multinomial logit are built by :meth:`reference` and
+    :meth:`symmetric`; :meth:`rescaled` states either in rescaled coordinates.
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (J p, J p)
+    """
+
+    def __init__(self, matrix: np.ndarray):
+        A = np.array(matrix, dtype=np.float64)
+        if A.ndim != 2 or A.shape[0] != A.shape[1] or not np.all(np.isfinite(A)):
+            raise ValueError("the penalty matrix must be square and finite")
+        self.matrix = (A + A.T) / 2.0
+
+    @classmethod
+    def reference(cls, alpha: float, J: int, weights: np.ndarray) -> QuadraticPenalty:
+        """The ridge on the reference-coded coefficients,
+        :math:`P = \\tfrac{\\alpha}{2} \\sum_j \\sum_t w_t \\beta_{jt}^2`
+        (nnet's ``decay`` with ``alpha = 2 * decay`` and every :math:`w_t = 1`).
+
+        ``weights`` (shape ``(p,)``, nonnegative) weights each term: 0 leaves it unpenalised.
+        """
+        w = _term_weights(alpha, weights)
+        return cls(np.diag(np.tile(w, int(J))))
+
+    @classmethod
+    def symmetric(cls, alpha: float, J: int, weights: np.ndarray) -> QuadraticPenalty:
+        """The ridge of the symmetric parameterisation (scikit-learn's multinomial
+        ``LogisticRegression``, glmnet), stated in the reference-coded coefficients.
+
+        With one coefficient vector :math:`w_k` per outcome, :math:`k = 1, \\dots, K`, the
+        likelihood depends only on :math:`b_k = w_k - w_{\\text{ref}}` (:math:`b_{\\text{ref}}
+        = 0`), and the penalty :math:`\\tfrac{\\alpha}{2} \\sum_k \\lVert w_k \\rVert^2` is
+        smallest, for given :math:`b`, at :math:`w_k = b_k - \\bar b` with
+        :math:`\\bar b = \\tfrac1K \\sum_k b_k` (so :math:`\\sum_k w_k = 0`).  There
+
+        .. math::
+
+            \\sum_{k=1}^K \\lVert b_k - \\bar b \\rVert^2
+            = b^\\top \\big( (I_J - \\tfrac1K \\mathbf 1 \\mathbf 1^\\top) \\otimes I_p \\big) b,
+
+        so :math:`A = \\alpha\\, M \\otimes \\operatorname{diag}(w)` with
+        :math:`M = I_J - \\mathbf 1 \\mathbf 1^\\top / K` (positive definite, eigenvalues 1
+        and :math:`1/K`).  The fit does not depend on which outcome is the reference.
+        """
+        w = _term_weights(alpha, weights)
+        J = int(J)
+        M = np.eye(J) - np.full((J, J), 1.0 / (J + 1))
+        return cls(np.kron(M, np.diag(w)))
+
+    def rescaled(self, scale: np.ndarray, J: int) -> QuadraticPenalty:
+        """The same penalty in coordinates :math:`\\tilde\\beta = \\beta S` (columns scaled
+        by ``scale``, shape ``(p,)``): :math:`\\tilde A = S^{-1} A S^{-1}`."""
+        inv = 1.0 / np.tile(np.asarray(scale, dtype=np.float64), int(J))
+        return type(self)(self.matrix * inv[:, None] * inv[None, :])
+
+    def value(self, beta: np.ndarray) -> float:
+        b = np.asarray(beta, dtype=np.float64).ravel()
+        return 0.5 * float(b @ self.matrix @ b)
+
+    def gradient(self, beta: np.ndarray) -> np.ndarray:
+        beta = np.asarray(beta, dtype=np.float64)
+        return (self.matrix @ beta.ravel()).reshape(beta.shape)
+
+    def hessian(self, beta: np.ndarray) -> np.ndarray:
+        return self.matrix
+
+    def __repr__(self) -> str:
+        return f"QuadraticPenalty(matrix of shape {self.matrix.shape})"
+
+
+def _term_weights(alpha: float, weights: np.ndarray) -> np.ndarray:
+    alpha = float(alpha)
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be finite and nonnegative; got {alpha!r}")
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or not np.all(np.isfinite(w) & (w >= 0)):
+        raise ValueError("term weights must be a finite nonnegative vector")
+    return alpha * w
 
 
 @dataclass(frozen=True)

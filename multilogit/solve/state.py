@@ -140,6 +140,9 @@ class FitState:
         What the separation check found.
     notes : tuple of str
         Notes for the summary.
+    trimmed : ndarray of bool, shape (J, p), optional
+        Coefficients of an L1 or elastic-net fit set exactly to 0 at the optimum (their
+        standard errors are NaN; ``info`` has an identity block for them).
     """
 
     beta: np.ndarray
@@ -155,3 +158,4 @@ class FitState:
     aliased: np.ndarray | None = field(default=None, repr=False)
     separation: object = None
     notes: tuple = ()
+    trimmed: np.ndarray | None = field(default=None, repr=False)
