@@ -523,3 +523,14 @@ def test_likelihood_ratio_refits_are_refused_for_penalised_fits():
     res = model_for("hsbdemo").fit(penalty="l2", alpha=1.0)
     with pytest.raises(ValueError, match="not available for penalised fits"):
         res.model.fit(**{k: v for k, v in res.fit_options.items() if not k.startswith("cov_")})
+
+
+def test_ridge_with_sampling_weights_maximises_the_weighted_objective(hsbdemo):
+    # Sampling weights are normalised inside the solver; the penalty must follow, so the fit
+    # is the maximiser of sum w_i l_i - P, the same objective as with frequency weights w.
+    w = 1e-3 * (1.0 + np.arange(len(hsbdemo)) % 7)
+    sampled = ml.mnlogit("prog ~ ses + write", hsbdemo, weights=w).fit(penalty="l2", alpha=0.01)
+    counted = ml.mnlogit("prog ~ ses + write", hsbdemo, freq_weights=w * 1000).fit(
+        penalty="l2", alpha=10.0
+    )
+    np.testing.assert_allclose(sampled.params, counted.params, rtol=1e-8, atol=1e-12)
