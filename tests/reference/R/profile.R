@@ -1,0 +1,372 @@
+# Profile-likelihood confidence intervals, computed exactly: for each coefficient b_r, the two
+# roots of the signed root statistic
+#
+#   z(t) = sign(t - b_hat) sqrt(2 (l(b_hat) - l_p(t))),   l_p(t) = max over b with b_r = t of l(b),
+#
+# at z = -q and z = +q, q = qnorm(1 - alpha / 2) (so that z^2 = q^2 is the chi-square(1) quantile),
+# found by uniroot(tol = 1e-13) after bracketing by stepping out from the Wald bound.  l_p(t) is
+# a constrained maximisation to a relative Newton step below 1e-13:
+#
+#   K = 2, maximum likelihood   glm(family = binomial) with b_r t x_r as an offset (R's IRLS),
+#                               cross-checked against the Newton solver below
+#   K = 3, maximum likelihood   Newton on the free coefficients with the exact information
+#                               (mnl_information of common.R), cross-checked at every bound
+#                               against VGAM::vglm with the coefficient as an offset of its
+#                               linear predictor (its column removed from that equation by a
+#                               constraint matrix)
+#   K = 2, Firth (logistf)      the penalised log-likelihood l + 1/2 log det(X'WX) with the
+#                               information of the *full* model (logistf's profile penalised
+#                               likelihood, Heinze & Schemper 2002), maximised over the free
+#                               coefficients by Fisher scoring on the penalised score
+#                               X'(y - p + h (1/2 - p)) (h the hat values of the full model);
+#                               checked stationary by central differences
+#   K = 2, separated ML         endometrial: NV = 1 implies HG = 1, the ML estimate of NV is
+#                               +Inf and l(b_hat) is the supremum, attained as b_NV -> Inf where
+#                               those 13 rows are fitted perfectly: the likelihood of the rows
+#                               with NV = 0 (glm on them).  The profile of NV is that of glm
+#                               with NV t as an offset on all rows; its upper bound is +Inf; the
+#                               profiles of the others are those of glm on the rows NV = 0.
+#
+# MASS's confint() on the admissions glm is written too (profile_admissions_mass.csv): it interpolates a spline
+# through a grid of profile points, accurate to about 1e-4 relative, so the tests compare with it
+# at that accuracy and with the exact roots at 1e-8.
+#
+#   Rscript tests/reference/R/profile.R
+#
+# Output (tests/reference/profile_*.csv): header lines, then level,equation,term,lower,upper.
+# Sanity check: logistf's published 95% profile penalised likelihood interval for NV on the
+# endometrial data (Heinze & Schemper 2002) is (0.61, 7.85); this script gives (0.6097, 7.8546).
+
+suppressPackageStartupMessages({
+  library(MASS)
+  library(VGAM)
+  library(brglm2)
+})
+this_file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+source(file.path(dirname(this_file), "common.R"))
+
+SCRIPT <- "profile.R"
+TOL <- 1e-13
+ROOT_TOL <- 1e-13
+engine <- versions(c("stats", "MASS", "VGAM", "brglm2"))
+
+# --- constrained maximisers ------------------------------------------------------------------
+
+# Multinomial logit (J non-reference equations, y in 0..J, 0 the reference): log-likelihood,
+# score (flat, outcome-major) and information at B (J x p).
+mnl_eval <- function(B, X, y, f) {
+  eta <- cbind(0, X %*% t(B))
+  m <- apply(eta, 1, max)
+  E <- exp(eta - m)
+  P <- E / rowSums(E)
+  ll <- sum(f * (eta[cbind(seq_along(y), y + 1L)] - m - log(rowSums(E))))
+  J <- nrow(B)
+  D <- sapply(seq_len(J), function(j) as.numeric(y == j))
+  R <- matrix(f, length(y), J) * (matrix(D, ncol = J) - P[, -1, drop = FALSE])
+  score <- as.vector(crossprod(X, R)) # column j = equation j: outcome-major when vectorised
+  list(ll = ll, score = score, info = mnl_information(X, P[, -1, drop = FALSE], f))
+}
+
+# Newton on the coordinates not in `pinned` (flat indices), with step-halving.
+mnl_newton <- function(B, X, y, f, pinned) {
+  b <- as.vector(t(B))
+  free <- setdiff(seq_along(b), pinned)
+  J <- nrow(B)
+  to_B <- function(b) matrix(b, J, byrow = TRUE)
+  cur <- mnl_eval(to_B(b), X, y, f)
+  for (it in 1:200) {
+    step <- solve(cur$info[free, free], cur$score[free])
+    if (max(abs(step) / (1 + abs(b[free]))) < TOL) {
+      return(list(ll = cur$ll, b = b, iter = it))
+    }
+    s <- 1
+    repeat {
+      nb <- b
+      nb[free] <- b[free] + s * step
+      new <- mnl_eval(to_B(nb), X, y, f)
+      if (new$ll >= cur$ll - 1e-12 * abs(cur$ll) || s < 1e-10) break
+      s <- s / 2
+    }
+    b <- nb
+    cur <- new
+  }
+  stop("mnl_newton did not converge")
+}
+
+# Firth's penalised log-likelihood of the binary logit, l + 1/2 log det(X'WX), with all of X in
+# the information; maximised over the coordinates not in `pinned` by Fisher scoring (logistf).
+firth_eval <- function(b, X, y) {
+  eta <- as.vector(X %*% b)
+  p <- plogis(eta)
+  w <- p * (1 - p)
+  I <- crossprod(X, w * X)
+  ll <- sum(y * plogis(eta, log.p = TRUE) + (1 - y) * plogis(-eta, log.p = TRUE))
+  Ci <- solve(I)
+  h <- rowSums((X %*% Ci) * X) * w
+  list(
+    pll = ll + 0.5 * as.numeric(determinant(I, logarithm = TRUE)$modulus),
+    score = as.vector(crossprod(X, y - p + h * (0.5 - p))), info = I
+  )
+}
+
+firth_scoring <- function(b, X, y, pinned) {
+  free <- setdiff(seq_along(b), pinned)
+  cur <- firth_eval(b, X, y)
+  for (it in 1:1000) {
+    step <- solve(cur$info[free, free], cur$score[free])
+    if (max(abs(step) / (1 + abs(b[free]))) < TOL) {
+      return(list(ll = cur$pll, b = b, iter = it))
+    }
+    # Step-halving on the penalised log-likelihood, as logistf: a full scoring step from far
+    # off can leave the region where X'WX is numerically nonsingular.
+    s <- 1
+    repeat {
+      nb <- b
+      nb[free] <- b[free] + s * step
+      new <- tryCatch(firth_eval(nb, X, y), error = function(e) list(pll = -Inf))
+      if (new$pll >= cur$pll - 1e-12 * abs(cur$pll) || s < 1e-10) break
+      s <- s / 2
+    }
+    b <- nb
+    cur <- new
+  }
+  stop("firth_scoring did not converge")
+}
+
+# glm with coefficient r fixed at t (an offset): the maximised log-likelihood.
+glm_fixed <- function(X, y, r, t, start = NULL) {
+  ctl <- glm.control(epsilon = 1e-15, maxit = 200)
+  Xf <- X[, -r, drop = FALSE]
+  off <- t * X[, r]
+  # From glm's own starting values unless given: IRLS from a start far from the constrained
+  # optimum can diverge (glm.fit halves steps only when the deviance is infinite).
+  fit <- glm.fit(Xf, y, family = binomial(), offset = off, control = ctl, start = start)
+  fit <- glm.fit(Xf, y, family = binomial(), offset = off, control = ctl, start = coef(fit))
+  if (!fit$converged) stop("glm with an offset did not converge at t = ", t)
+  eta <- as.vector(Xf %*% coef(fit)) + off
+  list(ll = sum(y * plogis(eta, log.p = TRUE) + (1 - y) * plogis(-eta, log.p = TRUE)))
+}
+
+# --- the root search -------------------------------------------------------------------------
+
+# Signed-root roots for coefficient index r (flat), given prof(t) = l_p(t) and the maximum.
+profile_bounds <- function(prof, lmax, bhat, se, q, sides = c(-1, 1)) {
+  z <- function(t) sign(t - bhat) * sqrt(max(2 * (lmax - prof(t)), 0))
+  out <- c(-Inf, Inf)
+  for (side in sides) {
+    a <- bhat
+    d <- q * se
+    repeat {
+      t <- bhat + side * d
+      if (side * z(t) >= q) break
+      a <- t
+      d <- 2 * d
+      if (d > 1e6 * se) stop("no bracket")
+    }
+    root <- uniroot(function(u) z(u) - side * q, sort(c(a, t)), tol = ROOT_TOL, maxiter = 1000)
+    out[(side + 3) / 2] <- root$root
+  }
+  out
+}
+
+LEVELS <- c(0.95, 0.9)
+rows_of <- function(level, eq, term, lo, hi) {
+  sprintf("%s,%s,%s,%s,%s", fmt(level), eq, term, fmt(lo), fmt(hi))
+}
+write_intervals <- function(name, info, rows) {
+  path <- file.path(REF_DIR, paste0(name, ".csv"))
+  writeLines(c(header_lines(SCRIPT, info), "level,equation,term,lower,upper", rows), path)
+  message("wrote ", path)
+}
+
+# --- K = 2: admissions, admit ~ gre + gpa + rank -----------------------------------------------
+adm <- load_admissions()
+fit <- glm(admit ~ gre + gpa + rank, binomial, adm, control = glm.control(1e-15, 100))
+fit <- glm(admit ~ gre + gpa + rank, binomial, adm,
+  control = glm.control(1e-15, 100),
+  start = coef(fit)
+)
+X <- model.matrix(fit)
+y <- adm$admit
+terms <- sub("^rank([0-9])$", "C(rank)[T.\\1]", sub("^\\(Intercept\\)$", "Intercept", colnames(X)))
+lmax <- as.numeric(logLik(fit))
+bhat <- coef(fit)
+se <- sqrt(diag(vcov(fit)))
+rows <- character()
+for (level in LEVELS) {
+  q <- qnorm(1 - (1 - level) / 2)
+  for (r in seq_along(bhat)) {
+    b <- profile_bounds(function(t) glm_fixed(X, y, r, t)$ll, lmax, bhat[r], se[r], q)
+    # The same roots by the Newton solver used for K = 3.
+    for (t in b) {
+      B <- matrix(replace(bhat, r, t), 1)
+      nl <- mnl_newton(B, X, y, rep(1, length(y)), r)$ll
+      if (abs(nl - glm_fixed(X, y, r, t)$ll) > 1e-10) stop("glm offset != Newton")
+    }
+    rows <- c(rows, rows_of(level, "1", terms[r], b[1], b[2]))
+  }
+}
+write_intervals("profile_admissions", list(
+  engine = engine,
+  fit = "glm(admit ~ gre + gpa + rank, binomial, control = glm.control(1e-15, 100)), refit",
+  profile = "glm.fit with b_r x_r as offset (epsilon 1e-15, refit); uniroot(tol = 1e-13)",
+  model = "admit ~ gre + gpa + C(rank), rank 1 the base; equation 1 = admit"
+), rows)
+
+# MASS's profile intervals (its default grid and spline).
+rows <- character()
+for (level in LEVELS) {
+  ci <- suppressMessages(confint(fit, level = level))
+  for (r in seq_along(bhat)) rows <- c(rows, rows_of(level, "1", terms[r], ci[r, 1], ci[r, 2]))
+}
+write_intervals("profile_admissions_mass", list(
+  engine = engine,
+  fit = "as profile_admissions.csv",
+  profile = "MASS:::confint.glm(fit, level = level) (profile() grid and spline interpolation)",
+  model = "admit ~ gre + gpa + C(rank), rank 1 the base; equation 1 = admit"
+), rows)
+
+# --- K = 3: hsbdemo, prog ~ ses + write ---------------------------------------------------------
+hsb <- load_hsbdemo()
+vfit <- vglm(prog ~ ses + write, multinomial(refLevel = "academic"), hsb,
+  control = vglm.control(epsilon = 1e-15, maxit = 100, criterion = "coefficients",
+    half.stepsizing = FALSE)
+)
+X <- model.matrix(prog ~ ses + write, hsb)
+y <- as.integer(hsb$prog) - 1L
+f <- rep(1, length(y))
+p <- ncol(X)
+B0 <- matrix(0, 2, p)
+full <- mnl_newton(B0, X, y, f, integer())
+lmax <- full$ll
+check(abs(lmax - as.numeric(logLik(vfit))) < 1e-9, "Newton MLE = vglm MLE")
+bhat <- full$b
+V <- solve(mnl_eval(matrix(bhat, 2, byrow = TRUE), X, y, f)$info)
+se <- sqrt(diag(V))
+terms <- sub("^ses(.+)$", "ses[T.\\1]", sub("^\\(Intercept\\)$", "Intercept", colnames(X)))
+eqs <- c("general", "vocation")
+
+# vglm with coefficient (eq, column k) fixed at t: that column leaves equation eq through a
+# constraint matrix and enters its linear predictor as an offset.
+vglm_fixed <- function(eq, k, t) {
+  d <- data.frame(X[, -1])
+  names(d) <- paste0("x", seq_len(p - 1))
+  d$prog <- hsb$prog
+  cons <- list("(Intercept)" = diag(2))
+  for (j in seq_len(p - 1)) cons[[paste0("x", j)]] <- diag(2)
+  name <- if (k == 1) "(Intercept)" else paste0("x", k - 1)
+  cons[[name]] <- diag(2)[, -eq, drop = FALSE]
+  off <- matrix(0, nrow(d), 2)
+  off[, eq] <- t * X[, k]
+  form <- as.formula(paste("prog ~", paste(paste0("x", seq_len(p - 1)), collapse = " + ")))
+  ctl <- vglm.control(epsilon = 1e-15, maxit = 200, criterion = "coefficients",
+    half.stepsizing = FALSE)
+  v <- vglm(form, multinomial(refLevel = "academic"), d, constraints = cons, offset = off,
+    control = ctl)
+  as.numeric(logLik(v))
+}
+
+rows <- character()
+for (level in LEVELS) {
+  q <- qnorm(1 - (1 - level) / 2)
+  for (r in seq_along(bhat)) {
+    B <- matrix(bhat, 2, byrow = TRUE)
+    prof <- function(t) {
+      b <- replace(bhat, r, t)
+      mnl_newton(matrix(b, 2, byrow = TRUE), X, y, f, r)$ll
+    }
+    b <- profile_bounds(prof, lmax, bhat[r], se[r], q)
+    eq <- (r - 1) %/% p + 1
+    k <- (r - 1) %% p + 1
+    for (t in b) check(abs(prof(t) - vglm_fixed(eq, k, t)) < 1e-9, "Newton profile = vglm")
+    rows <- c(rows, rows_of(level, eqs[eq], terms[k], b[1], b[2]))
+  }
+}
+write_intervals("profile_hsbdemo", list(
+  engine = engine,
+  fit = "Newton on the multinomial log-likelihood (step < 1e-13 relative); = vglm's MLE",
+  profile = paste(
+    "Newton on the free coefficients; uniroot(tol = 1e-13); each bound's l_p checked against",
+    "vglm(multinomial, constraints removing the column from one equation, offset) to 1e-9"
+  ),
+  model = "prog ~ ses + write, reference academic, ses levels low < middle < high"
+), rows)
+
+# --- K = 2: endometrial, HG ~ NV + PI + EH: Firth and separated ML ------------------------------
+endo <- read.csv(file.path(REF_DIR, "data", "endometrial.csv"))
+X <- model.matrix(HG ~ NV + PI + EH, endo)
+y <- endo$HG
+terms <- sub("^\\(Intercept\\)$", "Intercept", colnames(X))
+br <- glm(HG ~ NV + PI + EH, binomial, endo,
+  method = "brglmFit", epsilon = 1e-14, maxit = 1000, type = "AS_mean"
+)
+full <- firth_scoring(rep(0, ncol(X)), X, y, integer())
+check(max(abs(full$b - coef(br))) < 1e-9, "Firth scoring = brglm2 AS_mean")
+lmax <- full$ll
+bhat <- full$b
+se <- sqrt(diag(solve(firth_eval(bhat, X, y)$info)))
+rows <- character()
+for (level in LEVELS) {
+  q <- qnorm(1 - (1 - level) / 2)
+  for (r in seq_along(bhat)) {
+    prof <- function(t) firth_scoring(replace(bhat, r, t), X, y, r)$ll
+    b <- profile_bounds(prof, lmax, bhat[r], se[r], q)
+    for (t in b) {
+      at <- firth_scoring(replace(bhat, r, t), X, y, r)$b
+      g <- sapply(setdiff(seq_along(at), r), function(k) {
+        e <- replace(numeric(length(at)), k, 1e-5)
+        (firth_eval(at + e, X, y)$pll - firth_eval(at - e, X, y)$pll) / 2e-5
+      })
+      check(max(abs(g)) < 1e-6, "constrained penalised maximum stationary")
+    }
+    rows <- c(rows, rows_of(level, "1", terms[r], b[1], b[2]))
+  }
+}
+write_intervals("profile_endometrial_firth", list(
+  engine = engine,
+  fit = "Fisher scoring on Firth's penalised score (step < 1e-13 relative); = brglm2 AS_mean",
+  profile = paste(
+    "penalised log-likelihood l + 1/2 log det I(b) of the full model (logistf), maximised",
+    "over the free coefficients by Fisher scoring; uniroot(tol = 1e-13)"
+  ),
+  model = "HG ~ NV + PI + EH, reference 0"
+), rows)
+
+# Separated ML: the supremum is the likelihood of the rows with NV = 0 (NV = 1 rows all HG = 1).
+check(all(y[endo$NV == 1] == 1), "NV = 1 implies HG = 1 (quasi-separation)")
+keep <- endo$NV == 0
+Xs <- X[keep, -2]
+ys <- y[keep]
+sub <- glm.fit(Xs, ys, family = binomial(), control = glm.control(1e-15, 200))
+sub <- glm.fit(Xs, ys, family = binomial(), control = glm.control(1e-15, 200), start = coef(sub))
+eta <- as.vector(Xs %*% coef(sub))
+lmax <- sum(ys * plogis(eta, log.p = TRUE) + (1 - ys) * plogis(-eta, log.p = TRUE))
+Vs <- solve(crossprod(Xs, (plogis(eta) * plogis(-eta)) * Xs))
+rows <- character()
+for (level in LEVELS) {
+  q <- qnorm(1 - (1 - level) / 2)
+  # NV: offset on all rows; the upper bound is +Inf (l_p(t) -> lmax as t -> Inf).
+  prof <- function(t) glm_fixed(X, y, 2, t, start = coef(sub))$ll
+  check(abs(prof(40) - lmax) < 1e-12, "l_p(NV = 40) = supremum")
+  z <- function(t) sign(t - 40) * sqrt(max(2 * (lmax - prof(t)), 0))
+  lo <- 40 - 1
+  while (z(lo) > -q) lo <- lo - 2
+  root <- uniroot(function(u) z(u) + q, c(lo, lo + 2), tol = ROOT_TOL, maxiter = 1000)$root
+  rows <- c(rows, rows_of(level, "1", "NV", root, Inf))
+  # The others: glm on the rows NV = 0.
+  others <- c(1, 3, 4)
+  for (j in seq_along(others)) {
+    prof <- function(t) glm_fixed(Xs, ys, j, t)$ll
+    b <- profile_bounds(prof, lmax, coef(sub)[j], sqrt(Vs[j, j]), q)
+    rows <- c(rows, rows_of(level, "1", terms[others[j]], b[1], b[2]))
+  }
+}
+write_intervals("profile_endometrial_ml", list(
+  engine = engine,
+  fit = "maximum likelihood: b_NV = +Inf; the others maximise the likelihood of the rows NV = 0",
+  profile = paste(
+    "NV: glm.fit with NV t as offset on all rows; others: glm.fit on the rows NV = 0 with",
+    "b_r x_r as offset; uniroot(tol = 1e-13)"
+  ),
+  model = "HG ~ NV + PI + EH, reference 0 (quasi-separated by NV)"
+), rows)
