@@ -62,7 +62,7 @@ from scipy import linalg, optimize
 
 from ..engine.scaled import ScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError
-from ..solve.directions import ExactCholesky
+from ..solve.directions import ExactCholesky, cho_solve, cholesky
 from ..solve.firth import FirthScoring, JeffreysPenalty
 from ..solve.newton import NewtonOptions, newton
 from ..solve.pinned import Pinned
@@ -254,15 +254,14 @@ class _Profiler:
         flat = beta0.ravel()
         if base.info is not None:
             # Along the profile's tangent from there: dbeta_F/dt = -I_FF^{-1} I_Fr.
+            # (Skipped where the free block is not positive definite: near a separated
+            # fit's limit, where the plain start does as well.)
             free = ~pinned
-            try:
-                slope = linalg.solve(
-                    base.info[np.ix_(free, free)], base.info[free, r], assume_a="pos"
-                )
-            except (linalg.LinAlgError, ValueError):
-                slope = None
-            if slope is not None and np.all(np.isfinite(slope)):
-                flat[free] -= (t - flat[r]) * slope
+            cf = cholesky(base.info[np.ix_(free, free)])
+            if cf is not None:
+                slope = cho_solve(cf, base.info[free, r])
+                if np.all(np.isfinite(slope)):
+                    flat[free] -= (t - flat[r]) * slope
         flat[r] = t
         point = self.solve(beta0, pinned)
         pts.append(_Point(t, point.beta, point.value, point.info))
