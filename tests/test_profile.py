@@ -56,11 +56,29 @@ def endometrial():
     return pd.read_csv(REFERENCE_DIR / "data" / "endometrial.csv")
 
 
+def load_alligators() -> pd.DataFrame:
+    df = pd.read_csv(REFERENCE_DIR / "data" / "alligators.csv")
+    levels = {
+        "foodchoice": ["Fish", "Invertebrate", "Reptile", "Bird", "Other"],
+        "lake": ["Hancock", "Oklawaha", "Trafford", "George"],
+        "size": ["<=2.3", ">2.3"],
+    }
+    for column, cats in levels.items():
+        df[column] = pd.Categorical(df[column], categories=cats)
+    return df
+
+
 def fit_ref(name, admissions, hsbdemo, endometrial):
     if name == "admissions":
         return ml.mnlogit("admit ~ gre + gpa + C(rank)", admissions).fit()
     if name == "hsbdemo":
         return ml.mnlogit("prog ~ ses + write", hsbdemo, ref="academic").fit()
+    if name == "alligators3_ml":
+        df = load_alligators()
+        w = np.round(df["freq"].to_numpy() / 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the separation warning
+            return ml.mnlogit("foodchoice ~ size + lake", df, ref="Fish", freq_weights=w).fit()
     if name == "endometrial_firth":
         return ml.mnlogit(ENDOMETRIAL, endometrial, ref=0).fit(method="firth")
     with warnings.catch_warnings():
@@ -68,7 +86,7 @@ def fit_ref(name, admissions, hsbdemo, endometrial):
         return ml.mnlogit(ENDOMETRIAL, endometrial, ref=0).fit()
 
 
-CASES = ["admissions", "hsbdemo", "endometrial_firth", "endometrial_ml"]
+CASES = ["admissions", "hsbdemo", "endometrial_firth", "endometrial_ml", "alligators3_ml"]
 
 
 @pytest.mark.parametrize("level", [0.95, 0.9])

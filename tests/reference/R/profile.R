@@ -26,6 +26,9 @@
 #                               with NV = 0 (glm on them).  The profile of NV is that of glm
 #                               with NV t as an offset on all rows; its upper bound is +Inf; the
 #                               profiles of the others are those of glm on the rows NV = 0.
+#   K = 5, separated ML         alligators with weights round(freq / 3): two coefficients
+#                               diverge to -Inf; the supremum and the profiles hold them at
+#                               -200 (the supremum checked unchanged at -400), Newton as for K = 3.
 #
 # MASS's confint() on the admissions glm is written too (profile_admissions_mass.csv): it interpolates a spline
 # through a grid of profile points, accurate to about 1e-4 relative, so the tests compare with it
@@ -369,4 +372,65 @@ write_intervals("profile_endometrial_ml", list(
     "b_r x_r as offset; uniroot(tol = 1e-13)"
   ),
   model = "HG ~ NV + PI + EH, reference 0 (quasi-separated by NV)"
+), rows)
+
+# --- K = 5, separated ML: alligators with weights round(freq / 3) -------------------------------
+# No reptile was caught in lake George and no bird in lake Oklawaha (at these weights), so the
+# coefficients (Reptile, lake George) and (Bird, lake Oklawaha) diverge to -Inf and the
+# likelihood's supremum is approached with both far out: it is computed here with both held at
+# -200 (and checked unchanged at -400), the others maximised by Newton.  The profile of one of
+# them holds the other at -200 too; of any other coefficient, both.
+all <- read.csv(file.path(REF_DIR, "data", "alligators.csv"))
+all$foodchoice <- factor(all$foodchoice, levels = c("Fish", "Invertebrate", "Reptile", "Bird", "Other"))
+all$lake <- factor(all$lake, levels = c("Hancock", "Oklawaha", "Trafford", "George"))
+all$size <- factor(all$size, levels = c("<=2.3", ">2.3"))
+X <- model.matrix(~ size + lake, all)
+y <- as.integer(all$foodchoice) - 1L
+f <- round(all$freq / 3)
+check(sum(f[y == 2 & all$lake == "George"]) == 0, "no reptile in lake George")
+check(sum(f[y == 3 & all$lake == "Oklawaha"]) == 0, "no bird in lake Oklawaha")
+J <- 4
+p <- ncol(X)
+flag <- c(p + which(colnames(X) == "lakeGeorge"), 2 * p + which(colnames(X) == "lakeOklawaha"))
+FAR <- -200
+at_limit <- function(b, far = FAR, which = flag) replace(b, which, far)
+solve_at <- function(b, pins) mnl_newton(matrix(b, J, byrow = TRUE), X, y, f, pins)
+top <- solve_at(at_limit(numeric(J * p)), flag)
+check(abs(solve_at(at_limit(top$b, 2 * FAR), flag)$ll - top$ll) < 1e-12, "supremum reached")
+lmax <- top$ll
+bhat <- top$b
+free <- setdiff(seq_len(J * p), flag)
+info <- mnl_eval(matrix(bhat, J, byrow = TRUE), X, y, f)$info
+se <- rep(NA, J * p)
+se[free] <- sqrt(diag(solve(info[free, free])))
+terms <- sub("^(size|lake)(.+)$", "\\1[T.\\2]", sub("^\\(Intercept\\)$", "Intercept", colnames(X)))
+eqs <- c("Invertebrate", "Reptile", "Bird", "Other")
+rows <- character()
+for (level in LEVELS) {
+  q <- qnorm(1 - (1 - level) / 2)
+  for (r in seq_len(J * p)) {
+    if (r %in% flag) {
+      other <- setdiff(flag, r)
+      prof <- function(t) solve_at(at_limit(replace(bhat, r, t), FAR, other), c(r, other))$ll
+      z <- function(t) sqrt(max(2 * (lmax - prof(t)), 0)) # every finite t is above -Inf
+      hi <- -5
+      while (z(hi) < q) hi <- hi + 2
+      b <- c(-Inf, uniroot(function(u) z(u) - q, c(hi - 2, hi), tol = ROOT_TOL, maxiter = 1000)$root)
+    } else {
+      prof <- function(t) solve_at(replace(bhat, r, t), c(flag, r))$ll
+      b <- profile_bounds(prof, lmax, bhat[r], se[r], q)
+    }
+    eq <- (r - 1) %/% p + 1
+    k <- (r - 1) %% p + 1
+    rows <- c(rows, rows_of(level, eqs[eq], terms[k], b[1], b[2]))
+  }
+}
+write_intervals("profile_alligators3_ml", list(
+  engine = engine,
+  fit = paste(
+    "maximum likelihood: (Reptile, lake George) and (Bird, lake Oklawaha) = -Inf; the others",
+    "maximise the likelihood with both held at -200 (unchanged at -400)"
+  ),
+  profile = "Newton on the free coefficients, the diverging ones at -200; uniroot(tol = 1e-13)",
+  model = "foodchoice ~ size + lake, weights round(freq / 3), reference Fish"
 ), rows)
