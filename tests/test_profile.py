@@ -79,6 +79,11 @@ def fit_ref(name, admissions, hsbdemo, endometrial):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the separation warning
             return ml.mnlogit("foodchoice ~ size + lake", df, ref="Fish", freq_weights=w).fit()
+    if name == "quasi_continuous_ml":
+        df = pd.read_csv(REFERENCE_DIR / "data" / "quasi_continuous.csv")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ml.mnlogit("y ~ x + z", df).fit()
     if name == "endometrial_firth":
         return ml.mnlogit(ENDOMETRIAL, endometrial, ref=0).fit(method="firth")
     with warnings.catch_warnings():
@@ -86,7 +91,14 @@ def fit_ref(name, admissions, hsbdemo, endometrial):
         return ml.mnlogit(ENDOMETRIAL, endometrial, ref=0).fit()
 
 
-CASES = ["admissions", "hsbdemo", "endometrial_firth", "endometrial_ml", "alligators3_ml"]
+CASES = [
+    "admissions",
+    "hsbdemo",
+    "endometrial_firth",
+    "endometrial_ml",
+    "alligators3_ml",
+    "quasi_continuous_ml",
+]
 
 
 @pytest.mark.parametrize("level", [0.95, 0.9])
@@ -267,3 +279,24 @@ def test_sampling_weights_have_no_likelihood_to_profile(hsbdemo):
     res = ml.mnlogit("prog ~ write", hsbdemo, weights=w).fit()
     with pytest.raises(DataError, match="pseudo-likelihood"):
         res.conf_int(method="profile")
+
+
+def test_completely_separated_fit_reports_what_it_cannot_compute():
+    """x alone separates y, so with z held the data stay separated: z's finite side cannot be
+    computed (NaN, with a warning); the diverging coefficients' sides are as they diverge."""
+    rng = np.random.default_rng(0)
+    x = np.linspace(-1.0, 2.0, 40)
+    df = pd.DataFrame({"y": (x > 0.3).astype(int), "x": x, "z": rng.normal(size=40)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ml.mnlogit("y ~ x + z", df).fit()
+    d = res.separation.direction.ravel()
+    with pytest.warns(RuntimeWarning, match="could not be computed"):
+        ci = res.conf_int(method="profile").to_numpy()
+    for k in range(3):
+        if d[k] > 0:
+            assert ci[k, 1] == np.inf
+        elif d[k] < 0:
+            assert ci[k, 0] == -np.inf
+    assert np.isinf(ci).sum() == np.count_nonzero(d)
+    assert np.isfinite(ci[:2]).sum() == 2  # Intercept and x: finite on the other side

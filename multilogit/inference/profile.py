@@ -31,15 +31,19 @@ at the constrained :math:`\\beta`: the profile penalised likelihood intervals of
 Schemper (2002), R's ``logistf``.
 
 For a separated maximum-likelihood fit, :math:`\\ell(\\hat\\beta)` is the supremum of the
-log-likelihood, approached along the recession direction the separation check found.  When
-the log-likelihood's limit is flat exactly along the coefficients flagged in
-``separation.params`` (e.g. one covariate separates one outcome), the supremum is computed by
-holding those coefficients far along the direction (where the separated rows' probabilities
-are 0 or 1 to rounding) and maximising over the rest; the interval of a diverging coefficient
-is then infinite on the side it diverges to and found as above on the other, that of a
-coefficient the limit does not identify is :math:`(-\\infty, \\infty)`, and the others' are
-their profiles with the flagged coefficients at the limit.  Otherwise the bounds that need the
-supremum are NaN, with a warning.
+log-likelihood, approached along the recession direction :math:`d` the separation check found.
+It is computed far along :math:`d` (where the separated rows' probabilities are 0 or 1 to
+rounding), holding the directions the limiting log-likelihood is flat in
+(``separation.null_space``, which holds :math:`d`) and maximising over the others.  Then
+
+- a diverging coefficient's interval is infinite on the side it diverges to; on the other its
+  profile is searched as above, every other coefficient free (a refit that finds the data
+  still separated with it held gives NaN, with a warning);
+- a coefficient that does not diverge but that the limit does not identify has
+  :math:`(-\\infty, \\infty)`: moving along a flat direction reaches any value of it at the
+  supremum;
+- the others' intervals are the profiles of the limiting log-likelihood, the flat directions
+  held.
 
 References
 ----------
@@ -83,7 +87,7 @@ _FLAT = 1e-9
 # Separated fits: the flagged coefficients start this far along the recession direction (in
 # coordinates where every column's largest magnitude is 1), doubled until the limit's maximum
 # stops changing, so that the separated rows' probabilities are 0 or 1 to rounding.
-_LIMIT_START, _LIMIT_DOUBLINGS = 64.0, 8
+_LIMIT_START, _LIMIT_DOUBLINGS = 64.0, 40
 # The rounding allowance of the objective, relative to 1 + |objective|.
 _ROUNDING = 1e-12
 
@@ -153,21 +157,20 @@ class _Profiler:
 
     # -- constrained solves -----------------------------------------------------------------
 
-    def solve(self, beta0: np.ndarray, pinned: np.ndarray) -> _Point:
-        """Maximise the objective over the coefficients not ``pinned``, from ``beta0``."""
+    def pinning(self, pinned: np.ndarray, held: bool) -> Pinned:
+        """The direction strategy holding the coefficients ``pinned`` and, with ``held``, the
+        separated fit's flat directions."""
         inner = FirthScoring() if self.firth else ExactCholesky()
+        return Pinned(inner, pinned, self.flat if held else None)
+
+    def solve(self, beta0: np.ndarray, pinning: Pinned) -> _Point:
+        """Maximise the objective from ``beta0`` with ``pinning``'s coefficients held."""
         penalty = JeffreysPenalty(self.backend) if self.firth else None
         try:
             with warnings.catch_warnings():
                 # Non-convergence is reported by the bound it affects, not once per solve.
                 warnings.simplefilter("ignore")
-                sol = newton(
-                    self.backend,
-                    beta0,
-                    self.options,
-                    direction=Pinned(inner, pinned),
-                    penalty=penalty,
-                )
+                sol = newton(self.backend, beta0, self.options, direction=pinning, penalty=penalty)
         except FitError as exc:
             raise _RefitFailed(str(exc)) from None
         if not sol.converged:
@@ -178,62 +181,56 @@ class _Profiler:
         """The maximum of the objective (the supremum for a separated fit) and the Wald
         standard errors there, in working coordinates."""
         J, p = self.beta_hat.shape
-        self.fixed = np.zeros(J * p, dtype=bool)  # held at the limit (separated fits)
+        none = np.zeros(J * p, dtype=bool)
+        self.flagged = none
+        self.flat = None  # the separated limit's flat directions, working coordinates
         self.sides = {}  # flat index -> {side: bound} known without a search
         sep = res.separation if not self.firth else None
-        if sep is not None:
-            flagged = np.asarray(sep.params, dtype=bool)[:, self.keep]
-            direction = np.asarray(sep.direction, dtype=np.float64)[:, self.keep]
-            for k in np.flatnonzero(flagged.ravel()):
-                d = direction.ravel()[k]
-                self.sides[k] = (
-                    {-1: -math.inf, 1: math.inf}
-                    if d == 0
-                    else {int(np.sign(d)): (math.inf if d > 0 else -math.inf)}
-                )
-            if not self._aligned(sep, flagged):
-                self.top = None
-                return
-            self.fixed = flagged.ravel()
+        if sep is None:
             try:
-                self.top = self._limit(direction * self.scale, self.fixed)
+                self.top = self.solve(self.beta_hat, self.pinning(none, False))
+            except _RefitFailed as exc:
+                raise FitError(
+                    "profile intervals need the maximum of the likelihood, which a refit from "
+                    f"the estimates did not reach: {exc}"
+                ) from None
+        else:
+            self.flagged = np.asarray(sep.params, dtype=bool)[:, self.keep].ravel()
+            direction = np.asarray(sep.direction, dtype=np.float64)[:, self.keep] * self.scale
+            for k in np.flatnonzero(self.flagged):
+                d = direction.ravel()[k]
+                # Diverging: unbounded on its side.  Not identified in the limit: the
+                # profile is the supremum everywhere (move along a flat direction to any t).
+                self.sides[k] = (
+                    {-1: -math.inf, 1: math.inf} if d == 0 else {int(np.sign(d)): d * math.inf}
+                )
+            null = sep.null_space
+            if null is None:
+                null = direction[:, :, None]
+            null = np.asarray(null, dtype=np.float64)[:, self.keep, :]
+            self.flat = (null * self.scale[None, :, None]).reshape(J * p, -1)
+            try:
+                self.top = self._limit(direction)
             except _RefitFailed:
                 self.top = None
                 return
-        else:
-            try:
-                self.top = self.solve(self.beta_hat, self.fixed)
-            except _RefitFailed as exc:
-                raise FitError(
-                    f"profile intervals need the maximum of the likelihood, which a refit from "
-                    f"the estimates did not reach: {exc}"
-                ) from None
-        info = self.top.info
-        free = ~self.fixed
-        cov = np.full(info.shape, np.nan)
-        cov[np.ix_(free, free)] = linalg.inv(info[np.ix_(free, free)])
+        # Wald standard errors within the complement of the held directions.
+        pin = self.pinning(none, self.flat is not None)
+        _, info = pin.project(np.zeros(J * p), self.top.info)
+        cov = linalg.inv(info)
+        if pin.basis is not None:
+            cov -= pin.basis @ pin.basis.T
         self.se = np.sqrt(np.abs(np.diag(cov)))
 
-    def _aligned(self, sep, flagged: np.ndarray) -> bool:
-        """Whether the limit's flat directions are exactly the flagged coordinates."""
-        null = sep.null_space
-        if null is None or not flagged.any():
-            return False
-        null = np.asarray(null, dtype=np.float64)[:, self.keep, :].reshape(flagged.size, -1)
-        f = flagged.ravel()
-        big = np.max(np.abs(null)) if null.size else 0.0
-        outside = np.max(np.abs(null[~f]), initial=0.0)
-        rank = np.linalg.matrix_rank(null[f]) if null.size else 0
-        return bool(outside <= 1e-8 * max(big, 1.0) and rank == f.sum())
-
-    def _limit(self, direction: np.ndarray, fixed: np.ndarray) -> _Point:
-        """The supremum: the flagged coefficients far along ``direction``, the rest maximised;
-        moved further until the maximum stops changing."""
+    def _limit(self, direction: np.ndarray) -> _Point:
+        """The supremum: far along the recession ``direction``, maximised across the flat
+        directions; moved further until the maximum stops changing."""
         size = float(np.max(np.abs(direction * self.unit)))
         s = _LIMIT_START / size
+        pin = self.pinning(np.zeros(direction.size, dtype=bool), True)
         last = None
         for _ in range(_LIMIT_DOUBLINGS):
-            point = self.solve(self.beta_hat + s * direction, fixed)
+            point = self.solve(self.beta_hat + s * direction, pin)
             if last is not None and abs(point.value - last.value) <= _ROUNDING * (
                 1.0 + abs(point.value)
             ):
@@ -241,11 +238,11 @@ class _Profiler:
             last, s = point, 2.0 * s
         raise _RefitFailed("the log-likelihood does not level off along the separation")
 
-    def value(self, r: int, t: float, pinned: np.ndarray, base: _Point) -> float:
-        """:math:`\\ell_p(t)` for flat coefficient ``r`` (working coordinates), the
-        coefficients ``pinned`` held; started from the nearest point already on this profile
-        (``base`` for the first)."""
-        pts = self.points.setdefault((r, pinned.tobytes()), [])
+    def value(self, r: int, t: float, pin: Pinned, base: _Point) -> float:
+        """:math:`\\ell_p(t)` for flat coefficient ``r`` (working coordinates) with ``pin``'s
+        coefficients held; started from the nearest point already on this profile (``base``
+        for the first)."""
+        pts = self.points.setdefault(r, [])
         if pts:
             base = min(pts, key=lambda pt: abs(pt.t - t))
             if base.t == t:
@@ -253,17 +250,17 @@ class _Profiler:
         beta0 = np.array(base.beta, dtype=np.float64, copy=True)
         flat = beta0.ravel()
         if base.info is not None:
-            # Along the profile's tangent from there: dbeta_F/dt = -I_FF^{-1} I_Fr.
-            # (Skipped where the free block is not positive definite: near a separated
-            # fit's limit, where the plain start does as well.)
-            free = ~pinned
-            cf = cholesky(base.info[np.ix_(free, free)])
+            # Along the profile's tangent from there, e_r - x with x the constrained Newton
+            # step for the score I e_r.  (Skipped where the projected information is not
+            # positive definite: near a separated fit's limit, where the plain start serves.)
+            g, info = pin.project(base.info[:, r], base.info)
+            cf = cholesky(info)
             if cf is not None:
-                slope = cho_solve(cf, base.info[free, r])
+                slope = -cho_solve(cf, g)
                 if np.all(np.isfinite(slope)):
-                    flat[free] -= (t - flat[r]) * slope
+                    flat += (t - flat[r]) * slope
         flat[r] = t
-        point = self.solve(beta0, pinned)
+        point = self.solve(beta0, pin)
         pts.append(_Point(t, point.beta, point.value, point.info))
         return point.value
 
@@ -279,14 +276,13 @@ class _Profiler:
             self.failed = True
             return math.nan
         top = self.top.value
-        pinned = self.fixed.copy()
-        pinned[r] = True
-        if self.fixed[r]:
-            # A diverging coefficient, on its finite side: the others move freely (those
-            # held at the limit too), from the estimates where the fit stopped; the statistic
-            # is 0 at the limit, so every finite t lies on this side of it.
-            pinned = np.zeros_like(self.fixed)
-            pinned[r] = True
+        only_r = np.zeros_like(self.flagged)
+        only_r[r] = True
+        if self.flagged[r]:
+            # A diverging coefficient, on its finite side: the others move freely, from the
+            # estimates where the fit stopped; the statistic is 0 in the limit, so every
+            # finite t lies on this side of it.
+            pin = self.pinning(only_r, False)
             start = _Point(math.nan, self.beta_hat, math.nan, None)
             origin = float(self.beta_hat.ravel()[r])
             step = 1.0 / self.unit[r % self.beta_hat.shape[1]]
@@ -295,6 +291,7 @@ class _Profiler:
                 return side
 
         else:
+            pin = self.pinning(only_r, self.flat is not None)
             start = self.top
             origin = float(self.top.beta.ravel()[r])
             step = self.se[r] if np.isfinite(self.se[r]) and self.se[r] > 0 else 1.0
@@ -303,12 +300,12 @@ class _Profiler:
                 return 1.0 if t >= origin else -1.0
 
         def z(t: float) -> float:
-            lr = 2.0 * (top - self.value(r, t, pinned, start))
+            lr = 2.0 * (top - self.value(r, t, pin, start))
             if lr < -8.0 * _ROUNDING * (1.0 + abs(top)):
                 raise _RefitFailed("a constrained maximum exceeds the maximum")
             return sign(t) * math.sqrt(max(lr, 0.0))
 
-        z0 = z(origin) if self.fixed[r] else 0.0
+        z0 = z(origin) if self.flagged[r] else 0.0
         return self._search(side, q, origin, z0, step, z)
 
     def _search(self, side: int, q: float, origin: float, z0: float, step: float, z) -> float:
@@ -438,9 +435,9 @@ def profile_conf_int(res, alpha: float = 0.05, terms=None) -> pd.DataFrame:
         profiler.release()
     if profiler.failed:
         warnings.warn(
-            "some profile-likelihood bounds could not be computed (a constrained refit did not "
-            "converge, or the separated fit's supremum is not along single coefficients): they "
-            "are NaN",
+            "some profile-likelihood bounds could not be computed: a constrained refit did not "
+            "converge (on separated data, the data may stay separated with the coefficient "
+            "held); they are NaN",
             RuntimeWarning,
             stacklevel=3,
         )
