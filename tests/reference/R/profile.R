@@ -29,6 +29,8 @@
 #   K = 5, separated ML         alligators with weights round(freq / 3): two coefficients
 #                               diverge to -Inf; the supremum and the profiles hold them at
 #                               -200 (the supremum checked unchanged at -400), Newton as for K = 3.
+#   K = 2, quasi-separated      a continuous covariate separates but for ties: the limit is flat
+#                               along a combination of two coefficients (see its section).
 #
 # MASS's confint() on the admissions glm is written too (profile_admissions_mass.csv): it interpolates a spline
 # through a grid of profile points, accurate to about 1e-4 relative, so the tests compare with it
@@ -433,4 +435,72 @@ write_intervals("profile_alligators3_ml", list(
   ),
   profile = "Newton on the free coefficients, the diverging ones at -200; uniroot(tol = 1e-13)",
   model = "foodchoice ~ size + lake, weights round(freq / 3), reference Fish"
+), rows)
+
+# --- K = 2, quasi-separated by a continuous covariate: the limit is flat along a combination ----
+# y = 1 exactly when x > 0.3, but for 14 rows at x = 0.3 with both outcomes: the recession
+# direction is (Intercept, x) = (-0.3, 1), and in the limit only the rows at x = 0.3 count,
+# through Intercept + 0.3 x and z.  The supremum and the profile of z are those of glm on those
+# rows; the profiles of Intercept and x (finite on one side only) hold the coefficient on all
+# rows (Newton, as for K = 3).  The data are written beside the results.
+set.seed(20261202)
+n <- 50
+x <- round(runif(n, -1, 2), 2)
+x[x == 0.3] <- 0.31
+quasi <- data.frame(x = x, z = round(rnorm(n), 2), y = as.integer(x > 0.3))
+ties <- data.frame(x = 0.3, z = round(rnorm(14), 2), y = rbinom(14, 1, 0.5))
+quasi <- rbind(quasi, ties)
+write.csv(quasi, file.path(REF_DIR, "data", "quasi_continuous.csv"), row.names = FALSE)
+on_tie <- quasi$x == 0.3
+check(all(c(0, 1) %in% quasi$y[on_tie]), "both outcomes at x = 0.3")
+check(any(quasi$y == 0 & quasi$x > 0 & quasi$x < 0.3), "some y = 0 at 0 < x < 0.3")
+X <- model.matrix(~ x + z, quasi)
+y <- quasi$y
+Xt <- X[on_tie, c(1, 3)]
+yt <- y[on_tie]
+tie_fit <- glm.fit(Xt, yt, family = binomial(), control = glm.control(1e-15, 200))
+eta <- as.vector(Xt %*% coef(tie_fit))
+lmax <- sum(yt * plogis(eta, log.p = TRUE) + (1 - yt) * plogis(-eta, log.p = TRUE))
+se_z <- sqrt(solve(crossprod(Xt, (plogis(eta) * plogis(-eta)) * Xt))[2, 2])
+f1 <- rep(1, length(y))
+# glm.fit, even from a start, fails at the offsets of thousands these profiles reach (IRLS
+# without step-halving); the Newton solver with step-halving does not, started where the rows
+# at x = 0.3 keep their fit.
+check(abs(mnl_newton(matrix(c(-10, 10 / 0.3, 0), 1), X, y, f1, 1)$ll -
+  glm_fixed(X, y, 1, -10)$ll) < 1e-10, "Newton = glm with an offset at Intercept = -10")
+rows <- character()
+for (level in LEVELS) {
+  q <- qnorm(1 - (1 - level) / 2)
+  # Intercept: -Inf below; above, every finite t has z(t) > 0 (the limit is at -Inf).
+  prof <- function(t) mnl_newton(matrix(c(t, -t / 0.3, 0), 1), X, y, f1, 1)$ll
+  zi <- function(t) sqrt(max(2 * (lmax - prof(t)), 0))
+  hi <- -1000
+  check(zi(hi) < q, "Intercept profile inside at -1000")
+  while (zi(hi) < q) hi <- hi / 2
+  up <- uniroot(function(u) zi(u) - q, c(2 * hi, hi), tol = ROOT_TOL, maxiter = 1000)$root
+  rows <- c(rows, rows_of(level, "1", "Intercept", -Inf, up))
+  # x: +Inf above; below, every finite t has z(t) < 0.
+  prof <- function(t) mnl_newton(matrix(c(-0.3 * t, t, 0), 1), X, y, f1, 2)$ll
+  zx <- function(t) -sqrt(max(2 * (lmax - prof(t)), 0))
+  lo <- 3000
+  check(zx(lo) > -q, "x profile inside at 3000")
+  while (zx(lo) > -q) lo <- lo / 2
+  down <- uniroot(function(u) zx(u) + q, c(lo, 2 * lo), tol = ROOT_TOL, maxiter = 1000)$root
+  rows <- c(rows, rows_of(level, "1", "x", down, Inf))
+  # z: the profile of the limit, glm on the rows at x = 0.3.
+  prof <- function(t) glm_fixed(Xt, yt, 2, t)$ll
+  b <- profile_bounds(prof, lmax, coef(tie_fit)[2], se_z, q)
+  rows <- c(rows, rows_of(level, "1", "z", b[1], b[2]))
+}
+write_intervals("profile_quasi_continuous_ml", list(
+  engine = engine,
+  fit = paste(
+    "maximum likelihood: (Intercept, x) diverge along (-0.3, 1); supremum = glm(y ~ z) on",
+    "the rows at x = 0.3"
+  ),
+  profile = paste(
+    "Intercept, x: Newton on the other coefficients, all rows; z: glm.fit on the rows",
+    "at x = 0.3 with z as offset; uniroot(tol = 1e-13)"
+  ),
+  model = "y ~ x + z (data/quasi_continuous.csv, written here), reference 0"
 ), rows)
