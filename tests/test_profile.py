@@ -300,3 +300,31 @@ def test_completely_separated_fit_reports_what_it_cannot_compute():
             assert ci[k, 0] == -np.inf
     assert np.isinf(ci).sum() == np.count_nonzero(d)
     assert np.isfinite(ci[:2]).sum() == 2  # Intercept and x: finite on the other side
+
+
+def test_frequency_weights_equal_repeated_rows(hsbdemo):
+    w = 1 + hsbdemo["id"].to_numpy() % 3
+    weighted = ml.mnlogit("prog ~ write", hsbdemo, freq_weights=w.astype(float)).fit()
+    repeated = hsbdemo.loc[hsbdemo.index.repeat(w)].reset_index(drop=True)
+    plain = ml.mnlogit("prog ~ write", repeated).fit()
+    pd.testing.assert_frame_equal(
+        weighted.conf_int(method="profile"), plain.conf_int(method="profile"), rtol=1e-9
+    )
+
+
+def test_needs_the_estimation_data(tmp_path, hsbdemo):
+    res = ml.mnlogit("prog ~ write", hsbdemo).fit()
+    res.save(tmp_path / "no_data.npz")
+    with pytest.raises(DataError, match="without its estimation data"):
+        ml.load(tmp_path / "no_data.npz").conf_int(method="profile")
+    res.save(tmp_path / "data.npz", include_data=True)
+    back = ml.load(tmp_path / "data.npz").conf_int(method="profile", terms="write")
+    pd.testing.assert_frame_equal(back, res.conf_int(method="profile", terms="write"))
+
+
+def test_terms_of_the_wrong_kind(hsbdemo):
+    res = ml.mnlogit("prog ~ write", hsbdemo).fit()
+    with pytest.raises(TypeError, match="terms must be"):
+        res.conf_int(method="profile", terms=3)
+    with pytest.raises(ValueError, match="unknown term"):
+        res.conf_int(method="profile", terms=[["write"]])

@@ -380,7 +380,7 @@ def _selection(res, terms) -> list[tuple]:
     for item in terms:
         if isinstance(item, tuple) and item in index:
             wanted.add(item)
-        elif not isinstance(item, tuple) and item in names:
+        elif isinstance(item, str) and item in names:
             wanted.update(pair for pair in index if pair[1] == item)
         else:
             unknown.append(item)
