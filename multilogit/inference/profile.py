@@ -79,7 +79,9 @@ __all__ = ["profile_conf_int"]
 _XTOL = 1e-12
 # Most steps out from the Wald bound before a side is declared unbounded or failed.
 _MAX_EXPANSIONS = 60
-# Step-out growth per evaluation, bounds on the secant prediction's factor.
+# Stepping out: the next step is the secant's predicted distance to the root times
+# _OVERSHOOT (so that the root is usually bracketed at once), kept between _MIN_GROWTH and
+# _MAX_GROWTH times the last step.
 _MIN_GROWTH, _MAX_GROWTH, _OVERSHOOT = 0.25, 8.0, 1.1
 # A likelihood-ratio statistic that rises by less than this over a doubling of the distance
 # from the estimate has levelled off: the profile approaches its supremum below the quantile.
@@ -103,7 +105,7 @@ class _Point:
     t: float
     beta: np.ndarray  # (J, p), working coordinates
     value: float
-    info: np.ndarray
+    info: np.ndarray | None
 
 
 class _Profiler:
@@ -144,14 +146,17 @@ class _Profiler:
         self.backend = backend
         self.unit = amax / self.scale  # working coefficient x unit = coefficient in unit coords
         self.firth = method == "firth"
+        # The fit's stopping rule, but never looser than the default: the bounds are meant to
+        # be accurate whatever accuracy the estimates were asked for, and warm-started refits
+        # need few iterations.
         opts = res.fit_options
         self.options = NewtonOptions(
-            maxiter=int(opts.get("maxiter", 100)),
-            tol=float(opts.get("tol", 1e-8)),
+            maxiter=max(int(opts.get("maxiter", 100)), NewtonOptions.maxiter),
+            tol=min(float(opts.get("tol", NewtonOptions.tol)), NewtonOptions.tol),
             hessian="exact",
         )
         self.beta_hat = beta * self.scale
-        self.points: dict[tuple, list[_Point]] = {}
+        self.points: dict[int, list[_Point]] = {}
         self.failed = False
         self._top(res)
 
@@ -310,9 +315,9 @@ class _Profiler:
 
     def _search(self, side: int, q: float, origin: float, z0: float, step: float, z) -> float:
         """The root of ``side * z(t) = q`` on ``side`` of ``origin`` (where ``z`` is ``z0``):
-        bracketed by stepping
-        out (first by ``q * step``, then as the secant through the last two points predicts,
-        with some overshoot), then Brent's method."""
+        bracketed by stepping out (first by ``q * step``, then as the secant through the last
+        two points predicts, with some overshoot), then found by Brent's method.  ``inf`` on
+        that side when the statistic levels off below the quantile far out."""
         inside, z_in = origin, z0
         if side * z_in >= q:
             # The start is already outside (a diverging coefficient's stopped estimate):
@@ -355,7 +360,7 @@ class _Profiler:
             except _RefitFailed:
                 self.failed = True
                 out.append(math.nan)
-        j, k = divmod(r, self.beta_hat.shape[1])
+        k = r % self.beta_hat.shape[1]
         return out[0] / self.scale[k], out[1] / self.scale[k]
 
     def release(self) -> None:
