@@ -328,3 +328,35 @@ def test_terms_of_the_wrong_kind(hsbdemo):
         res.conf_int(method="profile", terms=3)
     with pytest.raises(ValueError, match="unknown term"):
         res.conf_int(method="profile", terms=[["write"]])
+
+
+def test_bounds_do_not_depend_on_the_fit_tolerance(admissions):
+    loose = ml.mnlogit("admit ~ gre + gpa", admissions).fit(tol=1e-4)
+    tight = ml.mnlogit("admit ~ gre + gpa", admissions).fit()
+    pd.testing.assert_frame_equal(
+        loose.conf_int(method="profile"), tight.conf_int(method="profile"), rtol=1e-10
+    )
+
+
+def test_pinned_directions_keep_a_combination_fixed(hsbdemo):
+    """Holding a direction v: the solve stays on the start's hyperplane v'beta = const and
+    is stationary within it (the score is parallel to v)."""
+    model = ml.mnlogit("prog ~ ses + write", hsbdemo, ref="academic")
+    full = model.fit()
+    q = model.J * model.k_exog
+    v = np.zeros(q)
+    v[[1, 2]] = 1.0  # (general, ses[T.middle]) + (general, ses[T.high])
+    beta0 = full.params.T.to_numpy() + 0.3 * v.reshape(model.J, -1)
+    sol = newton(
+        model.backend,
+        beta0,
+        NewtonOptions(hessian="exact"),
+        direction=Pinned(ExactCholesky(), np.zeros(q, dtype=bool), v[:, None]),
+    )
+    assert sol.converged
+    assert v @ sol.beta.ravel() == pytest.approx(v @ beta0.ravel(), rel=1e-14)
+    g = np.asarray(sol.score).ravel()
+    resid = g - v * (v @ g) / (v @ v)
+    assert np.max(np.abs(resid)) < 1e-8
+    assert abs(v @ g) > 1e-3  # the constraint binds
+    assert sol.llf < full.llf
