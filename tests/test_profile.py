@@ -360,3 +360,17 @@ def test_pinned_directions_keep_a_combination_fixed(hsbdemo):
     assert np.max(np.abs(resid)) < 1e-8
     assert abs(v @ g) > 1e-3  # the constraint binds
     assert sol.llf < full.llf
+
+
+@pytest.mark.slow  # every profile point is a few passes, each a round trip to the workers
+def test_dask_equals_in_memory(local_cluster, hsbdemo):
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    df = hsbdemo[["prog", "write"]].astype({"prog": str})
+    memory = ml.mnlogit("prog ~ write", df, ref="academic").fit()
+    frame = dd.from_pandas(df, npartitions=3, sort=False)
+    with distributed.Client(local_cluster):
+        res = ml.mnlogit("prog ~ write", frame, ref="academic").fit()
+        got = res.conf_int(method="profile", terms=[("general", "write")])
+    expected = memory.conf_int(method="profile", terms=[("general", "write")])
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-9)
