@@ -73,6 +73,8 @@ def fit_ref(name, admissions, hsbdemo, endometrial):
         return ml.mnlogit("admit ~ gre + gpa + C(rank)", admissions).fit()
     if name == "hsbdemo":
         return ml.mnlogit("prog ~ ses + write", hsbdemo, ref="academic").fit()
+    if name == "hsbdemo_firth":
+        return ml.mnlogit("prog ~ ses + write", hsbdemo, ref="academic").fit(method="firth")
     if name == "alligators3_ml":
         df = load_alligators()
         w = np.round(df["freq"].to_numpy() / 3)
@@ -101,8 +103,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("level", [0.95, 0.9])
-@pytest.mark.parametrize("name", CASES)
+LEVEL_CASES = [(name, level) for name in CASES for level in (0.95, 0.9)]
+LEVEL_CASES.append(("hsbdemo_firth", 0.95))  # the K = 3 penalised profile: one level (slow in R)
+
+
+@pytest.mark.parametrize(("name", "level"), LEVEL_CASES)
 def test_matches_exact_root_search_in_r(name, level, admissions, hsbdemo, endometrial):
     res = fit_ref(name, admissions, hsbdemo, endometrial)
     ci = as_strings(res.conf_int(alpha=1 - level, method="profile"))

@@ -20,6 +20,8 @@
 #                               coefficients by Fisher scoring on the penalised score
 #                               X'(y - p + h (1/2 - p)) (h the hat values of the full model);
 #                               checked stationary by central differences
+#   K = 3, Firth                the same for the multinomial logit, with the exact gradient of
+#                               log det I (see its section); estimates = brmultinom AS_mean
 #   K = 2, separated ML         endometrial: NV = 1 implies HG = 1, the ML estimate of NV is
 #                               +Inf and l(b_hat) is the supremum, attained as b_NV -> Inf where
 #                               those 13 rows are fitted perfectly: the likelihood of the rows
@@ -503,4 +505,110 @@ write_intervals("profile_quasi_continuous_ml", list(
     "at x = 0.3 with z as offset; uniroot(tol = 1e-13)"
   ),
   model = "y ~ x + z (data/quasi_continuous.csv, written here), reference 0"
+), rows)
+
+# --- K = 3, Firth: hsbdemo, prog ~ ses + write ---------------------------------------------------
+# The penalised log-likelihood l + 1/2 log det I of the multinomial logit, I the information of
+# the full model, maximised over the free coefficients by scoring with the likelihood's
+# information on the penalised score g + 1/2 d log det I / d beta.  That gradient is exact:
+# d I / d eta_ij is the rows' x x' times dW_i / d eta_j, W_i = diag(P_i) - P_i P_i'; it is
+# checked against central differences of the penalised log-likelihood.
+mnl_penalised <- function(b, X, y, f, J) {
+  B <- matrix(b, J, byrow = TRUE)
+  ev <- mnl_eval(B, X, y, f)
+  eta <- cbind(0, X %*% t(B))
+  E <- exp(eta - apply(eta, 1, max))
+  P <- (E / rowSums(E))[, -1, drop = FALSE]
+  Ci <- solve(ev$info)
+  p <- ncol(X)
+  blk <- function(a) (a - 1) * p + seq_len(p)
+  # M[i, a, b] = x_i' C_ab x_i
+  M <- array(0, c(nrow(X), J, J))
+  for (a in seq_len(J)) for (c in seq_len(J)) M[, a, c] <- rowSums((X %*% Ci[blk(a), blk(c)]) * X)
+  grad <- numeric(J * p)
+  for (j in seq_len(J)) {
+    dP <- P * (outer(rep(1, nrow(X)), seq_len(J) == j) - P[, j]) # dP_a / d eta_j
+    h <- numeric(nrow(X))
+    for (a in seq_len(J)) {
+      for (c in seq_len(J)) {
+        dW <- (a == c) * dP[, a] - dP[, a] * P[, c] - P[, a] * dP[, c]
+        h <- h + dW * M[, a, c]
+      }
+    }
+    grad[blk(j)] <- crossprod(X, f * h)
+  }
+  list(
+    pll = ev$ll + 0.5 * as.numeric(determinant(ev$info, logarithm = TRUE)$modulus),
+    score = ev$score + 0.5 * grad, info = ev$info
+  )
+}
+
+mnl_firth <- function(b, X, y, f, J, pinned) {
+  free <- setdiff(seq_along(b), pinned)
+  cur <- mnl_penalised(b, X, y, f, J)
+  for (it in 1:1000) {
+    step <- solve(cur$info[free, free], cur$score[free])
+    if (max(abs(step) / (1 + abs(b[free]))) < TOL) {
+      return(list(ll = cur$pll, b = b, iter = it))
+    }
+    s <- 1
+    repeat {
+      nb <- b
+      nb[free] <- b[free] + s * step
+      new <- tryCatch(mnl_penalised(nb, X, y, f, J), error = function(e) list(pll = -Inf))
+      if (new$pll >= cur$pll - 1e-12 * abs(cur$pll) || s < 1e-10) break
+      s <- s / 2
+    }
+    b <- nb
+    cur <- new
+  }
+  stop("mnl_firth did not converge")
+}
+
+X <- model.matrix(prog ~ ses + write, hsb)
+y <- as.integer(hsb$prog) - 1L
+f <- rep(1, length(y))
+p <- ncol(X)
+full <- mnl_firth(numeric(2 * p), X, y, f, 2, integer())
+brm <- brmultinom(prog ~ ses + write, data = hsb, ref = 1,
+  control = list(epsilon = 1e-13, maxit = 1000, type = "AS_mean"))
+check(max(abs(full$b - as.vector(t(coef(brm))))) < 1e-8, "Firth scoring = brmultinom AS_mean")
+# Central differences with steps scaled to each column (write is in the tens).
+hs <- rep(1e-5 / apply(abs(X), 2, max), 2)
+num <- sapply(seq_along(full$b), function(k) {
+  e <- replace(numeric(length(full$b)), k, hs[k])
+  (mnl_penalised(full$b + e, X, y, f, 2)$pll - mnl_penalised(full$b - e, X, y, f, 2)$pll) /
+    (2 * hs[k])
+})
+check(max(abs(num)) < 1e-6, "penalised score 0 at the estimates (central differences)")
+at <- full$b + 0.1
+ana <- mnl_penalised(at, X, y, f, 2)$score
+num <- sapply(seq_along(at), function(k) {
+  e <- replace(numeric(length(at)), k, hs[k])
+  (mnl_penalised(at + e, X, y, f, 2)$pll - mnl_penalised(at - e, X, y, f, 2)$pll) / (2 * hs[k])
+})
+check(max(abs(ana - num) / (1 + abs(num))) < 1e-6, "exact penalised score = central differences")
+lmax <- full$ll
+bhat <- full$b
+se <- sqrt(diag(solve(mnl_eval(matrix(bhat, 2, byrow = TRUE), X, y, f)$info)))
+terms <- sub("^ses(.+)$", "ses[T.\\1]", sub("^\\(Intercept\\)$", "Intercept", colnames(X)))
+eqs <- c("general", "vocation")
+rows <- character()
+level <- 0.95
+q <- qnorm(1 - (1 - level) / 2)
+for (r in seq_along(bhat)) {
+  prof <- function(t) mnl_firth(replace(bhat, r, t), X, y, f, 2, r)$ll
+  b <- profile_bounds(prof, lmax, bhat[r], se[r], q)
+  eq <- (r - 1) %/% p + 1
+  k <- (r - 1) %% p + 1
+  rows <- c(rows, rows_of(level, eqs[eq], terms[k], b[1], b[2]))
+}
+write_intervals("profile_hsbdemo_firth", list(
+  engine = engine,
+  fit = "scoring on the penalised score (step < 1e-13 relative); = brmultinom(type = 'AS_mean')",
+  profile = paste(
+    "penalised log-likelihood l + 1/2 log det I(b) of the full model, maximised over the free",
+    "coefficients by scoring with the exact penalised score; uniroot(tol = 1e-13)"
+  ),
+  model = "prog ~ ses + write, reference academic, ses levels low < middle < high"
 ), rows)
