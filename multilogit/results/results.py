@@ -168,10 +168,36 @@ class MultinomialLogitResults:
         """Two-sided p-values of the z statistics (standard normal)."""
         return self._frame(self._p_flat)
 
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Wald confidence intervals, indexed by ``(outcome, term)``, columns lower and upper."""
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", terms=None) -> pd.DataFrame:
+        """Confidence intervals, indexed by ``(outcome, term)``, columns lower and upper.
+
+        Parameters
+        ----------
+        alpha : float
+            1 - the coverage, in (0, 1).
+        method : {"wald", "profile"}
+            ``"wald"``: :math:`\\hat\\beta \\pm z_{1-\\alpha/2}\\,\\mathrm{se}` with the
+            fit's covariance type.  ``"profile"``: profile-likelihood intervals, the
+            coefficients where twice the drop of the profile log-likelihood stays within the
+            :math:`\\chi^2_1` quantile (R's ``confint`` on a ``glm``; for ``method="firth"``
+            fits the profile penalised likelihood, as ``logistf``), with infinite bounds where
+            a separated maximum-likelihood fit's profile never reaches it; see
+            :mod:`multilogit.inference.profile`.  They are likelihood-based, so the covariance
+            type (robust, cluster) does not change them, as in R.
+        terms : str, tuple or list, optional
+            ``method="profile"`` only: term names or ``(outcome, term)`` pairs to compute
+            (each bound costs several constrained refits); default all.
+        """
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+        if method == "profile":
+            from ..inference.profile import profile_conf_int
+
+            return profile_conf_int(self, alpha, terms)
+        if method != "wald":
+            raise ValueError(f"method must be 'wald' or 'profile'; got {method!r}")
+        if terms is not None:
+            raise ValueError("terms applies to method='profile' only")
         q = stats.norm.ppf(1.0 - alpha / 2.0) if self._classical_intervals else np.nan
         b = self._beta.ravel()
         return pd.DataFrame(
