@@ -24,6 +24,7 @@ import pandas as pd
 
 from .data import design, large, rows
 from .data import weights as _weights
+from .engine import observations
 from .engine.memory import InMemoryBackend
 from .exceptions import DataError
 from .fit import pipeline, rank
@@ -454,6 +455,47 @@ class MultinomialLogit:
     def hessian(self, params) -> np.ndarray:
         """Hessian of the log-likelihood (minus the information), flat outcome-major."""
         return -self._backend().derivatives(self._beta(params), hessian=True).info
+
+    def information(self, params) -> np.ndarray:
+        """Fisher information at ``params``, minus :meth:`hessian` (observed and expected
+        information agree for the logit link), flat outcome-major."""
+        return self._backend().derivatives(self._beta(params), hessian=True).info
+
+    def loglike_and_score(self, params) -> tuple[float, np.ndarray]:
+        """:meth:`loglike` and :meth:`score` from one pass over the rows (statsmodels'
+        ``loglike_and_score``; neither is negated)."""
+        d = self._backend().derivatives(self._beta(params), hessian=False)
+        return d.llf, d.score.ravel()
+
+    def loglikeobs(self, params) -> np.ndarray:
+        """Each row's log-likelihood :math:`w_i \\log P(y_i)` at ``params``, shape ``(n,)``.
+
+        Rows are those of the estimation sample, in order; the weights are the likelihood
+        weights (frequency times sampling weight, 1 without weights), so the rows add up to
+        :meth:`loglike`.  statsmodels' ``MNLogit.loglikeobs`` returns the ``(n, K)`` matrix
+        :math:`d_{ik} \\log P_{ik}` whose row sums these are.  On data a backend holds
+        (Parquet, Dask) the rows are streamed and the result comes back in memory.
+        """
+        beta = self._beta(params)
+        return self._stack_rows(
+            lambda c: observations.chunk_loglikeobs(c.X, c.y, c.weights, beta), 1
+        )
+
+    def score_obs(self, params) -> np.ndarray:
+        """Each row's score at ``params``, shape ``(n, J p)``, flat outcome-major as
+        statsmodels' ``MNLogit.score_obs``: :math:`w_i (d_{ij} - P_{ij}) x_i`; the rows add up
+        to :meth:`score`.  Weights and large data as :meth:`loglikeobs`."""
+        beta = self._beta(params)
+        return self._stack_rows(
+            lambda c: observations.chunk_score_obs(c.X, c.y, c.weights, beta), beta.size
+        )
+
+    def _stack_rows(self, fn, width: int) -> np.ndarray:
+        """``fn`` on every chunk of the rows, stacked in row order."""
+        parts = self._backend().reduce(fn, frames=False)
+        if not parts:
+            return np.zeros((0,) if width == 1 else (0, width))
+        return np.concatenate(parts, axis=0)
 
     # -- fitting ---------------------------------------------------------------------------------
 
