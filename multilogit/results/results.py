@@ -345,12 +345,56 @@ class MultinomialLogitResults:
         """Number of clusters of a ``cluster`` covariance (else ``None``)."""
         return getattr(self._cov_estimator, "n_groups", None)
 
-    def wald_test(self, constraints, q=None):
+    def wald_test(
+        self,
+        constraints,
+        q=None,
+        *,
+        cov_p=None,
+        invcov=None,
+        use_f: bool | None = None,
+        df_constraints: int | None = None,
+        scalar: bool | None = None,
+    ):
         """Wald test of linear constraints; see
-        :func:`~multilogit.inference.hypothesis.wald_test`."""
+        :func:`~multilogit.inference.hypothesis.wald_test`.
+
+        With any of statsmodels' options (``scalar``, ``use_f``, ``cov_p``, ``invcov``,
+        ``df_constraints``; keywords only, since the second argument is ``q``) the result is
+        statsmodels' ``ContrastResults``, as :func:`multilogit.inference.contrasts.wald_test`.
+        """
+        sm_options = (cov_p, invcov, use_f, df_constraints, scalar)
+        if any(o is not None for o in sm_options):
+            from ..inference import contrasts
+
+            return contrasts.wald_test(
+                self,
+                constraints,
+                q,
+                cov_p=cov_p,
+                invcov=invcov,
+                use_f=use_f,
+                df_constraints=df_constraints,
+                scalar=True if scalar is None else scalar,
+            )
         from ..inference.hypothesis import wald_test
 
         return wald_test(self, constraints, q)
+
+    def t_test(self, r_matrix, cov_p=None, use_t: bool | None = None):
+        """Separate tests of linear contrasts, as statsmodels' ``t_test`` (a
+        ``ContrastResults`` with ``summary()``); see
+        :func:`multilogit.inference.contrasts.t_test`."""
+        from ..inference.contrasts import t_test
+
+        return t_test(self, r_matrix, cov_p=cov_p, use_t=use_t)
+
+    def f_test(self, r_matrix, cov_p=None, invcov=None):
+        """Joint F test of linear constraints, as statsmodels' ``f_test``; see
+        :func:`multilogit.inference.contrasts.f_test`."""
+        from ..inference.contrasts import f_test
+
+        return f_test(self, r_matrix, cov_p=cov_p, invcov=invcov)
 
     def wald_test_terms(self) -> pd.DataFrame:
         """Joint Wald test per formula term; see
