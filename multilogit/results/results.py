@@ -547,6 +547,49 @@ class MultinomialLogitResults:
             prob = self._rows_probabilities_and_residuals[0]
         return self._rows_frame(self._resid_response / np.sqrt(prob))
 
+    @property
+    def resid_misclassified(self) -> pd.Series:
+        """1.0 for each row whose most probable outcome is not the observed one, else 0.0
+        (statsmodels' ``resid_misclassified``); ties go to the first outcome in level order."""
+        J, beta, order = self.model.J, self._beta, self.model.level_to_internal
+
+        def chunk(c):
+            observed = np.where(c.y < 0, J, c.y)
+            predicted = order[np.argmax(predict_probabilities(c.X, beta)[:, order], axis=1)]
+            return (observed != predicted).astype(np.float64)
+
+        parts = self.model.backend.reduce(chunk, frames=False)
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        index = self.model.row_labels if self.model.is_in_memory else pd.RangeIndex(len(values))
+        return pd.Series(values, index=index, name="resid_misclassified")
+
+    def remove_data(self) -> None:
+        """Drop the estimation rows from these results (statsmodels' ``remove_data``), e.g.
+        before pickling.
+
+        Estimates, covariances, tests, summaries and predictions on new data keep working;
+        anything that needs the estimation rows (fitted values, residuals, another covariance
+        type, average marginal effects) raises a :class:`~multilogit.exceptions.DataError`
+        saying the data were removed.  Unlike statsmodels, the model object passed in is not
+        changed: ``results.model`` becomes a copy without the rows, so other results of the
+        same model keep theirs.
+        """
+        without = getattr(self.model, "without_data", None)
+        if without is not None:
+            # Computed now, while the rows are here: the summary needs them.
+            _ = self.llnull
+            self.model = without()
+        for name in ("_rows_probabilities_and_residuals", "_resid_response"):
+            self.__dict__.pop(name, None)
+
+    def summary2(self, alpha: float = 0.05, float_format: str = "%.4f"):
+        """Summary in statsmodels' ``summary2`` form (a ``statsmodels.iolib.summary2.Summary``:
+        text, HTML, LaTeX and the tables as DataFrames); see
+        :func:`multilogit.results.summary2.build_summary2`."""
+        from .summary2 import build_summary2
+
+        return build_summary2(self, alpha=alpha, float_format=float_format)
+
     # --- end inference ---------------------------------------------------------------------------
 
     def __repr__(self) -> str:

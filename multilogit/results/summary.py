@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from statsmodels.iolib.summary import Summary, summary_params, table_extend
 
-__all__ = ["build_summary"]
+__all__ = ["build_summary", "equation_label", "level_label"]
 
 
 _METHODS = {"newton": "MLE (Newton-Raphson)", "firth": "Firth (mean bias-reduced)"}
@@ -25,7 +25,7 @@ def header_items(res):
         ("No. Observations:", [f"{res.nobs:g}"]),
         ("Df Residuals:", [f"{res.df_resid:g}"]),
         ("Df Model:", [f"{res.df_model:g}"]),
-        ("Reference outcome:", [str(res.ref)]),
+        ("Reference outcome:", [level_label(res.ref)]),
         ("Covariance Type:", [res._cov_estimator.describe()]),
     ]
     n_groups = getattr(res._cov_estimator, "n_groups", None)
@@ -72,6 +72,19 @@ def notes(res) -> list[str]:
     return out
 
 
+def level_label(level) -> str:
+    """An outcome level as printed: integer-valued numbers without a decimal point (``1``, not
+    ``1.0``, as statsmodels prints a float-coded outcome), anything else as ``str``."""
+    if isinstance(level, float | np.floating) and float(level).is_integer():
+        return str(int(level))
+    return str(level)
+
+
+def equation_label(name, level, sep: str = "=") -> str:
+    """The heading of one equation, e.g. ``prog=general`` or ``y=1``."""
+    return f"{name}{sep}{level_label(level)}"
+
+
 def _k_constant(model) -> int:
     k = getattr(model, "k_constant", None)
     if k is None:
@@ -85,7 +98,7 @@ def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
     model = res.model
     smry = Summary()
     left, right = header_items(res)
-    title = title or f"Multinomial Logit Regression Results (reference: {res.ref})"
+    title = title or f"Multinomial Logit Regression Results (reference: {level_label(res.ref)})"
     smry.add_table_2cols(res, gleft=left, gright=right, title=title)
     ci = res.conf_int(alpha)
     params, bse = res.params, res.bse
@@ -112,7 +125,7 @@ def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
                 xname=names,
                 alpha=alpha,
                 use_t=False,
-                title=f"{model.endog_names}={outcome}",
+                title=equation_label(model.endog_names, outcome),
             )
         )
     table = table_extend(blocks, keep_headers=True)
