@@ -459,3 +459,52 @@ def test_anes96_labels_as_statsmodels(anes_pair):
     heads = [h for h in expected if h.startswith("PID=")]
     assert heads == [f"PID={k}" for k in range(1, 7)]
     assert [h for h in got if h.startswith("PID=")] == heads
+
+
+# -- the other deliberate differences of docs/coming_from.rst ------------------------------------
+
+
+def test_fittedvalues_and_model_sizes_differ_on_purpose(hsb):
+    y = hsb["prog"].cat.codes.to_numpy() + 1
+    X = sm.add_constant(hsb[["write", "read"]].to_numpy(float))
+    ours = ml.MultinomialLogit(y, X).fit()
+    theirs = sm.MNLogit(y, X).fit(disp=0, method="newton", tol=1e-12)
+    # statsmodels' fittedvalues are the linear predictors without the reference's column.
+    _close(theirs.fittedvalues, ours.predict(which="linear").to_numpy()[:, 1:], FIT)
+    _close(ours.fittedvalues.to_numpy(), theirs.predict(), FIT)
+    assert (theirs.model.J, theirs.model.K) == (3, 3)
+    assert (ours.model.J, ours.model.k_exog) == (2, 3)
+
+
+def test_robust_factors_differ_on_purpose(hsb):
+    ours = ml.mnlogit("prog ~ ses + write", hsb)
+    formula = "progc ~ ses + write"
+    sm_model = smf.mnlogit(formula, hsb)
+
+    def sm_cov(cov_type, **kw):
+        extra = {"cov_kwds": kw} if kw else {}  # an empty cov_kwds reaches the optimizer
+        res = sm_model.fit(disp=0, method="newton", tol=1e-12, cov_type=cov_type, **extra)
+        return np.asarray(res.cov_params())
+
+    hc0 = ours.fit(cov_type="HC0").cov_params().to_numpy()
+    _close(hc0, sm_cov("HC0"), 1e-6)
+    _close(sm_cov("HC1"), sm_cov("HC0"), 1e-12)  # statsmodels' HC1 applies no factor
+    _close(ours.fit(cov_type="HC1").cov_params().to_numpy(), hc0 * 200 / 199, 1e-12)
+    g = hsb["cid"].to_numpy()
+    G, n, k = len(np.unique(g)), 200, 8
+    stata = ours.fit(cov_type="cluster", cov_kwds={"groups": "cid"}).cov_params().to_numpy()
+    statsm = ours.fit(
+        cov_type="cluster", cov_kwds={"groups": "cid", "df_correction": "statsmodels"}
+    )
+    _close(statsm.cov_params().to_numpy(), sm_cov("cluster", groups=g), 1e-6)
+    _close(stata * (n - 1) / (n - k), statsm.cov_params().to_numpy(), 1e-12)
+    assert G > 1
+
+
+def test_dependent_constraints_error_where_statsmodels_warns(formula_pair):
+    ours, theirs = formula_pair
+    R = np.eye(8)[[3, 3]]
+    with pytest.warns(Warning, match="rank"):
+        theirs.wald_test(R, scalar=True)
+    with pytest.raises(DataError, match="linearly dependent"):
+        ours.wald_test(R, scalar=True)
