@@ -450,6 +450,15 @@ def test_integer_valued_outcomes_print_as_integers(hsb, dtype):
     assert "Reference outcome: 1 " in str(ours.summary2())
 
 
+def test_margeff_headings_as_statsmodels(hsb):
+    ours, theirs = _int_case(hsb, np.float64)
+    expected = _equation_headings(theirs.get_margeff().summary())
+    got = ours.get_margeff(dummy=False).summary()
+    assert _equation_headings(got) == expected == ["y=1", "y=2", "y=3"]
+    header = [[str(c.data).strip() for c in row] for row in got.tables[0]]
+    assert ["1"] == [row[3] for row in header if row[2] == "Reference outcome:"]
+
+
 def test_anes96_labels_as_statsmodels(anes_pair):
     ours, theirs = anes_pair
     with warnings.catch_warnings():

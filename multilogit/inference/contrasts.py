@@ -35,6 +35,7 @@ import pandas as pd
 import patsy
 from statsmodels.stats.contrast import ContrastResults
 
+from ..data.labels import level_label
 from ..exceptions import DataError
 from .hypothesis import constraint_matrix
 
@@ -44,14 +45,7 @@ __all__ = ["linear_constraints", "t_test", "f_test", "wald_test", "statsmodels_n
 def statsmodels_names(model) -> list[str]:
     """statsmodels' ``MNLogit`` names of the flat parameters, ``"y<outcome>_<term>"``, with
     integer-valued outcomes written without a decimal point (``y1_write``, not ``y1.0_write``)."""
-    return [f"y{_level_str(o)}_{t}" for o in model.eq_outcomes for t in model.exog_names]
-
-
-def _level_str(level) -> str:
-    # statsmodels prints integer-valued float outcomes as integers.
-    if isinstance(level, float | np.floating) and float(level).is_integer():
-        return str(int(level))
-    return str(level)
+    return [f"y{level_label(o)}_{t}" for o in model.eq_outcomes for t in model.exog_names]
 
 
 def _our_names(model) -> list[str]:

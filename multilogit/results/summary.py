@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from statsmodels.iolib.summary import Summary, summary_params, table_extend
 
-__all__ = ["build_summary", "equation_label", "level_label"]
+from ..data.labels import equation_label, level_label
+
+__all__ = ["build_summary"]
 
 
 _METHODS = {"newton": "MLE (Newton-Raphson)", "firth": "Firth (mean bias-reduced)"}
@@ -70,19 +72,6 @@ def notes(res) -> list[str]:
         out.append(cov_note())
     out.extend(getattr(res, "_summary_notes", ()))
     return out
-
-
-def level_label(level) -> str:
-    """An outcome level as printed: integer-valued numbers without a decimal point (``1``, not
-    ``1.0``, as statsmodels prints a float-coded outcome), anything else as ``str``."""
-    if isinstance(level, float | np.floating) and float(level).is_integer():
-        return str(int(level))
-    return str(level)
-
-
-def equation_label(name, level, sep: str = "=") -> str:
-    """The heading of one equation, e.g. ``prog=general`` or ``y=1``."""
-    return f"{name}{sep}{level_label(level)}"
 
 
 def _k_constant(model) -> int:

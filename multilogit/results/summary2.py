@@ -14,7 +14,8 @@ import datetime
 
 from statsmodels.iolib import summary2 as sm_summary2
 
-from .summary import equation_label, level_label, notes
+from ..data.labels import equation_label, level_label
+from .summary import notes
 
 __all__ = ["build_summary2"]
 
