@@ -383,6 +383,11 @@ def test_remove_data_keeps_what_needs_no_rows(hsb):
     ):
         with pytest.raises(DataError, match="removed by remove_data"):
             call()
+    # Nothing needs to be computed before the rows go.
+    fresh = model.fit()
+    fresh.remove_data()
+    assert fresh.llnull == before["llnull"] and fresh.prsquared == res.prsquared
+    assert fresh.summary().as_text().splitlines()[3:] == before["text"]
     # The model passed in and other results of it keep their rows.
     assert model.exog.shape == (200, 4)
     assert other.fittedvalues.shape == (200, 3)
@@ -398,6 +403,12 @@ def test_remove_data_on_streamed_rows_and_after_residuals(hsb, tmp_path):
         _ = res.resid_pearson
     assert res.prsquared > 0.1
     res.remove_data()  # twice is harmless
+    res.save(tmp_path / "r.npz")
+    loaded = ml.load(tmp_path / "r.npz")
+    loaded.remove_data()  # loaded without data: nothing to drop
+    pd.testing.assert_frame_equal(loaded.params, res.params)
+    with pytest.raises(DataError, match="include_data=True"):
+        _ = loaded.fittedvalues
 
 
 # -- summary2 and equation labels ----------------------------------------------------------------

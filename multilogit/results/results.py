@@ -575,9 +575,8 @@ class MultinomialLogitResults:
         same model keep theirs.
         """
         without = getattr(self.model, "without_data", None)
+        # A fit loaded without its data has no rows to drop.
         if without is not None:
-            # Computed now, while the rows are here: the summary needs them.
-            _ = self.llnull
             self.model = without()
         for name in ("_rows_probabilities_and_residuals", "_resid_response"):
             self.__dict__.pop(name, None)
