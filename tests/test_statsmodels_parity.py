@@ -492,6 +492,12 @@ def test_fittedvalues_and_model_sizes_differ_on_purpose(hsb):
     # statsmodels' fittedvalues are the linear predictors without the reference's column.
     _close(theirs.fittedvalues, ours.predict(which="linear").to_numpy()[:, 1:], FIT)
     _close(ours.fittedvalues.to_numpy(), theirs.predict(), FIT)
+    # statsmodels standardises each indicator by P(1 - P); ours by P (Pearson chi-squared).
+    d = ours.resid_response.to_numpy()
+    P = ours.fittedvalues.to_numpy()
+    _close(theirs.resid_pearson, d / np.sqrt(P * (1 - P)), FIT)
+    _close(ours.resid_pearson.to_numpy(), d / np.sqrt(P), 1e-12)
+    assert np.shape(theirs.conf_int()) == (2, 3, 2) and ours.conf_int().shape == (6, 2)
     assert (theirs.model.J, theirs.model.K) == (3, 3)
     assert (ours.model.J, ours.model.k_exog) == (2, 3)
 
