@@ -24,6 +24,7 @@ import pandas as pd
 
 from .data import design, large, rows
 from .data import weights as _weights
+from .engine import observations
 from .engine.memory import InMemoryBackend
 from .exceptions import DataError
 from .fit import pipeline, rank
@@ -494,6 +495,47 @@ class MultinomialLogit:
         d = self._backend().derivatives(self._beta(params), hessian=True)
         return -d.info * self.weight_scale
 
+    def information(self, params) -> np.ndarray:
+        """Fisher information at ``params``, minus :meth:`hessian` (observed and expected
+        information agree for the logit link), flat outcome-major."""
+        return self._backend().derivatives(self._beta(params), hessian=True).info
+
+    def loglike_and_score(self, params) -> tuple[float, np.ndarray]:
+        """:meth:`loglike` and :meth:`score` from one pass over the rows (statsmodels'
+        ``loglike_and_score``; neither is negated)."""
+        d = self._backend().derivatives(self._beta(params), hessian=False)
+        return d.llf, d.score.ravel()
+
+    def loglikeobs(self, params) -> np.ndarray:
+        """Each row's log-likelihood :math:`w_i \\log P(y_i)` at ``params``, shape ``(n,)``.
+
+        Rows are those of the estimation sample, in order; the weights are the likelihood
+        weights (frequency times sampling weight, 1 without weights), so the rows add up to
+        :meth:`loglike`.  statsmodels' ``MNLogit.loglikeobs`` returns the ``(n, K)`` matrix
+        :math:`d_{ik} \\log P_{ik}` whose row sums these are.  On data a backend holds
+        (Parquet, Dask) the rows are streamed and the result comes back in memory.
+        """
+        beta = self._beta(params)
+        return self._stack_rows(
+            lambda c: observations.chunk_loglikeobs(c.X, c.y, c.weights, beta), 1
+        )
+
+    def score_obs(self, params) -> np.ndarray:
+        """Each row's score at ``params``, shape ``(n, J p)``, flat outcome-major as
+        statsmodels' ``MNLogit.score_obs``: :math:`w_i (d_{ij} - P_{ij}) x_i`; the rows add up
+        to :meth:`score`.  Weights and large data as :meth:`loglikeobs`."""
+        beta = self._beta(params)
+        return self._stack_rows(
+            lambda c: observations.chunk_score_obs(c.X, c.y, c.weights, beta), beta.size
+        )
+
+    def _stack_rows(self, fn, width: int) -> np.ndarray:
+        """``fn`` on every chunk of the rows, stacked in row order."""
+        parts = self._backend().reduce(fn, frames=False)
+        if not parts:
+            return np.zeros((0,) if width == 1 else (0, width))
+        return np.concatenate(parts, axis=0)
+
     # -- fitting ---------------------------------------------------------------------------------
 
     def start_params(self) -> np.ndarray:
@@ -835,12 +877,109 @@ class MultinomialLogit:
         """Predictions at ``params``; see :meth:`MultinomialLogitResults.predict`."""
         return predict(self, self._beta(params), exog, which)
 
+    # -- without the rows (results.remove_data) ------------------------------------------------
+
+    def without_data(self) -> MultinomialLogit:
+        """A copy of this model without its rows, for :meth:`MultinomialLogitResults.
+        remove_data`: what summaries, tests and predictions on new data need is kept (the
+        design state, the outcome coding, ``nobs``, the outcome counts, ``k_constant``);
+        anything that reads the estimation rows raises a :class:`DataError` saying so.  This
+        model is not changed."""
+        new = ModelWithoutData.__new__(ModelWithoutData)
+        new.__dict__.update(
+            {k: v for k, v in self.__dict__.items() if k not in ModelWithoutData.ROW_STATE}
+        )
+        new._kept = {
+            "nobs": self.nobs,
+            "n_rows": self.n_rows,
+            "outcome_counts": np.asarray(self.outcome_counts, dtype=np.float64),
+            "k_constant": self.k_constant,
+        }
+        # Whether there were sampling weights matters to the summary and the default
+        # covariance; their values are row data.
+        new.weights = None if self.weights is None else np.full(0, np.nan)
+        return new
+
     def __repr__(self) -> str:
         src = f"formula={self.formula!r}" if self.formula else f"{self.k_exog} columns"
         return (
             f"<MultinomialLogit {src}: {len(self.outcomes)} outcomes, ref={self.ref!r}, "
             f"n={self.n_rows}>"
         )
+
+
+class ModelWithoutData(MultinomialLogit):
+    """A :class:`MultinomialLogit` whose rows were removed (:meth:`MultinomialLogit.
+    without_data`, used by :meth:`MultinomialLogitResults.remove_data`).
+
+    Descriptive attributes, ``nobs``, ``k_constant``, ``outcome_counts`` and predictions on new
+    data work; everything that reads the estimation rows raises :class:`DataError`.
+    """
+
+    #: The per-row state of a model (arrays in memory, or the backend of larger data).
+    ROW_STATE = frozenset(
+        (
+            "exog",
+            "endog",
+            "level_codes",
+            "freq_weights",
+            "_lik_weights",
+            "row_labels",
+            "_data",
+            "_source_data",
+            "_source_index",
+            "_backend_cache",
+            "_k_constant_cache",
+            "_rows",
+            "weights",
+        )
+    )
+
+    def _removed(self, name: str = "the estimation rows"):
+        raise DataError(
+            f"the estimation data were removed by remove_data(): {name} is not available; "
+            "pass new data to predict (exog=...), or keep a results object that has its data"
+        )
+
+    def __getattr__(self, name):
+        if name in ModelWithoutData.ROW_STATE:
+            self._removed(repr(name))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    backend = property(lambda self: self._removed("the backend of the rows"))
+    rows_frame = None
+    is_in_memory = True
+    nobs = property(lambda self: float(self._kept["nobs"]))
+    n_rows = property(lambda self: int(self._kept["n_rows"]))
+    outcome_counts = property(lambda self: self._kept["outcome_counts"].copy())
+    k_constant = property(lambda self: int(self._kept["k_constant"]))
+
+    def estimation_frame(self):
+        self._removed("estimation_frame()")
+
+    source_columns = property(lambda self: self._removed("source_columns"))
+    source_column_stats = property(lambda self: self._removed("source_column_stats"))
+
+    def with_reference(self, ref) -> ModelWithoutData:
+        """The same model with ``ref`` as reference outcome (for ``repivot``)."""
+        new = copy.copy(self)
+        new.outcome = self.outcome.with_ref(ref)
+        return new
+
+    def without_data(self) -> ModelWithoutData:
+        return self
+
+    def group_codes(self, groups):
+        self._removed("the cluster ids of the rows")
+
+    def submodel(self, *args, **kwargs):
+        self._removed("submodel()")
+
+    def fit(self, *args, **kwargs):
+        self._removed("fit()")
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("<MultinomialLogit ", "<MultinomialLogit (no data) ", 1)
 
 
 def mnlogit(

@@ -60,6 +60,7 @@ import pandas as pd
 
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
+from ..data.labels import equation_label, level_label
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
 from ..engine.threads import block_runs, map_runs, stop_if_cancelled
 from ..exceptions import DataError
@@ -990,7 +991,7 @@ class MarginalEffects:
             ("At:", [at]),
         ]
         right = [
-            ("Reference outcome:", [str(res.ref)]),
+            ("Reference outcome:", [level_label(res.ref)]),
             ("Covariance Type:", [res.cov_type]),
             ("No. Observations:", [f"{res.nobs:g}"]),
         ]
@@ -1012,7 +1013,7 @@ class MarginalEffects:
                 xname=[str(t) for t in self._terms],
                 alpha=alpha,
                 use_t=False,
-                title=f"{model.endog_names}={outcome}",
+                title=equation_label(model.endog_names, outcome),
             )
             # Name the statistic (dy/dx, ...) in the header instead of "coef".
             tbl[0][1].data = _METHOD_NAMES[self.method]

@@ -38,6 +38,8 @@ __all__ = ["PredictionResults", "get_prediction"]
 _CHUNK_ROWS = 1024
 _PASS_ROWS = 65536
 _CI_METHODS = ("logit", "symmetric")
+# What predict returns: see predict (statsmodels' "mean" is accepted for "prob").
+_WHICH = ("prob", "var", "class", "linear")
 
 
 def _pair_blocks(V, J, p) -> np.ndarray:
@@ -273,14 +275,20 @@ def predict(model, beta, exog=None, which: str = "prob"):
         DataFrame (or Series), computed partition by partition.  Default: the estimation
         sample (for a model on a Dask DataFrame, a Dask result; for a streamed Parquet
         source, all its rows in memory, indexed ``0..n-1``).
-    which : {"prob", "class", "linear"}
-        ``"prob"``: probability of each of the K outcomes (DataFrame, one column per outcome
-        label); ``"class"``: the most probable outcome (Series of labels); ``"linear"``: the
-        linear predictors, i.e. log odds against the reference (DataFrame with K columns, the
+    which : {"prob", "mean", "var", "class", "linear"}
+        ``"prob"`` (or ``"mean"``, statsmodels' name): probability of each of the K outcomes
+        (DataFrame, one column per outcome label); ``"var"``: the variance
+        :math:`P_k (1 - P_k)` of each outcome's indicator (as statsmodels' ``MNLogit``);
+        ``"class"``: the most probable outcome (Series of labels); ``"linear"``: the linear
+        predictors, i.e. log odds against the reference (DataFrame with K columns, the
         reference's identically 0).
     """
-    if which not in ("prob", "class", "linear"):
-        raise ValueError(f"which must be 'prob', 'class' or 'linear'; got {which!r}")
+    if which == "mean":
+        which = "prob"
+    if which not in _WHICH:
+        raise ValueError(
+            "which must be one of " + ", ".join(map(repr, _WHICH + ("mean",))) + f"; got {which!r}"
+        )
     beta = np.ascontiguousarray(beta, dtype=np.float64)
     predictor = _Predictor(model.design, model.outcome, beta, _missing_policy(model))
     if exog is None and model.rows_frame is not None:
@@ -327,6 +335,8 @@ class _Predictor:
         prob = prob[:, self.order]
         if which == "prob":
             return pd.DataFrame(prob, index=index, columns=cols)
+        if which == "var":
+            return pd.DataFrame(prob * (1.0 - prob), index=index, columns=cols)
         levels = list(self.outcome.levels)
         labels = np.asarray(levels, dtype=object)[np.argmax(prob, axis=1)]
         return pd.Series(

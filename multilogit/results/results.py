@@ -477,12 +477,56 @@ class MultinomialLogitResults:
         """Number of clusters of a ``cluster`` covariance (else ``None``)."""
         return getattr(self._cov_estimator, "n_groups", None)
 
-    def wald_test(self, constraints, q=None):
+    def wald_test(
+        self,
+        constraints,
+        q=None,
+        *,
+        cov_p=None,
+        invcov=None,
+        use_f: bool | None = None,
+        df_constraints: int | None = None,
+        scalar: bool | None = None,
+    ):
         """Wald test of linear constraints; see
-        :func:`~multilogit.inference.hypothesis.wald_test`."""
+        :func:`~multilogit.inference.hypothesis.wald_test`.
+
+        With any of statsmodels' options (``scalar``, ``use_f``, ``cov_p``, ``invcov``,
+        ``df_constraints``; keywords only, since the second argument is ``q``) the result is
+        statsmodels' ``ContrastResults``, as :func:`multilogit.inference.contrasts.wald_test`.
+        """
+        sm_options = (cov_p, invcov, use_f, df_constraints, scalar)
+        if any(o is not None for o in sm_options):
+            from ..inference import contrasts
+
+            return contrasts.wald_test(
+                self,
+                constraints,
+                q,
+                cov_p=cov_p,
+                invcov=invcov,
+                use_f=use_f,
+                df_constraints=df_constraints,
+                scalar=True if scalar is None else scalar,
+            )
         from ..inference.hypothesis import wald_test
 
         return wald_test(self, constraints, q)
+
+    def t_test(self, r_matrix, cov_p=None, use_t: bool | None = None):
+        """Separate tests of linear contrasts, as statsmodels' ``t_test`` (a
+        ``ContrastResults`` with ``summary()``); see
+        :func:`multilogit.inference.contrasts.t_test`."""
+        from ..inference.contrasts import t_test
+
+        return t_test(self, r_matrix, cov_p=cov_p, use_t=use_t)
+
+    def f_test(self, r_matrix, cov_p=None, invcov=None):
+        """Joint F test of linear constraints, as statsmodels' ``f_test``; see
+        :func:`multilogit.inference.contrasts.f_test`."""
+        from ..inference.contrasts import f_test
+
+        return f_test(self, r_matrix, cov_p=cov_p, invcov=invcov)
 
     def wald_test_terms(self) -> pd.DataFrame:
         """Joint Wald test per formula term; see
@@ -678,6 +722,48 @@ class MultinomialLogitResults:
         else:
             prob = self._rows_probabilities_and_residuals[0]
         return self._rows_frame(self._resid_response / np.sqrt(prob))
+
+    @property
+    def resid_misclassified(self) -> pd.Series:
+        """1.0 for each row whose most probable outcome is not the observed one, else 0.0
+        (statsmodels' ``resid_misclassified``); ties go to the first outcome in level order."""
+        J, beta, order = self.model.J, self._beta, self.model.level_to_internal
+
+        def chunk(c):
+            observed = np.where(c.y < 0, J, c.y)
+            predicted = order[np.argmax(predict_probabilities(c.X, beta)[:, order], axis=1)]
+            return (observed != predicted).astype(np.float64)
+
+        parts = self.model.backend.reduce(chunk, frames=False)
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        index = self.model.row_labels if self.model.is_in_memory else pd.RangeIndex(len(values))
+        return pd.Series(values, index=index, name="resid_misclassified")
+
+    def remove_data(self) -> None:
+        """Drop the estimation rows from these results (statsmodels' ``remove_data``), e.g.
+        before pickling.
+
+        Estimates, covariances, tests, summaries and predictions on new data keep working;
+        anything that needs the estimation rows (fitted values, residuals, another covariance
+        type, average marginal effects) raises a :class:`~multilogit.exceptions.DataError`
+        saying the data were removed.  Unlike statsmodels, the model object passed in is not
+        changed: ``results.model`` becomes a copy without the rows, so other results of the
+        same model keep theirs.
+        """
+        without = getattr(self.model, "without_data", None)
+        # A fit loaded without its data has no rows to drop.
+        if without is not None:
+            self.model = without()
+        for name in ("_rows_probabilities_and_residuals", "_resid_response"):
+            self.__dict__.pop(name, None)
+
+    def summary2(self, alpha: float = 0.05, float_format: str = "%.4f"):
+        """Summary in statsmodels' ``summary2`` form (a ``statsmodels.iolib.summary2.Summary``:
+        text, HTML, LaTeX and the tables as DataFrames); see
+        :func:`multilogit.results.summary2.build_summary2`."""
+        from .summary2 import build_summary2
+
+        return build_summary2(self, alpha=alpha, float_format=float_format)
 
     # --- end inference ---------------------------------------------------------------------------
 

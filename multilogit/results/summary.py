@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from statsmodels.iolib.summary import Summary, summary_params, table_extend
 
+from ..data.labels import equation_label, level_label
+
 __all__ = ["build_summary"]
 
 
@@ -26,7 +28,7 @@ def header_items(res):
         ("No. Observations:", [f"{res.nobs:g}"]),
         ("Df Residuals:", [f"{res.df_resid:g}"]),
         ("Df Model:", [f"{res.df_model:g}"]),
-        ("Reference outcome:", [str(res.ref)]),
+        ("Reference outcome:", [level_label(res.ref)]),
         ("Covariance Type:", [res._cov_estimator.describe()]),
     ]
     n_groups = getattr(res._cov_estimator, "n_groups", None)
@@ -118,7 +120,7 @@ def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
     model = res.model
     smry = Summary()
     left, right = header_items(res)
-    title = title or f"Multinomial Logit Regression Results (reference: {res.ref})"
+    title = title or f"Multinomial Logit Regression Results (reference: {level_label(res.ref)})"
     smry.add_table_2cols(res, gleft=left, gright=right, title=title)
     ci = res.conf_int(alpha)
     params, bse = res.params, res.bse
@@ -145,7 +147,7 @@ def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
                 xname=names,
                 alpha=alpha,
                 use_t=False,
-                title=f"{model.endog_names}={outcome}",
+                title=equation_label(model.endog_names, outcome),
             )
         )
     table = table_extend(blocks, keep_headers=True)
