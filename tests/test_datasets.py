@@ -26,7 +26,7 @@ def test_admissions(admissions):
 
 
 def test_names_and_unknown():
-    assert ml.datasets.names() == ["admissions", "hsbdemo"]
+    assert ml.datasets.names() == ["admissions", "endometrial", "hsbdemo"]
     with pytest.raises(ValueError, match="unknown data set 'iris'; available: admissions"):
         ml.datasets.load("iris")
 
@@ -35,3 +35,17 @@ def test_each_load_is_a_fresh_copy():
     a = ml.datasets.load("hsbdemo")
     a.loc[0, "write"] = -1
     assert ml.datasets.load("hsbdemo").loc[0, "write"] != -1
+
+
+def test_endometrial_is_the_separated_reference_data():
+    df = ml.datasets.load("endometrial")
+    assert df.shape == (79, 4)
+    assert list(df.columns) == ["NV", "PI", "EH", "HG"]
+    # The separation the data are known for: every NV = 1 patient has HG = 1.
+    assert set(df.loc[df["NV"] == 1, "HG"]) == {1}
+    # The same rows as the brglm2 reference data the Firth tests use.
+    import pandas as pd
+
+    from tests.reference_data import REFERENCE_DIR
+
+    pd.testing.assert_frame_equal(df, pd.read_csv(REFERENCE_DIR / "data" / "endometrial.csv"))

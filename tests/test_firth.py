@@ -278,3 +278,17 @@ def test_sampling_weights_are_refused(hsbdemo):
     w = np.linspace(0.5, 2.0, len(hsbdemo))
     with pytest.raises(ml.DataError, match="freq_weights"):
         ml.mnlogit("prog ~ write", hsbdemo, weights=w).fit(method="firth")
+
+
+def test_separation_warning_and_summary_name_the_remedies():
+    x = np.arange(12.0)
+    y = np.array(["a"] * 4 + ["b"] * 4 + ["c"] * 4)
+    X = np.column_stack([np.ones(12), x])
+    with pytest.warns(ml.PerfectSeparationWarning) as rec:
+        res = ml.MultinomialLogit(y, X).fit()
+    for text in (str(rec[0].message), res.summary().as_text()):
+        flat = " ".join(text.split())
+        assert "fit(method='firth')" in flat
+        assert "conf_int(method='profile')" in flat
+    # The remedy named works on these data.
+    assert ml.MultinomialLogit(y, X).fit(method="firth").converged

@@ -1,6 +1,7 @@
 """Small public data sets bundled with multilogit.
 
-Both are UCLA Statistical Consulting teaching data sets with published reference results:
+``hsbdemo`` and ``admissions`` are UCLA Statistical Consulting teaching data sets with
+published reference results; ``endometrial`` is a classic example of separation:
 
 ``hsbdemo``
     High School and Beyond, 200 students: program type ``prog`` (academic, general, vocation),
@@ -8,6 +9,12 @@ Both are UCLA Statistical Consulting teaching data sets with published reference
     cluster ``cid`` and other scores.
 ``admissions``
     Graduate admissions, 400 applicants: ``admit`` (0/1), ``gre``, ``gpa``, ``rank`` (1-4).
+``endometrial``
+    Endometrial cancer, 79 patients (Heinze and Schemper 2002, Statistics in Medicine 21,
+    2409-2419; also in R's brglm2 and logistf): histology grade ``HG`` (0 low, 1 high),
+    neovasculization ``NV`` (0/1), pulsatility index ``PI`` and endometrium height ``EH``.
+    Every patient with ``NV = 1`` has ``HG = 1``: the maximum likelihood estimate of ``NV``'s
+    coefficient is infinite (quasi-complete separation).
 """
 
 from __future__ import annotations
@@ -42,7 +49,12 @@ def _admissions() -> pd.DataFrame:
     return df
 
 
-_LOADERS = {"hsbdemo": _hsbdemo, "admissions": _admissions}
+def _endometrial() -> pd.DataFrame:
+    with resources.files(__name__).joinpath("data", "endometrial.csv").open("r") as fh:
+        return pd.read_csv(fh)
+
+
+_LOADERS = {"hsbdemo": _hsbdemo, "admissions": _admissions, "endometrial": _endometrial}
 
 
 def names() -> list[str]:
@@ -55,7 +67,7 @@ def load(name: str) -> pd.DataFrame:
 
     Parameters
     ----------
-    name : {"hsbdemo", "admissions"}
+    name : {"hsbdemo", "admissions", "endometrial"}
 
     Returns
     -------

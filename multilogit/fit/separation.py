@@ -189,7 +189,10 @@ class Separation:
             f"fitted probabilities driven to 0 or 1 (outcome(s) {outs}; term(s) {terms}). "
             f"Diverging coefficients (outcome:term): {pairs(self.diverging)}{more}. The fit "
             "was stopped early; their standard errors are reported as NaN and the other "
-            "estimates are those of the last iteration"
+            "estimates are those of the last iteration. Remedies: fit(method='firth') (bias "
+            "reduction: every estimate finite), fit(penalty='l2', alpha=...) (a ridge), "
+            "conf_int(method='profile') (likelihood intervals, infinite where a coefficient "
+            "diverges), or merging or dropping the categories behind it"
         )
 
 
