@@ -100,8 +100,10 @@ def test_reference_files_record_their_source():
         assert (REFERENCE_DIR.parent.parent / script).is_file(), path.name
         engine = "# engine: R version" if produced.group(2) else "# engine: Python"
         assert any(line.startswith(engine) for line in header), path.name
-        # Computed references say how far they converged; published ones cite their source.
-        assert any(line.startswith(("# convergence:", "# source:")) for line in header), path.name
+        # Computed references say how far they converged (profiles: their root search);
+        # published ones cite their source.
+        settled = ("# convergence:", "# source:", "# profile:")
+        assert any(line.startswith(settled) for line in header), path.name
 
 
 # -- statsmodels, fitted at test time ------------------------------------------------------------
