@@ -583,7 +583,7 @@ class MultinomialLogit:
 
         Parameters
         ----------
-        method : {"newton", "firth"}
+        method : {"newton", "firth", "firth-median"}
             ``"newton"``: maximum likelihood by Newton-Raphson (IRLS).  ``"firth"``: mean bias
             reduction (Firth 1993; R's ``brglm2::brmultinom(type = "AS_mean")``), the maximum
             of the Jeffreys-prior penalised log-likelihood
@@ -591,7 +591,10 @@ class MultinomialLogit:
             estimates on separated data, first-order bias removed.  Its standard errors come
             from the information at the estimates (as brglm2's); ``llf`` is the ordinary
             log-likelihood there and ``llf_penalized`` the maximised one; ``separation`` does
-            not apply.  See :mod:`multilogit.solve.firth`.
+            not apply.  ``"firth-median"``: median bias reduction (Kenne Pagui, Salvan and
+            Sartori 2017; ``brmultinom(type = "AS_median")``), each estimate median unbiased
+            to third order, also finite on separated data; ``llf_penalized`` is NaN (it
+            maximises nothing).  See :mod:`multilogit.solve.firth`.
         maxiter : int
             Most iterations; if reached, a ``ConvergenceWarning`` is issued and the results say
             ``converged=False``.

@@ -219,7 +219,7 @@ def test_rank_deficient_design_is_still_refused(rng):
 
 
 def test_unknown_method_names_the_choices(hsbdemo):
-    with pytest.raises(ValueError, match="'newton' or 'firth'"):
+    with pytest.raises(ValueError, match="'newton', 'firth' or 'firth-median'"):
         ml.mnlogit("prog ~ write", hsbdemo).fit(method="brglm")
 
 
@@ -292,3 +292,73 @@ def test_separation_warning_and_summary_name_the_remedies():
         assert "conf_int(method='profile')" in flat
     # The remedy named works on these data.
     assert ml.MultinomialLogit(y, X).fit(method="firth").converged
+
+
+# -- median bias reduction ---------------------------------------------------------------------
+
+MEDIAN_CASES = [
+    ("housing_as_median", "housing", "Sat ~ Infl + Type + Cont", "Freq", "Low"),
+    ("alligators_as_median", "alligators", "foodchoice ~ size + lake", "freq", "Fish"),
+    ("alligators3_as_median", "alligators", "foodchoice ~ size + lake", "freq3", "Fish"),
+    ("endometrial_as_median", "endometrial", "HG ~ NV + PI + EH", None, 0),
+]
+
+
+@pytest.mark.parametrize("case", MEDIAN_CASES, ids=[c[0] for c in MEDIAN_CASES])
+def test_median_matches_brglm2(case):
+    name, data, formula, weights, ref = case
+    res = fit_case(data, formula, weights, ref, "firth-median")
+    expected = load_reference(name)
+    assert res.converged
+    params = res.params.copy()
+    params.columns = [str(c) for c in params.columns]
+    bse = res.bse.copy()
+    bse.columns = params.columns
+    np.testing.assert_allclose(
+        params.loc[expected.coef.index, expected.coef.columns],
+        expected.coef,
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        bse.loc[expected.se.index, expected.se.columns], expected.se, rtol=1e-9
+    )
+    assert res.llf == pytest.approx(expected.scalars["llf"], rel=1e-11)
+    assert np.isnan(res.llf_penalized)
+    assert "Median bias-reduced" in res.summary().as_text()
+
+
+def test_median_third_cumulants_match_a_direct_sum(rng):
+    from multilogit.engine.jeffreys import chunk_third_cumulants
+
+    X = np.column_stack([np.ones(200), rng.normal(size=(200, 2))])
+    w = rng.uniform(0.5, 2.0, 200)
+    beta = rng.normal(scale=0.5, size=(2, 3))
+    cov = np.linalg.inv(_information(X, w, beta))
+    got = chunk_third_cumulants(X, w, beta, cov)
+    eta = np.column_stack([np.zeros(200), X @ beta.T])
+    P = np.exp(eta - eta.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    expected = np.zeros(6)
+    for t in range(6):
+        for i in range(200):
+            # z over all three outcomes (the reference first, value 0).
+            z = np.array([0.0] + [X[i] @ cov[a * 3 : (a + 1) * 3, t] for a in range(2)])
+            mean = P[i] @ z
+            expected[t] += w[i] * (P[i] @ (z - mean) ** 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_median_is_equivariant_under_column_scaling():
+    df = load("endometrial")
+    big = df.assign(PI=df["PI"] * 1e4, EH=df["EH"] / 1e3)
+    a = ml.mnlogit("HG ~ NV + PI + EH", df, ref=0).fit(method="firth-median")
+    b = ml.mnlogit("HG ~ NV + PI + EH", big, ref=0).fit(method="firth-median")
+    factor = pd.Series({"Intercept": 1.0, "NV": 1.0, "PI": 1e-4, "EH": 1e3})
+    np.testing.assert_allclose(b.params.iloc[:, 0], a.params.iloc[:, 0] * factor, rtol=1e-9)
+
+
+def test_median_has_no_profile_intervals():
+    res = fit_case("endometrial", "HG ~ NV + PI + EH", None, 0, "firth-median")
+    with pytest.raises(ml.DataError, match="maximises no likelihood"):
+        res.conf_int(method="profile")

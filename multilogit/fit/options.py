@@ -15,7 +15,7 @@ from .separation import check_mode
 
 __all__ = ["FitOptions"]
 
-METHODS = ("newton", "firth")
+METHODS = ("newton", "firth", "firth-median")
 HESSIANS = ("auto", "exact")
 
 
@@ -39,7 +39,9 @@ class FitOptions:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"method must be 'newton' or 'firth'; got {self.method!r}")
+            raise ValueError(
+                f"method must be 'newton', 'firth' or 'firth-median'; got {self.method!r}"
+            )
         if self.hessian not in HESSIANS:
             raise ValueError(f"hessian must be 'auto' or 'exact'; got {self.hessian!r}")
         check_mode(self.separation)
@@ -66,10 +68,9 @@ class FitOptions:
         if self.penalty is not None:
             if not isinstance(self.penalty, PenaltyOptions):
                 raise TypeError("penalty must be a PenaltyOptions")
-            if self.method == "firth":
+            if self.method in ("firth", "firth-median"):
                 raise ValueError(
-                    "method='firth' is itself a penalised likelihood (Jeffreys prior): it "
-                    "takes no other penalty"
+                    f"method={self.method!r} is itself a bias reduction: it takes no other penalty"
                 )
 
     def estimator(self):
@@ -77,9 +78,10 @@ class FitOptions:
         return get_estimator(self.cov_type, self.cov_kwds)
 
     @property
-    def bias_reduced(self) -> bool:
-        """Whether the fit maximises Firth's penalised likelihood instead of the likelihood."""
-        return self.method == "firth"
+    def bias_reduced(self) -> str | None:
+        """``"mean"`` (``method="firth"``) or ``"median"`` (``"firth-median"``) for a
+        bias-reduced fit, else ``None``."""
+        return {"firth": "mean", "firth-median": "median"}.get(self.method)
 
     def newton(self) -> NewtonOptions:
         return NewtonOptions(maxiter=self.maxiter, tol=self.tol, hessian=self.hessian)

@@ -18,7 +18,7 @@ import numpy as np
 from ..engine.scaled import ScaledBackend, WeightScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
-from ..solve.firth import FirthScoring, JeffreysPenalty, logdet
+from ..solve.firth import FirthScoring, JeffreysPenalty, MedianAdjustment, logdet
 from ..solve.l1 import ElasticNetPenalty, ProximalNewton
 from ..solve.newton import newton
 from ..solve.objective import QuadraticPenalty
@@ -41,7 +41,8 @@ def fit(
         # Firth's penalty is not invariant to the scale of the weights, so it has no meaning
         # for sampling weights; brglm2 treats weights as counts.
         raise DataError(
-            "method='firth' treats weights as counts, as brglm2: give them as freq_weights, "
+            f"method={options.method!r} treats weights as counts, as brglm2: give them as "
+            "freq_weights, "
             "not as sampling weights"
         )
     if model.is_in_memory:
@@ -173,11 +174,12 @@ def _in_weight_scale(sol, weight_scale: float):
 
 
 def solve(
-    model, backend, beta0, options, disp, callback, separation, bias_reduced=False, penalty=None
+    model, backend, beta0, options, disp, callback, separation, bias_reduced=None, penalty=None
 ):
     """Newton-Raphson in rescaled coordinates (when columns need it), watched for separation.
 
-    With ``bias_reduced``, Firth's penalised likelihood by quasi Fisher scoring instead
+    With ``bias_reduced`` (``"mean"`` or ``"median"``), Firth's penalised likelihood or the
+    root of the median-bias-reducing adjusted score by quasi Fisher scoring instead
     (:mod:`multilogit.solve.firth`): its estimates exist on separated data, so nothing watches
     for separation.  With a ``penalty`` (in the original coordinates; see
     :mod:`multilogit.fit.penalized`) the log-likelihood less it, by proximal Newton for one
@@ -210,7 +212,8 @@ def solve(
     monitor = SeparationMonitor(model, separation, to_unit) if watch else None
     extra = {}
     if bias_reduced:
-        extra = {"direction": FirthScoring(), "penalty": JeffreysPenalty(backend)}
+        adjust = JeffreysPenalty if bias_reduced == "mean" else MedianAdjustment
+        extra = {"direction": FirthScoring(), "penalty": adjust(backend)}
     elif penalty is not None:
         if weight_scale != 1.0:
             # The rows' weights are divided by weight_scale: so is the penalty, which keeps the
@@ -264,12 +267,15 @@ def solve(
         )
     if weight_scale != 1.0:
         sol = _in_weight_scale(sol, weight_scale)
-    if bias_reduced:
+    if bias_reduced == "mean":
         # The penalty in the rescaled coordinates differs from the original one by a constant
         # (the log-determinant of the scaling): state it in the original coordinates.
         loglike = sol.llf + sol.penalty
         penalty = -0.5 * logdet(sol.info)
         sol = replace(sol, llf=loglike - penalty, penalty=penalty)
+    elif bias_reduced == "median":
+        # Median bias reduction maximises nothing: keep the log-likelihood alone.
+        sol = replace(sol, llf=sol.llf + sol.penalty, penalty=0.0)
     sep = monitor.finish(sol.converged, sol.beta * amax) if monitor is not None else None
     return sol, sep
 

@@ -420,6 +420,16 @@ def profile_conf_int(res, alpha: float = 0.05, terms=None) -> pd.DataFrame:
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+    if getattr(res, "method", "newton") == "firth-median":
+        raise DataError(
+            "median bias reduction maximises no likelihood, so it has no profile intervals: "
+            "use Wald intervals, or method='firth' for profile penalised-likelihood intervals"
+        )
+    if getattr(res, "penalty", None) is not None:
+        raise DataError(
+            "profile intervals of penalised fits are not available: the profile of the "
+            "penalised likelihood is not a likelihood-ratio interval"
+        )
     pairs = _selection(res, terms)
     q = float(stats.norm.ppf(1.0 - alpha / 2.0))
     outcomes = list(res.model.eq_outcomes)

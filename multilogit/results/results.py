@@ -218,7 +218,11 @@ class MultinomialLogitResults:
         """The objective the fit maximised: :attr:`llf` for maximum likelihood; for
         ``method="firth"`` the penalised log-likelihood
         :math:`\\ell(\\hat\\beta) + \\tfrac12 \\log\\det \\mathcal{I}(\\hat\\beta)`; for a
-        penalised fit (:attr:`penalty`) the log-likelihood less the penalty."""
+        penalised fit (:attr:`penalty`) the log-likelihood less the penalty; NaN for
+        ``method="firth-median"``, which solves an adjusted score that is the gradient of
+        nothing."""
+        if self.method == "firth-median":
+            return float("nan")
         return float(self._state.llf)
 
     # -- penalised fits -----------------------------------------------------------------------

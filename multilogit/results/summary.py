@@ -10,7 +10,11 @@ from ..data.labels import equation_label, level_label
 __all__ = ["build_summary"]
 
 
-_METHODS = {"newton": "MLE (Newton-Raphson)", "firth": "Firth (mean bias-reduced)"}
+_METHODS = {
+    "newton": "MLE (Newton-Raphson)",
+    "firth": "Firth (mean bias-reduced)",
+    "firth-median": "Median bias-reduced",
+}
 
 
 def _fmt(x, spec):

@@ -25,14 +25,14 @@ import math
 
 import numpy as np
 
-from ..engine.jeffreys import chunk_logdet_gradient
+from ..engine.jeffreys import chunk_logdet_gradient, chunk_third_cumulants
 from ..engine.threads import single_threaded_blas
 from ..exceptions import FitError
 from .directions import Proposal, cho_solve, cholesky
 from .objective import Objective
 from .state import NewtonState
 
-__all__ = ["FirthScoring", "JeffreysPenalty", "logdet"]
+__all__ = ["FirthScoring", "JeffreysPenalty", "MedianAdjustment", "logdet"]
 
 
 def logdet(info: np.ndarray) -> float:
@@ -81,6 +81,60 @@ class JeffreysPenalty:
         for part in parts:  # in row order, so the sum does not depend on timing
             grad += part
         return -half_logdet, -0.5 * grad, None
+
+
+class MedianAdjustment:
+    """Median bias reduction (Kenne Pagui, Salvan and Sartori 2017; R's
+    ``brglm2::brmultinom(type = "AS_median")``): the root of the adjusted score
+
+    .. math::
+
+        g^\\dagger = g + \\tfrac12 \\nabla \\log\\det\\mathcal{I} + \\mathcal{I}\\, b, \\qquad
+        b_t = -\\frac{1}{3\\, C_{tt}} \\sum_i w_i\\, \\kappa_{3,i}(z_{it}, z_{it}, z_{it}),
+
+    with :math:`C = \\mathcal{I}^{-1}` and :math:`\\kappa_3` the multinomial third cumulants of
+    :func:`~multilogit.engine.jeffreys.chunk_third_cumulants`.  Each estimate is, to third
+    order, median unbiased; the estimates are equivariant under rescaling a column, not under
+    every reparameterisation (the reference outcome matters).
+
+    The adjusted score is not the gradient of a function, so as a
+    :class:`~multilogit.solve.objective.DataPenalty` it supplies a merit function instead:
+    the objective becomes :math:`-\\tfrac12 g^{\\dagger\\top} C g^\\dagger` (minus half the
+    Newton decrement), which the scoring steps :math:`C g^\\dagger` increase to first order and
+    whose maximum 0 is attained exactly at the roots; the line search halves steps against it.
+    """
+
+    needs_information = True
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def terms(self, beta: np.ndarray, derivatives) -> tuple[float, np.ndarray, None]:
+        info = derivatives.info
+        cf = cholesky(info)
+        if cf is None:
+            return math.inf, np.full(beta.shape, np.nan), None
+        cov = cho_solve(cf, np.eye(len(info)))
+        beta = np.asarray(beta, dtype=np.float64)
+        with single_threaded_blas():
+            parts = self.backend.reduce(
+                lambda c: (
+                    chunk_logdet_gradient(c.X, c.weights, beta, cov),
+                    chunk_third_cumulants(c.X, c.weights, beta, cov),
+                ),
+                frames=False,
+            )
+        grad = np.zeros(beta.shape)
+        cumulants = np.zeros(beta.size)
+        for g, k in parts:  # in row order
+            grad += g
+            cumulants += k
+        b = -cumulants / (3.0 * np.diag(cov))
+        adjustment = 0.5 * grad + (info @ b).reshape(beta.shape)
+        adjusted = (np.asarray(derivatives.score) + adjustment).ravel()
+        merit = 0.5 * float(adjusted @ cho_solve(cf, adjusted))
+        # Objective = llf - penalty = -merit; the score less the gradient = the adjusted score.
+        return float(derivatives.llf) + merit, -adjustment, None
 
 
 # A contraction rate at or below this counts as fast: the last step then bounds the error.
