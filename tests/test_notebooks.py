@@ -16,6 +16,24 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_with_its_outputs(path):
+    # The docs render the stored outputs (they never execute a notebook), and GitHub shows
+    # them: every code cell ran once, top to bottom, in one kernel.
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.get("execution_count") for c in code] == list(range(1, len(code) + 1))
+    assert not [
+        out
+        for cell in code
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
+    # A plot for the gallery's thumbnail.
+    assert any("image/png" in out.get("data", {}) for c in code for out in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes(path, monkeypatch):
     # The kernel imports the same multilogit as the tests: the source tree first.
     root = str(Path(__file__).parents[1])
