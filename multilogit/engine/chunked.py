@@ -339,6 +339,61 @@ class ChunkedBackend(ABC):
 
         return self._sum_chunks(chunk, np.zeros((self.J, self.p))).ravel()
 
+    def block_information(self, beta) -> np.ndarray:
+        """The ``J`` diagonal ``p x p`` blocks of the information at ``beta``, ``(J, p, p)``:
+        one pass, ``J p^2`` numbers, never the ``(J p)^2`` matrix."""
+        beta = self._beta(beta)
+        tri = self.p * (self.p + 1) // 2
+
+        def run(k):
+            work = self._workspace(k)
+            acc = np.zeros((self.J, tri))
+            for sl in self._chunks_of(self._runs[k]):
+                r = self._read(sl)
+                kernels.chunk_block_information(r.X, r.w, beta, acc, work)
+            return acc
+
+        return kernels.unpack_blocks(self._sum_runs(run), self.p)
+
+    def hessian_operator(self, beta, max_bytes: float = 0) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`hessian_vector` at a fixed ``beta``, as a function of ``v``, for a solver that
+        multiplies one information by many vectors (conjugate gradients).
+
+        When the probabilities of all rows take at most ``max_bytes`` (``8 n J`` bytes) the
+        first product keeps them: each later one then costs two thin BLAS products per chunk
+        instead of three and the exponentials.  Otherwise each product recomputes them.
+        """
+        beta = self._beta(beta)
+        keep = 8.0 * self.n * self.J <= max_bytes
+        cache: list[list[np.ndarray] | None] = [None] * len(self._runs)
+
+        def apply(v) -> np.ndarray:
+            V = np.ascontiguousarray(v, dtype=np.float64).reshape(self.J, self.p)
+
+            def run(k):
+                work = self._workspace(k)
+                out = np.zeros((self.J, self.p))
+                kept = cache[k]
+                fill = [] if keep and kept is None else None
+                for c, sl in enumerate(self._chunks_of(self._runs[k])):
+                    r = self._read(sl)
+                    m = sl.stop - sl.start
+                    if kept is not None:
+                        P = kept[c]
+                    else:
+                        P = work.E[:m] if fill is None else np.empty((m, self.J))
+                        kernels.chunk_probabilities_nonref(r.X, beta, P)
+                        if fill is not None:
+                            fill.append(P)
+                    kernels.hessian_vector_at(r.X, r.w, P, V, out, work.R[:m])
+                if fill is not None:
+                    cache[k] = fill  # each run is one thread's: no two write the same entry
+                return out
+
+            return self._sum_runs(run).ravel()
+
+        return apply
+
     def score_outer(self, beta) -> np.ndarray:
         """:math:`\\sum_i f_i w_i^2 s_i s_i^\\top` (the robust meat), ``(J p, J p)``.
 

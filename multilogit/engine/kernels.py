@@ -52,6 +52,11 @@ import numpy as np
 
 __all__ = [
     "chunk_derivatives",
+    "chunk_hessian_vector",
+    "hessian_vector_at",
+    "chunk_probabilities_nonref",
+    "chunk_block_information",
+    "unpack_blocks",
     "chunk_probabilities",
     "chunk_linear",
     "scan_columns",
@@ -523,24 +528,144 @@ def sorted_cluster_sums(X, y, a, beta, order, starts, g0, U):
             _add_row_score(X[i], y[i], ai, beta, eta, U[b])
 
 
-def chunk_hessian_vector(X, w, beta, V, out):
+@nb.njit(cache=True, nogil=True)
+def _softmax_in_place(E):
+    """Turn the linear predictors ``E`` (``(m, J)``) into the non-reference probabilities, in
+    place, max-subtracted (the reference's linear predictor is 0)."""
+    m, J = E.shape
+    for i in range(m):
+        mx = _row_max(E[i])
+        tot = np.exp(-mx)
+        for j in range(J):
+            e = np.exp(E[i, j] - mx)
+            E[i, j] = e
+            tot += e
+        inv = 1.0 / tot
+        for j in range(J):
+            E[i, j] *= inv
+
+
+@nb.njit(cache=True, nogil=True)
+def _information_action(P, w, U):
+    """``U <- w (P o U - P (P'U))`` row by row: the action of :math:`w_i(\\operatorname{diag}
+    (P_i) - P_i P_i^\\top)` on each row's :math:`u_i`, in place."""
+    m, J = P.shape
+    for i in range(m):
+        s = 0.0
+        for j in range(J):
+            s += P[i, j] * U[i, j]
+        wi = w[i]
+        for j in range(J):
+            U[i, j] = wi * P[i, j] * (U[i, j] - s)
+
+
+def chunk_hessian_vector(X, w, beta, V, out, work=None):
     """Add the information of one chunk times ``V`` (``(J, p)``, flat outcome-major) to
     ``out`` (``(J, p)``), without forming the information.
 
     With :math:`u_i = V x_i` and :math:`P_i` the non-reference probabilities of row ``i``,
-    :math:`\\mathcal{I} v = \\sum_i w_i \\big(P_i \\circ u_i - P_i (P_i^\\top u_i)\\big)
-    \\otimes x_i`: two thin BLAS products and the probabilities, ``O(m J p)``.
+
+    .. math::
+
+        \\mathcal{I} v = \\sum_i w_i \\big(P_i \\circ u_i - P_i (P_i^\\top u_i)\\big)
+        \\otimes x_i,
+
+    that is :math:`T^\\top X` with :math:`T_{ij} = w_i P_{ij}(u_{ij} - P_i^\\top u_i)`: three
+    thin BLAS products (:math:`X\\beta^\\top`, :math:`X V^\\top`, :math:`T^\\top X`), ``O(m J p)``
+    flops, and ``O(m J)`` memory.  ``work`` (a :class:`HessianWorkspace` of at least
+    ``len(X)`` rows) holds the two ``(m, J)`` blocks; without it they are allocated.
     """
     m = X.shape[0]
     J = beta.shape[0]
-    P = np.empty((m, J + 1))
-    chunk_probabilities(X, beta, P)
-    P = P[:, :J]
-    U = X @ V.T
-    PU = P * U
-    T = PU - P * PU.sum(axis=1)[:, None]
-    T *= w[:, None]
-    out += T.T @ X
+    if work is None:
+        P, U = np.empty((m, J)), np.empty((m, J))
+    else:
+        P, U = work.E[:m], work.R[:m]
+    np.matmul(X, beta.T, out=P)
+    _softmax_in_place(P)
+    hessian_vector_at(X, w, P, V, out, U)
+
+
+def hessian_vector_at(X, w, P, V, out, U=None):
+    """:func:`chunk_hessian_vector` with the chunk's probabilities ``P`` (``(m, J)``, the
+    non-reference outcomes) already computed: what a solver that multiplies the information
+    at one point by many vectors (conjugate gradients) repeats.  ``U``: an ``(m, J)`` buffer."""
+    m, J = P.shape
+    if U is None:
+        U = np.empty((m, J))
+    np.matmul(X, V.T, out=U)
+    _information_action(P, w, U)
+    out += U.T @ X
+
+
+def chunk_probabilities_nonref(X, beta, out):
+    """The non-reference probabilities ``(m, J)`` of a chunk into ``out``: one BLAS product
+    and a max-subtracted softmax per row (no ``(m, J, p)`` temporary)."""
+    np.matmul(X, beta.T, out=out)
+    _softmax_in_place(out)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _block_weights(P, w, Z):
+    """``Z = w P (1 - P)``: each row's weight in the equations' diagonal information blocks."""
+    m, J = P.shape
+    for i in range(m):
+        wi = w[i]
+        for j in range(J):
+            Z[i, j] = wi * P[i, j] * (1.0 - P[i, j])
+
+
+@nb.njit(cache=True, nogil=True)
+def _column_pairs(X, XX):
+    """``XX[i, t] = X[i, k] X[i, l]`` over the pairs ``k <= l`` in row-major order."""
+    m, p = X.shape
+    for i in range(m):
+        t = 0
+        for k in range(p):
+            xk = X[i, k]
+            for ll in range(k, p):
+                XX[i, t] = xk * X[i, ll]
+                t += 1
+
+
+def chunk_block_information(X, w, beta, out, work=None):
+    """Add the chunk's diagonal blocks of the information to ``out`` (``(J, p (p + 1) / 2)``,
+    each block's upper triangle packed row-major; :func:`unpack_blocks` unfolds them).
+
+    .. math::
+
+        \\mathcal{I}_{jj} = \\sum_i w_i P_{ij} (1 - P_{ij})\\, x_i x_i^\\top
+        = X^\\top \\operatorname{diag}(z_j) X,
+
+    all ``J`` of them as one BLAS product :math:`Z^\\top (x_{ik} x_{il})_{k \\le l}` of the
+    ``(m, J)`` row weights with the ``(m, p (p + 1) / 2)`` column products: ``J p^2 m`` flops
+    and no ``(J p)^2`` matrix (the preconditioner of Newton-CG).
+    """
+    m, p = X.shape
+    J = beta.shape[0]
+    if work is None:
+        P = np.empty((m, J))
+        Z = np.empty((m, J))
+    else:
+        P, Z = work.E[:m], work.R[:m]
+    np.matmul(X, beta.T, out=P)
+    _softmax_in_place(P)
+    _block_weights(P, w, Z)
+    XX = np.empty((m, p * (p + 1) // 2))
+    _column_pairs(X, XX)
+    out += Z.T @ XX
+
+
+def unpack_blocks(packed, p):
+    """The ``(J, p, p)`` symmetric blocks from :func:`chunk_block_information`'s packed
+    upper triangles ``(J, p (p + 1) / 2)``."""
+    J = packed.shape[0]
+    iu = np.triu_indices(p)
+    out = np.zeros((J, p, p))
+    out[:, iu[0], iu[1]] = packed
+    out[:, iu[1], iu[0]] = packed
+    return out
 
 
 # --- margins kernels ---

@@ -136,6 +136,25 @@ class ScaledBackend:
         v = np.asarray(v, dtype=np.float64).ravel() / self._flat
         return self.inner.hessian_vector(self.to_original(beta), v) / self._flat
 
+    def block_information(self, beta) -> np.ndarray:
+        blocks = self.inner.block_information(self.to_original(beta))
+        return blocks / np.outer(self.scale, self.scale)
+
+    @property
+    def hessian_operator(self):
+        """The inner backend's :meth:`hessian_operator`, rescaled (``None`` if it has none)."""
+        inner = getattr(self.inner, "hessian_operator", None)
+        if inner is None:
+            return None
+
+        def operator(beta, max_bytes=0):
+            apply = inner(self.to_original(beta), max_bytes)
+            return lambda v: (
+                apply(np.asarray(v, dtype=np.float64).ravel() / self._flat) / self._flat
+            )
+
+        return operator
+
     def score_outer(self, beta) -> np.ndarray:
         return self.inner.score_outer(self.to_original(beta)) / np.outer(self._flat, self._flat)
 
