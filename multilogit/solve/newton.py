@@ -15,7 +15,10 @@ from a strategy (:mod:`multilogit.solve.directions`); the loop only combines the
 ``hessian="auto"`` the strategy is
 :class:`~multilogit.solve.directions.SampledThenExact` (a warm start on a row subsample,
 then its information, one or two exact informations to finish), with ``hessian="exact"``
-:class:`~multilogit.solve.directions.ExactCholesky`.
+:class:`~multilogit.solve.directions.ExactCholesky`.  With ``method="newton-cg"``, or when the
+dense information does not fit ``memory_budget``, it is the matrix-free
+:class:`~multilogit.solve.conjugate.NewtonCG` (conjugate gradients on Hessian-vector
+products); the iteration log then has a ``cg_iterations`` column.
 
 Conventions
 -----------
@@ -34,11 +37,16 @@ import pandas as pd
 
 from ..engine.backend import Derivatives
 from ..exceptions import FitError
+from .conjugate import DEFAULT_MEMORY_BUDGET, NewtonCG, dense_fits
 from .directions import DirectionStrategy, ExactCholesky, Proposal, SampledThenExact
 from .objective import Objective, Penalty, halve_step
 from .state import FitState, IterationRecord, NewtonState
 
-__all__ = ["NewtonOptions", "NewtonSolver", "default_direction", "newton"]
+__all__ = ["METHODS", "NewtonOptions", "NewtonSolver", "default_direction", "newton"]
+
+#: The solver's methods: ``"newton"`` picks the dense or the matrix-free direction by the memory
+#: budget, ``"newton-cg"`` is matrix-free throughout.
+METHODS = ("newton", "newton-cg")
 
 
 @dataclass(frozen=True)
@@ -60,20 +68,40 @@ class NewtonOptions:
         ``"auto"``: subsampled information first when the backend offers it
         (:class:`~multilogit.solve.directions.SampledThenExact`); ``"exact"``: the exact
         information at every iteration
-        (:class:`~multilogit.solve.directions.ExactCholesky`).
+        (:class:`~multilogit.solve.directions.ExactCholesky`).  Only for the dense path.
+    method : {"newton", "newton-cg"}
+        ``"newton"``: the dense path (``hessian``) while the information fits
+        ``memory_budget``, Newton-CG beyond it; ``"newton-cg"``: Newton-CG
+        (:class:`~multilogit.solve.conjugate.NewtonCG`).
+    memory_budget : float
+        Bytes the dense information may take, all copies
+        (:func:`~multilogit.solve.conjugate.dense_information_bytes`); default 2 GiB.  Also
+        decides whether a Newton-CG fit forms the exact information at the estimates, and
+        how much memory Newton-CG may spend on keeping the rows' probabilities.
     """
 
     maxiter: int = 100
     tol: float = 1e-8
     max_halvings: int = 40
     hessian: str = "auto"
+    method: str = "newton"
+    memory_budget: float = DEFAULT_MEMORY_BUDGET
 
 
 def default_direction(
-    objective: Objective, hessian: str = "auto", tol: float = NewtonOptions.tol
+    objective: Objective,
+    hessian: str = "auto",
+    tol: float = NewtonOptions.tol,
+    method: str = "newton",
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
 ) -> DirectionStrategy:
-    """The strategy for ``NewtonOptions.hessian``: subsampled information first when
-    ``"auto"`` and the backend can approximate the information, else the exact one."""
+    """The strategy for ``NewtonOptions``: Newton-CG for ``method="newton-cg"`` or when the
+    dense information of the objective's parameters does not fit ``memory_budget``; else, for
+    ``hessian="auto"``, subsampled information first when the backend can approximate the
+    information, and the exact one otherwise."""
+    fits = dense_fits(objective.parameters, memory_budget)
+    if method == "newton-cg" or not fits:
+        return NewtonCG(tol, final_information=fits, cache_bytes=memory_budget)
     if hessian == "auto" and objective.can_approximate:
         return SampledThenExact(tol)
     return ExactCholesky()
@@ -116,6 +144,7 @@ class NewtonSolver:
         self._t0 = time.perf_counter()
         self.rows: list[dict] = []
         self.converged, self.stopped, self.message, self.n_iter = False, False, "", 0
+        self._cg = hasattr(self.strategy, "cg_iterations")
         beta = np.array(beta0, dtype=np.float64, copy=True)
         warm = self.strategy.start(self.objective, beta)
         if warm is not None:
@@ -211,12 +240,15 @@ class NewtonSolver:
             passes=self.objective.passes,
             loglike=cur.loglike,
             penalty=cur.penalty,
+            cg_iterations=getattr(self.strategy, "cg_iterations", 0) if state.iteration else 0,
         )
-        row = rec.as_dict(self.objective.penalty is not None)
+        row = rec.as_dict(self.objective.penalty is not None, self._cg)
         self.rows.append(row)
         if self.disp:
             n_rows = self.objective.n_rows
             kind = "exact" if info_rows == n_rows or np.isnan(n_rows) else "sampled"
+            if self._cg:
+                kind = f"{rec.cg_iterations} CG products of the"
             print(
                 f"iter {rec.iteration:3d}  llf {rec.llf: .10f}  step {step:8.6f}  "
                 f"|score| {rec.max_abs_score:.3e}  decrement {decrement:.3e}  "
@@ -229,7 +261,7 @@ class NewtonSolver:
         """The result, with the exact information at the estimates; warn if not converged
         (``stacklevel`` as in :meth:`solve`)."""
         state = self.state
-        if state.current.info is None:
+        if state.current.info is None and getattr(self.strategy, "final_information", True):
             # Stopped without the exact information: the covariance needs it here.
             state.current = self.objective.evaluate(state.beta, hessian=True)
         if not self.converged and not self.stopped:
@@ -243,8 +275,7 @@ class NewtonSolver:
         cur = state.current
         if not (np.all(np.isfinite(state.beta)) and np.isfinite(cur.value)):
             raise FitError("the fit produced non-finite estimates")
-        penalised = self.objective.penalty is not None
-        cols = IterationRecord.PENALISED_COLUMNS if penalised else IterationRecord.COLUMNS
+        cols = IterationRecord.columns(self.objective.penalty is not None, self._cg)
         log = pd.DataFrame(self.rows, columns=list(cols))
         return FitState(
             beta=state.beta,
@@ -349,12 +380,17 @@ def newton(
     Returns
     -------
     FitState
-        ``info`` is always the exact information (of the objective) at the returned ``beta``.
+        ``info`` is the exact information (of the objective) at the returned ``beta``, or
+        ``None`` after a Newton-CG fit whose information does not fit ``memory_budget``.
     """
     if options.hessian not in ("auto", "exact"):
         raise ValueError(f"hessian must be 'auto' or 'exact'; got {options.hessian!r}")
+    if options.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {options.method!r}")
     objective = Objective(backend, penalty)
     if direction is None:
-        direction = default_direction(objective, options.hessian, options.tol)
+        direction = default_direction(
+            objective, options.hessian, options.tol, options.method, options.memory_budget
+        )
     solver = NewtonSolver(objective, direction, options, disp, callback, monitor)
     return solver.solve(beta0, stacklevel=stacklevel + 1)

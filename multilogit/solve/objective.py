@@ -109,6 +109,17 @@ class RidgePenalty:
         beta = np.asarray(beta, dtype=np.float64)
         return np.diag(self._weights(beta).ravel())
 
+    def hessian_vector(self, beta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """:math:`\\nabla^2 P\\, v` for a flat ``v``, without the dense Hessian."""
+        beta = np.asarray(beta, dtype=np.float64)
+        return self._weights(beta).ravel() * np.asarray(v, dtype=np.float64).ravel()
+
+    def hessian_blocks(self, beta: np.ndarray) -> np.ndarray:
+        """The ``J`` diagonal ``p x p`` blocks of :math:`\\nabla^2 P`, ``(J, p, p)``."""
+        beta = np.asarray(beta, dtype=np.float64)
+        wts = self._weights(beta)
+        return wts[:, :, None] * np.eye(beta.shape[1])
+
     def __repr__(self) -> str:
         return f"RidgePenalty(alpha={self.alpha!r}, mask={self.mask!r})"
 
@@ -177,6 +188,53 @@ class Objective:
         info = None if d.info is None else d.info + self.penalty.hessian(beta)
         return Evaluation(d.llf - pen, score, info, d.llf, pen)
 
+    # -- matrix-free curvature (Newton-CG) ------------------------------------------------------
+
+    def hessian_operator(self, beta: np.ndarray, max_bytes: float = 0):
+        """:math:`v \\mapsto (\\mathcal{I}(\\beta) + \\nabla^2 P)\\, v` at ``beta`` (flat ``v``),
+        each product one pass over the rows (counted in :attr:`passes`).
+
+        Uses the backend's ``hessian_operator`` when it has one (it may keep the rows'
+        probabilities at ``beta`` when they take at most ``max_bytes``), else its
+        ``hessian_vector``.
+        """
+        make = getattr(self.backend, "hessian_operator", None)
+        if make is not None:
+            product = make(beta, max_bytes)
+        else:
+            product = lambda v: self.backend.hessian_vector(beta, v)  # noqa: E731
+        penalty = None if self.penalty is None else self._penalty_product(beta)
+
+        def apply(v: np.ndarray) -> np.ndarray:
+            self.passes += 1
+            out = np.asarray(product(v), dtype=np.float64).ravel()
+            return out if penalty is None else out + penalty(v)
+
+        return apply
+
+    def _penalty_product(self, beta: np.ndarray):
+        """The penalty's Hessian times a flat vector (its ``hessian_vector`` when it has
+        one, else through its dense Hessian)."""
+        hv = getattr(self.penalty, "hessian_vector", None)
+        if hv is not None:
+            return lambda v: np.asarray(hv(beta, v)).ravel()
+        H = self.penalty.hessian(beta)
+        return lambda v: H @ v
+
+    def block_information(self, beta: np.ndarray) -> np.ndarray:
+        """The ``J`` diagonal ``p x p`` blocks of the objective's information at ``beta``,
+        ``(J, p, p)``: one pass over the rows."""
+        self.passes += 1
+        blocks = np.asarray(self.backend.block_information(beta), dtype=np.float64)
+        if self.penalty is None:
+            return blocks
+        J, p = blocks.shape[:2]
+        hb = getattr(self.penalty, "hessian_blocks", None)
+        if hb is not None:
+            return blocks + hb(beta)
+        H = self.penalty.hessian(beta)
+        return blocks + np.stack([H[j * p : (j + 1) * p, j * p : (j + 1) * p] for j in range(J)])
+
     @property
     def can_approximate(self) -> bool:
         """Whether the backend offers a cheap approximate information."""
@@ -208,6 +266,11 @@ class Objective:
     def equations(self) -> int:
         """Non-reference outcomes of the backend (0 when it does not say)."""
         return int(getattr(self.backend, "J", 0) or 0)
+
+    @property
+    def parameters(self) -> int:
+        """Parameters of the backend, ``J p`` (0 when it does not say)."""
+        return self.equations * int(getattr(self.backend, "p", 0) or 0)
 
     @property
     def n_rows(self) -> float:

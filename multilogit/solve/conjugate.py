@@ -1,0 +1,326 @@
+"""Newton-CG: a truncated Newton direction from Hessian-vector products alone.
+
+The dense Newton step forms and factors the :math:`q \\times q` information, :math:`q = J p`:
+memory :math:`8 q^2` bytes and :math:`O(n q^2 + q^3)` flops a step, out of reach for hundreds
+of outcomes.  :class:`NewtonCG` solves :math:`\\mathcal{I}\\delta = g` instead by
+preconditioned conjugate gradients (:class:`ConjugateGradients`), where each iteration needs
+one product :math:`\\mathcal{I} v`: a pass over the rows with three thin products per chunk
+(:func:`~multilogit.engine.kernels.chunk_hessian_vector`), :math:`O(n q)` flops and no
+:math:`q \\times q` matrix.
+
+Preconditioner
+--------------
+The information's diagonal blocks, one :math:`p \\times p` block per equation,
+
+.. math::
+
+    \\mathcal{I}_{jj} = \\sum_i w_i P_{ij}(1 - P_{ij})\\, x_i x_i^\\top,
+
+are :math:`J p^2` numbers computed in one pass; each is factored by Cholesky
+(:class:`BlockJacobi`).  They capture the correlation of the design columns inside each
+equation.  What they leave out, the coupling :math:`-\\sum_i w_i P_{ij} P_{il} x_i x_i^\\top`
+between equations, is small when every outcome is rare, and when it is not (a rare reference
+outcome) it is close to low rank, which conjugate gradients resolve in a few extra iterations.
+
+Forcing term
+------------
+The inner solve stops at a relative residual :math:`\\eta_k` in the preconditioner's norm,
+:math:`\\eta_k = \\min(\\eta_{\\max}, \\sqrt{\\lVert g_k\\rVert / \\lVert g_0\\rVert})`: loose far
+from the optimum, where an accurate step is wasted, and shrinking with the score, which keeps
+the outer convergence superlinear (order 1.5, Eisenstat and Walker).  Once a step is within
+the solver's tolerance it is the last one, and conjugate gradients go on (from where they
+stopped) until its error, about the relative residual times the step, is at rounding level
+(:data:`FINAL_ERROR`), so the estimates reach the accuracy of the dense Newton fit and the
+score at them is at rounding level.
+
+Memory budget
+-------------
+:func:`dense_information_bytes` is what the dense path holds at once (the information, its
+Cholesky factor, the covariance and the evaluation threads' accumulators, about
+:data:`DENSE_COPIES` matrices of :math:`8 q^2` bytes).  ``fit(method="newton")`` takes the
+dense path while that fits :data:`DEFAULT_MEMORY_BUDGET` (or the fit's ``memory_budget``),
+Newton-CG beyond it; after a Newton-CG fit the exact information is formed once, at the
+estimates, for the standard errors, when it fits the budget.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..exceptions import FitError
+from .directions import Proposal
+from .objective import Objective
+from .state import NewtonState
+
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET",
+    "BlockJacobi",
+    "ConjugateGradients",
+    "NewtonCG",
+    "dense_fits",
+    "dense_information_bytes",
+]
+
+#: Bytes the dense information may take (all copies, see :func:`dense_information_bytes`):
+#: 2 GiB, up to about 8,000 parameters.
+DEFAULT_MEMORY_BUDGET = 2.0 * 2**30
+#: Matrices of the dense path's size held at once: the information, its factor, the
+#: covariance, and an accumulator.
+DENSE_COPIES = 4
+#: The forcing term's largest value (the first iterations' relative residual).
+ETA_MAX = 0.5
+#: The last step's error target, relative to ``1 + |beta|``: rounding level.  Its inner solve
+#: goes on to a relative residual of this over the step's relative size, at least
+#: :data:`FINAL_RTOL`.
+FINAL_ERROR = 1e-16
+#: The smallest relative residual asked of the last step.
+FINAL_RTOL = 1e-10
+#: Most conjugate-gradient iterations of one inner solve.
+MAX_CG = 500
+#: The preconditioner's blocks are kept while the steps move no coordinate by more than this
+#: (relative to ``1 + |beta|``): computing them costs about ``p / 5`` products with the
+#: information, and blocks from a nearby point precondition about as well.
+REFRESH_MOVE = 1.0
+
+
+def dense_information_bytes(params: int) -> float:
+    """Bytes the dense Newton path holds for ``params`` parameters:
+    ``DENSE_COPIES * 8 * params**2``."""
+    return float(DENSE_COPIES) * 8.0 * float(params) ** 2
+
+
+def dense_fits(params: int, memory_budget: float = DEFAULT_MEMORY_BUDGET) -> bool:
+    """Whether the dense information of ``params`` parameters fits ``memory_budget`` bytes."""
+    return dense_information_bytes(params) <= memory_budget
+
+
+class BlockJacobi:
+    """The inverse of a block-diagonal matrix, applied to flat vectors.
+
+    Parameters
+    ----------
+    blocks : ndarray, shape (J, p, p)
+        Symmetric positive semi-definite blocks (the information's diagonal blocks).  A block
+        that is not numerically positive definite (an outcome without rows, a column that is
+        zero in an outcome's rows) gets a ridge of ``1e-10`` times its largest diagonal entry
+        (at least ``1e-300``), and failing that is replaced by its diagonal.
+    """
+
+    def __init__(self, blocks: np.ndarray):
+        blocks = np.asarray(blocks, dtype=np.float64)
+        if blocks.ndim != 3 or blocks.shape[1] != blocks.shape[2]:
+            raise ValueError(f"blocks must have shape (J, p, p); got {blocks.shape}")
+        if not np.all(np.isfinite(blocks)):
+            raise FitError("the information's diagonal blocks are not finite")
+        J, p, _ = blocks.shape
+        diag = np.diagonal(blocks, axis1=1, axis2=2)
+        ridge = np.maximum(1e-10 * diag.max(axis=1, initial=0.0), 1e-300)
+        eye = np.eye(p)
+        inv = np.empty_like(blocks)
+        for j in range(J):
+            inv[j] = self._inverse(blocks[j], ridge[j], eye)
+        self.inverse = inv
+
+    @staticmethod
+    def _inverse(block: np.ndarray, ridge: float, eye: np.ndarray) -> np.ndarray:
+        for shift in (0.0, ridge):
+            try:
+                L = np.linalg.cholesky(block + shift * eye)
+            except np.linalg.LinAlgError:
+                continue
+            Linv = np.linalg.inv(L)
+            return Linv.T @ Linv
+        return np.diag(1.0 / np.maximum(np.diag(block), ridge))
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        J, p, _ = self.inverse.shape
+        R = np.asarray(r, dtype=np.float64).reshape(J, p, 1)
+        return np.matmul(self.inverse, R).ravel()
+
+
+class ConjugateGradients:
+    """Preconditioned conjugate gradients for :math:`A x = b`, resumable.
+
+    :meth:`run` iterates until the residual :math:`r = b - A x` satisfies
+    :math:`\\sqrt{r^\\top M r} \\le \\text{rtol} \\sqrt{b^\\top M b}` (``M`` the preconditioner,
+    an approximate :math:`A^{-1}`); calling it again with a smaller ``rtol`` continues from
+    where it stopped.  From :math:`x_0 = 0`, every iterate has :math:`b^\\top x > 0` and
+    :math:`b^\\top x` grows towards :math:`b^\\top A^{-1} b`: each is an ascent direction of a
+    concave objective with gradient ``b``, and :math:`b^\\top x` is a Newton decrement.
+
+    Parameters
+    ----------
+    apply : callable
+        :math:`v \\mapsto A v` for symmetric positive (semi-)definite ``A``.
+    b : ndarray, shape (q,)
+    precondition : callable
+        :math:`r \\mapsto M r`.
+
+    Attributes
+    ----------
+    x : ndarray
+        The current solution.
+    iterations : int
+        Products with ``A`` so far.
+    relative_residual : float
+        :math:`\\sqrt{r^\\top M r / b^\\top M b}` at ``x``.
+    breakdown : bool
+        Whether a direction of non-positive curvature ended the iterations (a singular ``A``
+        along it, or rounding at the solution).
+    """
+
+    def __init__(self, apply, b: np.ndarray, precondition):
+        self.apply, self.precondition = apply, precondition
+        b = np.asarray(b, dtype=np.float64).ravel()
+        self.x = np.zeros_like(b)
+        self.r = b.copy()
+        self.z = precondition(self.r)
+        self.d = self.z.copy()
+        self.rz = float(self.r @ self.z)
+        self.rz0 = self.rz
+        self.iterations = 0
+        self.breakdown = False
+
+    @property
+    def relative_residual(self) -> float:
+        if not self.rz0 > 0:
+            return 0.0
+        return math.sqrt(max(self.rz, 0.0) / self.rz0)
+
+    def run(self, rtol: float, maxiter: int) -> ConjugateGradients:
+        """Iterate until ``relative_residual <= rtol`` or ``maxiter`` products in all."""
+        while (
+            not self.breakdown
+            and self.iterations < maxiter
+            and self.relative_residual > rtol
+            and self.rz > 0
+        ):
+            Ad = self.apply(self.d)
+            self.iterations += 1
+            curvature = float(self.d @ Ad)
+            if not (math.isfinite(curvature) and curvature > 0):
+                self.breakdown = True
+                break
+            alpha = self.rz / curvature
+            self.x += alpha * self.d
+            self.r -= alpha * Ad
+            self.z = self.precondition(self.r)
+            rz = float(self.r @ self.z)
+            self.d = self.z + (rz / self.rz) * self.d
+            self.rz = rz
+        return self
+
+
+class NewtonCG:
+    """Truncated Newton: conjugate gradients on :math:`\\mathcal{I}\\delta = g` (see the module
+    docstring).
+
+    Each Newton iteration costs one pass for the preconditioner's blocks, one per
+    conjugate-gradient iteration (the count is the ``cg_iterations`` column of the iteration
+    log) and the line search's passes; the loop's step-halving and stopping rules are those
+    of the dense path.
+
+    Parameters
+    ----------
+    tol : float
+        The solver's tolerance (``NewtonOptions.tol``): a step within it is solved to
+        ``final_rtol`` and ends the fit.
+    final_information : bool
+        Whether the loop forms the exact information at the estimates (for the covariance);
+        ``False`` when it does not fit the memory budget.
+    cache_bytes : float
+        The rows' probabilities at the current point are kept across the products of one
+        inner solve when they take at most this many bytes.
+    eta_max, final_rtol : float
+    max_cg : int
+    """
+
+    needs_information = False
+
+    def __init__(
+        self,
+        tol: float = 1e-8,
+        final_information: bool = True,
+        cache_bytes: float = DEFAULT_MEMORY_BUDGET,
+        eta_max: float = ETA_MAX,
+        final_rtol: float = FINAL_RTOL,
+        max_cg: int = MAX_CG,
+    ):
+        self.tol = float(tol)
+        self.final_information = bool(final_information)
+        self.cache_bytes = float(cache_bytes)
+        self.eta_max = float(eta_max)
+        self.final_rtol = float(final_rtol)
+        self.max_cg = int(max_cg)
+        self.refresh_move = REFRESH_MOVE
+        self.objective: Objective | None = None
+        self.cg_iterations = 0
+
+    def start(self, objective: Objective, beta: np.ndarray) -> None:
+        self.objective = objective
+        self._g0 = None
+        self._tight = False
+        self._precondition = None
+        self._moved = 0.0
+        self.cg_iterations = 0
+
+    @property
+    def info_rows(self) -> float:
+        return math.nan if self.objective is None else self.objective.n_rows
+
+    def information(self, state: NewtonState) -> None:
+        return None
+
+    def _forcing(self, gnorm: float) -> float:
+        if self._tight:
+            return self.final_rtol
+        if self._g0 is None:
+            self._g0 = gnorm
+        if not self._g0 > 0:
+            return self.eta_max
+        return min(self.eta_max, math.sqrt(gnorm / self._g0))
+
+    def _small(self, state: NewtonState, delta: np.ndarray, dec: float) -> bool:
+        """The loop's stopping rule (:meth:`NewtonSolver.check_convergence`) for ``delta``."""
+        beta = state.beta.ravel()
+        if np.all(np.abs(delta) <= self.tol * (1.0 + np.abs(beta))):
+            return True
+        return dec <= self.tol**2 * (1.0 + abs(state.current.value))
+
+    def direction(self, state: NewtonState) -> Proposal:
+        obj = self.objective
+        g = state.gradient
+        eta = self._forcing(float(np.linalg.norm(g)))
+        if self._precondition is None or self._moved > self.refresh_move:
+            self._precondition = BlockJacobi(obj.block_information(state.beta))
+            self._moved = 0.0
+        precondition = self._precondition
+        apply = obj.hessian_operator(state.beta, self.cache_bytes)
+        cg = ConjugateGradients(apply, g, precondition)
+        limit = min(self.max_cg, 2 * g.size + 10)
+        cg.run(eta, limit)
+        if eta > self.final_rtol and self._small(state, cg.x, float(g @ cg.x)):
+            # The last step: its error, about the relative residual times the step, is what
+            # the estimates keep; bring it to rounding level.
+            beta = state.beta.ravel()
+            step = float(np.max(np.abs(cg.x) / (1.0 + np.abs(beta)), initial=0.0))
+            rtol = max(self.final_rtol, FINAL_ERROR / step) if step > 0 else eta
+            if rtol < cg.relative_residual:
+                cg.run(rtol, limit + cg.iterations)
+        self.cg_iterations = cg.iterations
+        delta = cg.x
+        return Proposal(delta, float(g @ delta))
+
+    def accepted(self, state: NewtonState, proposal: Proposal, small: bool) -> None:
+        self._tight = False
+        self._moved += state.moved
+
+    def rejected(self, state: NewtonState, proposal: Proposal, small: bool) -> bool:
+        # No step along a loosely solved direction raised the objective: solve it tightly
+        # once before giving up.
+        if self._tight:
+            return False
+        self._tight = True
+        return True
