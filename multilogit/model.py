@@ -492,13 +492,17 @@ class MultinomialLogit:
         separation: str = "warn",
         drop_collinear: bool = False,
         hessian: str = "auto",
+        memory_budget: float | None = None,
     ) -> MultinomialLogitResults:
         """Maximum-likelihood fit by Newton-Raphson with step-halving.
 
         Parameters
         ----------
-        method : {"newton"}
-            Newton-Raphson (IRLS); the only method.
+        method : {"newton", "newton-cg"}
+            Newton-Raphson.  ``"newton"`` solves each step with the dense information while it
+            fits ``memory_budget``, and by conjugate gradients on Hessian-vector products
+            beyond it; ``"newton-cg"`` always by conjugate gradients (see
+            :mod:`multilogit.solve.conjugate`).  Either way the estimates are the same MLE.
         maxiter : int
             Most iterations; if reached, a ``ConvergenceWarning`` is issued and the results say
             ``converged=False``.
@@ -537,6 +541,11 @@ class MultinomialLogit:
             Newton step is within ``tol`` (see :mod:`multilogit.solve.newton`); ``"exact"``: the
             exact information at every iteration.  Either way the estimates are the same MLE
             and the standard errors come from the exact information at the estimates.
+        memory_budget : float, optional
+            Bytes the dense information may take, all copies (about ``4 * 8 * (J p)**2``);
+            default 2 GiB (:data:`~multilogit.solve.conjugate.DEFAULT_MEMORY_BUDGET`).  Beyond
+            it ``method="newton"`` uses Newton-CG, and the standard errors, which need the
+            dense information at the estimates, are refused with a ``FitError``.
 
         Raises
         ------
@@ -552,6 +561,7 @@ class MultinomialLogit:
             drop_collinear=drop_collinear,
             cov_type=self.default_cov_type if cov_type is None else cov_type,
             cov_kwds=cov_kwds,
+            **({} if memory_budget is None else {"memory_budget": memory_budget}),
         )
         return pipeline.fit(self, options, start_params, disp, callback)
 

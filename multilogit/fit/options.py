@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..inference.covariance import get_estimator
-from ..solve.newton import NewtonOptions
+from ..solve.conjugate import DEFAULT_MEMORY_BUDGET
+from ..solve.newton import METHODS, NewtonOptions
 from .separation import check_mode
 
 __all__ = ["FitOptions"]
 
-METHODS = ("newton",)
 HESSIANS = ("auto", "exact")
 
 
@@ -33,10 +33,20 @@ class FitOptions:
     drop_collinear: bool = False
     cov_type: str = "nonrobust"
     cov_kwds: dict = field(default_factory=dict)
+    memory_budget: float = DEFAULT_MEMORY_BUDGET
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"method must be 'newton'; got {self.method!r}")
+            raise ValueError(f"method must be 'newton' or 'newton-cg'; got {self.method!r}")
+        try:
+            budget_ok = bool(self.memory_budget > 0)
+        except TypeError:
+            budget_ok = False
+        if not budget_ok:
+            raise ValueError(
+                f"memory_budget must be a positive number of bytes; got {self.memory_budget!r}"
+            )
+        object.__setattr__(self, "memory_budget", float(self.memory_budget))
         if self.hessian not in HESSIANS:
             raise ValueError(f"hessian must be 'auto' or 'exact'; got {self.hessian!r}")
         check_mode(self.separation)
@@ -62,7 +72,13 @@ class FitOptions:
         return get_estimator(self.cov_type, self.cov_kwds)
 
     def newton(self) -> NewtonOptions:
-        return NewtonOptions(maxiter=self.maxiter, tol=self.tol, hessian=self.hessian)
+        return NewtonOptions(
+            maxiter=self.maxiter,
+            tol=self.tol,
+            hessian=self.hessian,
+            method=self.method,
+            memory_budget=self.memory_budget,
+        )
 
     def as_dict(self) -> dict:
         """All options, as recorded in the fit state (and shown as ``results.fit_options``)."""

@@ -17,6 +17,7 @@ import numpy as np
 from ..engine.scaled import ScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
+from ..solve.conjugate import dense_fits, dense_information_bytes
 from ..solve.newton import newton
 from .options import FitOptions
 from .rank import check_design
@@ -33,6 +34,7 @@ def fit(
     if model.nobs <= 0:
         raise DataError("no observations with positive weight")
     aliased = check_design(model, options.drop_collinear)
+    _check_budget(model.J * model.k_exog, options.memory_budget)
     if aliased is not None:
         return _fit_without_aliased(model, aliased, options, start_params, disp, callback)
     beta0 = model.start_params() if start_params is None else model._coerce_start(start_params)
@@ -53,6 +55,21 @@ def fit(
         if not np.all(np.isfinite(cov)):
             raise FitError("the covariance matrix is not finite at the estimates")
     return MultinomialLogitResults(model, state, cov, estimator)
+
+
+def _check_budget(params: int, budget: float) -> None:
+    """Refuse, before any pass over the rows, a fit whose covariance needs a dense information
+    beyond the memory budget: the estimates alone would fit (Newton-CG), the results do not."""
+    if dense_fits(params, budget):
+        return
+    need = dense_information_bytes(params) / 2**30
+    raise FitError(
+        f"the standard errors of {params} parameters need the dense information matrix, "
+        f"about {need:.1f} GiB with its factor and the covariance, beyond memory_budget="
+        f"{budget / 2**30:.2g} GiB; raise memory_budget (in bytes) if the machine has the "
+        "memory, or fit the estimates alone with multilogit.solve.newton.newton(model.backend, "
+        'beta0, NewtonOptions(method="newton-cg"))'
+    )
 
 
 # ---------------------------------------------------------------------------------------------
