@@ -500,8 +500,9 @@ class MultinomialLogit:
         ----------
         method : {"newton", "newton-cg"}
             Newton-Raphson.  ``"newton"`` solves each step with the dense information while it
-            fits ``memory_budget``, and by conjugate gradients on Hessian-vector products
-            beyond it; ``"newton-cg"`` always by conjugate gradients (see
+            fits ``memory_budget`` and the model has fewer than 300 parameters (with
+            ``hessian="auto"``), and by conjugate gradients on Hessian-vector products
+            otherwise; ``"newton-cg"`` always by conjugate gradients (see
             :mod:`multilogit.solve.conjugate`).  Either way the estimates are the same MLE.
         maxiter : int
             Most iterations; if reached, a ``ConvergenceWarning`` is issued and the results say

@@ -13,6 +13,7 @@ from multilogit.engine.spill import SpillWriter
 from multilogit.exceptions import FitError
 from multilogit.fit.options import FitOptions
 from multilogit.solve.conjugate import (
+    AUTO_CG_PARAMS,
     BlockJacobi,
     ConjugateGradients,
     NewtonCG,
@@ -248,6 +249,20 @@ def test_the_memory_budget_picks_the_direction():
     res = model.fit(memory_budget=need)
     assert "cg_iterations" not in res.iteration_log
     assert res.fit_options["memory_budget"] == need
+
+
+def test_many_parameters_take_newton_cg_by_default():
+    X, y = _synthetic(31, n=6000, p=10, seed=4)  # 30 x 10 = AUTO_CG_PARAMS parameters
+    model = ml.MultinomialLogit(y, X)
+    assert model.J * model.k_exog == AUTO_CG_PARAMS
+    auto, exact = model.fit(), model.fit(hessian="exact")
+    assert "cg_iterations" in auto.iteration_log and "cg_iterations" not in exact.iteration_log
+    np.testing.assert_allclose(auto.params, exact.params, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(auto.bse, exact.bse, rtol=1e-8)
+    # One parameter fewer: the dense path.
+    sub = model.submodel(columns=np.arange(9))
+    assert sub.J * sub.k_exog < AUTO_CG_PARAMS
+    assert "cg_iterations" not in sub.fit().iteration_log
 
 
 def test_newton_cg_is_recorded_and_reused_by_refits():

@@ -33,14 +33,17 @@ stopped) until its error, about the relative residual times the step, is at roun
 (:data:`FINAL_ERROR`), so the estimates reach the accuracy of the dense Newton fit and the
 score at them is at rounding level.
 
-Memory budget
--------------
+Which path
+----------
 :func:`dense_information_bytes` is what the dense path holds at once (the information, its
 Cholesky factor, the covariance and the evaluation threads' accumulators, about
 :data:`DENSE_COPIES` matrices of :math:`8 q^2` bytes).  ``fit(method="newton")`` takes the
-dense path while that fits :data:`DEFAULT_MEMORY_BUDGET` (or the fit's ``memory_budget``),
-Newton-CG beyond it; after a Newton-CG fit the exact information is formed once, at the
-estimates, for the standard errors, when it fits the budget.
+dense path while that fits :data:`DEFAULT_MEMORY_BUDGET` (or the fit's ``memory_budget``) and
+the model has fewer than :data:`AUTO_CG_PARAMS` parameters, Newton-CG otherwise: a dense
+information pass costs :math:`n q^2` flops, a Newton-CG fit some 50 to 100 passes of
+:math:`6 n q`, so from a few hundred parameters on Newton-CG is faster even when the dense
+matrix fits.  After a Newton-CG fit the exact information is formed once, at the estimates,
+for the standard errors, when it fits the budget.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from .objective import Objective
 from .state import NewtonState
 
 __all__ = [
+    "AUTO_CG_PARAMS",
     "DEFAULT_MEMORY_BUDGET",
     "BlockJacobi",
     "ConjugateGradients",
@@ -69,6 +73,10 @@ DEFAULT_MEMORY_BUDGET = 2.0 * 2**30
 #: Matrices of the dense path's size held at once: the information, its factor, the
 #: covariance, and an accumulator.
 DENSE_COPIES = 4
+#: Parameters from which ``method="newton"`` (with ``hessian="auto"``) takes Newton-CG although
+#: the dense information fits: at 190 parameters (n = 2e4, K = 20) the two cost the same, at 490
+#: (K = 50) Newton-CG, standard errors included, takes a third of the dense path's time.
+AUTO_CG_PARAMS = 300
 #: The forcing term's largest value (the first iterations' relative residual).
 ETA_MAX = 0.5
 #: The last step's error target, relative to ``1 + |beta|``: rounding level.  Its inner solve

@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..engine.backend import Derivatives
 from ..exceptions import FitError
-from .conjugate import DEFAULT_MEMORY_BUDGET, NewtonCG, dense_fits
+from .conjugate import AUTO_CG_PARAMS, DEFAULT_MEMORY_BUDGET, NewtonCG, dense_fits
 from .directions import DirectionStrategy, ExactCholesky, Proposal, SampledThenExact
 from .objective import Objective, Penalty, halve_step
 from .state import FitState, IterationRecord, NewtonState
@@ -71,8 +71,9 @@ class NewtonOptions:
         (:class:`~multilogit.solve.directions.ExactCholesky`).  Only for the dense path.
     method : {"newton", "newton-cg"}
         ``"newton"``: the dense path (``hessian``) while the information fits
-        ``memory_budget``, Newton-CG beyond it; ``"newton-cg"``: Newton-CG
-        (:class:`~multilogit.solve.conjugate.NewtonCG`).
+        ``memory_budget`` and, with ``hessian="auto"``, there are fewer than
+        :data:`~multilogit.solve.conjugate.AUTO_CG_PARAMS` parameters; Newton-CG otherwise.
+        ``"newton-cg"``: Newton-CG (:class:`~multilogit.solve.conjugate.NewtonCG`).
     memory_budget : float
         Bytes the dense information may take, all copies
         (:func:`~multilogit.solve.conjugate.dense_information_bytes`); default 2 GiB.  Also
@@ -95,12 +96,15 @@ def default_direction(
     method: str = "newton",
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
 ) -> DirectionStrategy:
-    """The strategy for ``NewtonOptions``: Newton-CG for ``method="newton-cg"`` or when the
-    dense information of the objective's parameters does not fit ``memory_budget``; else, for
-    ``hessian="auto"``, subsampled information first when the backend can approximate the
-    information, and the exact one otherwise."""
-    fits = dense_fits(objective.parameters, memory_budget)
-    if method == "newton-cg" or not fits:
+    """The strategy for ``NewtonOptions``: Newton-CG for ``method="newton-cg"``, when the
+    dense information of the objective's parameters does not fit ``memory_budget``, or with
+    ``hessian="auto"`` from :data:`~multilogit.solve.conjugate.AUTO_CG_PARAMS` parameters on;
+    else, for ``hessian="auto"``, subsampled information first when the backend can
+    approximate the information, and the exact one otherwise."""
+    params = objective.parameters
+    fits = dense_fits(params, memory_budget)
+    many = hessian == "auto" and params >= AUTO_CG_PARAMS
+    if method == "newton-cg" or not fits or many:
         return NewtonCG(tol, final_information=fits, cache_bytes=memory_budget)
     if hessian == "auto" and objective.can_approximate:
         return SampledThenExact(tol)
