@@ -80,14 +80,29 @@ def test_hessian_vector_products_equal_the_dense_information_times_the_vector(ba
         )
 
 
-def test_block_information_is_the_diagonal_of_the_information(backend, data):
+def _blocks_of(info):
+    """The diagonal blocks of a dense information and the sum of all its blocks."""
+    four = info.reshape(J, P, J, P)
+    return np.stack([four[j, :, j, :] for j in range(J)] + [four.sum(axis=(0, 2))])
+
+
+def test_block_information_is_the_diagonal_and_the_sum_of_the_information(backend, data):
     X, y, w, beta = data
-    info = twin.information(X, y, w, beta)
     blocks = backend.block_information(beta)
-    assert blocks.shape == (J, P, P)
-    for j in range(J):
-        sl = slice(j * P, (j + 1) * P)
-        np.testing.assert_allclose(blocks[j], info[sl, sl], rtol=1e-11, atol=1e-9)
+    assert blocks.shape == (J + 1, P, P)
+    np.testing.assert_allclose(
+        blocks, _blocks_of(twin.information(X, y, w, beta)), rtol=1e-10, atol=1e-9
+    )
+
+
+def test_the_sum_of_all_blocks_is_the_reference_outcomes_own_information(data):
+    X, y, w, beta = data
+    # Moving every equation by a is moving the reference by -a: the curvature along it is that
+    # of the binary logit of the reference against the rest.
+    p0 = twin.probabilities(X, beta)[:, J]
+    expected = (X * (w * p0 * (1 - p0))[:, None]).T @ X
+    blocks = InMemoryBackend(X, y, w, J, chunk_rows=211).block_information(beta)
+    np.testing.assert_allclose(blocks[J], expected, rtol=1e-10)
 
 
 def test_scaled_backend_products_are_those_of_the_rescaled_design(data):
@@ -100,10 +115,9 @@ def test_scaled_backend_products_are_those_of_the_rescaled_design(data):
     v = np.random.default_rng(3).normal(size=J * P)
     np.testing.assert_allclose(scaled.hessian_vector(beta, v), info @ v, rtol=1e-10, atol=1e-8)
     np.testing.assert_allclose(scaled.hessian_operator(beta)(v), info @ v, rtol=1e-10, atol=1e-8)
-    blocks = scaled.block_information(beta)
-    for j in range(J):
-        sl = slice(j * P, (j + 1) * P)
-        np.testing.assert_allclose(blocks[j], info[sl, sl], rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(
+        scaled.block_information(beta), _blocks_of(info), rtol=1e-10, atol=1e-8
+    )
 
 
 def test_spill_backend_gives_the_same_products(data, tmp_path):
@@ -141,26 +155,48 @@ def test_dask_backend_gives_the_same_blocks(data):
         hv = be.hessian_vector(beta, v)
     info = twin.information(X, y, w, beta)
     np.testing.assert_allclose(hv, info @ v, rtol=1e-11, atol=1e-9)
-    for j in range(J):
-        sl = slice(j * P, (j + 1) * P)
-        np.testing.assert_allclose(blocks[j], info[sl, sl], rtol=1e-11, atol=1e-9)
+    np.testing.assert_allclose(blocks, _blocks_of(info), rtol=1e-10, atol=1e-9)
 
 
 # -- the inner solver ------------------------------------------------------------------------
 
 
-def test_conjugate_gradients_solve_a_block_coupled_system(data):
+@pytest.mark.parametrize("coarse", [False, True])
+def test_conjugate_gradients_solve_a_block_coupled_system(data, coarse):
     X, y, w, beta = data
     A = twin.information(X, y, w, beta)
     b = np.random.default_rng(8).normal(size=J * P)
-    blocks = np.stack([A[j * P : (j + 1) * P, j * P : (j + 1) * P] for j in range(J)])
-    cg = ConjugateGradients(lambda v: A @ v, b, BlockJacobi(blocks))
+    blocks = _blocks_of(A)
+    pre = BlockJacobi(blocks[:J], coarse=blocks[J] if coarse else None)
+    cg = ConjugateGradients(lambda v: A @ v, b, pre)
     cg.run(1e-3, 200)
     loose = cg.iterations
     assert cg.relative_residual <= 1e-3 and b @ cg.x > 0
     cg.run(1e-12, 200)  # resumes where it stopped
     assert cg.iterations > loose and not cg.breakdown
     np.testing.assert_allclose(cg.x, np.linalg.solve(A, b), rtol=1e-9)
+
+
+def test_the_coarse_correction_fixes_the_directions_moving_all_equations():
+    # Many outcomes and a rare reference: moving all equations together has little curvature,
+    # which block Jacobi alone overestimates J-fold; the coarse level restores it.
+    X, y = _synthetic(100, n=6000, p=3, seed=6)
+    model = ml.MultinomialLogit(y, X)
+    be, Jm, p = model.backend, model.J, model.k_exog
+    # Not at beta = 0: there every row has the same probabilities, the information is a
+    # Kronecker product and block Jacobi alone is exact up to rank p.
+    beta = np.random.default_rng(2).normal(scale=0.5, size=(Jm, p))
+    blocks = be.block_information(beta)
+    b = np.random.default_rng(1).normal(size=Jm * p)
+
+    def iterations(pre):
+        return ConjugateGradients(be.hessian_operator(beta, 1e9), b, pre).run(1e-8, 500).iterations
+
+    plain, two_level = (
+        iterations(BlockJacobi(blocks[:-1])),
+        iterations(BlockJacobi(blocks[:-1], blocks[-1])),
+    )
+    assert two_level < plain / 2, (plain, two_level)
 
 
 def test_block_jacobi_inverts_each_block_and_survives_an_empty_outcome():
@@ -176,6 +212,14 @@ def test_block_jacobi_inverts_each_block_and_survives_an_empty_outcome():
     assert np.all(np.isfinite(out[1]))
     with pytest.raises(ValueError, match="shape"):
         BlockJacobi(np.ones((3, 4)))
+    with pytest.raises(ValueError, match="coarse"):
+        BlockJacobi(blocks, coarse=np.eye(3))
+    # The coarse level adds C^-1 times the sum over the equations.
+    C = blocks.sum(axis=0) + np.eye(4)
+    both = BlockJacobi(blocks, coarse=C)(r).reshape(3, 4)
+    shift = np.linalg.solve(C, r.reshape(3, 4).sum(0))
+    for j in (0, 2):
+        np.testing.assert_allclose(both[j] - out[j], shift, rtol=1e-8)
 
 
 # -- fits ------------------------------------------------------------------------------------

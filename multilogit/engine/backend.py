@@ -107,8 +107,10 @@ class Backend(Protocol):
         ...
 
     def block_information(self, beta: np.ndarray) -> np.ndarray:
-        """The ``J`` diagonal ``p x p`` blocks of the information at ``beta``,
-        ``(J, p, p)``, in one pass (a preconditioner for conjugate gradients)."""
+        """The ``J`` diagonal ``p x p`` blocks of the information at ``beta`` and, last, the
+        sum of all its ``J^2`` blocks (the information of the reference outcome's own
+        contrast), ``(J + 1, p, p)``, in one pass: a preconditioner for conjugate
+        gradients."""
         ...
 
     def score_outer(self, beta: np.ndarray) -> np.ndarray:

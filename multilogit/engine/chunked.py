@@ -340,14 +340,15 @@ class ChunkedBackend(ABC):
         return self._sum_chunks(chunk, np.zeros((self.J, self.p))).ravel()
 
     def block_information(self, beta) -> np.ndarray:
-        """The ``J`` diagonal ``p x p`` blocks of the information at ``beta``, ``(J, p, p)``:
-        one pass, ``J p^2`` numbers, never the ``(J p)^2`` matrix."""
+        """The ``J`` diagonal ``p x p`` blocks of the information at ``beta`` and, last, the
+        sum of all its blocks, ``(J + 1, p, p)``: one pass, never the ``(J p)^2`` matrix (see
+        :func:`~multilogit.engine.kernels.chunk_block_information`)."""
         beta = self._beta(beta)
         tri = self.p * (self.p + 1) // 2
 
         def run(k):
             work = self._workspace(k)
-            acc = np.zeros((self.J, tri))
+            acc = np.zeros((self.J + 1, tri))
             for sl in self._chunks_of(self._runs[k]):
                 r = self._read(sl)
                 kernels.chunk_block_information(r.X, r.w, beta, acc, work)

@@ -608,12 +608,19 @@ def chunk_probabilities_nonref(X, beta, out):
 
 @nb.njit(cache=True, nogil=True)
 def _block_weights(P, w, Z):
-    """``Z = w P (1 - P)``: each row's weight in the equations' diagonal information blocks."""
+    """``Z[:, j] = w P_j (1 - P_j)`` for the equations ``j < J`` and ``Z[:, J] = w P_0 (1 - P_0)``
+    for the reference outcome (:math:`P_0 = 1 - \\sum_j P_j`): each row's weight in the
+    diagonal information blocks and in their sum."""
     m, J = P.shape
     for i in range(m):
         wi = w[i]
+        total = 0.0
         for j in range(J):
-            Z[i, j] = wi * P[i, j] * (1.0 - P[i, j])
+            pij = P[i, j]
+            total += pij
+            Z[i, j] = wi * pij * (1.0 - pij)
+        p0 = max(1.0 - total, 0.0)
+        Z[i, J] = wi * p0 * (1.0 - p0)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -630,25 +637,28 @@ def _column_pairs(X, XX):
 
 
 def chunk_block_information(X, w, beta, out, work=None):
-    """Add the chunk's diagonal blocks of the information to ``out`` (``(J, p (p + 1) / 2)``,
-    each block's upper triangle packed row-major; :func:`unpack_blocks` unfolds them).
+    """Add the chunk's diagonal blocks of the information, and the sum of all its blocks, to
+    ``out`` (``(J + 1, p (p + 1) / 2)``, each block's upper triangle packed row-major;
+    :func:`unpack_blocks` unfolds them).
+
+    Rows ``0 .. J-1`` get the equations' diagonal blocks and row ``J`` the sum of all
+    :math:`J^2` blocks, which is the information of the reference outcome's own binary
+    contrast (with :math:`P_0 = 1 - \\sum_j P_j`, :math:`\\sum_{jl}(\\delta_{jl} P_j - P_j P_l)
+    = P_0 (1 - P_0)`):
 
     .. math::
 
-        \\mathcal{I}_{jj} = \\sum_i w_i P_{ij} (1 - P_{ij})\\, x_i x_i^\\top
-        = X^\\top \\operatorname{diag}(z_j) X,
+        \\mathcal{I}_{jj} = \\sum_i w_i P_{ij} (1 - P_{ij})\\, x_i x_i^\\top, \\qquad
+        \\sum_{j, l} \\mathcal{I}_{jl} = \\sum_i w_i P_{i0} (1 - P_{i0})\\, x_i x_i^\\top.
 
-    all ``J`` of them as one BLAS product :math:`Z^\\top (x_{ik} x_{il})_{k \\le l}` of the
-    ``(m, J)`` row weights with the ``(m, p (p + 1) / 2)`` column products: ``J p^2 m`` flops
-    and no ``(J p)^2`` matrix (the preconditioner of Newton-CG).
+    All ``J + 1`` of them are one BLAS product :math:`Z^\\top (x_{ik} x_{il})_{k \\le l}` of the
+    ``(m, J + 1)`` row weights with the ``(m, p (p + 1) / 2)`` column products: ``J p^2 m``
+    flops and no ``(J p)^2`` matrix (the preconditioner of Newton-CG).
     """
     m, p = X.shape
     J = beta.shape[0]
-    if work is None:
-        P = np.empty((m, J))
-        Z = np.empty((m, J))
-    else:
-        P, Z = work.E[:m], work.R[:m]
+    P = np.empty((m, J)) if work is None else work.E[:m]
+    Z = np.empty((m, J + 1))
     np.matmul(X, beta.T, out=P)
     _softmax_in_place(P)
     _block_weights(P, w, Z)
@@ -658,8 +668,8 @@ def chunk_block_information(X, w, beta, out, work=None):
 
 
 def unpack_blocks(packed, p):
-    """The ``(J, p, p)`` symmetric blocks from :func:`chunk_block_information`'s packed
-    upper triangles ``(J, p (p + 1) / 2)``."""
+    """The ``(B, p, p)`` symmetric blocks from :func:`chunk_block_information`'s packed
+    upper triangles ``(B, p (p + 1) / 2)``."""
     J = packed.shape[0]
     iu = np.triu_indices(p)
     out = np.zeros((J, p, p))

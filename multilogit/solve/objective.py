@@ -115,7 +115,8 @@ class RidgePenalty:
         return self._weights(beta).ravel() * np.asarray(v, dtype=np.float64).ravel()
 
     def hessian_blocks(self, beta: np.ndarray) -> np.ndarray:
-        """The ``J`` diagonal ``p x p`` blocks of :math:`\\nabla^2 P`, ``(J, p, p)``."""
+        """The ``J`` diagonal ``p x p`` blocks of :math:`\\nabla^2 P`, ``(J, p, p)`` (the
+        others are zero)."""
         beta = np.asarray(beta, dtype=np.float64)
         wts = self._weights(beta)
         return wts[:, :, None] * np.eye(beta.shape[1])
@@ -222,18 +223,23 @@ class Objective:
         return lambda v: H @ v
 
     def block_information(self, beta: np.ndarray) -> np.ndarray:
-        """The ``J`` diagonal ``p x p`` blocks of the objective's information at ``beta``,
-        ``(J, p, p)``: one pass over the rows."""
+        """The ``J`` diagonal ``p x p`` blocks of the objective's information at ``beta`` and,
+        last, the sum of all its blocks, ``(J + 1, p, p)``: one pass over the rows."""
         self.passes += 1
-        blocks = np.asarray(self.backend.block_information(beta), dtype=np.float64)
+        blocks = np.array(self.backend.block_information(beta), dtype=np.float64)
         if self.penalty is None:
             return blocks
-        J, p = blocks.shape[:2]
+        J, p = blocks.shape[0] - 1, blocks.shape[1]
         hb = getattr(self.penalty, "hessian_blocks", None)
-        if hb is not None:
-            return blocks + hb(beta)
-        H = self.penalty.hessian(beta)
-        return blocks + np.stack([H[j * p : (j + 1) * p, j * p : (j + 1) * p] for j in range(J)])
+        if hb is not None:  # a penalty whose Hessian is block diagonal
+            diag = np.asarray(hb(beta), dtype=np.float64)
+            blocks[:J] += diag
+            blocks[J] += diag.sum(axis=0)
+            return blocks
+        H = self.penalty.hessian(beta).reshape(J, p, J, p)
+        blocks[:J] += np.stack([H[j, :, j, :] for j in range(J)])
+        blocks[J] += H.sum(axis=(0, 2))
+        return blocks
 
     @property
     def can_approximate(self) -> bool:
