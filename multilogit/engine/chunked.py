@@ -323,6 +323,7 @@ class ChunkedBackend(ABC):
         """Drop the work buffers and the subsample (they are re-created on demand)."""
         self._work = [None] * len(self._runs)
         self._sample = None
+        self._probability_store = None
 
     # -- the other reductions of the Backend protocol ------------------------------------------
 
@@ -362,10 +363,18 @@ class ChunkedBackend(ABC):
 
         When the probabilities of all rows take at most ``max_bytes`` (``8 n J`` bytes) the
         first product keeps them: each later one then costs two thin BLAS products per chunk
-        instead of three and the exponentials.  Otherwise each product recomputes them.
+        instead of three and the exponentials.  Otherwise each product recomputes them.  The
+        ``(n, J)`` buffer is kept for the next operator (one per Newton iteration) until
+        :meth:`release`; an operator is valid until the next one is made.
         """
         beta = self._beta(beta)
         keep = 8.0 * self.n * self.J <= max_bytes
+        store = None
+        if keep:
+            store = getattr(self, "_probability_store", None)
+            if store is None or store.shape != (self.n, self.J):
+                store = np.empty((self.n, self.J))
+                self._probability_store = store
         cache: list[list[np.ndarray] | None] = [None] * len(self._runs)
 
         def apply(v) -> np.ndarray:
@@ -382,7 +391,7 @@ class ChunkedBackend(ABC):
                     if kept is not None:
                         P = kept[c]
                     else:
-                        P = work.E[:m] if fill is None else np.empty((m, self.J))
+                        P = work.E[:m] if fill is None else store[sl]
                         kernels.chunk_probabilities_nonref(r.X, beta, P)
                         if fill is not None:
                             fill.append(P)

@@ -105,7 +105,7 @@ MAX_CG = 500
 #: The preconditioner's blocks are kept while the steps move no coordinate by more than this
 #: (relative to ``1 + |beta|``): computing them costs about ``p / 5`` products with the
 #: information, and blocks from a nearby point precondition about as well.
-REFRESH_MOVE = 1.0
+REFRESH_MOVE = 0.3
 
 
 def dense_information_bytes(params: int) -> float:
