@@ -86,6 +86,18 @@ def _blocks_of(info):
     return np.stack([four[j, :, j, :] for j in range(J)] + [four.sum(axis=(0, 2))])
 
 
+def test_one_pass_gives_the_score_and_the_products(backend, data):
+    X, y, w, beta = data
+    info = twin.information(X, y, w, beta)
+    v = np.random.default_rng(12).normal(size=J * P)
+    for max_bytes in (0, 1e9):  # probabilities recomputed, or kept from the pass
+        d, op = backend.derivatives_and_operator(beta, max_bytes)
+        plain = backend.derivatives(beta, hessian=False)
+        assert d.llf == plain.llf and np.array_equal(d.score, plain.score) and d.info is None
+        np.testing.assert_allclose(op(v), info @ v, rtol=1e-11, atol=1e-9)
+        np.testing.assert_allclose(op(2 * v), 2 * (info @ v), rtol=1e-11, atol=1e-9)
+
+
 def test_block_information_is_the_diagonal_and_the_sum_of_the_information(backend, data):
     X, y, w, beta = data
     blocks = backend.block_information(beta)
@@ -115,6 +127,9 @@ def test_scaled_backend_products_are_those_of_the_rescaled_design(data):
     v = np.random.default_rng(3).normal(size=J * P)
     np.testing.assert_allclose(scaled.hessian_vector(beta, v), info @ v, rtol=1e-10, atol=1e-8)
     np.testing.assert_allclose(scaled.hessian_operator(beta)(v), info @ v, rtol=1e-10, atol=1e-8)
+    d, op = scaled.derivatives_and_operator(beta, 1e9)
+    np.testing.assert_allclose(op(v), info @ v, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(d.score, twin.score(X, y, w, beta), rtol=1e-10, atol=1e-8)
     np.testing.assert_allclose(
         scaled.block_information(beta), _blocks_of(info), rtol=1e-10, atol=1e-8
     )

@@ -368,14 +368,55 @@ class ChunkedBackend(ABC):
         :meth:`release`; an operator is valid until the next one is made.
         """
         beta = self._beta(beta)
-        keep = 8.0 * self.n * self.J <= max_bytes
-        store = None
-        if keep:
-            store = getattr(self, "_probability_store", None)
-            if store is None or store.shape != (self.n, self.J):
-                store = np.empty((self.n, self.J))
-                self._probability_store = store
-        cache: list[list[np.ndarray] | None] = [None] * len(self._runs)
+        store = self._probability_buffer(max_bytes)
+        return self._operator(beta, store, [False] * len(self._runs))
+
+    def derivatives_and_operator(self, beta, max_bytes: float = 0):
+        """:meth:`derivatives` without the information, and :meth:`hessian_operator` at the
+        same ``beta``, in one pass: when the probabilities fit ``max_bytes`` the pass keeps
+        them, so the operator's first product needs no exponentials either.  The
+        log-likelihood and score are those of :meth:`derivatives`, bit for bit.
+
+        Returns
+        -------
+        (Derivatives, callable)
+        """
+        beta = self._beta(beta)
+        store = self._probability_buffer(max_bytes)
+        if store is None:
+            return self.derivatives(beta, hessian=False), self._operator(beta, None, None)
+
+        def run(k):
+            # _evaluate_run's sums, in its order, keeping each chunk's probabilities.
+            work = self._workspace(k)
+            score = np.zeros((self.J, self.p))
+            llf = 0.0
+            for sl in self._chunks_of(self._runs[k]):
+                r = self._read(sl)
+                llf += kernels.chunk_derivatives(r.X, r.y, r.w, beta, score, None, work)
+                store[sl] = work.E[: sl.stop - sl.start]
+            return llf, score
+
+        parts = map_runs(run, len(self._runs))
+        llf, score = parts[0]
+        for part in parts[1:]:  # in run order: reproducible
+            llf += part[0]
+            score += part[1]
+        return Derivatives(llf, score, None), self._operator(beta, store, [True] * len(parts))
+
+    def _probability_buffer(self, max_bytes: float) -> np.ndarray | None:
+        """The ``(n, J)`` buffer of kept probabilities, when it fits ``max_bytes``."""
+        if 8.0 * self.n * self.J > max_bytes:
+            return None
+        store = getattr(self, "_probability_store", None)
+        if store is None or store.shape != (self.n, self.J):
+            store = np.empty((self.n, self.J))
+            self._probability_store = store
+        return store
+
+    def _operator(self, beta, store, filled):
+        """The products at ``beta``; ``store`` holds (``filled[k]``: already, else from the
+        first product on) the probabilities of run ``k``'s rows, or is ``None``."""
 
         def apply(v) -> np.ndarray:
             V = np.ascontiguousarray(v, dtype=np.float64).reshape(self.J, self.p)
@@ -383,21 +424,18 @@ class ChunkedBackend(ABC):
             def run(k):
                 work = self._workspace(k)
                 out = np.zeros((self.J, self.p))
-                kept = cache[k]
-                fill = [] if keep and kept is None else None
-                for c, sl in enumerate(self._chunks_of(self._runs[k])):
+                for sl in self._chunks_of(self._runs[k]):
                     r = self._read(sl)
                     m = sl.stop - sl.start
-                    if kept is not None:
-                        P = kept[c]
+                    if store is None:
+                        P = kernels.chunk_probabilities_nonref(r.X, beta, work.E[:m])
+                    elif filled[k]:
+                        P = store[sl]
                     else:
-                        P = work.E[:m] if fill is None else store[sl]
-                        kernels.chunk_probabilities_nonref(r.X, beta, P)
-                        if fill is not None:
-                            fill.append(P)
+                        P = kernels.chunk_probabilities_nonref(r.X, beta, store[sl])
                     kernels.hessian_vector_at(r.X, r.w, P, V, out, work.R[:m])
-                if fill is not None:
-                    cache[k] = fill  # each run is one thread's: no two write the same entry
+                if store is not None:
+                    filled[k] = True  # each run is one thread's: no two write one entry
                 return out
 
             return self._sum_runs(run).ravel()

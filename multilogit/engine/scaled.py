@@ -155,6 +155,21 @@ class ScaledBackend:
 
         return operator
 
+    @property
+    def derivatives_and_operator(self):
+        """The inner backend's ``derivatives_and_operator``, rescaled (``None`` if it has
+        none)."""
+        inner = getattr(self.inner, "derivatives_and_operator", None)
+        if inner is None:
+            return None
+
+        def both(beta, max_bytes=0):
+            d, apply = inner(self.to_original(beta), max_bytes)
+            flat = self._flat
+            return self._rescale(d), lambda v: apply(np.asarray(v).ravel() / flat) / flat
+
+        return both
+
     def score_outer(self, beta) -> np.ndarray:
         return self.inner.score_outer(self.to_original(beta)) / np.outer(self._flat, self._flat)
 

@@ -310,6 +310,12 @@ class NewtonCG:
     def info_rows(self) -> float:
         return math.nan if self.objective is None else self.objective.n_rows
 
+    @property
+    def product_bytes(self) -> float:
+        """Bytes the evaluations may keep for the products at their point (the loop asks
+        for them)."""
+        return self.cache_bytes
+
     def information(self, state: NewtonState) -> None:
         return None
 
@@ -338,7 +344,9 @@ class NewtonCG:
             self._precondition = BlockJacobi(blocks[:-1], coarse=blocks[-1])
             self._moved = 0.0
         precondition = self._precondition
-        apply = obj.hessian_operator(state.beta, self.cache_bytes)
+        apply = state.current.products
+        if apply is None:
+            apply = obj.hessian_operator(state.beta, self.cache_bytes)
         cg = ConjugateGradients(apply, g, precondition)
         limit = min(self.max_cg, 2 * g.size + 10)
         cg.run(eta, limit)

@@ -149,6 +149,9 @@ class NewtonSolver:
         self.rows: list[dict] = []
         self.converged, self.stopped, self.message, self.n_iter = False, False, "", 0
         self._cg = hasattr(self.strategy, "cg_iterations")
+        # A matrix-free strategy multiplies by the information at each accepted point: its
+        # evaluations keep what the products need (up to this many bytes).
+        self._products = getattr(self.strategy, "product_bytes", None)
         beta = np.array(beta0, dtype=np.float64, copy=True)
         warm = self.strategy.start(self.objective, beta)
         if warm is not None:
@@ -158,7 +161,9 @@ class NewtonSolver:
                     f"warm start: {getattr(self.strategy, 'warm_iterations', 0)} Newton "
                     f"iterations on {self.strategy.info_rows:.0f} sampled rows"
                 )
-        current = self.objective.evaluate(beta, hessian=self.strategy.needs_information)
+        current = self.objective.evaluate(
+            beta, hessian=self.strategy.needs_information, products=self._products
+        )
         if not np.isfinite(current.value):
             raise FitError("the log-likelihood is not finite at the start values")
         self.state = NewtonState(0, beta, current)
@@ -203,7 +208,9 @@ class NewtonSolver:
         """
         beta = self.state.beta
         return halve_step(
-            lambda point, step: self.objective.evaluate(point, information and step == 1.0),
+            lambda point, step: self.objective.evaluate(
+                point, information and step == 1.0, self._products
+            ),
             beta,
             proposal.delta.reshape(beta.shape),
             self.state.current.value,

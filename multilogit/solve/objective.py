@@ -12,7 +12,7 @@ solves :math:`\\mathcal{I}\\,\\delta = g` for the gradient (score) :math:`g`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -141,6 +141,9 @@ class Evaluation:
         :math:`\\ell(\\beta)`.
     penalty : float
         :math:`P(\\beta)` (0 without a penalty).
+    products : callable or None
+        :math:`v \\mapsto (\\mathcal{I} + \\nabla^2 P) v` at this point, when asked for (see
+        :meth:`Objective.evaluate`); valid until the next evaluation that asks for one.
     """
 
     value: float
@@ -148,6 +151,7 @@ class Evaluation:
     info: np.ndarray | None
     loglike: float
     penalty: float = 0.0
+    products: object = field(default=None, repr=False, compare=False)
 
 
 class Objective:
@@ -173,11 +177,23 @@ class Objective:
         #: approximate information is not).
         self.passes = 0
 
-    def evaluate(self, beta: np.ndarray, hessian: bool = True) -> Evaluation:
+    def evaluate(
+        self, beta: np.ndarray, hessian: bool = True, products: float | None = None
+    ) -> Evaluation:
         """Value, score and (when ``hessian``) information at ``beta``: one pass over the
-        rows."""
+        rows.
+
+        With ``products`` (bytes, as ``max_bytes`` of :meth:`hessian_operator`) and without
+        ``hessian``, the evaluation also carries the Hessian-vector products at ``beta``
+        (``Evaluation.products``), from a backend that can keep the pass's probabilities for
+        them (``derivatives_and_operator``); the value and score are the same.
+        """
         self.passes += 1
-        return self._penalised(beta, self.backend.derivatives(beta, hessian=hessian))
+        both = getattr(self.backend, "derivatives_and_operator", None)
+        if products is None or hessian or both is None:
+            return self._penalised(beta, self.backend.derivatives(beta, hessian=hessian))
+        d, product = both(beta, products)
+        return replace(self._penalised(beta, d), products=self._counted(beta, product))
 
     def _penalised(self, beta: np.ndarray, d) -> Evaluation:
         """The backend's derivatives ``d`` at ``beta`` less the penalty's (untouched without
@@ -204,6 +220,10 @@ class Objective:
             product = make(beta, max_bytes)
         else:
             product = lambda v: self.backend.hessian_vector(beta, v)  # noqa: E731
+        return self._counted(beta, product)
+
+    def _counted(self, beta: np.ndarray, product):
+        """``product`` (the backend's) plus the penalty's, each call counted as a pass."""
         penalty = None if self.penalty is None else self._penalty_product(beta)
 
         def apply(v: np.ndarray) -> np.ndarray:
