@@ -173,6 +173,34 @@ def test_dask_backend_gives_the_same_blocks(data):
     np.testing.assert_allclose(blocks, _blocks_of(info), rtol=1e-10, atol=1e-9)
 
 
+def test_newton_cg_fits_rows_on_disk_and_on_dask_like_rows_in_memory(data, tmp_path):
+    X, y, w, _ = data
+    opts = NewtonOptions(method="newton-cg")
+    memory = newton(ArrayBackend(X, y, w, J, chunk_rows=250, threads=2), np.zeros((J, P)), opts)
+    writer = SpillWriter(P, tmp_path)
+    writer.append(X, y, w)
+    with writer.finish(J, chunk_rows=250, threads=2) as spilled:
+        on_disk = newton(spilled, np.zeros((J, P)), opts)
+    # The same chunks and runs: the same arithmetic, bit for bit.
+    np.testing.assert_array_equal(on_disk.beta, memory.beta)
+    pytest.importorskip("dask")
+    import dask
+    import dask.array as da
+
+    from multilogit.engine.dask import DaskBackend
+
+    with dask.config.set(scheduler="threads"):
+        be = DaskBackend(
+            da.from_array(X, chunks=(600, P)),
+            da.from_array(y, chunks=600),
+            da.from_array(w, chunks=600),
+            J,
+        )
+        on_dask = newton(be, np.zeros((J, P)), opts)  # a pass over the partitions a product
+    assert on_dask.converged
+    np.testing.assert_allclose(on_dask.beta, memory.beta, rtol=1e-9, atol=1e-12)
+
+
 # -- the inner solver ------------------------------------------------------------------------
 
 
