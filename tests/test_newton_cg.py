@@ -201,6 +201,26 @@ def test_newton_cg_fits_rows_on_disk_and_on_dask_like_rows_in_memory(data, tmp_p
     np.testing.assert_allclose(on_dask.beta, memory.beta, rtol=1e-9, atol=1e-12)
 
 
+def test_probabilities_and_products_stay_finite_at_extreme_linear_predictors():
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(13)
+    n, p, Jx = 64, 3, 299
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    beta = rng.normal(scale=300.0, size=(Jx, p))  # linear predictors of several hundred
+    y = rng.integers(-1, Jx, n)
+    be = InMemoryBackend(X, y, np.ones(n), Jx, chunk_rows=16)
+    eta = np.column_stack([X @ beta.T, np.zeros(n)])  # reference last, as the backend
+    expected = softmax(eta, axis=1)
+    P = be.probabilities(beta)
+    np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-300)
+    d, op = be.derivatives_and_operator(beta, 1e9)
+    v = rng.normal(size=Jx * p)
+    blocks = be.block_information(beta)
+    assert np.isfinite(d.llf) and np.all(np.isfinite(d.score))
+    assert np.all(np.isfinite(op(v))) and np.all(np.isfinite(blocks))
+
+
 # -- the inner solver ------------------------------------------------------------------------
 
 
