@@ -18,9 +18,10 @@ from multilogit.solve.conjugate import (
     ConjugateGradients,
     NewtonCG,
     dense_information_bytes,
+    inverse_columns,
 )
 from multilogit.solve.newton import NewtonOptions, newton
-from multilogit.solve.objective import RidgePenalty
+from multilogit.solve.objective import Objective, RidgePenalty
 from tests import kernels_numpy as twin
 from tests.conftest import simulate
 
@@ -260,6 +261,23 @@ def test_the_coarse_correction_fixes_the_directions_moving_all_equations():
         iterations(BlockJacobi(blocks[:-1], blocks[-1])),
     )
     assert two_level < plain / 2, (plain, two_level)
+
+
+def test_inverse_columns_are_those_of_the_dense_inverse_at_the_estimates():
+    X, y = _synthetic(12, n=3000, p=4, seed=8)
+    model = ml.MultinomialLogit(y, X)
+    res = model.fit(hessian="exact")
+    beta = np.ascontiguousarray(res.params.to_numpy().T)
+    # One term (column 2) across all outcomes, and the first outcome's intercept.
+    cols = [j * 4 + 2 for j in range(model.J)] + [0]
+    got = inverse_columns(Objective(model.backend), beta, cols)
+    cov = res.cov_params().to_numpy()
+    np.testing.assert_allclose(got, cov[:, cols], rtol=1e-8, atol=1e-10 * np.abs(cov).max())
+    np.testing.assert_allclose(
+        np.sqrt(got[cols, np.arange(len(cols))]), res.bse.to_numpy().T.ravel()[cols], rtol=1e-9
+    )
+    with pytest.raises(ValueError, match="flat indices"):
+        inverse_columns(Objective(model.backend), beta, [model.J * 4])
 
 
 def test_block_jacobi_inverts_each_block_and_survives_an_empty_outcome():
