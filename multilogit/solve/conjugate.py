@@ -103,9 +103,11 @@ FINAL_ERROR = 1e-16
 FINAL_RTOL = 1e-10
 #: Most conjugate-gradient iterations of one inner solve.
 MAX_CG = 500
-#: The preconditioner's blocks are kept while the steps move no coordinate by more than this
-#: (relative to ``1 + |beta|``): computing them costs about ``p / 5`` products with the
-#: information, and blocks from a nearby point precondition about as well.
+#: The preconditioner's blocks are kept until the steps since they were computed add up to this
+#: (each step counted by its largest coordinate, relative to ``1 + |beta|``): computing them
+#: costs a pass of ``J p^2`` flops a row, several products with the information, and blocks
+#: from a nearby point precondition about as well; from farther away they cost more Newton
+#: iterations than they save (at 1.0, a third more passes on 300 outcomes).
 REFRESH_MOVE = 0.3
 
 
@@ -258,16 +260,18 @@ class NewtonCG:
     """Truncated Newton: conjugate gradients on :math:`\\mathcal{I}\\delta = g` (see the module
     docstring).
 
-    Each Newton iteration costs one pass for the preconditioner's blocks, one per
-    conjugate-gradient iteration (the count is the ``cg_iterations`` column of the iteration
-    log) and the line search's passes; the loop's step-halving and stopping rules are those
-    of the dense path.
+    Each Newton iteration costs one pass per conjugate-gradient iteration (the count is the
+    ``cg_iterations`` column of the iteration log), the line search's passes, which keep the
+    probabilities the next products need (:attr:`product_bytes`), and one pass for the
+    preconditioner's blocks when they are refreshed (:data:`REFRESH_MOVE`).  The loop's
+    step-halving and stopping rules are those of the dense path.  A direction along which no
+    step raises the objective is solved again once, to ``final_rtol``.
 
     Parameters
     ----------
     tol : float
-        The solver's tolerance (``NewtonOptions.tol``): a step within it is solved to
-        ``final_rtol`` and ends the fit.
+        The solver's tolerance (``NewtonOptions.tol``): a step within it ends the fit, and is
+        solved until its error is at rounding level (:data:`FINAL_ERROR`).
     final_information : bool
         Whether the loop forms the exact information at the estimates (for the covariance);
         ``False`` when it does not fit the memory budget.
