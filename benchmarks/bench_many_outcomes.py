@@ -24,8 +24,10 @@ Tools:
   (``multilogit.solve.newton.newton`` with ``method="newton-cg"``), estimates without standard
   errors.  ``solve_s`` is the solver's part of the time (the rest: the information at the
   estimates and its inverse).
-* ``multilogit-auto``: ``fit()`` (the dense path while it fits the budget); only at shapes
-  whose dense information fits.
+* ``multilogit-dense``: ``fit(hessian="exact")``, dense Newton with the exact information at
+  every iteration, for comparison; only up to :data:`DENSE_MAX_PARAMS` parameters (an
+  information pass costs ``N q^2`` flops) and where the dense information fits the budget.
+  (The default ``fit()`` takes Newton-CG from 300 parameters on: it is ``multilogit`` here.)
 * ``sklearn-lbfgs``, ``sklearn-newton-cg``: ``LogisticRegression`` without penalty,
   ``tol=1e-7``, no intercept (``X`` carries the constant); point estimates only.
 
@@ -50,8 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fit as bf  # noqa: E402  (the house helpers: data, memory, processes)
 
 SHAPES = ((200_000, 20, 100), (200_000, 20, 300), (200_000, 20, 1000))
-QUICK_SHAPES = ((20_000, 10, 20), (20_000, 10, 50))
-TOOLS = ("multilogit", "multilogit-auto", "sklearn-lbfgs", "sklearn-newton-cg")
+QUICK_SHAPES = ((20_000, 10, 20), (20_000, 10, 50), (20_000, 10, 300))
+TOOLS = ("multilogit", "multilogit-dense", "sklearn-lbfgs", "sklearn-newton-cg")
+#: Most parameters of the dense comparison (K = 100 at p = 20).
+DENSE_MAX_PARAMS = 2_000
 SKLEARN_TOL = 1e-7
 SKLEARN_MAX_ITER = {"lbfgs": 20_000, "newton-cg": 200}
 CONVERGED = 1e-6
@@ -74,9 +78,9 @@ def _fit(tool: str, X, y, K: int, budget: float):
         import multilogit as ml
         from multilogit.solve.newton import NewtonOptions, newton
 
-        if tool == "multilogit-auto" or dense_fits(q, budget):
-            method = "newton" if tool == "multilogit-auto" else "newton-cg"
-            res = ml.MultinomialLogit(y, X).fit(method=method, memory_budget=budget)
+        if tool == "multilogit-dense" or dense_fits(q, budget):
+            how = {"hessian": "exact"} if tool == "multilogit-dense" else {"method": "newton-cg"}
+            res = ml.MultinomialLogit(y, X).fit(memory_budget=budget, **how)
             log = res.iteration_log
             bse = res.bse.to_numpy()
             return (
@@ -171,7 +175,9 @@ def run(shapes, tools, budget: float) -> list[dict]:
         )
         entry = {"n": n, "p": p, "K": K, "params": q, "tools": {}}
         for tool in tools:
-            if tool == "multilogit-auto" and not dense_fits(q, budget):
+            if tool == "multilogit-dense" and not (
+                dense_fits(q, budget) and q <= DENSE_MAX_PARAMS
+            ):
                 continue
             task = {"n": n, "p": p, "K": K, "tool": tool, "budget": budget}
             try:
