@@ -418,6 +418,40 @@ def test_solver_refuses_an_unknown_method(data):
         newton(InMemoryBackend(X, y, w, J), np.zeros((J, P)), NewtonOptions(method="cg"))
 
 
+class _ProductsOnly:
+    """A backend with the derivatives and Hessian-vector products alone (no diagonal blocks,
+    no kept probabilities), computed by the plain-NumPy twin."""
+
+    def __init__(self, X, y, w, J):
+        self.X, self.y, self.w, self.J = X, y, w, J
+        self.n, self.p = X.shape
+
+    def derivatives(self, beta, hessian=True):
+        from multilogit.engine.backend import Derivatives
+
+        X, y, w = self.X, self.y, self.w
+        info = twin.information(X, y, w, beta) if hessian else None
+        return Derivatives(twin.loglike(X, y, w, beta), twin.score(X, y, w, beta), info)
+
+    def hessian_vector(self, beta, v):
+        return twin.information(self.X, self.y, self.w, beta) @ v
+
+
+def test_newton_cg_needs_only_products_from_a_backend(data):
+    X, y, w, _ = data
+    minimal = _ProductsOnly(X, y, w, J)
+    cg = newton(minimal, np.zeros((J, P)), NewtonOptions(method="newton-cg"))  # unpreconditioned
+    dense = newton(InMemoryBackend(X, y, w, J), np.zeros((J, P)), NewtonOptions(hessian="exact"))
+    assert cg.converged and "cg_iterations" in cg.log
+    np.testing.assert_allclose(cg.beta, dense.beta, rtol=1e-8, atol=1e-12)
+    # Without products: a clear error for Newton-CG, the dense path when chosen automatically.
+    minimal.hessian_vector = None
+    with pytest.raises(ValueError, match="Hessian-vector"):
+        newton(minimal, np.zeros((J, P)), NewtonOptions(method="newton-cg"))
+    auto = newton(minimal, np.zeros((J, P)), NewtonOptions(memory_budget=1.0))
+    assert "cg_iterations" not in auto.log
+
+
 def test_a_loose_direction_that_fails_is_solved_tightly_once():
     strategy = NewtonCG()
     strategy.start(None, None)

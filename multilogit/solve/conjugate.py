@@ -81,6 +81,7 @@ __all__ = [
     "dense_fits",
     "dense_information_bytes",
     "inverse_columns",
+    "preconditioner",
 ]
 
 #: Bytes the dense information may take (all copies, see :func:`dense_information_bytes`):
@@ -181,6 +182,15 @@ class BlockJacobi:
         if self.coarse_inverse is not None:
             out += self.coarse_inverse @ R.sum(axis=0)
         return out.ravel()
+
+
+def preconditioner(objective: Objective, beta: np.ndarray):
+    """:class:`BlockJacobi` with the coarse level from the objective's blocks at ``beta``, or
+    no preconditioning (the identity) when the backend does not offer the blocks."""
+    blocks = objective.block_information(beta)
+    if blocks is None:
+        return lambda r: np.array(r, dtype=np.float64)
+    return BlockJacobi(blocks[:-1], coarse=blocks[-1])
 
 
 class ConjugateGradients:
@@ -345,8 +355,7 @@ class NewtonCG:
         g = state.gradient
         eta = self._forcing(float(np.linalg.norm(g)))
         if self._precondition is None or self._moved > self.refresh_move:
-            blocks = obj.block_information(state.beta)
-            self._precondition = BlockJacobi(blocks[:-1], coarse=blocks[-1])
+            self._precondition = preconditioner(obj, state.beta)
             self._moved = 0.0
         precondition = self._precondition
         apply = state.current.products
@@ -426,8 +435,7 @@ def inverse_columns(
     columns = np.asarray(columns, dtype=np.int64).ravel()
     if columns.size and (columns.min() < 0 or columns.max() >= q):
         raise ValueError(f"columns must be flat indices in 0..{q - 1}")
-    blocks = objective.block_information(beta)
-    precondition = BlockJacobi(blocks[:-1], coarse=blocks[-1])
+    precondition = preconditioner(objective, beta)
     apply = objective.hessian_operator(beta, max_bytes)
     out = np.empty((q, columns.size))
     for c, k in enumerate(columns):

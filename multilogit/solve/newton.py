@@ -96,15 +96,20 @@ def default_direction(
     method: str = "newton",
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
 ) -> DirectionStrategy:
-    """The strategy for ``NewtonOptions``: Newton-CG for ``method="newton-cg"``, when the
-    dense information of the objective's parameters does not fit ``memory_budget``, or with
-    ``hessian="auto"`` from :data:`~multilogit.solve.conjugate.AUTO_CG_PARAMS` parameters on;
-    else, for ``hessian="auto"``, subsampled information first when the backend can
-    approximate the information, and the exact one otherwise."""
+    """The strategy for ``NewtonOptions``: Newton-CG for ``method="newton-cg"``, and, when the
+    backend offers Hessian-vector products, when the dense information of the objective's
+    parameters does not fit ``memory_budget`` or with ``hessian="auto"`` from
+    :data:`~multilogit.solve.conjugate.AUTO_CG_PARAMS` parameters on; else, for
+    ``hessian="auto"``, subsampled information first when the backend can approximate the
+    information, and the exact one otherwise."""
     params = objective.parameters
     fits = dense_fits(params, memory_budget)
     many = hessian == "auto" and params >= AUTO_CG_PARAMS
-    if method == "newton-cg" or not fits or many:
+    if method == "newton-cg" and not objective.can_multiply:
+        raise ValueError(
+            'method="newton-cg" needs Hessian-vector products (hessian_vector) from the backend'
+        )
+    if method == "newton-cg" or (objective.can_multiply and (not fits or many)):
         return NewtonCG(tol, final_information=fits, cache_bytes=memory_budget)
     if hessian == "auto" and objective.can_approximate:
         return SampledThenExact(tol)

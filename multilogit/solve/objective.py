@@ -242,9 +242,20 @@ class Objective:
         H = self.penalty.hessian(beta)
         return lambda v: H @ v
 
-    def block_information(self, beta: np.ndarray) -> np.ndarray:
+    @property
+    def can_multiply(self) -> bool:
+        """Whether the backend offers Hessian-vector products (what Newton-CG needs)."""
+        return any(
+            getattr(self.backend, name, None) is not None
+            for name in ("hessian_operator", "hessian_vector")
+        )
+
+    def block_information(self, beta: np.ndarray) -> np.ndarray | None:
         """The ``J`` diagonal ``p x p`` blocks of the objective's information at ``beta`` and,
-        last, the sum of all its blocks, ``(J + 1, p, p)``: one pass over the rows."""
+        last, the sum of all its blocks, ``(J + 1, p, p)``: one pass over the rows (``None``
+        when the backend does not offer them)."""
+        if getattr(self.backend, "block_information", None) is None:
+            return None
         self.passes += 1
         blocks = np.array(self.backend.block_information(beta), dtype=np.float64)
         if self.penalty is None:
