@@ -118,6 +118,21 @@ def test_the_sum_of_all_blocks_is_the_reference_outcomes_own_information(data):
     np.testing.assert_allclose(blocks[J], expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("chunk_rows", [2, 3, 7])  # blocks of 3, 2 and 1 chunks
+def test_the_one_large_information_read_in_blocks_is_the_information(data, chunk_rows):
+    X, y, w, beta = data
+    be = InMemoryBackend(X, y, w, J, chunk_rows=chunk_rows, threads=2)
+    d, plain = be.information_derivatives(beta), be.derivatives(beta, hessian=True)
+    np.testing.assert_allclose(d.info, twin.information(X, y, w, beta), rtol=1e-11, atol=1e-9)
+    np.testing.assert_allclose(d.score, plain.score, rtol=1e-12, atol=1e-11)
+    assert d.llf == pytest.approx(plain.llf, rel=1e-14)
+    scale = np.array([1.0, 2.0**12, 2.0**-11, 1.0])
+    scaled = ScaledBackend(InMemoryBackend(X * scale, y, w, J, chunk_rows=chunk_rows), scale, J)
+    np.testing.assert_allclose(
+        scaled.information_derivatives(beta).info, d.info, rtol=1e-10, atol=1e-8
+    )
+
+
 def test_scaled_backend_products_are_those_of_the_rescaled_design(data):
     X, y, w, beta = data
     scale = np.array([1.0, 2.0**12, 2.0**-11, 1.0])

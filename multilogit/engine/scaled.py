@@ -156,6 +156,15 @@ class ScaledBackend:
         return operator
 
     @property
+    def information_derivatives(self):
+        """The inner backend's ``information_derivatives``, rescaled (``None`` if it has
+        none)."""
+        inner = getattr(self.inner, "information_derivatives", None)
+        if inner is None:
+            return None
+        return lambda beta: self._rescale(inner(self.to_original(beta)))
+
+    @property
     def derivatives_and_operator(self):
         """The inner backend's ``derivatives_and_operator``, rescaled (``None`` if it has
         none)."""

@@ -279,7 +279,7 @@ class NewtonSolver:
         state = self.state
         if state.current.info is None and getattr(self.strategy, "final_information", True):
             # Stopped without the exact information: the covariance needs it here.
-            state.current = self.objective.evaluate(state.beta, hessian=True)
+            state.current = self.objective.evaluate_information(state.beta)
         if not self.converged and not self.stopped:
             from ..exceptions import ConvergenceWarning  # defining it imports statsmodels
 

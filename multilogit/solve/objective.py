@@ -195,6 +195,16 @@ class Objective:
         d, product = both(beta, products)
         return replace(self._penalised(beta, d), products=self._counted(beta, product))
 
+    def evaluate_information(self, beta: np.ndarray) -> Evaluation:
+        """:meth:`evaluate` with the information, through the backend's
+        ``information_derivatives`` when it has one (the same numbers up to rounding, read
+        in larger blocks: for the one information of a matrix-free fit)."""
+        once = getattr(self.backend, "information_derivatives", None)
+        if once is None:
+            return self.evaluate(beta, hessian=True)
+        self.passes += 1
+        return self._penalised(beta, once(beta))
+
     def _penalised(self, beta: np.ndarray, d) -> Evaluation:
         """The backend's derivatives ``d`` at ``beta`` less the penalty's (untouched without
         one)."""
