@@ -15,8 +15,9 @@ from a strategy (:mod:`multilogit.solve.directions`); the loop only combines the
 ``hessian="auto"`` the strategy is
 :class:`~multilogit.solve.directions.SampledThenExact` (a warm start on a row subsample,
 then its information, one or two exact informations to finish), with ``hessian="exact"``
-:class:`~multilogit.solve.directions.ExactCholesky`.  With ``method="newton-cg"``, or when the
-dense information does not fit ``memory_budget``, it is the matrix-free
+:class:`~multilogit.solve.directions.ExactCholesky`.  With ``method="newton-cg"``, when the
+dense information does not fit ``memory_budget``, or (``hessian="auto"``) from
+:data:`~multilogit.solve.conjugate.AUTO_CG_PARAMS` parameters on, it is the matrix-free
 :class:`~multilogit.solve.conjugate.NewtonCG` (conjugate gradients on Hessian-vector
 products); the iteration log then has a ``cg_iterations`` column.
 
@@ -45,7 +46,7 @@ from .state import FitState, IterationRecord, NewtonState
 __all__ = ["METHODS", "NewtonOptions", "NewtonSolver", "default_direction", "newton"]
 
 #: The solver's methods: ``"newton"`` picks the dense or the matrix-free direction by the memory
-#: budget, ``"newton-cg"`` is matrix-free throughout.
+#: budget and the number of parameters, ``"newton-cg"`` is matrix-free throughout.
 METHODS = ("newton", "newton-cg")
 
 
