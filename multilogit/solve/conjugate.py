@@ -96,10 +96,11 @@ DENSE_COPIES = 4
 AUTO_CG_PARAMS = 300
 #: The forcing term's largest value (the first iterations' relative residual).
 ETA_MAX = 0.5
-#: The last step's error target, relative to ``1 + |beta|``: rounding level.  Its inner solve
-#: goes on to a relative residual of this over the step's relative size, at least
-#: :data:`FINAL_RTOL`.
-FINAL_ERROR = 1e-16
+#: The last step's error target, relative to ``1 + |beta|``: about the rounding of the
+#: estimates themselves (the score at them is then at rounding level; 1e-16 costs a pass or two
+#: more for no visible gain).  Its inner solve goes on to a relative residual of this over the
+#: step's relative size, at least :data:`FINAL_RTOL`.
+FINAL_ERROR = 1e-14
 #: The smallest relative residual asked of the last step.
 FINAL_RTOL = 1e-10
 #: Most conjugate-gradient iterations of one inner solve.
