@@ -347,6 +347,26 @@ def test_newton_cg_fit_equals_the_dense_newton_fit(K):
     assert extra.iloc[0] == 2 and (extra >= 1).all()
 
 
+def test_newton_cg_with_a_rare_reference_and_columns_on_wild_scales():
+    # Columns of size 1e6 and 1e-5 (the fit rescales them by powers of two) and a reference
+    # outcome with 15 of 5000 rows: the coarse level's direction is then poorly determined.
+    rng = np.random.default_rng(3)
+    n, K = 5000, 15
+    X = np.column_stack(
+        [np.ones(n), rng.normal(size=n) * 1e6, rng.normal(size=n) * 1e-5, rng.integers(0, 2, n)]
+    )
+    B = rng.normal(size=(4, K)) * np.array([[1.0], [2e-6], [3e5], [1.0]])
+    B[0, 0] = -3.0
+    y = (X @ B + rng.gumbel(size=(n, K))).argmax(axis=1)
+    rare = int(np.argmin(np.bincount(y)))
+    assert np.bincount(y)[rare] <= 20
+    model = ml.MultinomialLogit(y, X, ref=rare)
+    dense, cg = model.fit(hessian="exact"), model.fit(method="newton-cg")
+    assert dense.converged and cg.converged
+    np.testing.assert_allclose(cg.params, dense.params, rtol=1e-8)
+    np.testing.assert_allclose(cg.bse, dense.bse, rtol=1e-8)
+
+
 def test_newton_cg_reaches_a_score_at_rounding_level():
     X, y = _synthetic(12, n=4000, seed=3)
     res = ml.MultinomialLogit(y, X).fit(method="newton-cg")
