@@ -40,6 +40,12 @@ accumulated from the BLAS products :math:`B^\\top B` and :math:`S^\\top B` with
 BLAS calls release the GIL, so a driver can evaluate chunks in parallel threads (each with its
 own buffers and accumulators).
 
+For many outcomes, where the ``(J p)^2`` information is out of reach, the matrix-free kernels
+give what conjugate gradients need: :func:`chunk_hessian_vector` (the information times a
+direction, three thin products per chunk; :func:`hessian_vector_at` with the chunk's
+probabilities kept) and :func:`chunk_block_information` (the ``J`` diagonal ``p x p`` blocks
+and their sum over all blocks, one product of ``J p^2`` flops a row).
+
 The Numba parts never allocate; the work buffers are sized by the caller to one chunk, so memory
 stays flat in ``n``.  Every backend (in-memory, chunked out-of-core, Dask) sums these per-chunk
 results in a fixed order.
