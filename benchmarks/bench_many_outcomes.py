@@ -215,11 +215,17 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes: checks the script")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated tools")
     parser.add_argument(
+        "--outcomes", default="", help="comma-separated K of the full run to keep, e.g. 100,300"
+    )
+    parser.add_argument(
         "--budget", type=float, default=2 * GIB, help="multilogit's memory_budget in bytes"
     )
     args = parser.parse_args(argv)
     bf.use_this_checkout()
     shapes = QUICK_SHAPES if args.quick else SHAPES
+    if args.outcomes:
+        keep = {int(k) for k in args.outcomes.split(",") if k}
+        shapes = tuple(s for s in shapes if s[2] in keep)
     tools = tuple(t for t in args.tools.split(",") if t)
     unknown = set(tools) - set(TOOLS)
     if unknown:
