@@ -543,7 +543,7 @@ class MultinomialLogit:
             exact information at every iteration.  Either way the estimates are the same MLE
             and the standard errors come from the exact information at the estimates.
         memory_budget : float, optional
-            Bytes the dense information may take, all copies (about ``4 * 8 * (J p)**2``);
+            Bytes the dense information may take, all copies (about ``5 * 8 * (J p)**2``);
             default 2 GiB (:data:`~multilogit.solve.conjugate.DEFAULT_MEMORY_BUDGET`).  Beyond
             it ``method="newton"`` uses Newton-CG, and the standard errors, which need the
             dense information at the estimates, are refused with a ``FitError``.

@@ -55,7 +55,7 @@ Cholesky factor, the covariance and the evaluation threads' accumulators, about
 :data:`DENSE_COPIES` matrices of :math:`8 q^2` bytes).  ``fit(method="newton")`` takes the
 dense path while that fits :data:`DEFAULT_MEMORY_BUDGET` (or the fit's ``memory_budget``) and
 the model has fewer than :data:`AUTO_CG_PARAMS` parameters, Newton-CG otherwise: a dense
-information pass costs :math:`n q^2` flops, a Newton-CG fit some 50 to 100 passes of
+information pass costs :math:`n q^2` flops, a Newton-CG fit some 20 to 40 passes of
 :math:`6 n q`, so from a few hundred parameters on Newton-CG is faster even when the dense
 matrix fits.  After a Newton-CG fit the exact information is formed once, at the estimates,
 for the standard errors, when it fits the budget.
@@ -85,11 +85,12 @@ __all__ = [
 ]
 
 #: Bytes the dense information may take (all copies, see :func:`dense_information_bytes`):
-#: 2 GiB, up to about 8,000 parameters.
+#: 2 GiB, up to about 7,300 parameters.
 DEFAULT_MEMORY_BUDGET = 2.0 * 2**30
-#: Matrices of the dense path's size held at once: the information, its factor, the
-#: covariance, and an accumulator.
-DENSE_COPIES = 4
+#: Matrices of the dense path's size held at once at the peak, the covariance's inversion: the
+#: information, its factor turned into the inverse, the symmetrised covariance and its
+#: temporary, and one more while the information is rescaled or summed over two threads.
+DENSE_COPIES = 5
 #: Parameters from which ``method="newton"`` (with ``hessian="auto"``) takes Newton-CG although
 #: the dense information fits: at 190 parameters (n = 2e4, K = 20) the two cost the same, at 490
 #: (K = 50) Newton-CG, standard errors included, takes a third of the dense path's time.
