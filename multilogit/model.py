@@ -544,9 +544,10 @@ class MultinomialLogit:
             and the standard errors come from the exact information at the estimates.
         memory_budget : float, optional
             Bytes the dense information may take, all copies (about ``5 * 8 * (J p)**2``);
-            default 2 GiB (:data:`~multilogit.solve.conjugate.DEFAULT_MEMORY_BUDGET`).  Beyond
-            it ``method="newton"`` uses Newton-CG, and the standard errors, which need the
-            dense information at the estimates, are refused with a ``FitError``.
+            default 2 GiB (:data:`~multilogit.solve.conjugate.DEFAULT_MEMORY_BUDGET`).  A fit
+            beyond it is refused with a ``FitError`` before any pass over the rows (its
+            standard errors need the dense information at the estimates); the estimates alone
+            come from :func:`multilogit.solve.newton.newton` with ``method="newton-cg"``.
 
         Raises
         ------

@@ -75,7 +75,7 @@ def inverse_information(info: np.ndarray) -> np.ndarray:
                 "exist (collinear design or separated data)"
             )
     upper = np.triu(inv)
-    return upper + np.triu(upper, 1).T
+    return np.ascontiguousarray(upper + np.triu(upper, 1).T)
 
 
 class CovarianceEstimator(ABC):
