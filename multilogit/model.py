@@ -577,15 +577,20 @@ class MultinomialLogit:
         alpha: float | None = None,
         l2_form: str = "symmetric",
         penalize_intercept: bool = False,
+        memory_budget: float | None = None,
     ) -> MultinomialLogitResults:
         """Maximum-likelihood (or bias-reduced, or ridge) fit by Newton-Raphson with
         step-halving.
 
         Parameters
         ----------
-        method : {"newton", "firth", "firth-median"}
-            ``"newton"``: maximum likelihood by Newton-Raphson (IRLS).  ``"firth"``: mean bias
-            reduction (Firth 1993; R's ``brglm2::brmultinom(type = "AS_mean")``), the maximum
+        method : {"newton", "newton-cg", "firth", "firth-median"}
+            ``"newton"``: maximum likelihood by Newton-Raphson (IRLS), each step solved with
+            the dense information while it fits ``memory_budget`` and the model has fewer than
+            300 parameters (with ``hessian="auto"``), by conjugate gradients on
+            Hessian-vector products otherwise; ``"newton-cg"`` always by conjugate gradients
+            (see :mod:`multilogit.solve.conjugate`); either way the same MLE.  ``"firth"``: mean
+            bias reduction (Firth 1993; R's ``brglm2::brmultinom(type = "AS_mean")``), the maximum
             of the Jeffreys-prior penalised log-likelihood
             :math:`\\ell(\\beta) + \\tfrac12\\log\\det\\mathcal{I}(\\beta)`: finite
             estimates on separated data, first-order bias removed.  Its standard errors come
@@ -633,6 +638,12 @@ class MultinomialLogit:
             Newton step is within ``tol`` (see :mod:`multilogit.solve.newton`); ``"exact"``: the
             exact information at every iteration.  Either way the estimates are the same MLE
             and the standard errors come from the exact information at the estimates.
+        memory_budget : float, optional
+            Bytes the dense information may take, all copies (about ``5 * 8 * (J p)**2``);
+            default 2 GiB (:data:`~multilogit.solve.conjugate.DEFAULT_MEMORY_BUDGET`).  A fit
+            beyond it is refused with a ``FitError`` before any pass over the rows (its
+            standard errors need the dense information at the estimates); the estimates alone
+            come from :func:`multilogit.solve.newton.newton` with ``method="newton-cg"``.
 
         penalty : {None, "l2"}
             ``"l2"``: maximise the log-likelihood less the ridge
@@ -687,6 +698,7 @@ class MultinomialLogit:
             cov_type=self.default_cov_type if cov_type is None else cov_type,
             cov_kwds=cov_kwds,
             penalty=pen_options,
+            **({} if memory_budget is None else {"memory_budget": memory_budget}),
         )
         return pipeline.fit(self, options, start_params, disp, callback)
 

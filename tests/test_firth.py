@@ -219,7 +219,7 @@ def test_rank_deficient_design_is_still_refused(rng):
 
 
 def test_unknown_method_names_the_choices(hsbdemo):
-    with pytest.raises(ValueError, match="'newton', 'firth' or 'firth-median'"):
+    with pytest.raises(ValueError, match="'newton-cg', 'firth' or 'firth-median'"):
         ml.mnlogit("prog ~ write", hsbdemo).fit(method="brglm")
 
 

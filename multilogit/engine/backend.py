@@ -106,6 +106,13 @@ class Backend(Protocol):
         """The information at ``beta`` times ``v`` (flat, ``(J p,)``), matrix-free."""
         ...
 
+    def block_information(self, beta: np.ndarray) -> np.ndarray:
+        """The ``J`` diagonal ``p x p`` blocks of the information at ``beta`` and, last, the
+        sum of all its ``J^2`` blocks (the information of the reference outcome's own
+        contrast), ``(J + 1, p, p)``, in one pass: a preconditioner for conjugate
+        gradients."""
+        ...
+
     def score_outer(self, beta: np.ndarray) -> np.ndarray:
         """:math:`\\sum_i f_i w_i^2 s_i s_i^\\top` (the robust meat), ``(J p, J p)``."""
         ...

@@ -239,6 +239,43 @@ class ChunkedBackend(ABC):
                 info += part[2]
         return Derivatives(llf, score, info)
 
+    def information_derivatives(self, beta) -> Derivatives:
+        """:meth:`derivatives` with the information, for one evaluation of a large one (the
+        covariance after a matrix-free fit): the rows are read in blocks of about ``J p / 4``
+        rows (whole chunks) instead of chunk by chunk.
+
+        Each block adds its ``B^T B`` to the ``(J p)^2`` accumulator, which for hundreds of
+        outcomes is far larger than the cache: per chunk, reading and writing it costs more
+        than the product, and blocks of ``J p / 4`` rows cut that traffic while the block's
+        factor stays a quarter of the accumulator.  The same sums as :meth:`derivatives` up
+        to rounding (the same when the blocks are single chunks).
+        """
+        beta = self._beta(beta)
+        per = (self.J * self.p // 4) // self.chunk_rows
+        if per <= 1:
+            return self.derivatives(beta, hessian=True)
+        step = per * self.chunk_rows
+
+        def run(k):
+            rows = self._runs[k]
+            size = max(0, min(step, rows.stop - rows.start))
+            work = kernels.HessianWorkspace(size, self.p, self.J)
+            score = np.zeros((self.J, self.p))
+            acc = work.new_accumulator()
+            llf = 0.0
+            for start in range(rows.start, rows.stop, step):
+                r = self.read_rows(start, min(start + step, rows.stop))
+                llf += kernels.chunk_derivatives(r.X, r.y, r.w, beta, score, acc, work)
+            return llf, score, acc
+
+        parts = map_runs(run, len(self._runs))
+        llf, score, info = parts[0]
+        for part in parts[1:]:  # in run order: reproducible
+            llf += part[0]
+            score += part[1]
+            info += part[2]
+        return Derivatives(llf, score, info)
+
     # -- a subsample: a cheap information for the solver's early iterations --------------------
 
     @property
@@ -325,6 +362,7 @@ class ChunkedBackend(ABC):
         """Drop the work buffers and the subsample (they are re-created on demand)."""
         self._work = [None] * len(self._runs)
         self._sample = None
+        self._probability_store = None
 
     # -- the other reductions of the Backend protocol ------------------------------------------
 
@@ -340,6 +378,108 @@ class ChunkedBackend(ABC):
             return out
 
         return self._sum_chunks(chunk, np.zeros((self.J, self.p))).ravel()
+
+    def block_information(self, beta) -> np.ndarray:
+        """The ``J`` diagonal ``p x p`` blocks of the information at ``beta`` and, last, the
+        sum of all its blocks, ``(J + 1, p, p)``: one pass, never the ``(J p)^2`` matrix (see
+        :func:`~multilogit.engine.kernels.chunk_block_information`)."""
+        beta = self._beta(beta)
+        tri = self.p * (self.p + 1) // 2
+
+        def run(k):
+            work = self._workspace(k)
+            acc = np.zeros((self.J + 1, tri))
+            for sl in self._chunks_of(self._runs[k]):
+                r = self._read(sl)
+                kernels.chunk_block_information(r.X, r.w, beta, acc, work)
+            return acc
+
+        return kernels.unpack_blocks(self._sum_runs(run), self.p)
+
+    def hessian_operator(self, beta, max_bytes: float = 0) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`hessian_vector` at a fixed ``beta``, as a function of ``v``, for a solver that
+        multiplies one information by many vectors (conjugate gradients).
+
+        When the probabilities of all rows take at most ``max_bytes`` (``8 n J`` bytes) the
+        first product keeps them: each later one then costs two thin BLAS products per chunk
+        instead of three and the exponentials.  Otherwise each product recomputes them.  The
+        ``(n, J)`` buffer is kept for the next operator (one per Newton iteration) until
+        :meth:`release`; an operator is valid until the next one is made.
+        """
+        beta = self._beta(beta)
+        store = self._probability_buffer(max_bytes)
+        return self._operator(beta, store, [False] * len(self._runs))
+
+    def derivatives_and_operator(self, beta, max_bytes: float = 0):
+        """:meth:`derivatives` without the information, and :meth:`hessian_operator` at the
+        same ``beta``, in one pass: when the probabilities fit ``max_bytes`` the pass keeps
+        them, so the operator's first product needs no exponentials either.  The
+        log-likelihood and score are those of :meth:`derivatives`, bit for bit.
+
+        Returns
+        -------
+        (Derivatives, callable)
+        """
+        beta = self._beta(beta)
+        store = self._probability_buffer(max_bytes)
+        if store is None:
+            return self.derivatives(beta, hessian=False), self._operator(beta, None, None)
+
+        def run(k):
+            # _evaluate_run's sums, in its order, keeping each chunk's probabilities.
+            work = self._workspace(k)
+            score = np.zeros((self.J, self.p))
+            llf = 0.0
+            for sl in self._chunks_of(self._runs[k]):
+                r = self._read(sl)
+                llf += kernels.chunk_derivatives(r.X, r.y, r.w, beta, score, None, work)
+                store[sl] = work.E[: sl.stop - sl.start]
+            return llf, score
+
+        parts = map_runs(run, len(self._runs))
+        llf, score = parts[0]
+        for part in parts[1:]:  # in run order: reproducible
+            llf += part[0]
+            score += part[1]
+        return Derivatives(llf, score, None), self._operator(beta, store, [True] * len(parts))
+
+    def _probability_buffer(self, max_bytes: float) -> np.ndarray | None:
+        """The ``(n, J)`` buffer of kept probabilities, when it fits ``max_bytes``."""
+        if 8.0 * self.n * self.J > max_bytes:
+            return None
+        store = getattr(self, "_probability_store", None)
+        if store is None or store.shape != (self.n, self.J):
+            store = np.empty((self.n, self.J))
+            self._probability_store = store
+        return store
+
+    def _operator(self, beta, store, filled):
+        """The products at ``beta``; ``store`` holds (``filled[k]``: already, else from the
+        first product on) the probabilities of run ``k``'s rows, or is ``None``."""
+
+        def apply(v) -> np.ndarray:
+            V = np.ascontiguousarray(v, dtype=np.float64).reshape(self.J, self.p)
+
+            def run(k):
+                work = self._workspace(k)
+                out = np.zeros((self.J, self.p))
+                for sl in self._chunks_of(self._runs[k]):
+                    r = self._read(sl)
+                    m = sl.stop - sl.start
+                    if store is None:
+                        P = kernels.chunk_probabilities_nonref(r.X, beta, work.E[:m])
+                    elif filled[k]:
+                        P = store[sl]
+                    else:
+                        P = kernels.chunk_probabilities_nonref(r.X, beta, store[sl])
+                    kernels.hessian_vector_at(r.X, r.w, P, V, out, work.R[:m])
+                if store is not None:
+                    filled[k] = True  # each run is one thread's: no two write one entry
+                return out
+
+            return self._sum_runs(run).ravel()
+
+        return apply
 
     def score_outer(self, beta) -> np.ndarray:
         """:math:`\\sum_i f_i w_i^2 s_i s_i^\\top` (the robust meat), ``(J p, J p)``.

@@ -383,6 +383,10 @@ class DaskBackend:
         v = np.ascontiguousarray(v, dtype=np.float64).ravel()
         return self._reduce(_add, "hessian_vector", beta, v)
 
+    def block_information(self, beta: np.ndarray) -> np.ndarray:
+        beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(self.J, self.p)
+        return self._reduce(_add, "block_information", beta)
+
     def score_outer(self, beta: np.ndarray) -> np.ndarray:
         beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(self.J, self.p)
         return self._reduce(_add, "score_outer", beta)

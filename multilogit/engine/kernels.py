@@ -40,6 +40,12 @@ accumulated from the BLAS products :math:`B^\\top B` and :math:`S^\\top B` with
 BLAS calls release the GIL, so a driver can evaluate chunks in parallel threads (each with its
 own buffers and accumulators).
 
+For many outcomes, where the ``(J p)^2`` information is out of reach, the matrix-free kernels
+give what conjugate gradients need: :func:`chunk_hessian_vector` (the information times a
+direction, three thin products per chunk; :func:`hessian_vector_at` with the chunk's
+probabilities kept) and :func:`chunk_block_information` (the ``J`` diagonal ``p x p`` blocks
+and their sum over all blocks, one product of ``J p^2`` flops a row).
+
 The Numba parts never allocate; the work buffers are sized by the caller to one chunk, so memory
 stays flat in ``n``.  Every backend (in-memory, chunked out-of-core, Dask) sums these per-chunk
 results in a fixed order.
@@ -52,6 +58,11 @@ import numpy as np
 
 __all__ = [
     "chunk_derivatives",
+    "chunk_hessian_vector",
+    "hessian_vector_at",
+    "chunk_probabilities_nonref",
+    "chunk_block_information",
+    "unpack_blocks",
     "chunk_probabilities",
     "chunk_linear",
     "scan_columns",
@@ -523,24 +534,154 @@ def sorted_cluster_sums(X, y, a, beta, order, starts, g0, U):
             _add_row_score(X[i], y[i], ai, beta, eta, U[b])
 
 
-def chunk_hessian_vector(X, w, beta, V, out):
+@nb.njit(cache=True, nogil=True)
+def _softmax_in_place(E):
+    """Turn the linear predictors ``E`` (``(m, J)``) into the non-reference probabilities, in
+    place, max-subtracted (the reference's linear predictor is 0)."""
+    m, J = E.shape
+    for i in range(m):
+        mx = _row_max(E[i])
+        tot = np.exp(-mx)
+        for j in range(J):
+            e = np.exp(E[i, j] - mx)
+            E[i, j] = e
+            tot += e
+        inv = 1.0 / tot
+        for j in range(J):
+            E[i, j] *= inv
+
+
+@nb.njit(cache=True, nogil=True)
+def _information_action(P, w, U):
+    """``U <- w (P o U - P (P'U))`` row by row: the action of :math:`w_i(\\operatorname{diag}
+    (P_i) - P_i P_i^\\top)` on each row's :math:`u_i`, in place."""
+    m, J = P.shape
+    for i in range(m):
+        s = 0.0
+        for j in range(J):
+            s += P[i, j] * U[i, j]
+        wi = w[i]
+        for j in range(J):
+            U[i, j] = wi * P[i, j] * (U[i, j] - s)
+
+
+def chunk_hessian_vector(X, w, beta, V, out, work=None):
     """Add the information of one chunk times ``V`` (``(J, p)``, flat outcome-major) to
     ``out`` (``(J, p)``), without forming the information.
 
     With :math:`u_i = V x_i` and :math:`P_i` the non-reference probabilities of row ``i``,
-    :math:`\\mathcal{I} v = \\sum_i w_i \\big(P_i \\circ u_i - P_i (P_i^\\top u_i)\\big)
-    \\otimes x_i`: two thin BLAS products and the probabilities, ``O(m J p)``.
+
+    .. math::
+
+        \\mathcal{I} v = \\sum_i w_i \\big(P_i \\circ u_i - P_i (P_i^\\top u_i)\\big)
+        \\otimes x_i,
+
+    that is :math:`T^\\top X` with :math:`T_{ij} = w_i P_{ij}(u_{ij} - P_i^\\top u_i)`: three
+    thin BLAS products (:math:`X\\beta^\\top`, :math:`X V^\\top`, :math:`T^\\top X`), ``O(m J p)``
+    flops, and ``O(m J)`` memory.  ``work`` (a :class:`HessianWorkspace` of at least
+    ``len(X)`` rows) holds the two ``(m, J)`` blocks; without it they are allocated.
     """
     m = X.shape[0]
     J = beta.shape[0]
-    P = np.empty((m, J + 1))
-    chunk_probabilities(X, beta, P)
-    P = P[:, :J]
-    U = X @ V.T
-    PU = P * U
-    T = PU - P * PU.sum(axis=1)[:, None]
-    T *= w[:, None]
-    out += T.T @ X
+    if work is None:
+        P, U = np.empty((m, J)), np.empty((m, J))
+    else:
+        P, U = work.E[:m], work.R[:m]
+    np.matmul(X, beta.T, out=P)
+    _softmax_in_place(P)
+    hessian_vector_at(X, w, P, V, out, U)
+
+
+def hessian_vector_at(X, w, P, V, out, U=None):
+    """:func:`chunk_hessian_vector` with the chunk's probabilities ``P`` (``(m, J)``, the
+    non-reference outcomes) already computed: what a solver that multiplies the information
+    at one point by many vectors (conjugate gradients) repeats.  ``U``: an ``(m, J)`` buffer."""
+    m, J = P.shape
+    if U is None:
+        U = np.empty((m, J))
+    np.matmul(X, V.T, out=U)
+    _information_action(P, w, U)
+    out += U.T @ X
+
+
+def chunk_probabilities_nonref(X, beta, out):
+    """The non-reference probabilities ``(m, J)`` of a chunk into ``out``: one BLAS product
+    and a max-subtracted softmax per row (no ``(m, J, p)`` temporary)."""
+    np.matmul(X, beta.T, out=out)
+    _softmax_in_place(out)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _block_weights(P, w, Z):
+    """``Z[:, j] = w P_j (1 - P_j)`` for the equations ``j < J`` and ``Z[:, J] = w P_0 (1 - P_0)``
+    for the reference outcome (:math:`P_0 = 1 - \\sum_j P_j`): each row's weight in the
+    diagonal information blocks and in their sum."""
+    m, J = P.shape
+    for i in range(m):
+        wi = w[i]
+        total = 0.0
+        for j in range(J):
+            pij = P[i, j]
+            total += pij
+            Z[i, j] = wi * pij * (1.0 - pij)
+        p0 = max(1.0 - total, 0.0)
+        Z[i, J] = wi * p0 * (1.0 - p0)
+
+
+@nb.njit(cache=True, nogil=True)
+def _column_pairs(X, XX):
+    """``XX[i, t] = X[i, k] X[i, l]`` over the pairs ``k <= l`` in row-major order."""
+    m, p = X.shape
+    for i in range(m):
+        t = 0
+        for k in range(p):
+            xk = X[i, k]
+            for ll in range(k, p):
+                XX[i, t] = xk * X[i, ll]
+                t += 1
+
+
+def chunk_block_information(X, w, beta, out, work=None):
+    """Add the chunk's diagonal blocks of the information, and the sum of all its blocks, to
+    ``out`` (``(J + 1, p (p + 1) / 2)``, each block's upper triangle packed row-major;
+    :func:`unpack_blocks` unfolds them).
+
+    Rows ``0 .. J-1`` get the equations' diagonal blocks and row ``J`` the sum of all
+    :math:`J^2` blocks, which is the information of the reference outcome's own binary
+    contrast (with :math:`P_0 = 1 - \\sum_j P_j`, :math:`\\sum_{jl}(\\delta_{jl} P_j - P_j P_l)
+    = P_0 (1 - P_0)`):
+
+    .. math::
+
+        \\mathcal{I}_{jj} = \\sum_i w_i P_{ij} (1 - P_{ij})\\, x_i x_i^\\top, \\qquad
+        \\sum_{j, l} \\mathcal{I}_{jl} = \\sum_i w_i P_{i0} (1 - P_{i0})\\, x_i x_i^\\top.
+
+    All ``J + 1`` of them are one BLAS product :math:`Z^\\top (x_{ik} x_{il})_{k \\le l}` of the
+    ``(m, J + 1)`` row weights with the ``(m, p (p + 1) / 2)`` column products: ``J p^2 m``
+    flops and no ``(J p)^2`` matrix (the preconditioner of Newton-CG).
+    """
+    m, p = X.shape
+    J = beta.shape[0]
+    P = np.empty((m, J)) if work is None else work.E[:m]
+    Z = np.empty((m, J + 1))
+    np.matmul(X, beta.T, out=P)
+    _softmax_in_place(P)
+    _block_weights(P, w, Z)
+    XX = np.empty((m, p * (p + 1) // 2))
+    _column_pairs(X, XX)
+    out += Z.T @ XX
+
+
+def unpack_blocks(packed, p):
+    """The ``(B, p, p)`` symmetric blocks from :func:`chunk_block_information`'s packed
+    upper triangles ``(B, p (p + 1) / 2)``."""
+    J = packed.shape[0]
+    iu = np.triu_indices(p)
+    out = np.zeros((J, p, p))
+    out[:, iu[0], iu[1]] = packed
+    out[:, iu[1], iu[0]] = packed
+    return out
 
 
 # --- margins kernels ---

@@ -142,6 +142,49 @@ class ScaledBackend:
         v = np.asarray(v, dtype=np.float64).ravel() / self._flat
         return self.inner.hessian_vector(self.to_original(beta), v) / self._flat
 
+    def block_information(self, beta) -> np.ndarray:
+        blocks = self.inner.block_information(self.to_original(beta))
+        return blocks / np.outer(self.scale, self.scale)
+
+    @property
+    def hessian_operator(self):
+        """The inner backend's :meth:`hessian_operator`, rescaled (``None`` if it has none)."""
+        inner = getattr(self.inner, "hessian_operator", None)
+        if inner is None:
+            return None
+
+        def operator(beta, max_bytes=0):
+            apply = inner(self.to_original(beta), max_bytes)
+            return lambda v: (
+                apply(np.asarray(v, dtype=np.float64).ravel() / self._flat) / self._flat
+            )
+
+        return operator
+
+    @property
+    def information_derivatives(self):
+        """The inner backend's ``information_derivatives``, rescaled (``None`` if it has
+        none)."""
+        inner = getattr(self.inner, "information_derivatives", None)
+        if inner is None:
+            return None
+        return lambda beta: self._rescale(inner(self.to_original(beta)))
+
+    @property
+    def derivatives_and_operator(self):
+        """The inner backend's ``derivatives_and_operator``, rescaled (``None`` if it has
+        none)."""
+        inner = getattr(self.inner, "derivatives_and_operator", None)
+        if inner is None:
+            return None
+
+        def both(beta, max_bytes=0):
+            d, apply = inner(self.to_original(beta), max_bytes)
+            flat = self._flat
+            return self._rescale(d), lambda v: apply(np.asarray(v).ravel() / flat) / flat
+
+        return both
+
     def score_outer(self, beta) -> np.ndarray:
         return self.inner.score_outer(self.to_original(beta)) / np.outer(self._flat, self._flat)
 

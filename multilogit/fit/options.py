@@ -9,13 +9,14 @@ import numpy as np
 
 from ..inference import resampling  # noqa: F401  (registers cov_type bootstrap and jackknife)
 from ..inference.covariance import get_estimator
+from ..solve.conjugate import DEFAULT_MEMORY_BUDGET
 from ..solve.newton import NewtonOptions
 from .penalized import PenaltyOptions
 from .separation import check_mode
 
 __all__ = ["FitOptions"]
 
-METHODS = ("newton", "firth", "firth-median")
+METHODS = ("newton", "newton-cg", "firth", "firth-median")
 HESSIANS = ("auto", "exact")
 
 
@@ -36,12 +37,23 @@ class FitOptions:
     cov_type: str = "nonrobust"
     cov_kwds: dict = field(default_factory=dict)
     penalty: PenaltyOptions | None = None
+    memory_budget: float = DEFAULT_MEMORY_BUDGET
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(
-                f"method must be 'newton', 'firth' or 'firth-median'; got {self.method!r}"
+                "method must be 'newton', 'newton-cg', 'firth' or 'firth-median'; "
+                f"got {self.method!r}"
             )
+        try:
+            budget_ok = bool(self.memory_budget > 0)
+        except TypeError:
+            budget_ok = False
+        if not budget_ok:
+            raise ValueError(
+                f"memory_budget must be a positive number of bytes; got {self.memory_budget!r}"
+            )
+        object.__setattr__(self, "memory_budget", float(self.memory_budget))
         if self.hessian not in HESSIANS:
             raise ValueError(f"hessian must be 'auto' or 'exact'; got {self.hessian!r}")
         check_mode(self.separation)
@@ -84,7 +96,15 @@ class FitOptions:
         return {"firth": "mean", "firth-median": "median"}.get(self.method)
 
     def newton(self) -> NewtonOptions:
-        return NewtonOptions(maxiter=self.maxiter, tol=self.tol, hessian=self.hessian)
+        # Bias reduction brings its own direction; the solver's method picks the dense or the
+        # matrix-free Newton direction otherwise.
+        return NewtonOptions(
+            maxiter=self.maxiter,
+            tol=self.tol,
+            hessian=self.hessian,
+            method="newton-cg" if self.method == "newton-cg" else "newton",
+            memory_budget=self.memory_budget,
+        )
 
     def as_dict(self) -> dict:
         """All options, as recorded in the fit state (and shown as ``results.fit_options``)."""

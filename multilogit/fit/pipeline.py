@@ -18,6 +18,7 @@ import numpy as np
 from ..engine.scaled import ScaledBackend, WeightScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
+from ..solve.conjugate import dense_fits, dense_information_bytes
 from ..solve.firth import FirthScoring, JeffreysPenalty, MedianAdjustment, logdet
 from ..solve.l1 import ElasticNetPenalty, ProximalNewton
 from ..solve.newton import newton
@@ -49,6 +50,7 @@ def fit(
         check_outcome_weights(model)
     found: dict = {}
     aliased = check_design(model, options.drop_collinear, found)
+    _check_budget(model.J * model.k_exog, options.memory_budget)
     if aliased is not None:
         return _fit_without_aliased(model, aliased, options, start_params, disp, callback)
     conditioning = conditioning_note(found["cond"]) if "cond" in found else None
@@ -125,6 +127,21 @@ def check_outcome_weights(model) -> None:
         f"outcome(s) {names} have zero total weight: every row of them has weight 0, so "
         "their coefficients are not identified; drop those rows (and the unused level) or "
         "give them positive weight"
+    )
+
+
+def _check_budget(params: int, budget: float) -> None:
+    """Refuse, before any pass over the rows, a fit whose covariance needs a dense information
+    beyond the memory budget: the estimates alone would fit (Newton-CG), the results do not."""
+    if dense_fits(params, budget):
+        return
+    need = dense_information_bytes(params) / 2**30
+    raise FitError(
+        f"the standard errors of {params} parameters need the dense information matrix, "
+        f"about {need:.1f} GiB with its factor and the covariance, beyond memory_budget="
+        f"{budget / 2**30:.2g} GiB; raise memory_budget (in bytes) if the machine has the "
+        "memory, or fit the estimates alone with multilogit.solve.newton.newton(model.backend, "
+        'beta0, NewtonOptions(method="newton-cg"))'
     )
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
-from scipy import linalg
+from scipy.linalg import lapack
 
 from ..engine.threads import small_dense_blas
 from ..exceptions import DataError, FitError
@@ -54,17 +54,28 @@ __all__ = [
 
 
 def inverse_information(info: np.ndarray) -> np.ndarray:
-    r""":math:`\mathcal{I}^{-1}` by Cholesky (the information is symmetric positive definite)."""
-    with small_dense_blas(info.shape[0]):
-        try:
-            cf = linalg.cho_factor(info, lower=False)
-        except linalg.LinAlgError:
+    r""":math:`\mathcal{I}^{-1}` by Cholesky (the information is symmetric positive definite).
+
+    LAPACK ``potrf`` then ``potri``: the inverse from the factor in about :math:`q^3 / 3`
+    flops more, a third of solving the factor against the identity, which matters once the
+    covariance of thousands of parameters (many outcomes) is wanted.  The result is exactly
+    symmetric (one triangle mirrored).
+    """
+    q = info.shape[0]
+    with small_dense_blas(q):
+        a = np.array(info, dtype=np.float64, order="F")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("the information matrix must not contain infs or NaNs")
+        c, fail = lapack.dpotrf(a, lower=0, clean=0, overwrite_a=1)
+        if fail == 0:
+            inv, fail = lapack.dpotri(c, lower=0, overwrite_c=1)
+        if fail != 0:
             raise FitError(
                 "the information matrix is singular at the estimates: standard errors do not "
                 "exist (collinear design or separated data)"
-            ) from None
-        inv = linalg.cho_solve(cf, np.eye(info.shape[0]))
-    return (inv + inv.T) / 2.0
+            )
+    upper = np.triu(inv)
+    return np.ascontiguousarray(upper + np.triu(upper, 1).T)
 
 
 class CovarianceEstimator(ABC):

@@ -19,19 +19,26 @@ A strategy answers, at each iteration, four questions of the loop in
    pass over the rows, instead of a second pass once the step is accepted (without the method:
    never).
 
+6. optionally, for a strategy without the information: ``final_information`` (attribute,
+   default ``True``), whether the loop forms the exact information at the estimates;
+   ``product_bytes`` (attribute), whether the loop's evaluations keep what Hessian-vector
+   products at their point need (``Evaluation.products``), up to that many bytes; and
+   ``cg_iterations`` (attribute), the products behind the last direction, which adds a column
+   to the iteration log.
+
 plus ``start(objective, beta)`` before the first evaluation, which may return a better start
 (e.g. the end of a warm start on a row subsample) or ``None``, and ``info_rows`` (attribute),
 the rows behind the information, for the iteration log.
 
-A matrix-free Newton-CG strategy fits the same interface: ``start`` keeps the objective,
-``needs_information`` is ``False`` and ``information`` returns ``None`` (the loop then computes
-the exact information once, at the estimates, for the covariance); ``direction`` runs conjugate
-gradients on :math:`\\mathcal{I}\\delta = g` using only Hessian-vector products
-:math:`v \\mapsto \\mathcal{I} v` (one kernel pass over the rows each, plus the penalty's
-product), stops at a residual :math:`\\lVert g - \\mathcal{I}\\delta\\rVert \\le \\eta
-\\lVert g\\rVert` with a forcing term :math:`\\eta` that shrinks with :math:`\\lVert g\\rVert`,
-and reports ``exact=True`` once :math:`\\eta` is below the Newton tolerance; negative curvature
-met along the way ends the inner solve with the last positive-curvature iterate.
+The matrix-free Newton-CG strategy (:class:`~multilogit.solve.conjugate.NewtonCG`) fits the
+same interface: ``start`` keeps the objective, ``needs_information`` is ``False`` and
+``information`` returns ``None`` (the loop then computes the exact information once, at the
+estimates, for the covariance, when it fits the memory budget); ``direction`` runs
+preconditioned conjugate gradients on :math:`\\mathcal{I}\\delta = g` using only
+Hessian-vector products :math:`v \\mapsto \\mathcal{I} v` (one kernel pass over the rows each,
+plus the penalty's product), stops at a relative residual :math:`\\eta` that shrinks with
+:math:`\\lVert g\\rVert`, and solves the last step (within the tolerance) to rounding level;
+``rejected`` retries a loosely solved direction once, tightly.
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ from a strategy (:mod:`multilogit.solve.directions`); the loop only combines the
 ``hessian="auto"`` the strategy is
 :class:`~multilogit.solve.directions.SampledThenExact` (a warm start on a row subsample,
 then its information, one or two exact informations to finish), with ``hessian="exact"``
-:class:`~multilogit.solve.directions.ExactCholesky`.
+:class:`~multilogit.solve.directions.ExactCholesky`.  With ``method="newton-cg"``, when the
+dense information does not fit ``memory_budget``, or (``hessian="auto"``) from
+:data:`~multilogit.solve.conjugate.AUTO_CG_PARAMS` parameters on, it is the matrix-free
+:class:`~multilogit.solve.conjugate.NewtonCG` (conjugate gradients on Hessian-vector
+products); the iteration log then has a ``cg_iterations`` column.
 
 Conventions
 -----------
@@ -34,11 +38,16 @@ import pandas as pd
 
 from ..engine.backend import Derivatives
 from ..exceptions import FitError
+from .conjugate import AUTO_CG_PARAMS, DEFAULT_MEMORY_BUDGET, NewtonCG, dense_fits
 from .directions import DirectionStrategy, ExactCholesky, Proposal, SampledThenExact
 from .objective import Objective, Penalty, halve_step
 from .state import FitState, IterationRecord, NewtonState
 
-__all__ = ["NewtonOptions", "NewtonSolver", "default_direction", "newton"]
+__all__ = ["METHODS", "NewtonOptions", "NewtonSolver", "default_direction", "newton"]
+
+#: The solver's methods: ``"newton"`` picks the dense or the matrix-free direction by the memory
+#: budget and the number of parameters, ``"newton-cg"`` is matrix-free throughout.
+METHODS = ("newton", "newton-cg")
 
 
 @dataclass(frozen=True)
@@ -60,20 +69,49 @@ class NewtonOptions:
         ``"auto"``: subsampled information first when the backend offers it
         (:class:`~multilogit.solve.directions.SampledThenExact`); ``"exact"``: the exact
         information at every iteration
-        (:class:`~multilogit.solve.directions.ExactCholesky`).
+        (:class:`~multilogit.solve.directions.ExactCholesky`).  Only for the dense path.
+    method : {"newton", "newton-cg"}
+        ``"newton"``: the dense path (``hessian``) while the information fits
+        ``memory_budget`` and, with ``hessian="auto"``, there are fewer than
+        :data:`~multilogit.solve.conjugate.AUTO_CG_PARAMS` parameters; Newton-CG otherwise.
+        ``"newton-cg"``: Newton-CG (:class:`~multilogit.solve.conjugate.NewtonCG`).
+    memory_budget : float
+        Bytes the dense information may take, all copies
+        (:func:`~multilogit.solve.conjugate.dense_information_bytes`); default 2 GiB.  Also
+        decides whether a Newton-CG fit forms the exact information at the estimates, and
+        how much memory Newton-CG may spend on keeping the rows' probabilities.
     """
 
     maxiter: int = 100
     tol: float = 1e-8
     max_halvings: int = 40
     hessian: str = "auto"
+    method: str = "newton"
+    memory_budget: float = DEFAULT_MEMORY_BUDGET
 
 
 def default_direction(
-    objective: Objective, hessian: str = "auto", tol: float = NewtonOptions.tol
+    objective: Objective,
+    hessian: str = "auto",
+    tol: float = NewtonOptions.tol,
+    method: str = "newton",
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
 ) -> DirectionStrategy:
-    """The strategy for ``NewtonOptions.hessian``: subsampled information first when
-    ``"auto"`` and the backend can approximate the information, else the exact one."""
+    """The strategy for ``NewtonOptions``: Newton-CG for ``method="newton-cg"``, and, when the
+    backend offers Hessian-vector products, when the dense information of the objective's
+    parameters does not fit ``memory_budget`` or with ``hessian="auto"`` from
+    :data:`~multilogit.solve.conjugate.AUTO_CG_PARAMS` parameters on; else, for
+    ``hessian="auto"``, subsampled information first when the backend can approximate the
+    information, and the exact one otherwise."""
+    params = objective.parameters
+    fits = dense_fits(params, memory_budget)
+    many = hessian == "auto" and params >= AUTO_CG_PARAMS
+    if method == "newton-cg" and not objective.can_multiply:
+        raise ValueError(
+            'method="newton-cg" needs Hessian-vector products (hessian_vector) from the backend'
+        )
+    if method == "newton-cg" or (objective.can_multiply and (not fits or many)):
+        return NewtonCG(tol, final_information=fits, cache_bytes=memory_budget)
     if hessian == "auto" and objective.can_approximate:
         return SampledThenExact(tol)
     return ExactCholesky()
@@ -116,6 +154,10 @@ class NewtonSolver:
         self._t0 = time.perf_counter()
         self.rows: list[dict] = []
         self.converged, self.stopped, self.message, self.n_iter = False, False, "", 0
+        self._cg = hasattr(self.strategy, "cg_iterations")
+        # A matrix-free strategy multiplies by the information at each accepted point: its
+        # evaluations keep what the products need (up to this many bytes).
+        self._products = getattr(self.strategy, "product_bytes", None)
         beta = np.array(beta0, dtype=np.float64, copy=True)
         warm = self.strategy.start(self.objective, beta)
         if warm is not None:
@@ -125,7 +167,9 @@ class NewtonSolver:
                     f"warm start: {getattr(self.strategy, 'warm_iterations', 0)} Newton "
                     f"iterations on {self.strategy.info_rows:.0f} sampled rows"
                 )
-        current = self.objective.evaluate(beta, hessian=self.strategy.needs_information)
+        current = self.objective.evaluate(
+            beta, hessian=self.strategy.needs_information, products=self._products
+        )
         if not np.isfinite(current.value):
             raise FitError("the log-likelihood is not finite at the start values")
         self.state = NewtonState(0, beta, current)
@@ -170,7 +214,9 @@ class NewtonSolver:
         """
         beta = self.state.beta
         return halve_step(
-            lambda point, step: self.objective.evaluate(point, information and step == 1.0),
+            lambda point, step: self.objective.evaluate(
+                point, information and step == 1.0, self._products
+            ),
             beta,
             proposal.delta.reshape(beta.shape),
             self.state.current.value,
@@ -211,12 +257,15 @@ class NewtonSolver:
             passes=self.objective.passes,
             loglike=cur.loglike,
             penalty=cur.penalty,
+            cg_iterations=getattr(self.strategy, "cg_iterations", 0) if state.iteration else 0,
         )
-        row = rec.as_dict(self.objective.penalty is not None)
+        row = rec.as_dict(self.objective.penalty is not None, self._cg)
         self.rows.append(row)
         if self.disp:
             n_rows = self.objective.n_rows
             kind = "exact" if info_rows == n_rows or np.isnan(n_rows) else "sampled"
+            if self._cg:
+                kind = f"{rec.cg_iterations} CG products of the"
             print(
                 f"iter {rec.iteration:3d}  llf {rec.llf: .10f}  step {step:8.6f}  "
                 f"|score| {rec.max_abs_score:.3e}  decrement {decrement:.3e}  "
@@ -229,9 +278,9 @@ class NewtonSolver:
         """The result, with the exact information at the estimates; warn if not converged
         (``stacklevel`` as in :meth:`solve`)."""
         state = self.state
-        if state.current.info is None:
+        if state.current.info is None and getattr(self.strategy, "final_information", True):
             # Stopped without the exact information: the covariance needs it here.
-            state.current = self.objective.evaluate(state.beta, hessian=True)
+            state.current = self.objective.evaluate_information(state.beta)
         if not self.converged and not self.stopped:
             from ..exceptions import ConvergenceWarning  # defining it imports statsmodels
 
@@ -243,8 +292,7 @@ class NewtonSolver:
         cur = state.current
         if not (np.all(np.isfinite(state.beta)) and np.isfinite(cur.value)):
             raise FitError("the fit produced non-finite estimates")
-        penalised = self.objective.penalty is not None
-        cols = IterationRecord.PENALISED_COLUMNS if penalised else IterationRecord.COLUMNS
+        cols = IterationRecord.columns(self.objective.penalty is not None, self._cg)
         log = pd.DataFrame(self.rows, columns=list(cols))
         return FitState(
             beta=state.beta,
@@ -349,12 +397,17 @@ def newton(
     Returns
     -------
     FitState
-        ``info`` is always the exact information (of the objective) at the returned ``beta``.
+        ``info`` is the exact information (of the objective) at the returned ``beta``, or
+        ``None`` after a Newton-CG fit whose information does not fit ``memory_budget``.
     """
     if options.hessian not in ("auto", "exact"):
         raise ValueError(f"hessian must be 'auto' or 'exact'; got {options.hessian!r}")
+    if options.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {options.method!r}")
     objective = Objective(backend, penalty)
     if direction is None:
-        direction = default_direction(objective, options.hessian, options.tol)
+        direction = default_direction(
+            objective, options.hessian, options.tol, options.method, options.memory_budget
+        )
     solver = NewtonSolver(objective, direction, options, disp, callback, monitor)
     return solver.solve(beta0, stacklevel=stacklevel + 1)

@@ -12,7 +12,7 @@ solves :math:`\\mathcal{I}\\,\\delta = g` for the gradient (score) :math:`g`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -132,6 +132,18 @@ class RidgePenalty:
         beta = np.asarray(beta, dtype=np.float64)
         return np.diag(self._weights(beta).ravel())
 
+    def hessian_vector(self, beta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """:math:`\\nabla^2 P\\, v` for a flat ``v``, without the dense Hessian."""
+        beta = np.asarray(beta, dtype=np.float64)
+        return self._weights(beta).ravel() * np.asarray(v, dtype=np.float64).ravel()
+
+    def hessian_blocks(self, beta: np.ndarray) -> np.ndarray:
+        """The ``J`` diagonal ``p x p`` blocks of :math:`\\nabla^2 P`, ``(J, p, p)`` (the
+        others are zero)."""
+        beta = np.asarray(beta, dtype=np.float64)
+        wts = self._weights(beta)
+        return wts[:, :, None] * np.eye(beta.shape[1])
+
     def __repr__(self) -> str:
         return f"RidgePenalty(alpha={self.alpha!r}, mask={self.mask!r})"
 
@@ -242,6 +254,9 @@ class Evaluation:
         :math:`\\ell(\\beta)`.
     penalty : float
         :math:`P(\\beta)` (0 without a penalty).
+    products : callable or None
+        :math:`v \\mapsto (\\mathcal{I} + \\nabla^2 P) v` at this point, when asked for (see
+        :meth:`Objective.evaluate`); valid until the next evaluation that asks for one.
     """
 
     value: float
@@ -249,6 +264,7 @@ class Evaluation:
     info: np.ndarray | None
     loglike: float
     penalty: float = 0.0
+    products: object = field(default=None, repr=False, compare=False)
 
 
 class Objective:
@@ -279,12 +295,34 @@ class Objective:
         #: approximate information is not).
         self.passes = 0
 
-    def evaluate(self, beta: np.ndarray, hessian: bool = True) -> Evaluation:
+    def evaluate(
+        self, beta: np.ndarray, hessian: bool = True, products: float | None = None
+    ) -> Evaluation:
         """Value, score and (when ``hessian``) information at ``beta``: one pass over the
-        rows."""
+        rows.
+
+        With ``products`` (bytes, as ``max_bytes`` of :meth:`hessian_operator`) and without
+        ``hessian``, the evaluation also carries the Hessian-vector products at ``beta``
+        (``Evaluation.products``), from a backend that can keep the pass's probabilities for
+        them (``derivatives_and_operator``); the value and score are the same.
+        """
         self.passes += 1
         hessian = hessian or self._data_penalty
-        return self._penalised(beta, self.backend.derivatives(beta, hessian=hessian))
+        both = getattr(self.backend, "derivatives_and_operator", None)
+        if products is None or hessian or both is None:
+            return self._penalised(beta, self.backend.derivatives(beta, hessian=hessian))
+        d, product = both(beta, products)
+        return replace(self._penalised(beta, d), products=self._counted(beta, product))
+
+    def evaluate_information(self, beta: np.ndarray) -> Evaluation:
+        """:meth:`evaluate` with the information, through the backend's
+        ``information_derivatives`` when it has one (the same numbers up to rounding, read
+        in larger blocks: for the one information of a matrix-free fit)."""
+        once = getattr(self.backend, "information_derivatives", None)
+        if once is None:
+            return self.evaluate(beta, hessian=True)
+        self.passes += 1
+        return self._penalised(beta, once(beta))
 
     def _penalised(self, beta: np.ndarray, d) -> Evaluation:
         """The backend's derivatives ``d`` at ``beta`` less the penalty's (untouched without
@@ -299,6 +337,73 @@ class Objective:
         score = d.score - self.penalty.gradient(beta)
         info = None if d.info is None else d.info + self.penalty.hessian(beta)
         return Evaluation(d.llf - pen, score, info, d.llf, pen)
+
+    # -- matrix-free curvature (Newton-CG) ------------------------------------------------------
+
+    def hessian_operator(self, beta: np.ndarray, max_bytes: float = 0):
+        """:math:`v \\mapsto (\\mathcal{I}(\\beta) + \\nabla^2 P)\\, v` at ``beta`` (flat ``v``),
+        each product one pass over the rows (counted in :attr:`passes`).
+
+        Uses the backend's ``hessian_operator`` when it has one (it may keep the rows'
+        probabilities at ``beta`` when they take at most ``max_bytes``), else its
+        ``hessian_vector``.
+        """
+        make = getattr(self.backend, "hessian_operator", None)
+        if make is not None:
+            product = make(beta, max_bytes)
+        else:
+            product = lambda v: self.backend.hessian_vector(beta, v)  # noqa: E731
+        return self._counted(beta, product)
+
+    def _counted(self, beta: np.ndarray, product):
+        """``product`` (the backend's) plus the penalty's, each call counted as a pass."""
+        penalty = None if self.penalty is None else self._penalty_product(beta)
+
+        def apply(v: np.ndarray) -> np.ndarray:
+            self.passes += 1
+            out = np.asarray(product(v), dtype=np.float64).ravel()
+            return out if penalty is None else out + penalty(v)
+
+        return apply
+
+    def _penalty_product(self, beta: np.ndarray):
+        """The penalty's Hessian times a flat vector (its ``hessian_vector`` when it has
+        one, else through its dense Hessian)."""
+        hv = getattr(self.penalty, "hessian_vector", None)
+        if hv is not None:
+            return lambda v: np.asarray(hv(beta, v)).ravel()
+        H = self.penalty.hessian(beta)
+        return lambda v: H @ v
+
+    @property
+    def can_multiply(self) -> bool:
+        """Whether the backend offers Hessian-vector products (what Newton-CG needs)."""
+        return any(
+            getattr(self.backend, name, None) is not None
+            for name in ("hessian_operator", "hessian_vector")
+        )
+
+    def block_information(self, beta: np.ndarray) -> np.ndarray | None:
+        """The ``J`` diagonal ``p x p`` blocks of the objective's information at ``beta`` and,
+        last, the sum of all its blocks, ``(J + 1, p, p)``: one pass over the rows (``None``
+        when the backend does not offer them)."""
+        if getattr(self.backend, "block_information", None) is None:
+            return None
+        self.passes += 1
+        blocks = np.array(self.backend.block_information(beta), dtype=np.float64)
+        if self.penalty is None:
+            return blocks
+        J, p = blocks.shape[0] - 1, blocks.shape[1]
+        hb = getattr(self.penalty, "hessian_blocks", None)
+        if hb is not None:  # a penalty whose Hessian is block diagonal
+            diag = np.asarray(hb(beta), dtype=np.float64)
+            blocks[:J] += diag
+            blocks[J] += diag.sum(axis=0)
+            return blocks
+        H = self.penalty.hessian(beta).reshape(J, p, J, p)
+        blocks[:J] += np.stack([H[j, :, j, :] for j in range(J)])
+        blocks[J] += H.sum(axis=(0, 2))
+        return blocks
 
     @property
     def can_approximate(self) -> bool:
@@ -331,6 +436,11 @@ class Objective:
     def equations(self) -> int:
         """Non-reference outcomes of the backend (0 when it does not say)."""
         return int(getattr(self.backend, "J", 0) or 0)
+
+    @property
+    def parameters(self) -> int:
+        """Parameters of the backend, ``J p`` (0 when it does not say)."""
+        return self.equations * int(getattr(self.backend, "p", 0) or 0)
 
     @property
     def n_rows(self) -> float:

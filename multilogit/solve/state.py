@@ -73,6 +73,9 @@ class IterationRecord:
         Full passes over the rows so far (on data larger than memory, the cost that counts).
     loglike, penalty : float
         The two parts of ``llf``; in the log only for a penalised fit.
+    cg_iterations : int
+        Conjugate-gradient iterations (passes with a Hessian-vector product) behind the
+        direction; in the log only for a Newton-CG fit.
     """
 
     iteration: int
@@ -85,6 +88,7 @@ class IterationRecord:
     passes: int = 0
     loglike: float = math.nan
     penalty: float = 0.0
+    cg_iterations: int = 0
 
     COLUMNS = (
         "iteration",
@@ -98,10 +102,16 @@ class IterationRecord:
     )
     PENALISED_COLUMNS = COLUMNS[:2] + ("loglike", "penalty") + COLUMNS[2:]
 
-    def as_dict(self, penalised: bool = False) -> dict:
+    @classmethod
+    def columns(cls, penalised: bool = False, cg: bool = False) -> tuple:
+        """The log's columns: ``loglike`` and ``penalty`` for a penalised fit,
+        ``cg_iterations`` last for a Newton-CG fit."""
+        cols = cls.PENALISED_COLUMNS if penalised else cls.COLUMNS
+        return cols + ("cg_iterations",) if cg else cols
+
+    def as_dict(self, penalised: bool = False, cg: bool = False) -> dict:
         """The row as the log and the callback see it."""
-        cols = self.PENALISED_COLUMNS if penalised else self.COLUMNS
-        return {c: getattr(self, c) for c in cols}
+        return {c: getattr(self, c) for c in self.columns(penalised, cg)}
 
 
 @dataclass(frozen=True)
