@@ -28,6 +28,7 @@ from .engine import observations
 from .engine.memory import InMemoryBackend
 from .exceptions import DataError
 from .fit import pipeline, rank
+from .fit.constraints import parse_constraints
 from .fit.options import FitOptions
 from .fit.penalized import PENALTIES, PenaltyOptions, coerce_alpha
 from .inference.prediction import predict
@@ -577,6 +578,7 @@ class MultinomialLogit:
         alpha: float | None = None,
         l2_form: str = "symmetric",
         penalize_intercept: bool = False,
+        constraints=None,
     ) -> MultinomialLogitResults:
         """Maximum-likelihood (or bias-reduced, or ridge) fit by Newton-Raphson with
         step-halving.
@@ -649,6 +651,19 @@ class MultinomialLogit:
             :math:`Q` sums the squares of ``params`` (reference-coded), as nnet.
         penalize_intercept : bool
             Penalise the intercepts too (nnet does; scikit-learn and glmnet do not).
+        constraints : str, list of str or (R, q), optional
+            Linear equality constraints on the coefficients, as Stata's
+            ``mlogit, constraints()`` and VGAM's constraint matrices: strings as in
+            :meth:`~multilogit.MultinomialLogitResults.wald_test`
+            (``"general:write = vocation:write"``, ``"vocation:female = 0"``, a bare term for
+            every equation), or a pair ``(R, q)`` meaning :math:`R\\beta = q` for the flat
+            outcome-major parameters (``R`` alone: ``q = 0``).  Maximum likelihood under them
+            by Newton in null-space coordinates; constrained standard errors (the covariance
+            has rank ``k_params``); the constraints are listed in the summary and
+            :attr:`~multilogit.MultinomialLogitResults.constraints`, and
+            ``results.lr_test(unconstrained)`` tests them.  A constraint implied by the others
+            is dropped with a note; contradictory ones raise ``DataError``.  See
+            :mod:`multilogit.fit.constraints`.
 
         Raises
         ------
@@ -674,6 +689,7 @@ class MultinomialLogit:
             )
         elif alpha is not None:
             raise ValueError("alpha is the strength of a penalty: pass penalty='l2' with it")
+        cons = parse_constraints(self, constraints)
         options = FitOptions(
             method=method,
             maxiter=maxiter,
@@ -684,6 +700,7 @@ class MultinomialLogit:
             cov_type=self.default_cov_type if cov_type is None else cov_type,
             cov_kwds=cov_kwds,
             penalty=pen_options,
+            constraints=None if cons is None else cons.as_dict(),
         )
         return pipeline.fit(self, options, start_params, disp, callback)
 

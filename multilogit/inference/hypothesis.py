@@ -28,6 +28,7 @@ import patsy
 from scipy import linalg
 
 from ..data.design import match_level
+from ..engine.constrained import implies
 from ..engine.paired import RowComparison, compare_rows, residual_absmax
 from ..exceptions import DataError, PerfectSeparationWarning
 from . import distributions as stats
@@ -190,7 +191,14 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
     if not np.all(np.isfinite(V)):
         return TestResult(np.nan, float(R.shape[0]), np.nan, name, null, _untestable(res, used))
     middle = R[:, used] @ V @ R[:, used].T
-    stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
+    try:
+        stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
+    except linalg.LinAlgError:
+        raise DataError(
+            "the covariance of the constrained combinations R params is singular: the "
+            "constraints tested are fixed by the constraints the model was fitted with (or "
+            "linearly dependent on them), so there is nothing to test"
+        ) from None
     return _chi2(stat, R.shape[0], name, null)
 
 
@@ -429,6 +437,44 @@ def _nested(small, big, R: np.ndarray, tol: float = _NESTED_TOL) -> bool:
     return bool(np.all(resid <= bound))
 
 
+def _constraints_of(res):
+    cons = res.fit_options.get("constraints")
+    if cons is None:
+        return np.zeros((0, res._beta.size)), np.zeros(0)
+    return np.atleast_2d(np.asarray(cons["R"], dtype=np.float64)), np.asarray(
+        cons["q"], dtype=np.float64
+    )
+
+
+def _check_constraints_nested(small, full) -> None:
+    """A fit under linear constraints (``fit(constraints=...)``) is nested in another of the
+    same design when its constraints imply the other's (every coefficient vector allowed in
+    the smaller model is allowed in the larger); the difference in parameters is then the
+    number of constraints it adds.  Raises ``DataError`` otherwise."""
+    R_f, q_f = _constraints_of(full)
+    R_s, q_s = _constraints_of(small)
+    if not len(R_f) and not len(R_s):
+        return
+    if not len(R_f) and small.model.k_exog <= full.model.k_exog:
+        # The larger model is unconstrained: the smaller one's design is in its column space
+        # (checked), so any constraints of the smaller one only restrict it further.
+        return
+    same = list(small.model.exog_names) == list(full.model.exog_names) and list(
+        small.model.eq_outcomes
+    ) == list(full.model.eq_outcomes)
+    if not same:
+        raise DataError(
+            "the larger model is constrained and the designs differ: nesting of constrained "
+            "models is checked for fits of the same design and reference outcome; refit the "
+            "smaller model as the larger one with more constraints"
+        )
+    if not implies(R_s, q_s, R_f, q_f):
+        raise DataError(
+            "the models are not nested: the constraints of the larger model do not all follow "
+            "from those of the smaller one"
+        )
+
+
 def _ordered(a, b):
     if a.k_params == b.k_params:
         raise DataError(
@@ -461,6 +507,7 @@ def lr_test(res, restricted) -> TestResult:
             "the models are not nested: the smaller model's design columns are not in the "
             "column space of the larger model's"
         )
+    _check_constraints_nested(small, full)
     stat = 2.0 * (full.llf - small.llf)
     if stat < -1e-6 * (1.0 + abs(full.llf)):
         raise DataError(
@@ -480,6 +527,12 @@ def _refit(res, model):
     serve likelihood-ratio statistics, and row-aligned options such as cluster ids would not fit
     other rows)."""
     options = {k: v for k, v in res.fit_options.items() if not k.startswith("cov_")}
+    if options.get("constraints") is not None:
+        raise DataError(
+            "this test refits the model on other columns or outcomes, where the constraints "
+            "of a constrained fit (fit(constraints=...)) have no meaning: it is not available "
+            "for a constrained fit; fit the restricted model yourself and use lr_test"
+        )
     return model.fit(**options)
 
 

@@ -141,11 +141,80 @@ class MultinomialLogitResults:
 
     @cached_property
     def _bse_flat(self) -> np.ndarray:
-        return _readonly(_masked(np.sqrt(np.diag(self._cov)), self._nan_cov))
+        se = np.sqrt(np.diag(self._cov))
+        if self._fixed is not None:
+            # Fixed by the constraints: no sampling variation (rounding aside).
+            se = np.where(self._fixed, 0.0, se)
+        return _readonly(_masked(se, self._nan_cov))
 
     @cached_property
     def _z_flat(self) -> np.ndarray:
-        return _readonly(self._beta.ravel() / self._bse_flat)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = self._beta.ravel() / self._bse_flat
+        if self._fixed is not None:
+            z = np.where(self._fixed, np.nan, z)
+        return _readonly(z)
+
+    # -- linear constraints (fit(constraints=...)) ---------------------------------------------
+
+    @cached_property
+    def _constraints(self) -> tuple[np.ndarray, np.ndarray, tuple] | None:
+        cons = self._state.options.get("constraints")
+        if cons is None:
+            return None
+        R = np.atleast_2d(np.asarray(cons["R"], dtype=np.float64))
+        return (
+            _readonly(R),
+            _readonly(np.asarray(cons["q"], dtype=np.float64)),
+            tuple(cons["labels"]),
+        )
+
+    @property
+    def constraints(self) -> pd.DataFrame | None:
+        """The linear constraints :math:`R\\beta = q` of a constrained fit
+        (``fit(constraints=...)``), without those dropped as redundant: one row per
+        constraint (indexed by the constraint as written), a column per coefficient
+        (``(outcome, term)``, the order of ``cov_params()``) holding ``R`` and a last column
+        ``"q"``; ``None`` for a fit without constraints."""
+        if self._constraints is None:
+            return None
+        R, q, labels = self._constraints
+        cols = pd.MultiIndex.from_tuples([*self._flat_index, ("q", "")])
+        return pd.DataFrame(
+            np.column_stack([R, q]), index=pd.Index(labels, name="constraint"), columns=cols
+        )
+
+    @property
+    def _n_constraints(self) -> int:
+        return 0 if self._constraints is None else int(self._constraints[0].shape[0])
+
+    @cached_property
+    def _fixed(self) -> np.ndarray | None:
+        """Coefficients the constraints fix at a value (no free direction moves them)."""
+        if self._constraints is None:
+            return None
+        from ..engine.constrained import null_space
+
+        T = null_space(self._constraints[0])
+        return _readonly(np.linalg.norm(T, axis=1) <= 1e-10)
+
+    @cached_property
+    def _null_nested(self) -> bool:
+        """Whether the intercept-only model satisfies the constraints (whatever its
+        intercepts): only then is it nested in the constrained model."""
+        if self._constraints is None:
+            return True
+        R, q, _ = self._constraints
+        if np.any(q != 0):
+            return False
+        try:
+            ic = self.model._intercept_col()
+        except DataError:
+            ic = None
+        if ic is None:
+            return False
+        cols = ic + self.model.k_exog * np.arange(self.model.J)
+        return bool(np.all(R[:, cols] == 0))
 
     @cached_property
     def _p_flat(self) -> np.ndarray:
@@ -314,10 +383,12 @@ class MultinomialLogitResults:
         e.g. ``y ~ 0 + x``): the intercept-only model is then not nested in the model, so
         :attr:`llr`, :attr:`llr_pvalue` and the pseudo R-squared measures built on it would
         compare non-nested models, and they are NaN too (the summary shows them as not
-        available and says why).  statsmodels' ``MNLogit`` reports the intercept-only
+        available and says why).  So is it for a constrained fit whose constraints the
+        intercept-only model does not satisfy (a constraint with a nonzero right-hand side or
+        involving an intercept).  statsmodels' ``MNLogit`` reports the intercept-only
         log-likelihood regardless, with a p-value of no valid test.  A constant in the span
         that is not a column, such as the full set of dummies of ``y ~ 0 + C(f)``, counts."""
-        if self.k_constant == 0:
+        if self.k_constant == 0 or not self._null_nested:
             return np.nan
         n_k = self.model.outcome_counts
         share = n_k / n_k.sum()
@@ -343,7 +414,12 @@ class MultinomialLogitResults:
     def df_model(self) -> float:
         """Slope parameters: ``(p - 1) (K - 1)`` with a constant in the column span
         (``model.k_constant``), else ``p (K - 1)``; aliased columns are not counted."""
-        return float(self.model.df_model - self.model.J * self._n_aliased - self._n_trimmed)
+        return float(
+            self.model.df_model
+            - self.model.J * self._n_aliased
+            - self._n_trimmed
+            - self._n_constraints
+        )
 
     @property
     def df_resid(self) -> float:
@@ -353,7 +429,11 @@ class MultinomialLogitResults:
     def k_params(self) -> int:
         """Number of estimated parameters, ``(K - 1) p`` (less any aliased, and for an L1 fit
         the trimmed coefficients, as statsmodels' ``nnz_params``)."""
-        return self.model.J * (self.model.k_exog - self._n_aliased) - self._n_trimmed
+        return (
+            self.model.J * (self.model.k_exog - self._n_aliased)
+            - self._n_trimmed
+            - self._n_constraints
+        )
 
     @property
     def _n_trimmed(self) -> int:
