@@ -256,6 +256,10 @@ def test_refitting_tests_refuse_a_constrained_fit(res):
         res.anova()
     with pytest.raises(DataError, match="constrained fit"):
         res.test_combine("general", "vocation", method="lr")
+    with pytest.raises(DataError, match="constrained fit"):
+        res.small_hsiao("general", seed=1)
+    with pytest.raises(DataError, match="constrained fit"):
+        res.conf_int(method="profile")
 
 
 def test_wald_test_of_an_imposed_constraint_is_refused(res):

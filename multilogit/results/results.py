@@ -262,6 +262,12 @@ class MultinomialLogitResults:
         if method == "profile":
             from ..inference.profile import profile_conf_int
 
+            if self._constraints is not None:
+                raise DataError(
+                    "profile-likelihood intervals are not available for a constrained fit "
+                    "(fit(constraints=...)); use method='wald'"
+                )
+
             return profile_conf_int(self, alpha, terms)
         if method != "wald":
             raise ValueError(f"method must be 'wald' or 'profile'; got {method!r}")
