@@ -46,6 +46,8 @@ def fit(
             "method='firth' treats weights as counts, as brglm2: give them as freq_weights, "
             "not as sampling weights"
         )
+    if options.bias_reduced and getattr(model, "offset", None) is not None:
+        raise DataError("method='firth' is not available for a model with an offset")
     if model.is_in_memory:
         check_outcome_weights(model)
     found: dict = {}

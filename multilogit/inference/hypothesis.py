@@ -383,7 +383,10 @@ def _check_same_sample(a, b) -> RowComparison:
         raise DataError(f"{_NOT_SAME_SAMPLE}: {ma.n_rows} and {mb.n_rows} rows; {_REFIT_HINT}")
     if ma.is_in_memory and mb.is_in_memory and not ma.row_labels.equals(mb.row_labels):
         raise DataError(f"{_NOT_SAME_SAMPLE}: the row labels differ; {_REFIT_HINT}")
-    cmp = compare_rows(ma.backend, mb.backend, _equation_levels(ma), _equation_levels(mb))
+    cmp = compare_rows(
+        _design_rows(ma.backend), _design_rows(mb.backend), _equation_levels(ma),
+        _equation_levels(mb),
+    )  # fmt: skip
     if cmp.outcome_mismatches or cmp.weight_mismatches:
         raise DataError(
             f"{_NOT_SAME_SAMPLE}: {cmp.outcome_mismatches} row(s) with another outcome and "
@@ -391,6 +394,34 @@ def _check_same_sample(a, b) -> RowComparison:
             f"{cmp.first_mismatch}; {_REFIT_HINT}"
         )
     return cmp
+
+
+def _design_rows(backend):
+    """The backend of the design rows alone (a model with an offset holds its design and
+    its offsets apart; see :mod:`multilogit.engine.offset`)."""
+    return getattr(backend, "plain", backend)
+
+
+def _offsets_nested(small, big, tol: float = 1e-8) -> bool:
+    """Whether the difference of the two models' offsets lies in the column space of the
+    larger design in every equation: the smaller model's linear predictors
+    :math:`X_s b + O_s` are then those of the larger one, :math:`X_b c + O_b`, for some
+    :math:`c` (an offset :math:`0.5 x` is nested in a model with :math:`x` a free column)."""
+    ms, mb = small.model, big.model
+    shape = (ms.n_rows, ms.J)
+    o_s = np.zeros(shape) if ms.offset is None else np.asarray(ms.offset)
+    o_b = np.zeros(shape) if mb.offset is None else np.asarray(mb.offset)
+    if ms.ref != mb.ref:
+        raise DataError(
+            "models with an offset are compared with the same reference outcome; repivot one"
+        )
+    D = o_s - o_b
+    if not np.any(D):
+        return True
+    X = np.asarray(mb.exog, dtype=np.float64)
+    coef, *_ = np.linalg.lstsq(X, D, rcond=None)
+    resid = np.max(np.abs(D - X @ coef), axis=0)
+    return bool(np.all(resid <= tol * (1.0 + np.max(np.abs(D), axis=0))))
 
 
 # Relative tolerance of the nesting check, per column of the smaller design (see _nested).
@@ -433,7 +464,9 @@ def _nested(small, big, R: np.ndarray, tol: float = _NESTED_TOL) -> bool:
         return True
     if np.any(norm > np.sqrt(n) * bound):
         return False
-    resid = residual_absmax(mb.backend, ms.backend, x_cols, y_cols, coef)
+    resid = residual_absmax(
+        _design_rows(mb.backend), _design_rows(ms.backend), x_cols, y_cols, coef
+    )
     return bool(np.all(resid <= bound))
 
 
@@ -508,6 +541,14 @@ def lr_test(res, restricted) -> TestResult:
             "column space of the larger model's"
         )
     _check_constraints_nested(small, full)
+    has_offset = full.model.offset is not None or small.model.offset is not None
+    if has_offset and not (full.model.is_in_memory and small.model.is_in_memory):
+        raise DataError("a model with an offset is compared with another in memory only")
+    if has_offset and not _offsets_nested(small, full):
+        raise DataError(
+            "the models are not nested: their offsets differ by more than the larger model's "
+            "columns can absorb"
+        )
     stat = 2.0 * (full.llf - small.llf)
     if stat < -1e-6 * (1.0 + abs(full.llf)):
         raise DataError(

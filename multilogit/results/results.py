@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.memory import predict_probabilities
+from ..engine.offset import augmented
 from ..exceptions import DataError
 from ..inference import distributions as stats
 from ..inference.covariance import get_estimator
@@ -396,10 +397,25 @@ class MultinomialLogitResults:
         that is not a column, such as the full set of dummies of ``y ~ 0 + C(f)``, counts."""
         if self.k_constant == 0 or not self._null_nested:
             return np.nan
+        if getattr(self.model, "_offset_spec", None) is not None:
+            return self._llnull_with_offset()
         n_k = self.model.outcome_counts
         share = n_k / n_k.sum()
         pos = n_k > 0
         return float(np.sum(n_k[pos] * np.log(share[pos])))
+
+    def _llnull_with_offset(self) -> float:
+        """The intercept-only model with the offset has no closed form: it is fitted (with
+        this fit's options but the covariance, penalty and constraints)."""
+        ic = self.model._intercept_col()
+        if ic is None:
+            return np.nan
+        skip = ("penalty", "constraints")
+        options = {
+            k: v for k, v in self.fit_options.items() if not k.startswith("cov_") and k not in skip
+        }
+        options["drop_collinear"] = False
+        return float(self.model.submodel(columns=[ic]).fit(**options).llf)
 
     @property
     def k_constant(self) -> int:
@@ -484,9 +500,10 @@ class MultinomialLogitResults:
         """Fitted probabilities on the estimation sample."""
         return self.predict()
 
-    def predict(self, exog=None, which: str = "prob"):
-        """Predictions on the estimation data or on new data; see :func:`predict`."""
-        return predict(self.model, self._beta, exog, which)
+    def predict(self, exog=None, which: str = "prob", offset=None):
+        """Predictions on the estimation data or on new data (with their ``offset`` for a
+        model with an offset); see :func:`predict`."""
+        return predict(self.model, self._beta, exog, which, offset)
 
     # -- persistence (issue 5) ----------------------------------------------------------------
 
@@ -504,18 +521,20 @@ class MultinomialLogitResults:
 
     def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = True, count=False):
         """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`."""
+        self._no_offset("marginal effects")
         from ..inference.margins import get_margeff
 
         return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
 
-    def get_prediction(self, exog=None):
+    def get_prediction(self, exog=None, offset=None):
         """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""
         from ..inference.prediction import get_prediction
 
-        return get_prediction(self, exog)
+        return get_prediction(self, exog, offset)
 
     def plot_predicted(self, term, at=None, kind: str = "line", **kwargs):
         """Predicted probabilities over ``term``; see :func:`plotting.plot_predicted`."""
+        self._no_offset("plot_predicted")
         from .plotting import plot_predicted
 
         return plot_predicted(self, term, at=at, kind=kind, **kwargs)
@@ -525,6 +544,14 @@ class MultinomialLogitResults:
         from .plotting import plot_coefficients
 
         return plot_coefficients(self, rrr=rrr, **kwargs)
+
+    def _no_offset(self, what: str) -> None:
+        if getattr(self.model, "_offset_spec", None) is not None:
+            raise DataError(
+                f"{what} of a model with an offset are not available: they evaluate the model "
+                "at rows built from typical or changed values, which have no offsets; use "
+                "predict or get_prediction with the offsets of the rows you want"
+            )
 
     # -- display ------------------------------------------------------------------------------
 
@@ -752,7 +779,7 @@ class MultinomialLogitResults:
         J, beta, order = self.model.J, self._beta, self.model.level_to_internal
 
         def chunk(c):
-            prob = predict_probabilities(c.X, beta)
+            prob = predict_probabilities(*augmented(c.X, c.offset, beta))
             d = np.where(c.y < 0, J, c.y)[:, None] == np.arange(J + 1)[None, :]
             return prob[:, order], (d - prob)[:, order]
 
@@ -771,7 +798,7 @@ class MultinomialLogitResults:
 
         def chunk(c):
             observed = np.where(c.y < 0, J, c.y)
-            predicted = np.argmax(predict_probabilities(c.X, beta), axis=1)
+            predicted = np.argmax(predict_probabilities(*augmented(c.X, c.offset, beta)), axis=1)
             tab = np.zeros((K, K))
             np.add.at(tab, (observed, predicted), c.weights)
             return tab
@@ -817,7 +844,9 @@ class MultinomialLogitResults:
 
         def chunk(c):
             observed = np.where(c.y < 0, J, c.y)
-            predicted = order[np.argmax(predict_probabilities(c.X, beta)[:, order], axis=1)]
+            predicted = order[
+                np.argmax(predict_probabilities(*augmented(c.X, c.offset, beta))[:, order], axis=1)
+            ]
             return (observed != predicted).astype(np.float64)
 
         parts = self.model.backend.reduce(chunk, frames=False)
@@ -837,6 +866,9 @@ class MultinomialLogitResults:
         same model keep theirs.
         """
         without = getattr(self.model, "without_data", None)
+        if getattr(self.model, "_offset_spec", None) is not None and without is not None:
+            # With an offset llnull is a fit on the rows: found while they are here.
+            _ = self.llnull
         # A fit loaded without its data has no rows to drop.
         if without is not None:
             self.model = without()
