@@ -262,3 +262,31 @@ def test_offsets_need_data_in_memory(hsb, tmp_path):
     hsb.to_parquet(tmp_path / "h.parquet")
     with pytest.raises(DataError, match="in memory"):
         ml.mnlogit("prog ~ ses", ml.parquet(tmp_path), offset="o1")
+
+
+def test_constraints_and_an_offset_together(hsb):
+    """Both wrappers at once: offset -0.08 write with equal female effects is the model with
+    write whose coefficients are fixed at -0.08 and the female effects equal."""
+    eq = "general:female[T.male] = vocation:female[T.male]"
+    res = _model(hsb, "every").fit(constraints=eq, tol=1e-10, cov_type="HC1")
+    ref = ml.mnlogit("prog ~ ses + female + write", hsb, ref="academic").fit(
+        constraints=["write = -0.08", eq], tol=1e-10, cov_type="HC1"
+    )
+    np.testing.assert_allclose(
+        res.params.to_numpy(), ref.params.drop(index="write").to_numpy(), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        res.bse.to_numpy(), ref.bse.drop(index="write").to_numpy(), rtol=1e-9
+    )
+    assert res.k_params == ref.k_params == 7
+
+
+def test_sampled_information_reaches_the_exact_fit_with_an_offset():
+    from tests.conftest import simulate
+
+    rng = np.random.default_rng(9)
+    X, y = simulate(rng, n=20_000, p=4, K=3)
+    m = ml.MultinomialLogit(y, X, offset=0.3 * rng.normal(size=(20_000, 2)))
+    auto, exact = m.fit(hessian="auto"), m.fit(hessian="exact")
+    assert auto.iteration_log["info_rows"].min() < 20_000  # a subsample was used
+    np.testing.assert_allclose(auto.params.to_numpy(), exact.params.to_numpy(), rtol=1e-9)
