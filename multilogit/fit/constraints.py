@@ -23,7 +23,6 @@ import pandas as pd
 
 from ..engine.constrained import independent_rows, null_space, particular_solution
 from ..exceptions import DataError
-from ..inference.hypothesis import constraint_matrix
 
 __all__ = ["ConstraintSet", "parse_constraints", "recorded_constraints"]
 
@@ -99,6 +98,9 @@ def _matrix_form(model, constraints):
         and len(constraints) > 0
         and all(isinstance(c, str) for c in constraints)
     ):
+        # Parsing needs patsy, imported at the first string constraint only.
+        from ..inference.hypothesis import constraint_matrix
+
         items = [constraints] if isinstance(constraints, str) else list(constraints)
         rows, qs, labels = [], [], []
         for text in items:
