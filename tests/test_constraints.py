@@ -363,3 +363,20 @@ def test_sampled_information_reaches_the_exact_constrained_fit():
     assert auto.iteration_log["info_rows"].min() < 20_000  # a subsample was used
     np.testing.assert_allclose(auto.params.to_numpy(), exact.params.to_numpy(), rtol=1e-9)
     assert auto.params.loc["x2", "c3"] == pytest.approx(0.1, abs=1e-14)
+
+
+def test_wald_test_of_a_combination_the_constraints_fix_is_refused(res):
+    with pytest.raises(DataError, match="nothing to test"):
+        res.wald_test("general:write = vocation:write")
+    with pytest.raises(DataError, match="nothing to test"):
+        res.wald_test(["general:write - vocation:write = 0", "general:ses[T.high] = 0"])
+
+
+def test_statsmodels_cluster_factor_counts_the_free_parameters(model):
+    kw = {"groups": "cid", "df_correction": "statsmodels"}
+    a = model.fit(constraints=CONSTRAINTS, cov_type="cluster", cov_kwds=kw)
+    b = model.fit(constraints=CONSTRAINTS, cov_type="cluster", cov_kwds={"groups": "cid"})
+    n, k = 200, 8
+    np.testing.assert_allclose(
+        a.cov_params().to_numpy(), b.cov_params().to_numpy() * (n - 1) / (n - k), rtol=1e-12
+    )

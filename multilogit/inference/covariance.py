@@ -237,6 +237,9 @@ class Cluster(CovarianceEstimator):
         fac = G / (G - 1.0)
         if self.df_correction == "statsmodels":
             n, k = model.nobs, state.beta.size
+            cons = (getattr(state, "options", None) or {}).get("constraints")
+            if cons is not None:
+                k -= len(cons["R"])  # free parameters of a constrained fit
             fac *= (n - 1.0) / (n - k)
         elif self.df_correction == "none":
             fac = 1.0

@@ -28,7 +28,7 @@ import patsy
 from scipy import linalg
 
 from ..data.design import match_level
-from ..engine.constrained import implies
+from ..engine.constrained import implies, null_space
 from ..engine.paired import RowComparison, compare_rows, residual_absmax
 from ..exceptions import DataError, PerfectSeparationWarning
 from . import distributions as stats
@@ -183,6 +183,12 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
             + ", ".join(map(repr, used or names))
             + "; they are not estimable and cannot be tested"
         )
+    imposed = res.fit_options.get("constraints")
+    if imposed is not None:
+        # Combinations the fit's own constraints fix have no sampling variation to test.
+        RT = _unit_rows(R) @ null_space(np.asarray(imposed["R"], dtype=np.float64))
+        if np.linalg.matrix_rank(RT, tol=1e-10) < R.shape[0]:
+            raise DataError(_IMPOSED)
     r = R @ res._beta.ravel() - q
     # Only the coefficients the constraints use: the covariance of diverging ones (separation)
     # is NaN, and 0 * NaN would spoil a test that does not involve them.
@@ -194,12 +200,20 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
     try:
         stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
     except linalg.LinAlgError:
-        raise DataError(
-            "the covariance of the constrained combinations R params is singular: the "
-            "constraints tested are fixed by the constraints the model was fitted with (or "
-            "linearly dependent on them), so there is nothing to test"
-        ) from None
+        raise DataError(_IMPOSED) from None
     return _chi2(stat, R.shape[0], name, null)
+
+
+_IMPOSED = (
+    "the covariance of the constrained combinations R params is singular: the constraints "
+    "tested are fixed by the constraints the model was fitted with (or linearly dependent on "
+    "them), so there is nothing to test"
+)
+
+
+def _unit_rows(R: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(R, axis=1)
+    return R / np.where(norms > 0, norms, 1.0)[:, None]
 
 
 def _separated_coefficients(res, used) -> str:
