@@ -22,18 +22,24 @@ import copy
 import numpy as np
 import pandas as pd
 
-from .data import design, large, rows
+from .data import design, large, offsets, rows
 from .data import weights as _weights
 from .engine import observations
 from .engine.memory import InMemoryBackend
+from .engine.offset import OffsetBackend, augmented
 from .exceptions import DataError
 from .fit import pipeline, rank
+from .fit.constraints import parse_constraints
 from .fit.options import FitOptions
 from .fit.penalized import PENALTIES, PenaltyOptions, coerce_alpha
 from .inference.prediction import predict
 from .results.results import MultinomialLogitResults
 
 __all__ = ["MultinomialLogit", "mnlogit"]
+
+_LARGE_OFFSET = (
+    "offset= needs the rows in memory: a model on a Parquet source or Dask data takes no offset"
+)
 
 
 class MultinomialLogit:
@@ -62,6 +68,13 @@ class MultinomialLogit:
         Sampling weights (Stata ``pweight``).  The robust sandwich ``HC1`` becomes the default
         covariance, as Stata.  The fit does not depend on their scale; the log-likelihood is
         reported in it.  See :mod:`multilogit.data.weights`.
+    offset : array-like, str or list, optional
+        Known terms added to the linear predictors, :math:`\\eta_{ij} = x_i^\\top\\beta_j +
+        o_{ij}` (R's and VGAM's ``offset``): a vector for every equation, an ``(n, J)`` matrix
+        (or DataFrame, its columns lined up by outcome label) with one column per
+        non-reference outcome, or with a formula column name(s).  Lined up with the rows as
+        the weights are; predictions on new rows need theirs (``predict(exog, offset=...)``).
+        See :mod:`multilogit.data.offsets`.
 
     See Also
     --------
@@ -72,6 +85,10 @@ class MultinomialLogit:
     _rows = None
     # The missing-value policy, which prediction on new rows applies too.
     missing = "raise"
+    # Offsets (n, J) of the rows (None: no offset) and what prediction on new rows needs to
+    # know of them (see multilogit.data.offsets).
+    offset = None
+    _offset_spec = None
 
     # Per-row arrays of data in memory; a model on larger data has none of them.
     _ROW_ARRAYS = frozenset(
@@ -90,8 +107,10 @@ class MultinomialLogit:
     def __new__(cls, endog=None, exog=None, *args, **kwargs):
         # Arrays on a Dask cluster: a model whose rows stay there (see _from_rows).
         if large.is_dask_collection(exog) or large.is_dask_collection(endog):
-            names = ("ref", "missing", "freq_weights", "weights")
+            names = ("ref", "missing", "freq_weights", "weights", "offset")
             opts = dict(zip(names, args, strict=False), **kwargs)
+            if opts.get("offset") is not None:
+                raise DataError(_LARGE_OFFSET)
             if opts.get("missing", "raise") != "raise":
                 raise ValueError(
                     "missing='drop' needs data in memory; drop rows from the Dask data"
@@ -102,7 +121,9 @@ class MultinomialLogit:
             return cls._from_rows(rows)
         return super().__new__(cls)
 
-    def __init__(self, endog, exog, ref=None, missing="raise", freq_weights=None, weights=None):
+    def __init__(
+        self, endog, exog, ref=None, missing="raise", freq_weights=None, weights=None, offset=None
+    ):
         if self._rows is not None:
             return  # built by __new__ from Dask arrays
         self._setup(design.from_arrays(endog, exog, ref=ref, missing=missing))
@@ -114,6 +135,7 @@ class MultinomialLogit:
             endog, pd.Series | pd.DataFrame
         )
         self._set_weights(freq_weights, weights)
+        self._set_offset(offset)
 
     @classmethod
     def from_formula(
@@ -126,6 +148,7 @@ class MultinomialLogit:
         freq_weights=None,
         weights=None,
         groups=None,
+        offset=None,
     ):
         """Model from an R-style formula such as ``"prog ~ C(ses) + write"``.
 
@@ -139,10 +162,16 @@ class MultinomialLogit:
         no row of the data.  With a Parquet source, cluster columns for
         ``fit(cov_type="cluster", cov_kwds={"groups": name})`` are named here, ``groups=``
         (a name or a list of names), so the streaming pass codes them.
+
+        ``offset``: a known term added to the linear predictors (a column name, a list of one
+        column name per equation, a vector for every equation or an ``(n, J)`` matrix; see
+        :mod:`multilogit.data.offsets`), for data in memory.
         """
         if isinstance(eval_env, int):
             eval_env += 1
         if large.is_large(data):
+            if offset is not None:
+                raise DataError(_LARGE_OFFSET)
             rows = large.formula_rows(
                 formula, data, ref, missing, eval_env, freq_weights, weights, groups
             )
@@ -163,6 +192,7 @@ class MultinomialLogit:
         self._source_index = self._source_data.index
         self._source_labelled = True
         self._set_weights(freq_weights, weights)
+        self._set_offset(offset)
         return self
 
     @classmethod
@@ -194,6 +224,9 @@ class MultinomialLogit:
             new._rows = self._rows.recoded(outcome)
             return new
         new.endog = outcome.eq_codes(self.level_codes)
+        if self.offset is not None:
+            new.offset = offsets.rereferenced(self.offset, self.outcome, outcome)
+            new.__dict__.pop("_backend_cache", None)
         md = self._data
         new._data = design.ModelData(
             md.X, md.codes, outcome, md.design, md.row_labels, md.n_dropped, md.col_range
@@ -264,6 +297,12 @@ class MultinomialLogit:
         self._lik_weights = _weights.likelihood_weights(self.freq_weights, self.weights)
         if not (self._lik_weights > 0).any():
             raise DataError("every row has zero weight")
+
+    def _set_offset(self, offset) -> None:
+        if offset is None:
+            return
+        self.offset = offsets.resolve_offset(self, offset)
+        self._offset_spec = offsets.offset_spec(offset)
 
     @property
     def weight_scale(self) -> float:
@@ -385,7 +424,7 @@ class MultinomialLogit:
         per design and weights."""
         if self._rows is not None:
             return self._rows.backend
-        key = (self.exog, self.endog, self._lik_weights, self.weights)
+        key = (self.exog, self.endog, self._lik_weights, self.weights, self.offset)
         cached = self.__dict__.get("_backend_cache")
         if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
             return cached[1]
@@ -403,6 +442,15 @@ class MultinomialLogit:
         if rng is not None and self._data.X.shape == self.exog.shape:
             # The missing-value scan of the design found the column ranges already.
             be.set_column_range(*rng)
+        if self.offset is not None:
+            full = InMemoryBackend(
+                np.hstack([self.exog, self.offset]),
+                self.endog,
+                be.w,
+                self.J,
+                sampling=be.sampling,
+            )
+            be = OffsetBackend(be, full, self.offset)
         self.__dict__["_backend_cache"] = (key, be)
         return be
 
@@ -516,18 +564,26 @@ class MultinomialLogit:
         (Parquet, Dask) the rows are streamed and the result comes back in memory.
         """
         beta = self._beta(params)
-        return self._stack_rows(
-            lambda c: observations.chunk_loglikeobs(c.X, c.y, c.weights, beta), 1
-        )
+        return self._stack_rows(lambda c: observations.chunk_loglikeobs(*_with_offset(c, beta)), 1)
 
     def score_obs(self, params) -> np.ndarray:
         """Each row's score at ``params``, shape ``(n, J p)``, flat outcome-major as
         statsmodels' ``MNLogit.score_obs``: :math:`w_i (d_{ij} - P_{ij}) x_i`; the rows add up
         to :meth:`score`.  Weights and large data as :meth:`loglikeobs`."""
         beta = self._beta(params)
-        return self._stack_rows(
-            lambda c: observations.chunk_score_obs(c.X, c.y, c.weights, beta), beta.size
-        )
+        p = self.k_exog
+
+        def chunk(c):
+            X, y, w, b = _with_offset(c, beta)
+            out = observations.chunk_score_obs(X, y, w, b)
+            # Only the design columns' scores (the offsets' coefficients are not parameters).
+            return (
+                out
+                if b is beta
+                else out.reshape(len(out), self.J, -1)[:, :, :p].reshape(len(out), -1)
+            )
+
+        return self._stack_rows(chunk, beta.size)
 
     def _stack_rows(self, fn, width: int) -> np.ndarray:
         """``fn`` on every chunk of the rows, stacked in row order."""
@@ -578,6 +634,7 @@ class MultinomialLogit:
         l2_form: str = "symmetric",
         penalize_intercept: bool = False,
         memory_budget: float | None = None,
+        constraints=None,
     ) -> MultinomialLogitResults:
         """Maximum-likelihood (or bias-reduced, or ridge) fit by Newton-Raphson with
         step-halving.
@@ -663,6 +720,19 @@ class MultinomialLogit:
             :math:`Q` sums the squares of ``params`` (reference-coded), as nnet.
         penalize_intercept : bool
             Penalise the intercepts too (nnet does; scikit-learn and glmnet do not).
+        constraints : str, list of str or (R, q), optional
+            Linear equality constraints on the coefficients, as Stata's
+            ``mlogit, constraints()`` and VGAM's constraint matrices: strings as in
+            :meth:`~multilogit.MultinomialLogitResults.wald_test`
+            (``"general:write = vocation:write"``, ``"vocation:female = 0"``, a bare term for
+            every equation), or a pair ``(R, q)`` meaning :math:`R\\beta = q` for the flat
+            outcome-major parameters (``R`` alone: ``q = 0``).  Maximum likelihood under them
+            by Newton in null-space coordinates; constrained standard errors (the covariance
+            has rank ``k_params``); the constraints are listed in the summary and
+            :attr:`~multilogit.MultinomialLogitResults.constraints`, and
+            ``results.lr_test(unconstrained)`` tests them.  A constraint implied by the others
+            is dropped with a note; contradictory ones raise ``DataError``.  See
+            :mod:`multilogit.fit.constraints`.
 
         Raises
         ------
@@ -688,6 +758,7 @@ class MultinomialLogit:
             )
         elif alpha is not None:
             raise ValueError("alpha is the strength of a penalty: pass penalty='l2' with it")
+        cons = parse_constraints(self, constraints)
         options = FitOptions(
             method=method,
             maxiter=maxiter,
@@ -698,6 +769,7 @@ class MultinomialLogit:
             cov_type=self.default_cov_type if cov_type is None else cov_type,
             cov_kwds=cov_kwds,
             penalty=pen_options,
+            constraints=None if cons is None else cons.as_dict(),
             **({} if memory_budget is None else {"memory_budget": memory_budget}),
         )
         return pipeline.fit(self, options, start_params, disp, callback)
@@ -831,6 +903,16 @@ class MultinomialLogit:
             y_map[self.outcome.eq_codes(np.arange(K))] = new_eq
             rows = self._rows.view(cols, y_map, outcome, design.Design(names))
             return type(self)._from_rows(rows)
+        if self.offset is not None and (
+            not np.array_equal(level_map, np.arange(K))
+            or tuple(levels) != tuple(self.outcome.levels)
+            or outcome.ref != self.ref
+        ):
+            raise DataError(
+                "this refit recodes the outcome (combining or leaving out outcomes), where the "
+                "offsets of the equations have no meaning: it is not available for a model "
+                "with an offset"
+            )
         new_codes = level_map[self.level_codes]
         sel = new_codes >= 0
         every = bool(sel.all())
@@ -847,6 +929,8 @@ class MultinomialLogit:
         new.freq_weights = self.freq_weights[sel]
         new.weights = None if self.weights is None else self.weights[sel]
         new._lik_weights = self._lik_weights[sel]
+        if self.offset is not None:
+            new.offset, new._offset_spec = self.offset, self._offset_spec
         return new
 
     def reweighted(self, freq_weights=None, weights=None) -> MultinomialLogit:
@@ -888,9 +972,9 @@ class MultinomialLogit:
 
     # -- prediction ------------------------------------------------------------------------------
 
-    def predict(self, params, exog=None, which="prob"):
+    def predict(self, params, exog=None, which="prob", offset=None):
         """Predictions at ``params``; see :meth:`MultinomialLogitResults.predict`."""
-        return predict(self, self._beta(params), exog, which)
+        return predict(self, self._beta(params), exog, which, offset)
 
     # -- without the rows (results.remove_data) ------------------------------------------------
 
@@ -947,6 +1031,7 @@ class ModelWithoutData(MultinomialLogit):
             "_k_constant_cache",
             "_rows",
             "weights",
+            "offset",
         )
     )
 
@@ -1006,6 +1091,7 @@ def mnlogit(
     freq_weights=None,
     weights=None,
     groups=None,
+    offset=None,
 ):
     """Multinomial logit from a formula: ``mnlogit("prog ~ C(ses) + write", df)``.
 
@@ -1022,7 +1108,14 @@ def mnlogit(
         freq_weights=freq_weights,
         weights=weights,
         groups=groups,
+        offset=offset,
     )
+
+
+def _with_offset(c, beta):
+    """``(X, y, weights, beta)`` of a chunk for a kernel, the chunk's offsets included."""
+    X, b = augmented(c.X, c.offset, beta)
+    return X, c.y, c.weights, b
 
 
 def _source_index(endog, exog) -> pd.Index | None:

@@ -68,6 +68,10 @@ class Chunk:
         Likelihood weights :math:`f_i w_i`.
     frame : pandas.DataFrame or None
         The source data of these rows when the backend holds it (formula models), else None.
+    offset : ndarray, shape (m, J), or None
+        The rows' offsets of a model with an offset (the linear predictors are
+        :math:`x_i^\\top \\beta_j + o_{ij}`; see :mod:`multilogit.engine.offset`), else None.
+        Anything computed from ``X`` and the coefficients must add it.
     """
 
     rows: slice
@@ -75,6 +79,7 @@ class Chunk:
     y: np.ndarray
     weights: np.ndarray
     frame: object = None
+    offset: np.ndarray | None = None
 
 
 @runtime_checkable

@@ -38,6 +38,9 @@ class FitOptions:
     cov_kwds: dict = field(default_factory=dict)
     penalty: PenaltyOptions | None = None
     memory_budget: float = DEFAULT_MEMORY_BUDGET
+    #: Linear constraints as recorded by :class:`~multilogit.fit.constraints.ConstraintSet`
+    #: (``as_dict``), or None.
+    constraints: dict | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -77,6 +80,12 @@ class FitOptions:
         object.__setattr__(self, "tol", float(self.tol))
         object.__setattr__(self, "drop_collinear", bool(self.drop_collinear))
         object.__setattr__(self, "cov_kwds", dict(self.cov_kwds or {}))
+        if self.constraints is not None and (self.method == "firth" or self.penalty):
+            what = "method='firth'" if self.method == "firth" else "a penalised fit"
+            raise ValueError(
+                f"constraints are not available with {what}: constrained maximum likelihood "
+                "only (method='newton', no penalty)"
+            )
         if self.penalty is not None:
             if not isinstance(self.penalty, PenaltyOptions):
                 raise TypeError("penalty must be a PenaltyOptions")

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..engine.constrained import ConstrainedBackend, particular_solution
 from ..engine.scaled import ScaledBackend, WeightScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
 from ..results.results import MultinomialLogitResults
@@ -23,6 +24,7 @@ from ..solve.firth import FirthScoring, JeffreysPenalty, MedianAdjustment, logde
 from ..solve.l1 import ElasticNetPenalty, ProximalNewton
 from ..solve.newton import newton
 from ..solve.objective import QuadraticPenalty
+from .constraints import ConstraintSet, constraints_note
 from .options import FitOptions
 from .penalized import build_penalty, finish_sparse
 from .rank import check_design, conditioning_note
@@ -46,6 +48,8 @@ def fit(
             "freq_weights, "
             "not as sampling weights"
         )
+    if options.bias_reduced and getattr(model, "offset", None) is not None:
+        raise DataError(f"method={options.method!r} is not available for a model with an offset")
     if model.is_in_memory:
         check_outcome_weights(model)
     found: dict = {}
@@ -60,6 +64,9 @@ def fit(
     beta0 = model.start_params() if start_params is None else model._coerce_start(start_params)
     backend = model.backend
     penalty = build_penalty(model, options.penalty)
+    constraints = None
+    if options.constraints is not None:
+        constraints = ConstraintSet.from_dict(options.constraints)
     try:
         sol, sep = solve(
             model,
@@ -71,6 +78,7 @@ def fit(
             options.separation,
             options.bias_reduced,
             penalty=penalty,
+            constraints=constraints,
         )
         if isinstance(penalty, ElasticNetPenalty):
             sol = finish_sparse(model, sol, penalty, options.penalty)
@@ -79,6 +87,8 @@ def fit(
     state = replace(sol, converged=sol.converged and sep is None, options=options.as_dict())
     if conditioning is not None:
         state = replace(state, notes=(*state.notes, conditioning))
+    if constraints is not None:
+        state = replace(state, notes=(constraints_note(constraints), *state.notes))
     if sep is not None:
         cov = separated_covariance(lambda: estimator.compute(model, state), model.J, model.k_exog)
         msg = sol.message or f"{sep.kind} separation found after the iterations"
@@ -191,7 +201,16 @@ def _in_weight_scale(sol, weight_scale: float):
 
 
 def solve(
-    model, backend, beta0, options, disp, callback, separation, bias_reduced=None, penalty=None
+    model,
+    backend,
+    beta0,
+    options,
+    disp,
+    callback,
+    separation,
+    bias_reduced=None,
+    penalty=None,
+    constraints=None,
 ):
     """Newton-Raphson in rescaled coordinates (when columns need it), watched for separation.
 
@@ -204,6 +223,13 @@ def solve(
     separation: a penalty on every slope keeps the estimates finite, and one that leaves a
     diverging coefficient unpenalised lets it grow until the log-likelihood is flat in
     floating point, as an unwatched ML fit (a zero penalty is ML, and watched).
+
+    With ``constraints`` (a :class:`~multilogit.fit.constraints.ConstraintSet`), Newton in
+    the null-space coordinates of :class:`~multilogit.engine.constrained.ConstrainedBackend`
+    (outside any rescaling, the constraints carried into the rescaled coordinates), started
+    from the projection of ``beta0`` on the constrained set; nothing watches a constrained
+    fit for separation (a separated one stops with a ``ConvergenceWarning``).  The state's
+    score and information are then those of the unconstrained likelihood at the estimates.
 
     Returns
     -------
@@ -223,9 +249,16 @@ def solve(
     if scale is not None:
         backend = ScaledBackend(backend, scale, model.J)
         beta0 = backend.to_scaled(beta0)
-    last = _LastIterate(beta0, _unscaled_callback(callback, scale, model.J, weight_scale))
+    user_callback = _unscaled_callback(callback, scale, model.J, weight_scale)
+    full_backend = backend
+    if constraints is not None:
+        backend = _constrained(backend, constraints, scale, model.J, model.k_exog)
+        beta0 = backend.to_gamma(beta0)
+        if user_callback is not None:
+            user_callback = _in_beta(user_callback, backend)
+    last = _LastIterate(beta0, user_callback)
     to_unit = amax if scale is None else amax / scale
-    watch = separation != "ignore" and not bias_reduced and penalty is None
+    watch = separation != "ignore" and not bias_reduced and penalty is None and constraints is None
     monitor = SeparationMonitor(model, separation, to_unit) if watch else None
     extra = {}
     if bias_reduced:
@@ -275,6 +308,13 @@ def solve(
         sol = newton(
             backend, start, options, disp=disp, callback=last, monitor=monitor, stacklevel=4
         )
+    if constraints is not None:
+        # The state holds beta and the unconstrained likelihood's score and information there
+        # (one more pass), from which every covariance is computed with the constraints.
+        beta = backend.to_beta(sol.beta)
+        d = full_backend.derivatives(beta, hessian=True)
+        sol = replace(sol, beta=beta, score=d.score, info=d.info)
+        backend = full_backend
     if scale is not None:
         sol = replace(
             sol,
@@ -295,6 +335,27 @@ def solve(
         sol = replace(sol, llf=sol.llf + sol.penalty, penalty=0.0)
     sep = monitor.finish(sol.converged, sol.beta * amax) if monitor is not None else None
     return sol, sep
+
+
+def _constrained(backend, constraints, scale, J: int, p: int) -> ConstrainedBackend:
+    """``backend`` in the null-space coordinates of ``constraints``; with column scales,
+    the constraints in the rescaled coordinates :math:`\\tilde\\beta = \\beta S`:
+    :math:`R S^{-1} \\tilde\\beta = q`."""
+    R = constraints.R
+    if scale is not None:
+        R = R / np.tile(scale, J)
+    cons = ConstraintSet(R, constraints.q, constraints.labels)
+    return ConstrainedBackend(backend, cons.basis(), particular_solution(R, cons.q), J, p)
+
+
+def _in_beta(callback, backend):
+    """``callback`` called with the coefficients of the iterate, not its null-space
+    coordinates."""
+
+    def wrapped(gamma_flat, row):
+        callback(backend.to_beta(gamma_flat).ravel(), row)
+
+    return wrapped
 
 
 def _divided(penalty, factor: float):
@@ -416,9 +477,22 @@ def _fit_without_aliased(model, aliased, options, start_params, disp, callback):
     sub = model.submodel(columns=keep)
     if start_params is not None:
         start_params = np.nan_to_num(model._coerce_start(start_params))[:, keep]
-    res = fit(sub, replace(options, drop_collinear=False), start_params, disp, callback)
     J, p = model.J, model.k_exog
     flat_keep = np.tile(keep, J)
+    sub_options = replace(options, drop_collinear=False)
+    if options.constraints is not None:
+        # The constraints of the other coefficients carry over; one on a dropped (not
+        # estimable) coefficient has no meaning.
+        R = np.asarray(options.constraints["R"], dtype=np.float64)
+        if np.any(R[:, ~flat_keep] != 0):
+            dropped = [n for n, a in zip(model.exog_names, aliased, strict=True) if a]
+            raise DataError(
+                f"the constraints involve the coefficients of column(s) {dropped!r}, dropped "
+                "as aliased (drop_collinear=True): they are not estimable"
+            )
+        cons = {**options.constraints, "R": R[:, flat_keep].tolist()}
+        sub_options = replace(sub_options, constraints=cons)
+    res = fit(sub, sub_options, start_params, disp, callback)
     beta = np.zeros((J, p))
     beta[:, keep] = res._state.beta
     cov = np.zeros((J * p, J * p))

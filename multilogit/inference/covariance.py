@@ -37,8 +37,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
+from scipy import linalg
 from scipy.linalg import lapack
 
+from ..engine.constrained import constrained_bread
 from ..engine.threads import small_dense_blas
 from ..exceptions import DataError, FitError
 
@@ -49,6 +51,7 @@ __all__ = [
     "HC1",
     "Cluster",
     "get_estimator",
+    "bread",
     "inverse_information",
 ]
 
@@ -76,6 +79,27 @@ def inverse_information(info: np.ndarray) -> np.ndarray:
             )
     upper = np.triu(inv)
     return np.ascontiguousarray(upper + np.triu(upper, 1).T)
+
+
+def bread(state, info: np.ndarray | None = None) -> np.ndarray:
+    r"""The inverse information of the fit ``state`` (at ``info``, default ``state.info``):
+    :math:`\mathcal{I}^{-1}`, or for a fit under linear constraints :math:`R\beta = q`
+    (recorded in its options) :math:`T (T^\top \mathcal{I} T)^{-1} T^\top` with :math:`T` a
+    basis of the null space of :math:`R` (see :mod:`multilogit.engine.constrained`), which
+    makes every covariance below the constrained one."""
+    info = state.info if info is None else info
+    options = getattr(state, "options", None) or {}
+    cons = options.get("constraints")
+    if cons is None:
+        return inverse_information(info)
+    with small_dense_blas(info.shape[0]):
+        try:
+            return constrained_bread(info, np.asarray(cons["R"], dtype=np.float64))
+        except linalg.LinAlgError:
+            raise FitError(
+                "the information matrix restricted to the constraints is singular at the "
+                "estimates: standard errors do not exist (collinear design or separated data)"
+            ) from None
 
 
 class CovarianceEstimator(ABC):
@@ -106,7 +130,7 @@ class NonRobust(CovarianceEstimator):
     label = "nonrobust"
 
     def compute(self, model, state):
-        return inverse_information(state.info)
+        return bread(state)
 
 
 _REGISTRY: dict[str, type[CovarianceEstimator]] = {"nonrobust": NonRobust}
@@ -137,8 +161,8 @@ def _sandwich(model, state, meat):
     # where neither the squared weights of the meat nor the information can underflow or
     # overflow.  The sandwich does not depend on the scale.
     scale = getattr(model, "weight_scale", 1.0)
-    bread = inverse_information(state.info / scale if scale != 1.0 else state.info)
-    cov = bread @ meat @ bread
+    inv = bread(state, state.info / scale if scale != 1.0 else state.info)
+    cov = inv @ meat @ inv
     return (cov + cov.T) / 2.0
 
 
@@ -225,6 +249,9 @@ class Cluster(CovarianceEstimator):
         fac = G / (G - 1.0)
         if self.df_correction == "statsmodels":
             n, k = model.nobs, state.beta.size
+            cons = (getattr(state, "options", None) or {}).get("constraints")
+            if cons is not None:
+                k -= len(cons["R"])  # free parameters of a constrained fit
             fac *= (n - 1.0) / (n - k)
         elif self.df_correction == "none":
             fac = 1.0

@@ -28,6 +28,7 @@ import patsy
 from scipy import linalg
 
 from ..data.design import match_level
+from ..engine.constrained import implies, null_space
 from ..engine.paired import RowComparison, compare_rows, residual_absmax
 from ..exceptions import DataError, PerfectSeparationWarning
 from . import distributions as stats
@@ -182,6 +183,12 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
             + ", ".join(map(repr, used or names))
             + "; they are not estimable and cannot be tested"
         )
+    imposed = res.fit_options.get("constraints")
+    if imposed is not None:
+        # Combinations the fit's own constraints fix have no sampling variation to test.
+        RT = _unit_rows(R) @ null_space(np.asarray(imposed["R"], dtype=np.float64))
+        if np.linalg.matrix_rank(RT, tol=1e-10) < R.shape[0]:
+            raise DataError(_IMPOSED)
     r = R @ res._beta.ravel() - q
     # Only the coefficients the constraints use: the covariance of diverging ones (separation)
     # is NaN, and 0 * NaN would spoil a test that does not involve them.
@@ -190,8 +197,23 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
     if not np.all(np.isfinite(V)):
         return TestResult(np.nan, float(R.shape[0]), np.nan, name, null, _untestable(res, used))
     middle = R[:, used] @ V @ R[:, used].T
-    stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
+    try:
+        stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
+    except linalg.LinAlgError:
+        raise DataError(_IMPOSED) from None
     return _chi2(stat, R.shape[0], name, null)
+
+
+_IMPOSED = (
+    "the covariance of the constrained combinations R params is singular: the constraints "
+    "tested are fixed by the constraints the model was fitted with (or linearly dependent on "
+    "them), so there is nothing to test"
+)
+
+
+def _unit_rows(R: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(R, axis=1)
+    return R / np.where(norms > 0, norms, 1.0)[:, None]
 
 
 def _separated_coefficients(res, used) -> str:
@@ -375,7 +397,10 @@ def _check_same_sample(a, b) -> RowComparison:
         raise DataError(f"{_NOT_SAME_SAMPLE}: {ma.n_rows} and {mb.n_rows} rows; {_REFIT_HINT}")
     if ma.is_in_memory and mb.is_in_memory and not ma.row_labels.equals(mb.row_labels):
         raise DataError(f"{_NOT_SAME_SAMPLE}: the row labels differ; {_REFIT_HINT}")
-    cmp = compare_rows(ma.backend, mb.backend, _equation_levels(ma), _equation_levels(mb))
+    cmp = compare_rows(
+        _design_rows(ma.backend), _design_rows(mb.backend), _equation_levels(ma),
+        _equation_levels(mb),
+    )  # fmt: skip
     if cmp.outcome_mismatches or cmp.weight_mismatches:
         raise DataError(
             f"{_NOT_SAME_SAMPLE}: {cmp.outcome_mismatches} row(s) with another outcome and "
@@ -383,6 +408,34 @@ def _check_same_sample(a, b) -> RowComparison:
             f"{cmp.first_mismatch}; {_REFIT_HINT}"
         )
     return cmp
+
+
+def _design_rows(backend):
+    """The backend of the design rows alone (a model with an offset holds its design and
+    its offsets apart; see :mod:`multilogit.engine.offset`)."""
+    return getattr(backend, "plain", backend)
+
+
+def _offsets_nested(small, big, tol: float = 1e-8) -> bool:
+    """Whether the difference of the two models' offsets lies in the column space of the
+    larger design in every equation: the smaller model's linear predictors
+    :math:`X_s b + O_s` are then those of the larger one, :math:`X_b c + O_b`, for some
+    :math:`c` (an offset :math:`0.5 x` is nested in a model with :math:`x` a free column)."""
+    ms, mb = small.model, big.model
+    shape = (ms.n_rows, ms.J)
+    o_s = np.zeros(shape) if ms.offset is None else np.asarray(ms.offset)
+    o_b = np.zeros(shape) if mb.offset is None else np.asarray(mb.offset)
+    if ms.ref != mb.ref:
+        raise DataError(
+            "models with an offset are compared with the same reference outcome; repivot one"
+        )
+    D = o_s - o_b
+    if not np.any(D):
+        return True
+    X = np.asarray(mb.exog, dtype=np.float64)
+    coef, *_ = np.linalg.lstsq(X, D, rcond=None)
+    resid = np.max(np.abs(D - X @ coef), axis=0)
+    return bool(np.all(resid <= tol * (1.0 + np.max(np.abs(D), axis=0))))
 
 
 # Relative tolerance of the nesting check, per column of the smaller design (see _nested).
@@ -425,8 +478,48 @@ def _nested(small, big, R: np.ndarray, tol: float = _NESTED_TOL) -> bool:
         return True
     if np.any(norm > np.sqrt(n) * bound):
         return False
-    resid = residual_absmax(mb.backend, ms.backend, x_cols, y_cols, coef)
+    resid = residual_absmax(
+        _design_rows(mb.backend), _design_rows(ms.backend), x_cols, y_cols, coef
+    )
     return bool(np.all(resid <= bound))
+
+
+def _constraints_of(res):
+    cons = res.fit_options.get("constraints")
+    if cons is None:
+        return np.zeros((0, res._beta.size)), np.zeros(0)
+    return np.atleast_2d(np.asarray(cons["R"], dtype=np.float64)), np.asarray(
+        cons["q"], dtype=np.float64
+    )
+
+
+def _check_constraints_nested(small, full) -> None:
+    """A fit under linear constraints (``fit(constraints=...)``) is nested in another of the
+    same design when its constraints imply the other's (every coefficient vector allowed in
+    the smaller model is allowed in the larger); the difference in parameters is then the
+    number of constraints it adds.  Raises ``DataError`` otherwise."""
+    R_f, q_f = _constraints_of(full)
+    R_s, q_s = _constraints_of(small)
+    if not len(R_f) and not len(R_s):
+        return
+    if not len(R_f) and small.model.k_exog <= full.model.k_exog:
+        # The larger model is unconstrained: the smaller one's design is in its column space
+        # (checked), so any constraints of the smaller one only restrict it further.
+        return
+    same = list(small.model.exog_names) == list(full.model.exog_names) and list(
+        small.model.eq_outcomes
+    ) == list(full.model.eq_outcomes)
+    if not same:
+        raise DataError(
+            "the larger model is constrained and the designs differ: nesting of constrained "
+            "models is checked for fits of the same design and reference outcome; refit the "
+            "smaller model as the larger one with more constraints"
+        )
+    if not implies(R_s, q_s, R_f, q_f):
+        raise DataError(
+            "the models are not nested: the constraints of the larger model do not all follow "
+            "from those of the smaller one"
+        )
 
 
 def _ordered(a, b):
@@ -461,6 +554,15 @@ def lr_test(res, restricted) -> TestResult:
             "the models are not nested: the smaller model's design columns are not in the "
             "column space of the larger model's"
         )
+    _check_constraints_nested(small, full)
+    has_offset = full.model.offset is not None or small.model.offset is not None
+    if has_offset and not (full.model.is_in_memory and small.model.is_in_memory):
+        raise DataError("a model with an offset is compared with another in memory only")
+    if has_offset and not _offsets_nested(small, full):
+        raise DataError(
+            "the models are not nested: their offsets differ by more than the larger model's "
+            "columns can absorb"
+        )
     stat = 2.0 * (full.llf - small.llf)
     if stat < -1e-6 * (1.0 + abs(full.llf)):
         raise DataError(
@@ -480,6 +582,12 @@ def _refit(res, model):
     serve likelihood-ratio statistics, and row-aligned options such as cluster ids would not fit
     other rows)."""
     options = {k: v for k, v in res.fit_options.items() if not k.startswith("cov_")}
+    if options.get("constraints") is not None:
+        raise DataError(
+            "this test refits the model on other columns or outcomes, where the constraints "
+            "of a constrained fit (fit(constraints=...)) have no meaning: it is not available "
+            "for a constrained fit; fit the restricted model yourself and use lr_test"
+        )
     return model.fit(**options)
 
 

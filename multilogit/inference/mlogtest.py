@@ -102,6 +102,16 @@ def small_hsiao(res, omit, seed=None, split=None) -> TestResult:
     model = res.model
     if model.weights is not None:
         raise DataError("the Small-Hsiao test needs a likelihood; the model has sampling weights")
+    if getattr(model, "offset", None) is not None:
+        raise DataError(
+            "the Small-Hsiao test refits the model without an outcome, where the offsets of "
+            "the equations have no meaning: it is not available for a model with an offset"
+        )
+    if res.fit_options.get("constraints") is not None:
+        raise DataError(
+            "the Small-Hsiao test refits the model without an outcome, where the constraints "
+            "of a constrained fit have no meaning: it is not available for a constrained fit"
+        )
     if not getattr(model, "is_in_memory", True):
         raise DataError(
             "the Small-Hsiao test refits halves of the rows: it needs an in-memory model"

@@ -25,9 +25,12 @@ import numpy as np
 import pandas as pd
 
 from ..data.large import is_dask_collection
+from ..data.offsets import new_offsets
 from ..engine import kernels
 from ..engine.memory import predict_linear, predict_probabilities
+from ..engine.offset import augmented
 from ..engine.threads import block_runs, default_threads, map_runs, stop_if_cancelled
+from ..exceptions import DataError
 from . import distributions as stats
 
 __all__ = ["PredictionResults", "get_prediction"]
@@ -52,10 +55,11 @@ def _pair_blocks(V, J, p) -> np.ndarray:
     )
 
 
-def _rows(X, beta, S, order, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def _rows(X, beta, S, order, threads: int, offset=None) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and their delta-method standard errors ``(m, K)``, in level order, of
     the rows ``X``; ``S`` from :func:`_pair_blocks`, ``order`` the internal column of each
-    outcome.
+    outcome; ``offset`` the rows' offsets ``(m, J)`` (they move the probabilities, not the
+    gradient's form).
 
     Per block of rows one BLAS product ``x S`` and a Numba pass for the per-row quadratic
     forms (no ``(m, J, J, p)`` temporaries); the blocks are split into contiguous runs over
@@ -72,7 +76,7 @@ def _rows(X, beta, S, order, threads: int) -> tuple[np.ndarray, np.ndarray]:
         for sl in blocks[runs[k].start : runs[k].stop]:
             stop_if_cancelled()
             x = np.ascontiguousarray(X[sl], dtype=np.float64)
-            p_ = predict_probabilities(x, beta)
+            p_ = predict_probabilities(*augmented(x, None if offset is None else offset[sl], beta))
             var = np.empty_like(p_)
             kernels.prob_variance_rows(x, x @ S, p_, var)
             P[sl] = p_[:, order]
@@ -82,7 +86,7 @@ def _rows(X, beta, S, order, threads: int) -> tuple[np.ndarray, np.ndarray]:
     return P, se
 
 
-def get_prediction(results, exog=None) -> PredictionResults:
+def get_prediction(results, exog=None, offset=None) -> PredictionResults:
     """Predicted probabilities of every outcome with delta-method uncertainty.
 
     Parameters
@@ -91,6 +95,8 @@ def get_prediction(results, exog=None) -> PredictionResults:
     exog : DataFrame or array, optional
         New data as for ``results.predict`` (a DataFrame with the formula's columns, or the
         fitted columns of an array model).  Default: the estimation sample.
+    offset : optional
+        The offsets of the new rows for a model with an offset, as for :func:`predict`.
 
     Returns
     -------
@@ -102,17 +108,20 @@ def get_prediction(results, exog=None) -> PredictionResults:
     order = model.level_to_internal
 
     if exog is None:
+        if offset is not None:
+            raise DataError("offset= is for new rows: the estimation rows have theirs")
         index = model.row_labels if model.is_in_memory else pd.RangeIndex(model.n_rows)
         # Threads within a chunk where the chunks are evaluated in this process (a backend on
         # a cluster runs its chunks in parallel already).
         threads = int(getattr(model.backend, "threads", 1))
         parts = model.backend.reduce(
-            lambda chunk: _rows(chunk.X, beta, S, order, threads), _PASS_ROWS, frames=False
+            lambda c: _rows(c.X, beta, S, order, threads, c.offset), _PASS_ROWS, frames=False
         )
         P, se = _stack(parts)
     else:
         X, index = _new_rows(model.design, exog, _missing_policy(model))
-        P, se = _rows(X, beta, S, order, default_threads())
+        offs = _new_offsets(model, exog, offset, index)
+        P, se = _rows(X, beta, S, order, default_threads(), offs)
     return PredictionResults(P, se, pd.Index(index), list(model.outcomes), model)
 
 
@@ -263,7 +272,35 @@ def _new_rows(design, exog, missing: str = "raise") -> tuple[np.ndarray, pd.Inde
     return X, (pd.RangeIndex(X.shape[0]) if index is None else index)
 
 
-def predict(model, beta, exog=None, which: str = "prob"):
+def _positions(exog, index) -> np.ndarray:
+    """Positions in ``exog`` of the new rows kept (labelled ``index``)."""
+    n = len(exog)
+    if len(index) == n:
+        return np.arange(n)
+    if isinstance(exog, pd.Series | pd.DataFrame):
+        pos = exog.index.get_indexer(index) if exog.index.is_unique else None
+        if pos is None or np.any(pos < 0):
+            raise DataError(
+                "rows of the new data were dropped for missing values and its index labels "
+                "are not unique: give the offsets of the rows kept, or drop the rows first"
+            )
+        return pos
+    return np.asarray(index, dtype=np.int64)
+
+
+def _new_offsets(model, exog, offset, index):
+    """The offsets of new rows (``None`` for a model without an offset)."""
+    return new_offsets(
+        getattr(model, "_offset_spec", None),
+        model.J,
+        model.eq_outcomes,
+        exog,
+        offset,
+        _positions(exog, index),
+    )
+
+
+def predict(model, beta, exog=None, which: str = "prob", offset=None):
     """Predictions of ``model`` at coefficients ``beta`` (shape ``(J, p)``).
 
     Parameters
@@ -281,7 +318,12 @@ def predict(model, beta, exog=None, which: str = "prob"):
         :math:`P_k (1 - P_k)` of each outcome's indicator (as statsmodels' ``MNLogit``);
         ``"class"``: the most probable outcome (Series of labels); ``"linear"``: the linear
         predictors, i.e. log odds against the reference (DataFrame with K columns, the
-        reference's identically 0).
+        reference's identically 0), the offsets included.
+    offset : optional
+        The offsets of the new rows ``exog`` for a model with an offset (a vector, an
+        ``(m, J)`` matrix, or column name(s) of ``exog``); by default the model's offset
+        columns when ``exog`` holds them.  Required for a model with an offset otherwise
+        (:func:`multilogit.data.offsets.new_offsets`).
     """
     if which == "mean":
         which = "prob"
@@ -294,7 +336,11 @@ def predict(model, beta, exog=None, which: str = "prob"):
     if exog is None and model.rows_frame is not None:
         exog = model.rows_frame
     if is_dask_collection(exog):
+        if getattr(model, "_offset_spec", None) is not None:
+            raise DataError("predictions of a model with an offset need new data in memory")
         return predictor.dask(exog, which)
+    if exog is None and offset is not None:
+        raise DataError("offset= is for new rows: the estimation rows have theirs")
     if exog is None:
         # The estimation sample: its rows are the backend's.
         rows = model.backend
@@ -303,6 +349,12 @@ def predict(model, beta, exog=None, which: str = "prob"):
         prob = None if which == "linear" else rows.probabilities(beta)
         if is_dask_collection(prob if eta is None else eta):
             return predictor.dask_blocks(eta, prob, which)
+        return predictor.frame(eta, prob, index, which)
+    if getattr(model, "_offset_spec", None) is not None or offset is not None:
+        X, index = _new_rows(model.design, exog, predictor.missing)
+        offs = _new_offsets(model, exog, offset, index)
+        eta = predict_linear(*augmented(X, offs, beta)) if which == "linear" else None
+        prob = None if which == "linear" else predict_probabilities(*augmented(X, offs, beta))
         return predictor.frame(eta, prob, index, which)
     return predictor(exog, which)
 

@@ -89,12 +89,24 @@ def repivot(res, new_ref):
     beta = (A @ res._beta.ravel()).reshape(model.J, p)
     cov = A @ res._cov @ A.T
     st = res._state
+    options = dict(st.options)
+    cons = options.get("constraints")
+    if cons is not None:
+        # R beta = q is R A^{-1} beta' = q in the new coefficients; the labels keep the
+        # constraints as written, in the coefficients of the reference they were written for.
+        where = f" (written with reference {model.ref!r})"
+        options["constraints"] = {
+            **cons,
+            "R": (np.asarray(cons["R"], dtype=np.float64) @ A_inv_T.T).tolist(),
+            "labels": [t if t.endswith(where) else t + where for t in cons["labels"]],
+        }
     # Score and information are covariant: s' = A^{-T} s, I' = A^{-T} I A^{-1}.
     state = replace(
         st,
         beta=beta,
         score=(A_inv_T @ np.asarray(st.score).ravel()).reshape(model.J, p),
         info=A_inv_T @ st.info @ A_inv_T.T,
+        options=options,
     )
     cov = (cov + cov.T) / 2.0
     return type(res)(new_model, state, cov, res._cov_estimator)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.memory import predict_probabilities
+from ..engine.offset import augmented
 from ..exceptions import DataError
 from ..inference import distributions as stats
 from ..inference.covariance import get_estimator
@@ -141,11 +142,80 @@ class MultinomialLogitResults:
 
     @cached_property
     def _bse_flat(self) -> np.ndarray:
-        return _readonly(_masked(np.sqrt(np.diag(self._cov)), self._nan_cov))
+        se = np.sqrt(np.diag(self._cov))
+        if self._fixed is not None:
+            # Fixed by the constraints: no sampling variation (rounding aside).
+            se = np.where(self._fixed, 0.0, se)
+        return _readonly(_masked(se, self._nan_cov))
 
     @cached_property
     def _z_flat(self) -> np.ndarray:
-        return _readonly(self._beta.ravel() / self._bse_flat)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = self._beta.ravel() / self._bse_flat
+        if self._fixed is not None:
+            z = np.where(self._fixed, np.nan, z)
+        return _readonly(z)
+
+    # -- linear constraints (fit(constraints=...)) ---------------------------------------------
+
+    @cached_property
+    def _constraints(self) -> tuple[np.ndarray, np.ndarray, tuple] | None:
+        cons = self._state.options.get("constraints")
+        if cons is None:
+            return None
+        R = np.atleast_2d(np.asarray(cons["R"], dtype=np.float64))
+        return (
+            _readonly(R),
+            _readonly(np.asarray(cons["q"], dtype=np.float64)),
+            tuple(cons["labels"]),
+        )
+
+    @property
+    def constraints(self) -> pd.DataFrame | None:
+        """The linear constraints :math:`R\\beta = q` of a constrained fit
+        (``fit(constraints=...)``), without those dropped as redundant: one row per
+        constraint (indexed by the constraint as written), a column per coefficient
+        (``(outcome, term)``, the order of ``cov_params()``) holding ``R`` and a last column
+        ``"q"``; ``None`` for a fit without constraints."""
+        if self._constraints is None:
+            return None
+        R, q, labels = self._constraints
+        cols = pd.MultiIndex.from_tuples([*self._flat_index, ("q", "")])
+        return pd.DataFrame(
+            np.column_stack([R, q]), index=pd.Index(labels, name="constraint"), columns=cols
+        )
+
+    @property
+    def _n_constraints(self) -> int:
+        return 0 if self._constraints is None else int(self._constraints[0].shape[0])
+
+    @cached_property
+    def _fixed(self) -> np.ndarray | None:
+        """Coefficients the constraints fix at a value (no free direction moves them)."""
+        if self._constraints is None:
+            return None
+        from ..engine.constrained import null_space
+
+        T = null_space(self._constraints[0])
+        return _readonly(np.linalg.norm(T, axis=1) <= 1e-10)
+
+    @cached_property
+    def _null_nested(self) -> bool:
+        """Whether the intercept-only model satisfies the constraints (whatever its
+        intercepts): only then is it nested in the constrained model."""
+        if self._constraints is None:
+            return True
+        R, q, _ = self._constraints
+        if np.any(q != 0):
+            return False
+        try:
+            ic = self.model._intercept_col()
+        except DataError:
+            ic = None
+        if ic is None:
+            return False
+        cols = ic + self.model.k_exog * np.arange(self.model.J)
+        return bool(np.all(R[:, cols] == 0))
 
     @cached_property
     def _p_flat(self) -> np.ndarray:
@@ -192,6 +262,12 @@ class MultinomialLogitResults:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
         if method == "profile":
             from ..inference.profile import profile_conf_int
+
+            if self._constraints is not None:
+                raise DataError(
+                    "profile-likelihood intervals are not available for a constrained fit "
+                    "(fit(constraints=...)); use method='wald'"
+                )
 
             return profile_conf_int(self, alpha, terms)
         if method != "wald":
@@ -318,15 +394,32 @@ class MultinomialLogitResults:
         e.g. ``y ~ 0 + x``): the intercept-only model is then not nested in the model, so
         :attr:`llr`, :attr:`llr_pvalue` and the pseudo R-squared measures built on it would
         compare non-nested models, and they are NaN too (the summary shows them as not
-        available and says why).  statsmodels' ``MNLogit`` reports the intercept-only
+        available and says why).  So is it for a constrained fit whose constraints the
+        intercept-only model does not satisfy (a constraint with a nonzero right-hand side or
+        involving an intercept).  statsmodels' ``MNLogit`` reports the intercept-only
         log-likelihood regardless, with a p-value of no valid test.  A constant in the span
         that is not a column, such as the full set of dummies of ``y ~ 0 + C(f)``, counts."""
-        if self.k_constant == 0:
+        if self.k_constant == 0 or not self._null_nested:
             return np.nan
+        if getattr(self.model, "_offset_spec", None) is not None:
+            return self._llnull_with_offset()
         n_k = self.model.outcome_counts
         share = n_k / n_k.sum()
         pos = n_k > 0
         return float(np.sum(n_k[pos] * np.log(share[pos])))
+
+    def _llnull_with_offset(self) -> float:
+        """The intercept-only model with the offset has no closed form: it is fitted (with
+        this fit's options but the covariance, penalty and constraints)."""
+        ic = self.model._intercept_col()
+        if ic is None:
+            return np.nan
+        skip = ("penalty", "constraints")
+        options = {
+            k: v for k, v in self.fit_options.items() if not k.startswith("cov_") and k not in skip
+        }
+        options["drop_collinear"] = False
+        return float(self.model.submodel(columns=[ic]).fit(**options).llf)
 
     @property
     def k_constant(self) -> int:
@@ -347,7 +440,12 @@ class MultinomialLogitResults:
     def df_model(self) -> float:
         """Slope parameters: ``(p - 1) (K - 1)`` with a constant in the column span
         (``model.k_constant``), else ``p (K - 1)``; aliased columns are not counted."""
-        return float(self.model.df_model - self.model.J * self._n_aliased - self._n_trimmed)
+        return float(
+            self.model.df_model
+            - self.model.J * self._n_aliased
+            - self._n_trimmed
+            - self._n_constraints
+        )
 
     @property
     def df_resid(self) -> float:
@@ -357,7 +455,11 @@ class MultinomialLogitResults:
     def k_params(self) -> int:
         """Number of estimated parameters, ``(K - 1) p`` (less any aliased, and for an L1 fit
         the trimmed coefficients, as statsmodels' ``nnz_params``)."""
-        return self.model.J * (self.model.k_exog - self._n_aliased) - self._n_trimmed
+        return (
+            self.model.J * (self.model.k_exog - self._n_aliased)
+            - self._n_trimmed
+            - self._n_constraints
+        )
 
     @property
     def _n_trimmed(self) -> int:
@@ -402,9 +504,10 @@ class MultinomialLogitResults:
         """Fitted probabilities on the estimation sample."""
         return self.predict()
 
-    def predict(self, exog=None, which: str = "prob"):
-        """Predictions on the estimation data or on new data; see :func:`predict`."""
-        return predict(self.model, self._beta, exog, which)
+    def predict(self, exog=None, which: str = "prob", offset=None):
+        """Predictions on the estimation data or on new data (with their ``offset`` for a
+        model with an offset); see :func:`predict`."""
+        return predict(self.model, self._beta, exog, which, offset)
 
     # -- persistence (issue 5) ----------------------------------------------------------------
 
@@ -422,18 +525,20 @@ class MultinomialLogitResults:
 
     def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = True, count=False):
         """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`."""
+        self._no_offset("marginal effects")
         from ..inference.margins import get_margeff
 
         return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
 
-    def get_prediction(self, exog=None):
+    def get_prediction(self, exog=None, offset=None):
         """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""
         from ..inference.prediction import get_prediction
 
-        return get_prediction(self, exog)
+        return get_prediction(self, exog, offset)
 
     def plot_predicted(self, term, at=None, kind: str = "line", **kwargs):
         """Predicted probabilities over ``term``; see :func:`plotting.plot_predicted`."""
+        self._no_offset("plot_predicted")
         from .plotting import plot_predicted
 
         return plot_predicted(self, term, at=at, kind=kind, **kwargs)
@@ -443,6 +548,14 @@ class MultinomialLogitResults:
         from .plotting import plot_coefficients
 
         return plot_coefficients(self, rrr=rrr, **kwargs)
+
+    def _no_offset(self, what: str) -> None:
+        if getattr(self.model, "_offset_spec", None) is not None:
+            raise DataError(
+                f"{what} of a model with an offset are not available: they evaluate the model "
+                "at rows built from typical or changed values, which have no offsets; use "
+                "predict or get_prediction with the offsets of the rows you want"
+            )
 
     # -- display ------------------------------------------------------------------------------
 
@@ -670,7 +783,7 @@ class MultinomialLogitResults:
         J, beta, order = self.model.J, self._beta, self.model.level_to_internal
 
         def chunk(c):
-            prob = predict_probabilities(c.X, beta)
+            prob = predict_probabilities(*augmented(c.X, c.offset, beta))
             d = np.where(c.y < 0, J, c.y)[:, None] == np.arange(J + 1)[None, :]
             return prob[:, order], (d - prob)[:, order]
 
@@ -689,7 +802,7 @@ class MultinomialLogitResults:
 
         def chunk(c):
             observed = np.where(c.y < 0, J, c.y)
-            predicted = np.argmax(predict_probabilities(c.X, beta), axis=1)
+            predicted = np.argmax(predict_probabilities(*augmented(c.X, c.offset, beta)), axis=1)
             tab = np.zeros((K, K))
             np.add.at(tab, (observed, predicted), c.weights)
             return tab
@@ -735,7 +848,9 @@ class MultinomialLogitResults:
 
         def chunk(c):
             observed = np.where(c.y < 0, J, c.y)
-            predicted = order[np.argmax(predict_probabilities(c.X, beta)[:, order], axis=1)]
+            predicted = order[
+                np.argmax(predict_probabilities(*augmented(c.X, c.offset, beta))[:, order], axis=1)
+            ]
             return (observed != predicted).astype(np.float64)
 
         parts = self.model.backend.reduce(chunk, frames=False)
@@ -755,6 +870,9 @@ class MultinomialLogitResults:
         same model keep theirs.
         """
         without = getattr(self.model, "without_data", None)
+        if getattr(self.model, "_offset_spec", None) is not None and without is not None:
+            # With an offset llnull is a fit on the rows: found while they are here.
+            _ = self.llnull
         # A fit loaded without its data has no rows to drop.
         if without is not None:
             self.model = without()

@@ -112,6 +112,18 @@ def notes(res) -> list[str]:
             "The model has no constant: the intercept-only model is not nested in it, so "
             "LL-Null, the LR test and the pseudo R-squared are not available (n/a)."
         )
+    spec = getattr(res.model, "_offset_spec", None)
+    if spec is not None:
+        names = spec.get("names")
+        what = (
+            "Offset " + ", ".join(repr(n) for n in names)
+            if names
+            else "An offset (given as values)"
+        )
+        out.append(
+            f"{what} added to the linear predictors (a known term, not a parameter); "
+            "LL-Null is the fit of the intercepts with the offset."
+        )
     cov_note = getattr(res._cov_estimator, "note", None)
     if cov_note is not None:
         out.append(cov_note())
