@@ -14,7 +14,7 @@ patsy name                              short name
 ``ses[T.middle]``                       ``ses: middle``
 ``C(ses, Treatment('low'))[T.middle]``  ``ses: middle``
 ``C(ses, Sum)[S.middle]``               ``ses: middle``
-``C(x, Poly)[.Linear]``                 ``x: Linear``
+``C(x, Poly).Linear``                   ``x: Linear``
 ``ses[low]`` (full-rank coding)         ``ses: low``
 ``Q('read score')``                     ``read score``
 ``I(math ** 2)``                        ``math ** 2``
@@ -29,6 +29,7 @@ coincide with another term's (see :class:`TermLabels`).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 
 from ..exceptions import DataError
@@ -48,6 +49,7 @@ INTERACTION = " × "
 # The contrast codings of patsy prefix the level in the column name: Treatment "T.",
 # Sum "S.", Diff "D.", Helmert "H."; Poly names its columns ".Linear", ".Quadratic", ...
 _LEVEL_PREFIXES = ("T.", "S.", "D.", "H.", ".")
+_POLY = re.compile(r"(\.[A-Za-z]+|\^\d+)$")
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -137,7 +139,12 @@ def term_factors(name: str) -> list[tuple[str, str | None]] | None:
     out = []
     for piece in _split_top(str(name), ":"):
         cut = _level_bracket(piece)
-        if cut is None:
+        poly = _POLY.search(piece)
+        if cut is None and poly is not None and piece[: poly.start()].endswith(")"):
+            # Poly coding names its columns without brackets: C(x, Poly).Linear, ...^4.
+            var = _variable(piece[: poly.start()])
+            level = poly.group(0).lstrip(".")
+        elif cut is None:
             var = _variable(piece)
             level = None
         else:
