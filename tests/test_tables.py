@@ -299,7 +299,8 @@ def test_latex_is_one_booktabs_tabular(r1, r2):
     b, p = r1.params.loc["write", "general"], r1.pvalues.loc["write", "general"]
     number = _f(b).replace("-", "$-$") + (f"$^{{{_stars(p)}}}$" if _stars(p) else "")
     assert rf"\quad {label} & {number} & " in tex
-    assert r"p\textless{}0.05" in tex  # "<" would print as an inverted exclamation mark
+    # "<" would print as an inverted exclamation mark; stars as in the cells.
+    assert r"$^{*}$ p\textless{}0.05, $^{**}$ p\textless{}0.01" in tex
     assert r"\multicolumn{3}{l}{\textit{general}} \\" in tex
 
 

@@ -231,6 +231,7 @@ _LATEX = {
 }
 
 
+_STAR_LEGEND = re.compile(r"(?<![\w$])(\*+)(?= p\\textless)")
 _MINUS = re.compile(r"(?<![\w.])-(?=\d)")
 
 
@@ -282,7 +283,9 @@ def as_latex(grid: Grid) -> str:
             out.append(" & ".join([latex_escape(r.label), *map(cell, r.cells)]) + r" \\")
     out.append(r"\bottomrule")
     for note in grid.notes:
-        out.append(rf"\multicolumn{{{n}}}{{l}}{{\footnotesize {latex_escape(note)}}} \\")
+        # The star legend with the stars set as in the cells.
+        text = _STAR_LEGEND.sub(r"$^{\1}$", latex_escape(note))
+        out.append(rf"\multicolumn{{{n}}}{{l}}{{\footnotesize {text}}} \\")
     out.append(r"\end{tabular}")
     return "\n".join(out)
 
