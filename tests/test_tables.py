@@ -297,7 +297,7 @@ def test_latex_is_one_booktabs_tabular(r1, r2):
     assert body.count("{") == body.count("}")
     label = r"write\_score \& 100\% \#1 \textasciitilde{} \{x\} \$"
     b, p = r1.params.loc["write", "general"], r1.pvalues.loc["write", "general"]
-    number = _f(b).replace("-", "$-$") + (f"$^{{{_stars(p)}}}$" if _stars(p) else "")
+    number = _f(b).replace("-", "$-$") + (rf"\rlap{{$^{{{_stars(p)}}}$}}" if _stars(p) else "")
     assert rf"\quad {label} & {number} & " in tex
     # "<" would print as an inverted exclamation mark; stars as in the cells.
     assert r"$^{*}$ p\textless{}0.05, $^{**}$ p\textless{}0.01" in tex
@@ -305,12 +305,20 @@ def test_latex_is_one_booktabs_tabular(r1, r2):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-def test_latex_compiles(r1, r2, tmp_path):
-    tex = ml.model_table([r1, r2], stars=True, short_names=True).as_latex()
-    doc = (
-        "\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]{inputenc}"
-        "\\begin{document}\n" + tex + "\n\\end{document}\n"
-    )
+def test_latex_compiles(hsb, r1, r2, tmp_path):
+    inter = ml.mnlogit("prog ~ female:write + ses", hsb, ref="academic").fit()
+    tables = [
+        ml.model_table([r1, r2, inter], stars=True, short_names=True, title="Long"),
+        ml.model_table(
+            [r1, r2],
+            layout="wide",
+            rrr=True,
+            statistic=["se", "ci"],
+            labels={"write": "a_b & 50%"},
+        ),
+    ]
+    doc = "\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n"
+    doc += "\n\n".join(t.as_latex() for t in tables) + "\n\\end{document}\n"
     (tmp_path / "t.tex").write_text(doc)
     run = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
@@ -318,7 +326,9 @@ def test_latex_compiles(r1, r2, tmp_path):
         capture_output=True,
         timeout=60,
     )
-    assert run.returncode == 0, run.stdout.decode(errors="replace")[-2000:]
+    log = run.stdout.decode(errors="replace")
+    assert run.returncode == 0, log[-2000:]
+    assert "Missing character" not in (tmp_path / "t.log").read_text(errors="replace")
 
 
 def _md_cells(line: str) -> list[str]:

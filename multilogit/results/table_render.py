@@ -6,7 +6,7 @@ statistics (a value may span the columns of its model), and notes.  Each rendere
 and lays out; what the cells say is decided in :mod:`multilogit.results.tables`.
 
 LaTeX output is one ``tabular`` environment with booktabs rules (``\\usepackage{booktabs}``);
-significance stars are set as superscripts, so the table needs nothing else.
+significance stars are set as zero-width superscripts, so the table needs nothing else.
 """
 
 from __future__ import annotations
@@ -267,7 +267,8 @@ def as_latex(grid: Grid) -> str:
     def cell(c: Cell) -> str:
         # A minus sign, not a hyphen, before a number.
         text = _MINUS.sub("$-$", latex_escape(c.text))
-        text += f"$^{{{c.stars}}}$" if c.stars else ""
+        # Zero-width stars (as estout's \sym): the number stays centred under its heading.
+        text += rf"\rlap{{$^{{{c.stars}}}$}}" if c.stars else ""
         return rf"\multicolumn{{{c.span}}}{{c}}{{{text}}}" if c.span > 1 else text
 
     indent = r"\quad " if any(s.title for s in grid.sections) else ""
