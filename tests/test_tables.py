@@ -198,6 +198,21 @@ def test_statsmodels_positional_arguments(r1, r2):
     assert t.tables[0].equals(frame)
 
 
+def test_dropped_coefficients_and_model_notes(hsb):
+    d = hsb.assign(w2=hsb["write"] * 2)
+    aliased = ml.mnlogit("prog ~ write + w2", d, ref="academic").fit(drop_collinear=True)
+    with pytest.warns(ml.ConvergenceWarning):
+        short = ml.mnlogit("prog ~ write", hsb, ref="academic").fit(maxiter=1)
+    firth = ml.mnlogit("prog ~ write", hsb, ref="academic").fit(method="firth")
+    t = ml.model_table([aliased, short, firth])
+    est = t.to_frame().xs("estimates")
+    assert est.loc[("general", "w2", "estimate"), "(1)"] == "(dropped)"
+    assert ("general", "w2", "se") not in est.index  # no statistic for a dropped coefficient
+    assert "(2): the fit did not converge; its estimates are unreliable." in t.notes
+    assert "(3): Firth (mean bias-reduced) estimates." in t.notes
+    assert not any(n.startswith("(1)") for n in t.notes)
+
+
 # ---------------------------------------------------------------------------------------------
 # Stars
 

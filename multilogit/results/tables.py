@@ -545,9 +545,11 @@ def _notes(models, rrr, statistics, alpha, levels, common_ref) -> list[str]:
         res = m.res
         if not res.converged:
             out.append(f"{m.name}: the fit did not converge; its estimates are unreliable.")
-        if res.penalty is not None or res.method == "firth":
+        if res.method == "firth":
+            out.append(f"{m.name}: Firth (mean bias-reduced) estimates.")
+        if res.penalty is not None:
             out.append(
-                f"{m.name}: {'Firth bias-reduced' if res.method == 'firth' else 'penalized'} "
-                "estimates; see its summary() for how to read its standard errors."
+                f"{m.name}: penalized estimates; their standard errors are approximate (see its "
+                "summary())."
             )
     return out
