@@ -387,6 +387,8 @@ def test_errors(r1, r2, hsb):
         ml.model_table([r1], outcome_labels={"vocational": "V"})
     with pytest.raises(DataError, match="both printed 'X'"):
         ml.model_table([r1], labels={"write": "X", "ses[T.high]": "X"})
+    with pytest.raises(DataError, match="two outcomes of model \\(1\\) are both printed 'G'"):
+        ml.model_table([r1], outcome_labels={"general": "G", "vocation": "G"})
     with pytest.raises(DataError, match="regressor_order: 'maths' is not a term"):
         ml.model_table([r1, r2], regressor_order=["maths"])
     with pytest.raises(ValueError, match="layout must be"):

@@ -320,123 +320,37 @@ def model_table(
     models = [_Model(n, r, rrr, alpha) for n, r in zip(names, results, strict=True)]
 
     term_label = TermLabels([t for m in models for t in m.terms], labels, short=short_names)
-    all_outcomes = []
-    for r in results:
-        for o in r.outcomes:
-            if o not in all_outcomes:
-                all_outcomes.append(o)
-    out_label = outcome_labels_map(all_outcomes, outcome_labels)
-    refs = {out_label[r.ref] for r in results}
-    common_ref = next(iter(refs)) if len(refs) == 1 else None
+    all_outcomes = list(dict.fromkeys(o for r in results for o in r.outcomes))
+    aligned = _Aligned(models, term_label, outcome_labels_map(all_outcomes, outcome_labels))
+    terms = _select_terms(aligned.terms, term_label, regressor_order, drop_omitted, drop)
 
-    # Keys of rows (term labels) and of outcome blocks, each in order of first appearance.
-    def block_of(m, outcome):
-        label = out_label[outcome]
-        return label if common_ref is not None else f"{label} vs {out_label[m.res.ref]}"
+    def cells_of(name, block, term) -> dict[str, render.Cell]:
+        return _cells(aligned.get(name, block, term), statistics, fmt, levels)
 
-    cells: dict[tuple[str, str, str], tuple[_Model, object, str]] = {}
-    term_keys, blocks = [], []
-    for m in models:
-        seen = {}
-        for t in m.terms:
-            key = term_label(t)
-            if key in seen:
-                raise DataError(
-                    f"labels: terms {seen[key]!r} and {t!r} of model {m.name} are both "
-                    f"printed {key!r}; give them different labels"
-                )
-            seen[key] = t
-            if key not in term_keys:
-                term_keys.append(key)
-        for o in m.outcomes:
-            b = block_of(m, o)
-            if b not in blocks:
-                blocks.append(b)
-            for t in m.terms:
-                if (m.name, b, term_label(t)) in cells:
-                    raise DataError(
-                        f"outcome_labels: two outcomes of model {m.name} are both printed {b!r}"
-                    )
-                cells[(m.name, b, term_label(t))] = (m, o, t)
-
-    term_keys = _select_terms(term_keys, term_label, regressor_order, drop_omitted, drop)
-
-    def estimate_cells(m_name, block, key) -> dict[str, render.Cell]:
-        found = cells.get((m_name, block, key))
-        if found is None:
-            return {}
-        m, o, t = found
-        est, p = m.get("estimate", o, t), m.get("p", o, t)
-        if not np.isfinite(est):
-            return {"estimate": render.Cell("(dropped)")}
-        out = {"estimate": render.Cell(fmt(est), star_symbols(p, levels))}
-        for s in statistics:
-            if s == "ci":
-                lo, hi = m.get("lower", o, t), m.get("upper", o, t)
-                text = f"[{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
-            else:
-                v = m.get(s, o, t)
-                text = f"({fmt(v)})" if np.isfinite(v) else "(n/a)"
-            out[s] = render.Cell(text)
-        return out
-
-    row_kinds = ("estimate", *statistics)
-    records, sections = [], []
-    if layout == "long":
-        columns = [(m.name, None) for m in models]
-        section_keys = [
-            (b, [k for k in term_keys if any((m.name, b, k) in cells for m in models)])
-            for b in blocks
-        ]
-    else:
-        columns = [
-            (m.name, b)
-            for m in models
-            for b in blocks
-            if any((m.name, b, k) in cells for k in term_keys)
-        ]
-        section_keys = [(None, list(term_keys))]
-    for block, keys in section_keys:
-        rows = []
-        for key in keys:
-            per_col = [
-                estimate_cells(name, block if block is not None else col_block, key)
-                for name, col_block in columns
-            ]
-            for kind in row_kinds:
-                rcells = tuple(c.get(kind, render.Cell()) for c in per_col)
-                if kind != "estimate" and not any(c.text for c in rcells):
-                    continue
-                rows.append(render.Row(key if kind == "estimate" else "", rcells))
-                index = (
-                    ("estimates", block, key, kind)
-                    if layout == "long"
-                    else ("estimates", key, kind)
-                )
-                records.append((index, [c.text + c.stars for c in rcells]))
-        if rows:
-            sections.append(render.Section(block, tuple(rows)))
-
+    columns, sections, records = _body(aligned, models, terms, layout, statistics, cells_of)
+    spans = [sum(1 for n, _ in columns if n == m.name) for m in models]
     footer_rows = []
     for label, values in _footer(results, stats, include_r2, info_dict, fmt):
         if layout == "long":
-            rcells = tuple(render.Cell(v) for v in values)
-            flat = list(values)
+            footer_rows.append(render.Row(label, tuple(render.Cell(v) for v in values)))
+            records.append((("gof", "", label, ""), list(values)))
         else:
-            spans = [sum(1 for n, _ in columns if n == m.name) for m in models]
-            rcells = tuple(render.Cell(v, span=s) for v, s in zip(values, spans, strict=True) if s)
-            flat = [v for v, s in zip(values, spans, strict=True) for _ in range(s)]
-        footer_rows.append(render.Row(label, rcells))
-        index = ("gof", "", label, "") if layout == "long" else ("gof", label, "")
-        records.append((index, flat))
+            # One value per model, spanning its outcome columns (repeated in the frame).
+            pairs = list(zip(values, spans, strict=True))
+            footer_rows.append(
+                render.Row(label, tuple(render.Cell(v, span=k) for v, k in pairs if k))
+            )
+            records.append((("gof", label, ""), [v for v, k in pairs for _ in range(k)]))
 
     if layout == "long":
         header = (tuple((m.name, 1) for m in models),)
         col_index = pd.Index([m.name for m in models], name="model")
         idx_names = ["part", "outcome", "term", "statistic"]
     else:
-        spans = [(m.name, sum(1 for n, _ in columns if n == m.name)) for m in models]
-        header = (tuple(s for s in spans if s[1]), tuple((b, 1) for _, b in columns))
+        header = (
+            tuple((m.name, k) for m, k in zip(models, spans, strict=True) if k),
+            tuple((b, 1) for _, b in columns),
+        )
         col_index = pd.MultiIndex.from_tuples(columns, names=["model", "outcome"])
         idx_names = ["part", "term", "statistic"]
     frame = pd.DataFrame(
@@ -449,10 +363,114 @@ def model_table(
         header=header,
         sections=tuple(sections),
         footer=render.Section(None, tuple(footer_rows)),
-        notes=tuple(_notes(models, rrr, statistics, alpha, levels, common_ref) + list(notes)),
+        notes=tuple(
+            _notes(models, rrr, statistics, alpha, levels, aligned.common_ref) + list(notes)
+        ),
         title=title,
     )
     return ModelTable(grid, frame)
+
+
+class _Aligned:
+    """Every model's coefficients keyed by ``(model name, outcome block, printed term)``.
+
+    Terms and blocks keep their order of first appearance across the models.  A block is the
+    printed outcome, or ``"outcome vs reference"`` when the models' references differ: a
+    coefficient compares its outcome with the model's reference, so only coefficients against
+    the same reference share a row.
+    """
+
+    def __init__(self, models, term_label, out_label):
+        refs = {out_label[m.res.ref] for m in models}
+        self.common_ref = next(iter(refs)) if len(refs) == 1 else None
+        self._cells: dict[tuple[str, str, str], tuple[_Model, object, str]] = {}
+        self.terms: list[str] = []
+        self.blocks: list[str] = []
+        for m in models:
+            printed: dict[str, str] = {}
+            for t in m.terms:
+                key = term_label(t)
+                if key in printed:
+                    raise DataError(
+                        f"labels: terms {printed[key]!r} and {t!r} of model {m.name} are both "
+                        f"printed {key!r}; give them different labels"
+                    )
+                printed[key] = t
+            self.terms += [k for k in printed if k not in self.terms]
+            for o in m.outcomes:
+                block = out_label[o]
+                if self.common_ref is None:
+                    block = f"{block} vs {out_label[m.res.ref]}"
+                if any((m.name, block, k) in self._cells for k in printed):
+                    raise DataError(
+                        f"outcome_labels: two outcomes of model {m.name} are both printed "
+                        f"{block!r}"
+                    )
+                if block not in self.blocks:
+                    self.blocks.append(block)
+                for key, t in printed.items():
+                    self._cells[(m.name, block, key)] = (m, o, t)
+
+    def get(self, name, block, term):
+        """``(model, outcome, term name)`` of a cell, or None where the model has none."""
+        return self._cells.get((name, block, term))
+
+    def has(self, name, block, terms) -> bool:
+        return any((name, block, t) in self._cells for t in terms)
+
+
+def _cells(found, statistics, fmt, levels) -> dict[str, render.Cell]:
+    """The estimate's cell and those of its statistics (none where the model lacks it)."""
+    if found is None:
+        return {}
+    m, o, t = found
+    est, p = m.get("estimate", o, t), m.get("p", o, t)
+    if not np.isfinite(est):
+        return {"estimate": render.Cell("(dropped)")}
+    out = {"estimate": render.Cell(fmt(est), star_symbols(p, levels))}
+    for s in statistics:
+        if s == "ci":
+            lo, hi = m.get("lower", o, t), m.get("upper", o, t)
+            text = f"[{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+        else:
+            v = m.get(s, o, t)
+            text = f"({fmt(v)})" if np.isfinite(v) else "(n/a)"
+        out[s] = render.Cell(text)
+    return out
+
+
+def _body(aligned, models, terms, layout, statistics, cells_of):
+    """Columns ``(model, block or None)``, the row sections, and the frame's records."""
+    if layout == "long":
+        columns = [(m.name, None) for m in models]
+        sections = [
+            (b, [k for k in terms if any(aligned.has(m.name, b, [k]) for m in models)])
+            for b in aligned.blocks
+        ]
+    else:
+        columns = [
+            (m.name, b) for m in models for b in aligned.blocks if aligned.has(m.name, b, terms)
+        ]
+        sections = [(None, list(terms))]
+    out, records = [], []
+    for block, keys in sections:
+        rows = []
+        for key in keys:
+            per_col = [cells_of(name, block or col_block, key) for name, col_block in columns]
+            for kind in ("estimate", *statistics):
+                cells = tuple(c.get(kind, render.Cell()) for c in per_col)
+                if kind != "estimate" and not any(c.text for c in cells):
+                    continue
+                rows.append(render.Row(key if kind == "estimate" else "", cells))
+                index = (
+                    ("estimates", block, key, kind)
+                    if layout == "long"
+                    else ("estimates", key, kind)
+                )
+                records.append((index, [c.text + c.stars for c in cells]))
+        if rows:
+            out.append(render.Section(block, tuple(rows)))
+    return columns, out, records
 
 
 #: statsmodels' name, with its arguments in its order.
