@@ -264,7 +264,7 @@ class _Rows(HTMLParser):
             self.rows.append(self.row)
 
     def handle_data(self, data):
-        if self.cell is not None and self.stack[-1] in ("td", "th", "sup"):
+        if self.cell is not None and self.stack and self.stack[-1] in ("td", "th", "sup"):
             self.cell[1] += data
 
 
@@ -361,6 +361,20 @@ def test_markdown_pipe_table(r1, r2):
     row = next(ln for ln in table if ln.startswith(r"| a\|b\_c"))
     assert _md_cells(row)[1] == _f(b) + r"\*" * len(_stars(p))
     assert lines[-1] == r"\* p<0.05, \*\* p<0.01, \*\*\* p<0.001"
+
+
+def test_markdown_as_a_markdown_parser_reads_it(r1, r2):
+    """Rendered by a CommonMark parser with tables: the cells come back as printed, stars
+    as text rather than emphasis."""
+    markdown_it = pytest.importorskip("markdown_it")
+    t = ml.model_table([r1, r2], stars=True, labels={"write": "a|b_c*"}, layout="wide")
+    parser = _Rows()
+    parser.feed(markdown_it.MarkdownIt("commonmark").enable("table").render(t.as_markdown()))
+    cells = [[text for _, text in row] for row in parser.rows]
+    frame = t.to_frame()
+    assert cells[0] == ["", *(f"{m} {o}" for m, o in frame.columns)]
+    assert ["a|b_c*", *frame.loc[("estimates", "a|b_c*", "estimate")]] in cells
+    assert len({len(row) for row in cells}) == 1
 
 
 def test_text_columns_line_up(r1, r2):
