@@ -388,6 +388,8 @@ def test_text_columns_line_up(r1, r2):
     points = {m.start() for ln in rows for m in re.finditer(r"\.", ln[start:])}
     assert len(points) == 2
     assert str(ml.model_table([r1, r2], stars=True)) == text
+    titled = ml.model_table([r1, r2], title="Table 2: programme choice").as_text().splitlines()
+    assert titled[0].strip() == "Table 2: programme choice" and set(titled[1]) == {"="}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,5 +417,11 @@ def test_errors(r1, r2, hsb):
         ml.model_table(r1, stars=[0.05, 5])
     with pytest.raises(ValueError, match="distinct"):
         ml.model_table([r1, r2], model_names=["A", "A"])
+    with pytest.raises(ValueError, match="either as the keys of a dict or as model_names"):
+        ml.model_table({"A": r1}, model_names=["B"])
+    with pytest.raises(ValueError, match="1 model names for 2 models"):
+        ml.model_table([r1, r2], model_names=["A"])
+    with pytest.raises(TypeError, match="float_format"):
+        ml.model_table(r1, float_format=[3])
     with pytest.raises(TypeError, match="multilogit results.*DataFrame"):
         ml.model_table([r1, pd.DataFrame()])
