@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time see __getattr__
     from .inference import hypothesis, reparam
     from .loading import load
     from .results.plotting import plot_decision_regions
+    from .results.tables import ModelTable, model_table, summary_col
 
 __all__ = [
     "ConvergenceWarning",
@@ -34,6 +35,7 @@ __all__ = [
     "FitError",
     "MultilogitError",
     "MultinomialLogit",
+    "ModelTable",
     "MultinomialLogitResults",
     "PerfectSeparationError",
     "PerfectSeparationWarning",
@@ -44,8 +46,10 @@ __all__ = [
     "load",
     "reparam",
     "mnlogit",
+    "model_table",
     "parquet",
     "plot_decision_regions",
+    "summary_col",
 ]
 
 
@@ -64,6 +68,10 @@ def __getattr__(name: str):
         from .loading import load as value
     elif name == "plot_decision_regions":
         from .results.plotting import plot_decision_regions as value
+    elif name in ("model_table", "summary_col", "ModelTable"):
+        from .results import tables
+
+        value = getattr(tables, name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

@@ -26,18 +26,29 @@ import numpy as np
 import pandas as pd
 
 from ..data import design
+from ..data.labelling import TermLabels, outcome_labels_map
 from . import distributions as stats
 
 __all__ = ["rrr", "repivot", "softmax_params", "SoftmaxParams", "pivot_matrix"]
 
 
-def rrr(res, alpha: float = 0.05) -> pd.DataFrame:
+def rrr(
+    res,
+    alpha: float = 0.05,
+    labels: dict | None = None,
+    outcome_labels: dict | None = None,
+    short_names: bool = False,
+) -> pd.DataFrame:
     """Relative-risk ratios :math:`e^{\\beta}` as Stata's ``mlogit, rrr``.
 
     Returns a DataFrame indexed by ``(outcome, term)`` with columns ``rrr``, ``std err`` (delta
     method, :math:`e^{\\beta} \\mathrm{se}(\\beta)`), ``z`` and ``P>|z|`` (those of the
     coefficient: the test of ``rrr = 1``), and the confidence limits ``lower``/``upper``
     :math:`= e^{\\beta \\mp z_{1-\\alpha/2} \\mathrm{se}}` (not symmetric around the ratio).
+    ``labels``, ``outcome_labels`` and ``short_names`` print the terms and outcomes of the
+    index as :class:`~multilogit.data.labelling.TermLabels` and
+    :func:`~multilogit.data.labelling.outcome_labels_map` say (``outcome`` then holds the
+    printed labels, strings).
     """
     ci = res.conf_int(alpha)
     b = res._beta.ravel()
@@ -53,7 +64,20 @@ def rrr(res, alpha: float = 0.05) -> pd.DataFrame:
             "lower": np.exp(ci["lower"].to_numpy()),
             "upper": np.exp(ci["upper"].to_numpy()),
         },
-        index=res._flat_index,
+        index=_labelled_index(res, labels, outcome_labels, short_names),
+    )
+
+
+def _labelled_index(res, labels, outcome_labels, short_names) -> pd.MultiIndex:
+    """``(outcome, term)`` index of the flat parameters, printed as the caller asks."""
+    if labels is None and outcome_labels is None and not short_names:
+        return res._flat_index
+    model = res.model
+    term_label = TermLabels(model.exog_names, labels, short=short_names)
+    out_label = outcome_labels_map(model.outcomes, outcome_labels)
+    return pd.MultiIndex.from_product(
+        [[out_label[o] for o in model.eq_outcomes], [term_label(t) for t in model.exog_names]],
+        names=["outcome", "term"],
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..data.labelling import TermLabels, outcome_labels_map
 from ..exceptions import DataError
 from ..inference import typical
 from ..inference.margins import (
@@ -185,7 +186,15 @@ class _Covariates:
         return pd.DataFrame(out)
 
 
-def _at_text(cov, skip):
+def _labellers(results, labels, outcome_labels, short_names, cov=None):
+    """How terms, variables and outcomes are printed; the keys of ``labels`` are checked
+    against the model's terms and (with ``cov``) the variables a plot can put on an axis."""
+    variables = [] if cov is None else [str(v) for v in cov.variables]
+    terms = TermLabels(results.model.exog_names, labels, short=short_names, variables=variables)
+    return terms, outcome_labels_map(results.outcomes, outcome_labels)
+
+
+def _at_text(cov, skip, terms):
     parts = []
     for name, v in cov.typical.items():
         if name in skip or (not cov.formula and name in ("const", "Intercept")):
@@ -194,7 +203,8 @@ def _at_text(cov, skip):
         c = list(cov.variables).index(name) if not cov.formula else None
         if c is not None and lo[c] == 1 and hi[c] == 1:
             continue
-        parts.append(f"{name}={v:.3g}" if isinstance(v, float) else f"{name}={v}")
+        label = terms.variable(name)
+        parts.append(f"{label}={v:.3g}" if isinstance(v, float) else f"{label}={v}")
     return ", ".join(parts)
 
 
@@ -211,6 +221,9 @@ def plot_predicted(
     n_points: int = 100,
     ci: bool = True,
     ax=None,
+    labels: dict | None = None,
+    outcome_labels: dict | None = None,
+    short_names: bool = True,
 ):
     """Predicted probability of each outcome over the range of one covariate.
 
@@ -233,6 +246,14 @@ def plot_predicted(
     ci : bool
         Draw the intervals (``kind="line"``).
     ax : matplotlib Axes, optional
+    labels : dict, optional
+        Labels of variables and terms (``{"write": "Writing score"}``); see
+        :class:`~multilogit.data.labelling.TermLabels`.  An unknown key is an error listing the
+        valid names.
+    outcome_labels : dict, optional
+        Labels of the outcomes in the legend (``{"vocation": "Vocational"}``).
+    short_names : bool
+        Print design terms by their short names (``ses: middle`` for ``C(ses)[T.middle]``).
 
     Returns
     -------
@@ -246,6 +267,7 @@ def plot_predicted(
         raise ValueError(f"n_points must be at least 2; got {n_points!r}")
     cov = _Covariates(results, at)
     cov.check(term)
+    terms, out_label = _labellers(results, labels, outcome_labels, short_names, cov)
     outcomes = list(results.outcomes)
     colors = _colors(len(outcomes))
     fig, ax = _figure_ax(ax)
@@ -277,28 +299,35 @@ def plot_predicted(
                     yerr=yerr,
                     fmt="o",
                     color=colors[k],
-                    label=str(outcome),
+                    label=out_label[outcome],
                     capsize=3,
                 )
         else:
             bottom = np.zeros(len(grid))
             for k, outcome in enumerate(outcomes):
-                ax.bar(xs, P[:, k], bottom=bottom, color=colors[k], label=str(outcome), width=0.6)
+                ax.bar(
+                    xs,
+                    P[:, k],
+                    bottom=bottom,
+                    color=colors[k],
+                    label=out_label[outcome],
+                    width=0.6,
+                )
                 bottom += P[:, k]
         ax.set_xticks(xs)
         ax.set_xticklabels([str(g) for g in grid])
     elif kind == "line":
         for k, outcome in enumerate(outcomes):
-            ax.plot(xs, P[:, k], color=colors[k], label=str(outcome))
+            ax.plot(xs, P[:, k], color=colors[k], label=out_label[outcome])
             if ci:
                 ax.fill_between(xs, lo[:, k], hi[:, k], color=colors[k], alpha=0.2, linewidth=0)
     else:
-        ax.stackplot(xs, P.T, colors=colors, labels=[str(o) for o in outcomes])
+        ax.stackplot(xs, P.T, colors=colors, labels=[out_label[o] for o in outcomes])
         ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel(str(term))
+    ax.set_xlabel(terms.variable(term))
     ax.set_ylabel(f"Pr({name})")
-    where = _at_text(cov, {term})
+    where = _at_text(cov, {term}, terms)
     ax.set_title(f"Predicted probabilities of {name}" + (f"\n(at {where})" if where else ""))
     ax.legend(title=str(name), loc="best")
     return fig
@@ -314,6 +343,9 @@ def plot_coefficients(
     alpha: float = 0.05,
     include_intercept: bool = False,
     ax=None,
+    labels: dict | None = None,
+    outcome_labels: dict | None = None,
+    short_names: bool = True,
 ):
     """Forest plot: each term's coefficient (or relative-risk ratio) per outcome, with CIs.
 
@@ -328,12 +360,21 @@ def plot_coefficients(
     include_intercept : bool
         Also show the intercept.
     ax : matplotlib Axes, optional
+    labels : dict, optional
+        Labels of variables and terms (``{"write": "Writing score"}``); see
+        :class:`~multilogit.data.labelling.TermLabels`.  An unknown key is an error listing the
+        valid names.
+    outcome_labels : dict, optional
+        Labels of the outcomes in the legend (``{"vocation": "Vocational"}``).
+    short_names : bool
+        Print design terms by their short names (``ses: middle`` for ``C(ses)[T.middle]``).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     model = results.model
+    term_label, out_label = _labellers(results, labels, outcome_labels, short_names)
     terms = [t for t in model.exog_names if include_intercept or t not in ("Intercept", "const")]
     if not terms:
         raise DataError("no terms to plot besides the intercept; pass include_intercept=True")
@@ -358,7 +399,7 @@ def plot_coefficients(
             fmt="o",
             color=eq_colors[j],
             capsize=3,
-            label=str(outcome),
+            label=out_label[outcome],
         )
     ax.axvline(1.0 if rrr else 0.0, color="0.4", linestyle=":", linewidth=1)
     if rrr:
@@ -370,14 +411,15 @@ def plot_coefficients(
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(ys)
-    ax.set_yticklabels([str(t) for t in terms])
+    ax.set_yticklabels([term_label(t) for t in terms])
     level = f"{100 * (1 - alpha):g}%"
+    ref = out_label[results.ref]
     ax.set_xlabel(
-        f"Relative-risk ratio vs {results.ref} ({level} CI)"
+        f"Relative-risk ratio vs {ref} ({level} CI)"
         if rrr
-        else f"Coefficient: log relative risk vs {results.ref} ({level} CI)"
+        else f"Coefficient: log relative risk vs {ref} ({level} CI)"
     )
-    ax.set_title(f"Multinomial logit of {model.endog_names} (reference: {results.ref})")
+    ax.set_title(f"Multinomial logit of {model.endog_names} (reference: {ref})")
     ax.legend(title=str(model.endog_names), loc="best")
     return fig
 
@@ -394,6 +436,9 @@ def plot_decision_regions(
     grid_points: int = 200,
     show_data: bool = True,
     ax=None,
+    labels: dict | None = None,
+    outcome_labels: dict | None = None,
+    short_names: bool = True,
 ):
     """Where each outcome is the most probable, over two covariates, with the data points.
 
@@ -415,6 +460,14 @@ def plot_decision_regions(
         Draw the observations (a model whose rows its backend holds, on Dask data or streamed
         from Parquet, draws none: pass ``False``).
     ax : matplotlib Axes, optional
+    labels : dict, optional
+        Labels of variables and terms (``{"write": "Writing score"}``); see
+        :class:`~multilogit.data.labelling.TermLabels`.  An unknown key is an error listing the
+        valid names.
+    outcome_labels : dict, optional
+        Labels of the outcomes in the legend (``{"vocation": "Vocational"}``).
+    short_names : bool
+        Print design terms by their short names (``ses: middle`` for ``C(ses)[T.middle]``).
 
     Returns
     -------
@@ -433,6 +486,7 @@ def plot_decision_regions(
         cov.check(name, what)
         if cov.is_categorical(name):
             raise DataError(f"{what}={name!r} is categorical; decision regions need numeric axes")
+    terms, out_label = _labellers(results, labels, outcome_labels, short_names, cov)
     if show_data:
         # Before drawing anything: the observations of a model on big data are not here.
         vx, vy = cov.values(x), cov.values(y)
@@ -453,7 +507,9 @@ def plot_decision_regions(
     ax.contourf(
         xx, yy, best, levels=np.arange(K + 1) - 0.5, cmap=ListedColormap(colors), alpha=0.25
     )
-    handles = [Patch(facecolor=colors[k], alpha=0.5, label=str(o)) for k, o in enumerate(outcomes)]
+    handles = [
+        Patch(facecolor=colors[k], alpha=0.5, label=out_label[o]) for k, o in enumerate(outcomes)
+    ]
     boundaries = []
     for k in range(K):
         for m in range(k + 1, K):
@@ -479,13 +535,13 @@ def plot_decision_regions(
                 color=colors[k],
                 edgecolors="black",
                 linewidths=0.4,
-                label=f"{outcome} (observed)",
+                label=f"{out_label[outcome]} (observed)",
             )
     ax.set_xlim(gx[0], gx[-1])
     ax.set_ylim(gy[0], gy[-1])
-    ax.set_xlabel(str(x))
-    ax.set_ylabel(str(y))
-    where = _at_text(cov, {x, y})
+    ax.set_xlabel(terms.variable(x))
+    ax.set_ylabel(terms.variable(y))
+    where = _at_text(cov, {x, y}, terms)
     name = results.model.endog_names
     ax.set_title(f"Most probable {name}" + (f"\n(at {where})" if where else ""))
     ax.legend(handles=handles, title=str(name), loc="best", fontsize="small")

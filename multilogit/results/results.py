@@ -559,16 +559,35 @@ class MultinomialLogitResults:
 
     # -- display ------------------------------------------------------------------------------
 
-    def summary(self, alpha: float = 0.05, title: str | None = None, rrr: bool = False):
+    def summary(
+        self,
+        alpha: float = 0.05,
+        title: str | None = None,
+        rrr: bool = False,
+        labels: dict | None = None,
+        outcome_labels: dict | None = None,
+        short_names: bool = False,
+    ):
         """Summary table: a statsmodels ``Summary`` (text, ``_repr_html_``, ``as_latex()``).
 
         With ``rrr=True`` the coefficient blocks show relative-risk ratios ``exp(coef)`` with
         delta-method standard errors and exponentiated confidence limits (Stata's
-        ``mlogit, rrr``); see :meth:`rrr`.
+        ``mlogit, rrr``); see :meth:`rrr`.  ``labels`` (``{term or variable: label}``),
+        ``outcome_labels`` (``{outcome: label}``) and ``short_names`` (``ses: middle`` for
+        ``C(ses)[T.middle]``) change how terms and outcomes are printed; see
+        :class:`~multilogit.data.labelling.TermLabels`.
         """
         from .summary import build_summary
 
-        return build_summary(self, alpha=alpha, title=title, rrr=rrr)
+        return build_summary(
+            self,
+            alpha=alpha,
+            title=title,
+            rrr=rrr,
+            labels=labels,
+            outcome_labels=outcome_labels,
+            short_names=short_names,
+        )
 
     # --- inference (robust covariances, tests, reparameterisations, fit statistics) ----------
     # Thin wrappers: the work is done in covariance.py, hypothesis.py and reparam.py.
@@ -717,12 +736,20 @@ class MultinomialLogitResults:
 
         return listcoef(self, pairs)
 
-    def rrr(self, alpha: float = 0.05) -> pd.DataFrame:
+    def rrr(
+        self,
+        alpha: float = 0.05,
+        labels: dict | None = None,
+        outcome_labels: dict | None = None,
+        short_names: bool = False,
+    ) -> pd.DataFrame:
         """Relative-risk ratios with delta-method SEs; see
         :func:`~multilogit.inference.reparam.rrr`."""
         from ..inference.reparam import rrr
 
-        return rrr(self, alpha)
+        return rrr(
+            self, alpha, labels=labels, outcome_labels=outcome_labels, short_names=short_names
+        )
 
     def repivot(self, new_ref):
         """New results for another reference outcome, without refitting; see
@@ -879,13 +906,27 @@ class MultinomialLogitResults:
         for name in ("_rows_probabilities_and_residuals", "_resid_response"):
             self.__dict__.pop(name, None)
 
-    def summary2(self, alpha: float = 0.05, float_format: str = "%.4f"):
+    def summary2(
+        self,
+        alpha: float = 0.05,
+        float_format: str = "%.4f",
+        labels: dict | None = None,
+        outcome_labels: dict | None = None,
+        short_names: bool = False,
+    ):
         """Summary in statsmodels' ``summary2`` form (a ``statsmodels.iolib.summary2.Summary``:
         text, HTML, LaTeX and the tables as DataFrames); see
         :func:`multilogit.results.summary2.build_summary2`."""
         from .summary2 import build_summary2
 
-        return build_summary2(self, alpha=alpha, float_format=float_format)
+        return build_summary2(
+            self,
+            alpha=alpha,
+            float_format=float_format,
+            labels=labels,
+            outcome_labels=outcome_labels,
+            short_names=short_names,
+        )
 
     # --- end inference ---------------------------------------------------------------------------
 

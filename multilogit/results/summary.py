@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from statsmodels.iolib.summary import Summary, summary_params, table_extend
 
-from ..data.labels import equation_label, level_label
+from ..data.labelling import TermLabels, outcome_labels_map
 
 __all__ = ["build_summary"]
 
@@ -22,9 +22,10 @@ def _fmt(x, spec):
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
 
 
-def header_items(res):
+def header_items(res, outcome_labels=None):
     """Left and right columns of the header table as ``(label, [value])`` pairs."""
     model = res.model
+    ref_label = outcome_labels_map(res.outcomes, outcome_labels)[res.ref]
     left = [
         ("Dep. Variable:", [str(model.endog_names)]),
         ("Model:", ["MultinomialLogit"]),
@@ -32,7 +33,7 @@ def header_items(res):
         ("No. Observations:", [f"{res.nobs:g}"]),
         ("Df Residuals:", [f"{res.df_resid:g}"]),
         ("Df Model:", [f"{res.df_model:g}"]),
-        ("Reference outcome:", [level_label(res.ref)]),
+        ("Reference outcome:", [ref_label]),
         ("Covariance Type:", [res._cov_estimator.describe()]),
     ]
     n_groups = getattr(res._cov_estimator, "n_groups", None)
@@ -131,12 +132,27 @@ def notes(res) -> list[str]:
     return out
 
 
-def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
-    """One header table and one coefficient block per non-reference outcome."""
+def build_summary(
+    res,
+    alpha=0.05,
+    title=None,
+    rrr=False,
+    labels=None,
+    outcome_labels=None,
+    short_names=False,
+) -> Summary:
+    """One header table and one coefficient block per non-reference outcome.
+
+    ``labels``, ``outcome_labels`` and ``short_names`` print terms and outcomes as
+    :class:`~multilogit.data.labelling.TermLabels` and
+    :func:`~multilogit.data.labelling.outcome_labels_map` say.
+    """
     model = res.model
+    term_label = TermLabels(model.exog_names, labels, short=short_names)
+    out_label = outcome_labels_map(res.outcomes, outcome_labels)
     smry = Summary()
-    left, right = header_items(res)
-    title = title or f"Multinomial Logit Regression Results (reference: {level_label(res.ref)})"
+    left, right = header_items(res, outcome_labels)
+    title = title or f"Multinomial Logit Regression Results (reference: {out_label[res.ref]})"
     smry.add_table_2cols(res, gleft=left, gright=right, title=title)
     ci = res.conf_int(alpha)
     params, bse = res.params, res.bse
@@ -144,7 +160,7 @@ def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
         # Relative-risk ratios (Stata's mlogit, rrr): exp(coef), delta-method SE, exp(CI).
         params, bse = np.exp(params), np.exp(params) * bse
         ci = np.exp(ci)
-    names = [str(n) for n in model.exog_names]
+    names = [term_label(n) for n in model.exog_names]
     blocks = []
     for outcome in model.eq_outcomes:
         block = (
@@ -163,7 +179,7 @@ def build_summary(res, alpha=0.05, title=None, rrr=False) -> Summary:
                 xname=names,
                 alpha=alpha,
                 use_t=False,
-                title=equation_label(model.endog_names, outcome),
+                title=f"{model.endog_names}={out_label[outcome]}",
             )
         )
     table = table_extend(blocks, keep_headers=True)

@@ -14,13 +14,13 @@ import datetime
 
 from statsmodels.iolib import summary2 as sm_summary2
 
-from ..data.labels import equation_label, level_label
+from ..data.labelling import TermLabels, outcome_labels_map
 from .summary import notes
 
 __all__ = ["build_summary2"]
 
 
-def _info(res) -> dict:
+def _info(res, ref_label: str) -> dict:
     """The header of the summary: statsmodels' keys where it has them, in its order."""
     return {
         "Model:": "MultinomialLogit",
@@ -32,7 +32,7 @@ def _info(res) -> dict:
         "Converged:": str(res.converged),
         "No. Iterations:": str(res.n_iter),
         "Method:": {"newton": "MLE", "firth": "Firth"}.get(res.method, res.method),
-        "Reference outcome:": level_label(res.ref),
+        "Reference outcome:": ref_label,
         "Cov. Type:": res.cov_type,
         "Pseudo R-squared:": f"{res.prsquared:#8.3f}",
         "AIC:": f"{res.aic:8.4f}",
@@ -43,7 +43,14 @@ def _info(res) -> dict:
     }
 
 
-def build_summary2(res, alpha: float = 0.05, float_format: str = "%.4f"):
+def build_summary2(
+    res,
+    alpha: float = 0.05,
+    float_format: str = "%.4f",
+    labels=None,
+    outcome_labels=None,
+    short_names: bool = False,
+):
     """A :class:`statsmodels.iolib.summary2.Summary`: the header, then one coefficient table
     per non-reference outcome (its first column the equation's heading and the terms), then
     the notes of :meth:`summary`.
@@ -55,12 +62,16 @@ def build_summary2(res, alpha: float = 0.05, float_format: str = "%.4f"):
         Confidence intervals have coverage ``1 - alpha``.
     float_format : str
         printf-style format of the numbers in the coefficient tables.
+    labels, outcome_labels, short_names
+        How terms and outcomes are printed, as in :meth:`summary`.
     """
     model = res.model
+    term_label = TermLabels(model.exog_names, labels, short=short_names)
+    out_label = outcome_labels_map(res.outcomes, outcome_labels)
     smry = sm_summary2.Summary()
-    smry.add_dict(_info(res))
+    smry.add_dict(_info(res, out_label[res.ref]))
     ci = res.conf_int(alpha)
-    names = [str(n) for n in model.exog_names]
+    names = [term_label(n) for n in model.exog_names]
     for outcome in model.eq_outcomes:
         table = sm_summary2.summary_params(
             (
@@ -75,10 +86,10 @@ def build_summary2(res, alpha: float = 0.05, float_format: str = "%.4f"):
             alpha=alpha,
             use_t=False,
         )
-        heading = equation_label(model.endog_names, outcome, sep=" = ")
+        heading = f"{model.endog_names} = {out_label[outcome]}"
         table.insert(0, heading, table.index)
         smry.add_df(table, index=False, header=True, float_format=float_format)
-    smry.add_title(f"Results: MultinomialLogit (reference: {level_label(res.ref)})")
+    smry.add_title(f"Results: MultinomialLogit (reference: {out_label[res.ref]})")
     extra = notes(res)
     if extra:
         smry.add_text("\n".join(f"[{i + 1}] {t}" for i, t in enumerate(extra)))
