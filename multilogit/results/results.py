@@ -416,11 +416,36 @@ class MultinomialLogitResults:
 
     # -- marginal effects, predictions with uncertainty, plots (thin wrappers) -----------------
 
-    def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = True, count=False):
-        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`."""
+    def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = False, count=False):
+        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`.
+
+        ``at`` with lists of values (``{"write": [30, 50, 70]}``) or a list of dicts gives the
+        effects at each scenario in one table (:func:`effects_at.get_margeff_at`).
+        """
+        from ..inference.predictive_margins import is_grid
+
+        if is_grid(at):
+            from ..inference.effects_at import get_margeff_at
+
+            return get_margeff_at(self, at, method=method, dummy=dummy, count=count)
         from ..inference.margins import get_margeff
 
         return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
+
+    def get_margins(self, variables=None, at=None, over=None):
+        """Predictive margins (average predicted probabilities) at the levels of
+        ``variables`` and the values of ``at``, within ``over`` groups; see
+        :func:`predictive_margins.get_margins`."""
+        from ..inference.predictive_margins import get_margins
+
+        return get_margins(self, variables=variables, at=at, over=over)
+
+    def plot_margins(self, variables=None, at=None, over=None, **kwargs):
+        """Plot of the predictive margins of :meth:`get_margins` (Stata's ``marginsplot``);
+        keywords go to :func:`multilogit.results.margins_plot.plot_margins`."""
+        from .margins_plot import plot_margins
+
+        return plot_margins(self.get_margins(variables=variables, at=at, over=over), **kwargs)
 
     def get_prediction(self, exog=None):
         """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""
