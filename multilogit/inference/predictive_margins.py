@@ -178,7 +178,15 @@ class _Plan:
                 where = "the columns of exog"
             missing = [o for o in over if o not in have]
             if missing:
-                raise DataError(f"over: {missing[0]!r} is not one of {where} ({', '.join(have)})")
+                hint = (
+                    "; a fit streamed from Parquet reads only the columns its formula, weights "
+                    "and groups use"
+                    if self.formula and not model.is_in_memory
+                    else ""
+                )
+                raise DataError(
+                    f"over: {missing[0]!r} is not one of {where} ({', '.join(have)}){hint}"
+                )
             self.over_cols = None if self.formula else [names.index(o) for o in over]
 
     def groups(self, chunk):
