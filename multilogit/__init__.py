@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time see __getattr__
     from .exceptions import ConvergenceWarning
     from .inference import hypothesis, reparam
     from .loading import load
+    from .results.margins_plot import plot_margins
     from .results.plotting import plot_decision_regions
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "mnlogit",
     "parquet",
     "plot_decision_regions",
+    "plot_margins",
 ]
 
 
@@ -64,6 +66,8 @@ def __getattr__(name: str):
         from .loading import load as value
     elif name == "plot_decision_regions":
         from .results.plotting import plot_decision_regions as value
+    elif name == "plot_margins":
+        from .results.margins_plot import plot_margins as value
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
