@@ -451,3 +451,34 @@ def test_errors(res, arrays):
         res.get_margins(at={"write": 50}).contrasts()
     with pytest.raises(ValueError, match="alpha must be in"):
         m.summary_frame(alpha=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Effects at every row (at="all")
+
+
+def test_at_all_matches_statsmodels(arrays):
+    _, _, sres, res = arrays
+    rows = res.get_margeff(at="all")
+    np.testing.assert_allclose(rows.margeff, sres.get_margeff(at="all").margeff, atol=1e-9)
+    assert rows.frame().shape == (200, 6)
+    with pytest.raises(DataError, match="no standard errors"):
+        rows.summary_frame()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"method": "eydx"}, {"dummy": True}, {"count": True, "method": "eydx"}],
+    ids=["dydx", "eydx", "dummy", "count"],
+)
+def test_at_all_averages_to_the_average_effects(hsb, options):
+    # Every kind of effect: derivatives (plain, transformed, interacted), factor changes,
+    # dummies and counts; frequency weights make the average a weighted one.
+    df = hsb.assign(fem=(hsb["female"] == "female").astype(float))
+    res = ml.mnlogit(
+        "prog ~ ses + np.log(write) + read + fem + awards + fem:read", df, freq_weights="w"
+    ).fit()
+    rows = res.get_margeff(at="all", **options)
+    w = df["w"].to_numpy(float)
+    avg = np.tensordot(w / w.sum(), rows.margeff, axes=1)
+    np.testing.assert_allclose(avg, res.get_margeff(**options).margeff.to_numpy(), atol=1e-12)

@@ -68,7 +68,15 @@ from ..exceptions import DataError
 from . import distributions as stats
 from . import margin_sums, typical
 
-__all__ = ["MarginalEffects", "get_margeff", "design_at", "check_at", "total_weight"]
+__all__ = [
+    "MarginalEffects",
+    "get_margeff",
+    "design_at",
+    "check_at",
+    "total_weight",
+    "effect_items",
+    "chunk_rows",
+]
 
 METHODS = ("dydx", "eyex", "dyex", "eydx")
 METHOD_NAMES = {
@@ -696,6 +704,28 @@ def design_at(model, chunk, overrides: dict) -> np.ndarray:
     return _ArrayRows(chunk.X, None, overrides).X
 
 
+def effect_items(model, dummy: bool, count: bool) -> list:
+    """The effects reported for ``model``: one ``(label, variable, how, spec)`` per row of
+    ``get_margeff``'s table, ``how`` being ``"derivative"``, ``"change"`` (``spec``: the new
+    and base values) or ``"count"``."""
+    if model.design.design_info is not None:
+        variables = formula_variables(model, model.source_columns, dummy, count)
+    else:
+        variables = _array_variables(model, dummy, count)
+    if not variables:
+        raise DataError("the model has no variables besides the constant")
+    return _items(variables)
+
+
+def chunk_rows(model, chunk):
+    """One chunk of the estimation rows as a sample whose ``design(sel, (var, value))``,
+    ``shifted``, ``direction`` and ``values`` give the designs and directions of
+    :func:`effect_items` (``sel``: a slice of the chunk's rows)."""
+    if model.design.design_info is not None:
+        return _FrameRows(model.design, chunk.frame, chunk.X, chunk.weights, {})
+    return _ArrayRows(chunk.X, chunk.weights, {})
+
+
 def total_weight(backend) -> float:
     """The sum of the likelihood weights of the rows (one pass)."""
     return _total_weight(backend)
@@ -824,7 +854,8 @@ def get_margeff(
         ``"zero"``: at one row with every variable 0 (statsmodels: every design column 0 but
         the constant; for a formula model every numeric variable 0 and every categorical one
         at its base level).  For several values at once (a dict of lists) see
-        ``results.get_margeff`` and :mod:`multilogit.inference.effects_at`.
+        ``results.get_margeff`` and :mod:`multilogit.inference.effects_at`; for the effects
+        at every row (``at="all"``), :mod:`multilogit.inference.margeff_rows`.
     method : {"dydx", "eyex", "dyex", "eydx"}
         Derivative, elasticity or semi-elasticities (``ey``: of the log-probability, ``ex``:
         with respect to the log of the variable).

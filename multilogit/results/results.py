@@ -420,10 +420,16 @@ class MultinomialLogitResults:
         """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`.
 
         ``at`` with lists of values (``{"write": [30, 50, 70]}``) or a list of dicts gives the
-        effects at each scenario in one table (:func:`effects_at.get_margeff_at`).
+        effects at each scenario in one table (:func:`effects_at.get_margeff_at`);
+        ``at="all"`` the effects at every row, without inference, as statsmodels
+        (:func:`margeff_rows.get_margeff_rows`).
         """
         from ..inference.predictive_margins import is_grid
 
+        if isinstance(at, str) and at.lower() == "all":
+            from ..inference.margeff_rows import get_margeff_rows
+
+            return get_margeff_rows(self, method=method, dummy=dummy, count=count)
         if is_grid(at):
             from ..inference.effects_at import get_margeff_at
 
