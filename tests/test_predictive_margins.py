@@ -410,6 +410,25 @@ def test_parquet_fit_gives_the_in_memory_margins(hsb, tmp_path):
         big.get_margins("ses", over="read")
 
 
+def test_dask_fit_on_a_cluster_gives_the_in_memory_margins(hsb, local_cluster):
+    # The per-chunk sums run on worker processes (the closure shipped to them).
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    df = hsb[["prog", "ses", "write", "female"]]
+    mem = ml.mnlogit(FORMULA, df, ref="academic").fit()
+    with dask.config.set(scheduler="threads"):
+        res = ml.mnlogit(FORMULA, dd.from_pandas(df, npartitions=3), ref="academic").fit()
+    b = mem.get_margins("ses", at={"write": [40, 60]}, over="female")
+    with distributed.Client(local_cluster, set_as_default=False) as client:
+        with dask.config.set(scheduler=client), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # progress bars
+            a = res.get_margins("ses", at={"write": [40, 60]}, over="female")
+            rows = res.get_margeff(at="all")
+    np.testing.assert_allclose(a.summary_frame(), b.summary_frame(), rtol=1e-10)
+    np.testing.assert_allclose(rows.margeff, mem.get_margeff(at="all").margeff, atol=1e-14)
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors
 
