@@ -65,6 +65,8 @@ def _case(res, hsb, case):
         return res.get_margins(at={"write": [30, 50, 70]}, over="female")
     if case == "ses_write":
         return res.get_margins("ses", at={"write": [30, 70]})
+    if case == "ses_atmeans":
+        return res.get_margins("ses", atmeans=True)
     fw = ml.mnlogit(FORMULA, hsb, ref="academic", freq_weights="w").fit()
     return fw.get_margins("ses")
 
@@ -74,7 +76,7 @@ def _label(key):
     return "|".join(str(v) for v in key)
 
 
-CASES = ["ses", "write", "write_over_female", "ses_write", "ses_fw"]
+CASES = ["ses", "write", "write_over_female", "ses_write", "ses_fw", "ses_atmeans"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -257,6 +259,40 @@ def test_list_of_dicts_gives_one_scenario_each(res, hsb):
         np.testing.assert_allclose(m.frame().loc[(ses, write)][avg.index], avg, rtol=1e-12)
 
 
+def _softmax_at(res, x):
+    B = np.vstack([np.zeros(len(x)), res.params.to_numpy().T])  # reference first
+    eta = B @ x
+    p = np.exp(eta - eta.max())
+    return p / p.sum()
+
+
+def test_atmeans_puts_other_factors_at_their_shares(hsb):
+    # Stata's atmeans: the mean design row (indicators at their shares) with ses's columns at
+    # a level's coding; computed here from the design matrix, not through the margins code.
+    res = ml.mnlogit("prog ~ ses + write + female + schtyp", hsb, ref="academic").fit()
+    m = res.get_margins("ses", atmeans=True)
+    X = res.model.exog.to_numpy() if hasattr(res.model.exog, "to_numpy") else res.model.exog
+    names = list(res.model.exog_names)
+    xbar = X.mean(axis=0)
+    for lv in ["low", "middle", "high"]:
+        x = xbar.copy()
+        x[names.index("ses[T.middle]")] = float(lv == "middle")
+        x[names.index("ses[T.high]")] = float(lv == "high")
+        # Level order: academic (the reference) first.
+        np.testing.assert_allclose(m.frame().loc[lv].to_numpy(), _softmax_at(res, x), rtol=1e-12)
+    with pytest.raises(DataError, match="atmeans=True is not available with over="):
+        res.get_margins("ses", over="female", atmeans=True)
+
+
+def test_atmeans_of_an_array_model(arrays):
+    X, _, _, res = arrays
+    m = res.get_margins(at={"write": [40.0, 60.0]}, atmeans=True)
+    for w in (40.0, 60.0):
+        x = X.to_numpy().mean(axis=0)
+        x[1] = w
+        np.testing.assert_allclose(m.frame().loc[w].to_numpy(), _softmax_at(res, x), rtol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------
 # Every kind of formula term
 
@@ -404,6 +440,9 @@ def test_parquet_fit_gives_the_in_memory_margins(hsb, tmp_path):
         a = big.get_margins("ses", at={"write": [40, 60]}, over="female")
     b = mem.get_margins("ses", at={"write": [40, 60]}, over="female")
     assert list(a.summary_frame().index) == list(b.summary_frame().index)
+    np.testing.assert_allclose(a.summary_frame(), b.summary_frame(), rtol=1e-10)
+    a = big.get_margins("ses", at={"write": [40, 60]}, atmeans=True)
+    b = mem.get_margins("ses", at={"write": [40, 60]}, atmeans=True)
     np.testing.assert_allclose(a.summary_frame(), b.summary_frame(), rtol=1e-10)
     # A streamed fit reads only the columns it uses: over= another one says so.
     with pytest.raises(DataError, match="over: 'read' is not one of the data columns"):

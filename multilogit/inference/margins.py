@@ -76,6 +76,7 @@ __all__ = [
     "total_weight",
     "effect_items",
     "chunk_rows",
+    "mean_designs",
 ]
 
 METHODS = ("dydx", "eyex", "dyex", "eydx")
@@ -724,6 +725,38 @@ def chunk_rows(model, chunk):
     if model.design.design_info is not None:
         return _FrameRows(model.design, chunk.frame, chunk.X, chunk.weights, {})
     return _ArrayRows(chunk.X, chunk.weights, {})
+
+
+def mean_designs(model, overrides_list: list) -> list[np.ndarray]:
+    """Stata's ``atmeans`` design rows ``(1, p)``, one per ``overrides`` (checked by
+    :func:`check_at`): the variables of ``overrides`` at their values, every other numeric
+    variable at its weighted mean and every other categorical one's indicators at its sample
+    shares (see :class:`_FrameSample`); for an array model, the columns' means with the
+    overridden columns set."""
+    if model.design.design_info is None:
+        return [_array_point(model, "mean", o).X for o in overrides_list]
+    variables = formula_variables(model, model.source_columns, False, False)
+    by_name = {v.name: v for v in variables}
+    if model.is_in_memory:
+        frame, w = estimation_frame(model), _likelihood_weights(model)
+        return [
+            _FrameSample(model.design, frame, w, o, "mean", variables).design(slice(None))
+            for o in overrides_list
+        ]
+    template, (rep, shares) = _typical_point(model, "mean", variables)
+    out = []
+    for o in overrides_list:
+        # The point's means stand for every row: the fixed variables take their values.
+        r, sh = dict(rep), dict(shares)
+        for name, value in o.items():
+            var = by_name[name]
+            if var.kind == "categorical":
+                sh[name] = np.array([lv == value for lv in var.levels], dtype=np.float64)
+            else:
+                r[name] = float(value)
+        sample = _FrameSample(model.design, template, None, o, "mean", variables, (r, sh))
+        out.append(sample.design(slice(None)))
+    return out
 
 
 def total_weight(backend) -> float:

@@ -40,7 +40,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from . import margin_sums
-from .margins import check_at, design_at, formula_variables
+from .margins import check_at, design_at, formula_variables, mean_designs
 from .margins_table import MarginsTable
 
 __all__ = ["PredictiveMargins", "get_margins", "at_scenarios", "is_grid"]
@@ -245,7 +245,19 @@ def _sorted_keys(keys):
         return list(keys)
 
 
-def get_margins(results, variables=None, at=None, over=None) -> PredictiveMargins:
+def _atmeans_sums(plan, beta) -> dict:
+    """The margins at the means (one design row per scenario), as :func:`_merge` gives them."""
+    overrides = [o for _, o in plan.scenarios]
+    sums = []
+    for X in mean_designs(plan.model, overrides):
+        level = margin_sums.LevelSum(margin_sums.RowProbabilities(X, beta), np.ones(1), False)
+        sums.append((level.eff, level.jac))
+    return {(): [1.0, sums]}
+
+
+def get_margins(
+    results, variables=None, at=None, over=None, atmeans: bool = False
+) -> PredictiveMargins:
     """Predictive margins: average predicted probabilities of every outcome.
 
     Parameters
@@ -259,6 +271,11 @@ def get_margins(results, variables=None, at=None, over=None) -> PredictiveMargin
         ``margins, at(write=(30 50 70))``); a list of dicts: one scenario each.
     over : str or list of str, optional
         Columns whose values split the estimation rows into groups, each averaged on its own.
+    atmeans : bool
+        Adjusted predictions at the means instead of averages over the rows (Stata
+        ``margins ses, atmeans``): the other numeric variables at their weighted means, the
+        other categorical variables' indicators at their sample shares (columns' means for
+        an array model).  The means are treated as fixed.  Not with ``over``.
 
     Returns
     -------
@@ -273,11 +290,19 @@ def get_margins(results, variables=None, at=None, over=None) -> PredictiveMargin
     plan = _Plan(results, variables, at, over)
     model = plan.model
     beta = np.ascontiguousarray(results._beta)
-    progress = None if model.is_in_memory else "multilogit: predictive margins"
-    parts = model.backend.reduce(
-        lambda chunk: _chunk_sums(plan, beta, chunk), _CHUNK_ROWS, progress, frames=plan.formula
-    )
-    sums = _merge(parts)
+    if atmeans:
+        if plan.over:
+            raise DataError("atmeans=True is not available with over=; drop one of them")
+        sums = _atmeans_sums(plan, beta)
+    else:
+        progress = None if model.is_in_memory else "multilogit: predictive margins"
+        parts = model.backend.reduce(
+            lambda chunk: _chunk_sums(plan, beta, chunk),
+            _CHUNK_ROWS,
+            progress,
+            frames=plan.formula,
+        )
+        sums = _merge(parts)
     keys = [k for k in _sorted_keys(sums) if sums[k][0] > 0]
     if not keys:
         raise DataError("no estimation row belongs to an over= group with positive weight")
@@ -301,7 +326,7 @@ def get_margins(results, variables=None, at=None, over=None) -> PredictiveMargin
     else:
         index = pd.MultiIndex.from_tuples(rows, names=names)
     return PredictiveMargins(
-        results, est.ravel(), jac.reshape(-1, J * p), index, variables, at, over
+        results, est.ravel(), jac.reshape(-1, J * p), index, variables, at, over, atmeans
     )
 
 
@@ -311,7 +336,7 @@ class PredictiveMargins(MarginsTable):
 
     Attributes
     ----------
-    variables, at, over
+    variables, at, over, atmeans
         The options used.
     jacobian : ndarray
         Derivatives of the flat margins with respect to the flat parameters.
@@ -320,8 +345,9 @@ class PredictiveMargins(MarginsTable):
     ``conf_int``, ``cov_params``, ``frame``, ``contrasts`` and ``test_equal``.
     """
 
-    def __init__(self, results, estimates, jacobian, index, variables, at, over):
+    def __init__(self, results, estimates, jacobian, index, variables, at, over, atmeans=False):
         super().__init__(results, estimates, jacobian, index, stat="margin")
         self.variables = variables
         self.at = at
         self.over = over
+        self.atmeans = atmeans

@@ -438,20 +438,21 @@ class MultinomialLogitResults:
 
         return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
 
-    def get_margins(self, variables=None, at=None, over=None):
+    def get_margins(self, variables=None, at=None, over=None, atmeans: bool = False):
         """Predictive margins (average predicted probabilities) at the levels of
-        ``variables`` and the values of ``at``, within ``over`` groups; see
-        :func:`predictive_margins.get_margins`."""
+        ``variables`` and the values of ``at``, within ``over`` groups (``atmeans``: at the
+        means instead); see :func:`predictive_margins.get_margins`."""
         from ..inference.predictive_margins import get_margins
 
-        return get_margins(self, variables=variables, at=at, over=over)
+        return get_margins(self, variables=variables, at=at, over=over, atmeans=atmeans)
 
-    def plot_margins(self, variables=None, at=None, over=None, **kwargs):
+    def plot_margins(self, variables=None, at=None, over=None, atmeans=False, **kwargs):
         """Plot of the predictive margins of :meth:`get_margins` (Stata's ``marginsplot``);
         keywords go to :func:`multilogit.results.margins_plot.plot_margins`."""
         from .margins_plot import plot_margins
 
-        return plot_margins(self.get_margins(variables=variables, at=at, over=over), **kwargs)
+        margins = self.get_margins(variables=variables, at=at, over=over, atmeans=atmeans)
+        return plot_margins(margins, **kwargs)
 
     def get_prediction(self, exog=None):
         """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""

@@ -158,6 +158,9 @@ grid <- expand.grid(ses = ses_levels, write = c(30, 70), stringsAsFactors = FALS
 run_case("ses_write", mapply(set_both, grid$ses, grid$write),
   paste(grid$ses, grid$write, sep = "|"), all_rows, "", FALSE)
 run_case("ses_fw", lapply(ses_levels, set_ses), ses_levels, all_rows, "", TRUE)
+# Stata's margins ses, atmeans: write at its mean in every row (ses, set, is the only factor).
+run_case("ses_atmeans", lapply(ses_levels, function(l) set_both(l, mean(df$write))), ses_levels,
+  all_rows, "", FALSE)
 
 info <- list(
   engine = versions(c("stats", "VGAM", "numDeriv")),
@@ -170,7 +173,8 @@ info <- list(
   cases = paste(
     "ses: each ses level; write: write 30..70; write_over_female: write 30/50/70 within female",
     "groups; ses_write: grid ses x write (30, 70), label ses|write, ses varying fastest;",
-    "ses_fw: ses levels, frequency weights"
+    "ses_fw: ses levels, frequency weights; ses_atmeans: ses levels with write at its mean",
+    "(Stata margins ses, atmeans)"
   )
 )
 path <- file.path(REF_DIR, "hsbdemo_margins.csv")
