@@ -540,3 +540,16 @@ def test_at_all_averages_to_the_average_effects(hsb, options):
     w = df["w"].to_numpy(float)
     avg = np.tensordot(w / w.sum(), rows.margeff, axes=1)
     np.testing.assert_allclose(avg, res.get_margeff(**options).margeff.to_numpy(), atol=1e-12)
+
+
+def test_summary_text_html_latex(res):
+    m = res.get_margins("ses", at={"write": [30, 70]}, over="female")
+    text = str(m.summary(alpha=0.1))
+    assert "MultinomialLogit Predictive Margins" in text and "Over:" in text
+    assert "ses=high, write=70, female=male" in text and "[0.05" in text
+    for outcome in ("prog=academic", "prog=general", "prog=vocation"):
+        assert outcome in text
+    assert "<table" in m._repr_html_() and "\\begin{tabular}" in m.summary().as_latex()
+    assert "Adjusted Predictions at Means" in str(res.get_margins("ses", atmeans=True))
+    e = str(res.get_margeff(at={"write": [30, 70]}).summary())
+    assert "Marginal Effects at Values" in e and "write=70, ses[T.high]" in e and "dy/dx" in e

@@ -77,3 +77,8 @@ class MarginalEffectsAt(MarginsTable):
         super().__init__(results, estimates, jacobian, index, stat=METHOD_NAMES[method])
         self.method = method
         self.at = at
+
+    title = "Marginal Effects at Values"
+
+    def _header(self) -> list:
+        return [("Method:", [self.method])]

@@ -135,12 +135,65 @@ class MarginsTable:
         rows = self._index[: values.shape[0]].droplevel(0)
         return pd.DataFrame(values, index=rows, columns=pd.Index(outcomes, name="outcome"))
 
+    title = "Margins"
+
+    def _header(self) -> list:
+        """Extra ``(label, [value])`` rows of the summary's left column."""
+        return []
+
+    def summary(self, alpha: float = 0.05):
+        """statsmodels ``Summary`` (``str()``, ``as_html()``, ``as_latex()``): one block per
+        outcome, a row per combination of the dimensions."""
+        from statsmodels.iolib.summary import Summary, summary_params, table_extend
+
+        res = self.results
+        model = res.model
+        smry = Summary()
+        left = [("Dep. Variable:", [str(model.endog_names)])] + self._header()
+        right = [
+            ("Reference outcome:", [level_label(res.ref)]),
+            ("Covariance Type:", [res.cov_type]),
+            ("No. Observations:", [f"{res.nobs:g}"]),
+        ]
+        smry.add_table_2cols(res, gleft=left, gright=right, title=f"MultinomialLogit {self.title}")
+        sf = self.summary_frame(alpha)
+        outcomes = list(dict.fromkeys(self._index.get_level_values(0)))
+        dims = self.dimensions
+        per = len(sf) // len(outcomes)
+        blocks = []
+        for k, outcome in enumerate(outcomes):
+            part = sf.iloc[k * per : (k + 1) * per]
+            names = []
+            for label in part.index:
+                rest = label[1:] if isinstance(label, tuple) else ()
+                names.append(
+                    ", ".join(
+                        level_label(v) if d == "term" else f"{d}={level_label(v)}"
+                        for d, v in zip(dims, rest, strict=True)
+                    )
+                    or self.stat
+                )
+            cols = part.to_numpy()
+            tbl = summary_params(
+                (res, cols[:, 0], cols[:, 1], cols[:, 2], cols[:, 3], cols[:, 4:6]),
+                xname=names,
+                alpha=alpha,
+                use_t=False,
+                title=f"{model.endog_names}={level_label(outcome)}",
+            )
+            tbl[0][1].data = self.stat  # the estimate's name instead of "coef"
+            blocks.append(tbl)
+        smry.tables.append(table_extend(blocks, keep_headers=True))
+        smry.add_extra_txt(
+            ["Standard errors by the delta method; P>|z| tests the estimate against zero."]
+        )
+        return smry
+
     def __repr__(self) -> str:
-        with pd.option_context("display.width", 120, "display.max_columns", 10):
-            return f"{type(self).__name__}\n{self.summary_frame()}"
+        return str(self.summary())
 
     def _repr_html_(self) -> str:
-        return self.summary_frame()._repr_html_()
+        return self.summary().as_html()
 
     # -----------------------------------------------------------------------------------------
     # Contrasts and tests

@@ -351,3 +351,11 @@ class PredictiveMargins(MarginsTable):
         self.at = at
         self.over = over
         self.atmeans = atmeans
+        self.title = "Adjusted Predictions at Means" if atmeans else "Predictive Margins"
+
+    def _header(self) -> list:
+        rows = [("Expression:", [f"Pr({self.results.model.endog_names})"])]
+        if self.over:
+            over = [self.over] if isinstance(self.over, str) else list(self.over)
+            rows.append(("Over:", [", ".join(map(str, over))]))
+        return rows
