@@ -24,7 +24,7 @@ __all__ = ["MarginalEffectsAt", "get_margeff_at"]
 
 
 def get_margeff_at(
-    results, at, method: str = "dydx", dummy: bool = False, count: bool = False
+    results, at: dict | list[dict], method: str = "dydx", dummy: bool = False, count: bool = False
 ) -> MarginalEffectsAt:
     """Average marginal effects with the variables of ``at`` fixed at each of its scenarios.
 
@@ -50,7 +50,7 @@ def get_margeff_at(
         for k in keys
     ]
     per = [
-        get_margeff(results, dict(zip(keys, s, strict=True)), method, dummy, count)
+        get_margeff(results, dict(zip(keys, s, strict=True)), method, dummy=dummy, count=count)
         for s in scenarios
     ]
     terms = list(per[0].margeff.index)

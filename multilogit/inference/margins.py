@@ -360,10 +360,29 @@ def estimation_frame(model) -> pd.DataFrame:
     return model.estimation_frame()
 
 
-def _typical_point(model, at, variables):
+def _typical_point(model, at, variables, overrides=None):
     """A template row and the typical values of ``at="mean"/"median"`` of a model whose rows
     a backend holds elsewhere, found by reductions over the rows (see
-    :mod:`multilogit.inference.typical`)."""
+    :mod:`multilogit.inference.typical`); the variables of ``overrides`` take their fixed
+    values (the mean or median of a column set to one value everywhere)."""
+    template, point = _typical_values(model, at, variables)
+    return template, _fixed_point(point, overrides or {}, {v.name: v for v in variables})
+
+
+def _fixed_point(point, overrides, by_name):
+    """``point`` (typical values, level shares) with the variables of ``overrides`` at their
+    values: the typical value of a column set to one value everywhere."""
+    rep, shares = dict(point[0]), dict(point[1])
+    for name, value in overrides.items():
+        var = by_name[name]
+        if var.kind == "categorical":
+            shares[name] = np.array([lv == value for lv in var.levels], dtype=np.float64)
+        else:
+            rep[name] = float(value)
+    return rep, shares
+
+
+def _typical_values(model, at, variables):
     numeric = [v.name for v in variables if v.kind != "categorical"]
     columns = typical.Columns(
         numeric, [(v.name, v.levels) for v in variables if v.kind == "categorical"]
@@ -743,18 +762,11 @@ def mean_designs(model, overrides_list: list) -> list[np.ndarray]:
             _FrameSample(model.design, frame, w, o, "mean", variables).design(slice(None))
             for o in overrides_list
         ]
-    template, (rep, shares) = _typical_point(model, "mean", variables)
+    template, point = _typical_values(model, "mean", variables)
     out = []
     for o in overrides_list:
-        # The point's means stand for every row: the fixed variables take their values.
-        r, sh = dict(rep), dict(shares)
-        for name, value in o.items():
-            var = by_name[name]
-            if var.kind == "categorical":
-                sh[name] = np.array([lv == value for lv in var.levels], dtype=np.float64)
-            else:
-                r[name] = float(value)
-        sample = _FrameSample(model.design, template, None, o, "mean", variables, (r, sh))
+        fixed = _fixed_point(point, o, by_name)
+        sample = _FrameSample(model.design, template, None, o, "mean", variables, fixed)
         out.append(sample.design(slice(None)))
     return out
 
@@ -866,6 +878,7 @@ def get_margeff(
     results,
     at: str | dict = "overall",
     method: str = "dydx",
+    atexog: dict | None = None,
     dummy: bool = False,
     count: bool = False,
 ) -> MarginalEffects:
@@ -892,6 +905,11 @@ def get_margeff(
     method : {"dydx", "eyex", "dyex", "eydx"}
         Derivative, elasticity or semi-elasticities (``ey``: of the log-probability, ``ex``:
         with respect to the log of the variable).
+    atexog : dict, optional
+        statsmodels' ``atexog``: ``{variable: value}`` fixed in every row before ``at``
+        applies (with ``at="overall"`` the same as a dict ``at``; with ``"mean"`` or
+        ``"median"`` the fixed variables' typical value is their value).  Keys as for a
+        dict ``at``: exog column positions or names, data columns of a formula.
     dummy : bool
         Treat numeric 0/1 variables as discrete: the change from 0 to 1.  Off by default, as
         statsmodels, Stata (``margins, dydx(x)`` on a numeric 0/1 column) and marginaleffects
@@ -911,14 +929,24 @@ def get_margeff(
     evaluation points (means, medians) as fixed.
     """
     at, method = _check_options(at, method)
+    if atexog is not None:
+        if not isinstance(atexog, dict):
+            raise DataError(
+                f"atexog must be a dict {{column: value}}; got {type(atexog).__name__}"
+            )
+        if isinstance(at, dict):
+            raise ValueError("give the fixed values in at= or in atexog=, not both")
+        if at == "zero":
+            raise ValueError("at='zero' sets every variable to 0, so atexog would be ignored")
+    fixed = at if isinstance(at, dict) else (atexog or {})
     model = results.model
     formula = model.design.design_info is not None
     if formula:
         variables = formula_variables(model, model.source_columns, dummy, count)
-        overrides = _formula_overrides(variables, at) if isinstance(at, dict) else {}
+        overrides = _formula_overrides(variables, fixed) if fixed else {}
     else:
         variables = _array_variables(model, dummy, count)
-        overrides = _array_overrides(model, at) if isinstance(at, dict) else {}
+        overrides = _array_overrides(model, fixed) if fixed else {}
     if not variables:
         raise DataError("the model has no variables besides the constant")
     discrete = [v.name for v in variables if v.kind != "continuous"]
@@ -970,7 +998,7 @@ def get_margeff(
         )
         sums = _accumulate(sample, items, beta, method)
     elif formula:
-        template, point = _typical_point(model, mode, variables)
+        template, point = _typical_point(model, mode, variables, overrides)
         sample = _FrameSample(model.design, template, None, overrides, mode, variables, point)
         sums = _accumulate(sample, items, beta, method)
     else:

@@ -256,7 +256,11 @@ def _atmeans_sums(plan, beta) -> dict:
 
 
 def get_margins(
-    results, variables=None, at=None, over=None, atmeans: bool = False
+    results,
+    variables: str | list[str] | None = None,
+    at: dict | list[dict] | None = None,
+    over: str | list[str] | None = None,
+    atmeans: bool = False,
 ) -> PredictiveMargins:
     """Predictive margins: average predicted probabilities of every outcome.
 

@@ -416,8 +416,11 @@ class MultinomialLogitResults:
 
     # -- marginal effects, predictions with uncertainty, plots (thin wrappers) -----------------
 
-    def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = False, count=False):
-        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`.
+    def get_margeff(
+        self, at="overall", method: str = "dydx", atexog=None, dummy: bool = False, count=False
+    ):
+        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`
+        (arguments in statsmodels' order).
 
         ``at`` with lists of values (``{"write": [30, 50, 70]}``) or a list of dicts gives the
         effects at each scenario in one table (:func:`effects_at.get_margeff_at`);
@@ -426,6 +429,12 @@ class MultinomialLogitResults:
         """
         from ..inference.predictive_margins import is_grid
 
+        special = isinstance(at, str) and at.lower() == "all" or is_grid(at)
+        if special and atexog is not None:
+            raise ValueError(
+                "atexog goes with at='overall', 'mean' or 'median'; put the fixed values in the "
+                "dicts of at= instead"
+            )
         if isinstance(at, str) and at.lower() == "all":
             from ..inference.margeff_rows import get_margeff_rows
 
@@ -436,7 +445,7 @@ class MultinomialLogitResults:
             return get_margeff_at(self, at, method=method, dummy=dummy, count=count)
         from ..inference.margins import get_margeff
 
-        return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
+        return get_margeff(self, at=at, method=method, atexog=atexog, dummy=dummy, count=count)
 
     def get_margins(self, variables=None, at=None, over=None, atmeans: bool = False):
         """Predictive margins (average predicted probabilities) at the levels of
