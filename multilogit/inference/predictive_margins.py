@@ -211,16 +211,17 @@ def _chunk_sums(plan, beta, chunk) -> dict:
     w = np.ascontiguousarray(chunk.weights, dtype=np.float64)
     grouping = plan.groups(chunk)
     if grouping is None:
-        members = {(): w}
+        codes, keys = np.zeros(len(w), dtype=np.intp), [()]
     else:
         codes, keys = grouping
-        members = {key: np.where(codes == g, w, 0.0) for g, key in enumerate(keys)}
-    out = {key: (float(c.sum()), []) for key, c in members.items()}
+    weights = np.bincount(codes[codes >= 0], weights=w[codes >= 0], minlength=len(keys))
+    out = {key: (float(weights[g]), []) for g, key in enumerate(keys)}
     for _, overrides in plan.scenarios:
         rows = margin_sums.RowProbabilities(design_at(plan.model, chunk, overrides), beta)
-        for key, c in members.items():
-            level = margin_sums.LevelSum(rows, c, False)
-            out[key][1].append((level.eff, level.jac))
+        for key, sums in zip(
+            keys, margin_sums.group_level_sums(rows, w, codes, len(keys)), strict=True
+        ):
+            out[key][1].append(sums)
     return out
 
 
