@@ -248,6 +248,14 @@ def test_over_groups_average_within_the_group(res, hsb):
         np.testing.assert_allclose(got[avg.index].to_numpy(), avg.to_numpy(), rtol=1e-12)
 
 
+def test_by_is_over(res):
+    a = res.get_margins("ses", over="female")
+    b = res.get_margins("ses", by="female")
+    pd.testing.assert_frame_equal(a.summary_frame(), b.summary_frame())
+    with pytest.raises(DataError, match="give one of them"):
+        res.get_margins("ses", over="female", by="female")
+
+
 def test_list_of_dicts_gives_one_scenario_each(res, hsb):
     m = res.get_margins(at=[{"ses": "low", "write": 40}, {"ses": "high", "write": 60}])
     assert list(m.frame().index) == [("low", 40), ("high", 60)]

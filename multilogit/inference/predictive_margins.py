@@ -262,6 +262,7 @@ def get_margins(
     at: dict | list[dict] | None = None,
     over: str | list[str] | None = None,
     atmeans: bool = False,
+    by: str | list[str] | None = None,
 ) -> PredictiveMargins:
     """Predictive margins: average predicted probabilities of every outcome.
 
@@ -281,6 +282,8 @@ def get_margins(
         ``margins ses, atmeans``): the other numeric variables at their weighted means, the
         other categorical variables' indicators at their sample shares (columns' means for
         an array model).  The means are treated as fixed.  Not with ``over``.
+    by : str or list of str, optional
+        Another name for ``over`` (marginaleffects' ``avg_predictions(by=...)``).
 
     Returns
     -------
@@ -292,6 +295,10 @@ def get_margins(
     Without any argument: the average predicted probabilities over the estimation sample,
     which for a model with intercepts equal the sample shares of the outcomes.
     """
+    if by is not None:
+        if over is not None:
+            raise DataError("over= and by= are the same option; give one of them")
+        over = by
     plan = _Plan(results, variables, at, over)
     model = plan.model
     beta = np.ascontiguousarray(results._beta)

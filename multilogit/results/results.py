@@ -447,13 +447,13 @@ class MultinomialLogitResults:
 
         return get_margeff(self, at=at, method=method, atexog=atexog, dummy=dummy, count=count)
 
-    def get_margins(self, variables=None, at=None, over=None, atmeans: bool = False):
+    def get_margins(self, variables=None, at=None, over=None, atmeans: bool = False, by=None):
         """Predictive margins (average predicted probabilities) at the levels of
-        ``variables`` and the values of ``at``, within ``over`` groups (``atmeans``: at the
-        means instead); see :func:`predictive_margins.get_margins`."""
+        ``variables`` and the values of ``at``, within ``over`` (or ``by``) groups
+        (``atmeans``: at the means instead); see :func:`predictive_margins.get_margins`."""
         from ..inference.predictive_margins import get_margins
 
-        return get_margins(self, variables=variables, at=at, over=over, atmeans=atmeans)
+        return get_margins(self, variables, at=at, over=over, atmeans=atmeans, by=by)
 
     def plot_margins(self, variables=None, at=None, over=None, atmeans=False, **kwargs):
         """Plot of the predictive margins of :meth:`get_margins` (Stata's ``marginsplot``);
