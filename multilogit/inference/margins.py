@@ -238,13 +238,15 @@ def formula_variables(model, columns, dummy, count) -> list[_Variable]:
             f"column(s) {', '.join(map(repr, both))} enter the formula both as categorical and "
             "as numeric; their marginal effect is not defined"
         )
-    stats = _numeric_stats(model, [nm for nm in order if nm not in cats], dummy, count)
+    # Only dummies and counts need the values' summaries: without them, no pass over the rows.
+    numeric = [nm for nm in order if nm not in cats]
+    stats = _numeric_stats(model, numeric, dummy, count) if dummy or count else {}
     out = []
     for nm in order:
         if nm in cats:
             out.append(cats[nm])
             continue
-        integer, lo, hi = stats[nm]
+        integer, lo, hi = stats.get(nm, (False, -np.inf, np.inf))
         var = _Variable(nm, _kind_from_stats(integer, lo, hi, dummy, count))
         uses = nums[nm]
         # Exact unit direction when the variable enters only as itself, in one-factor terms.
