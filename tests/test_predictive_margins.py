@@ -607,3 +607,10 @@ def test_atexog_errors(res):
         res.get_margeff(at="all", atexog={"write": 50})
     with pytest.raises(DataError, match="not a variable of the formula"):
         res.get_margeff(at="mean", atexog={"math": 50})
+
+
+def test_invariant_to_the_reference_outcome(res):
+    a = res.get_margins("ses", at={"write": [40, 60]})
+    b = res.repivot("vocation").get_margins("ses", at={"write": [40, 60]})
+    pd.testing.assert_frame_equal(a.summary_frame(), b.summary_frame(), rtol=1e-8)
+    pd.testing.assert_frame_equal(a.test_equal(), b.test_equal(), rtol=1e-6)
