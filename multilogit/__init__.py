@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time see __getattr__
     from .exceptions import ConvergenceWarning
     from .inference import hypothesis, reparam
     from .loading import load
+    from .results.margins_plot import plot_margins
     from .results.plotting import plot_decision_regions
     from .results.tables import ModelTable, model_table, summary_col
 
@@ -49,6 +50,7 @@ __all__ = [
     "model_table",
     "parquet",
     "plot_decision_regions",
+    "plot_margins",
     "summary_col",
 ]
 
@@ -72,6 +74,8 @@ def __getattr__(name: str):
         from .results import tables
 
         value = getattr(tables, name)
+    elif name == "plot_margins":
+        from .results.margins_plot import plot_margins as value
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

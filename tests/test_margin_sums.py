@@ -196,3 +196,27 @@ def test_long_summary_index_as_from_the_values(rng):
         )
         got = prediction._long_index(index, outcomes, ["row", "outcome"])
         pd.testing.assert_index_equal(got, expected, exact=True)
+
+
+def test_group_level_sums_equal_sums_over_each_group(rng):
+    # Against plain numpy: each group's weighted probability sums and their Jacobian
+    # sum_i c_i P_ik (e_k - P_i) x_i' (rows with code -1 in no group).
+    m, p, J = 257, 4, 3
+    X = rng.normal(size=(m, p))
+    beta = rng.normal(size=(J, p))
+    c = rng.uniform(0.5, 2.0, m)
+    codes = rng.integers(-1, 4, m)
+    rows = margin_sums.RowProbabilities(X, beta)
+    got = margin_sums.group_level_sums(rows, c, codes, 4)
+    E = np.column_stack([X @ beta.T, np.zeros(m)])  # reference last, as RowProbabilities
+    P = np.exp(E - E.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    for g, (eff, jac) in enumerate(got):
+        sel = codes == g
+        np.testing.assert_allclose(eff, c[sel] @ P[sel], rtol=1e-13)
+        ref = np.zeros((J + 1, J, p))
+        for k in range(J + 1):
+            for j in range(J):
+                f = c[sel] * P[sel, k] * ((k == j) - P[sel, j])
+                ref[k, j] = f @ X[sel]
+        np.testing.assert_allclose(jac, ref.reshape((J + 1) * J, p), rtol=1e-12, atol=1e-13)

@@ -208,7 +208,7 @@ def test_invariant_to_reference_outcome(hsb):
 
 def test_covariance_is_delta_method_on_cov_params(arrays):
     X, _, res = arrays
-    me = res.get_margeff(at="mean")
+    me = res.get_margeff(at="mean", dummy=True)
     # The effects at the mean from the twins (fem, a 0/1 dummy, as a discrete change) and their
     # complex-step Jacobian, rows outcome-major like margeff_cov.
     xbar = X.to_numpy().mean(0)
@@ -435,7 +435,7 @@ def test_summary_text_html_latex(hsb):
     np.testing.assert_allclose(me.tvalues.to_numpy().T.ravel(), sf["z"])
     np.testing.assert_allclose(me.pvalues.to_numpy().T.ravel(), sf["P>|z|"])
     arr = ml.MultinomialLogit(hsb.prog, sm.add_constant(hsb[["fem"]].astype(float))).fit()
-    assert "Discrete change" in str(arr.get_margeff().summary())
+    assert "Discrete change" in str(arr.get_margeff(dummy=True).summary())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +448,9 @@ def test_errors(hsb, arrays):
     with pytest.raises(ValueError, match="method must be one of"):
         res.get_margeff(method="dxdy")
     with pytest.raises(ValueError, match="at must be"):
-        res.get_margeff(at="zero")
+        res.get_margeff(at="everywhere")
+    with pytest.raises(ValueError, match="at='zero' is not defined for the discrete"):
+        ares.get_margeff(at="zero", dummy=True)
     with pytest.raises(ValueError, match="at must be"):
         res.get_margeff(at=3)
     with pytest.raises(ValueError, match="not defined for the discrete variable"):

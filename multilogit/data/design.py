@@ -7,6 +7,7 @@ design for new data with the levels fixed at fit time.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import functools
 import re
@@ -40,10 +41,22 @@ def patsy_builtins() -> dict:
 
 
 def ast_names(code: str):
-    """The names a factor's code reads (an iterator), as patsy finds them."""
+    """The names a factor's code reads (an iterator), as patsy finds them, and the columns it
+    quotes with ``Q("a.b")``, which patsy's parser sees as a string, not a name."""
     from patsy.eval import ast_names as names
 
-    return names(code)
+    yield from names(code)
+    if "Q(" in code:
+        for node in ast.walk(ast.parse(code.strip(), mode="eval")):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Q"
+                and len(node.args) == 1
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                yield node.args[0].value
 
 
 # ---------------------------------------------------------------------------------------------

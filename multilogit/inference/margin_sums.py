@@ -27,7 +27,7 @@ import numpy as np
 
 from ..engine import kernels
 
-__all__ = ["EffectSums", "LevelSum", "RowProbabilities"]
+__all__ = ["EffectSums", "LevelSum", "RowProbabilities", "group_level_sums"]
 
 
 class RowProbabilities:
@@ -54,6 +54,26 @@ class LevelSum:
         V = np.empty((m, K * J))
         kernels.margeff_level_weights(rows.P, rows.E, rows.lse, c, logp, V, self.eff)
         self.jac = V.T @ rows.X
+
+
+def group_level_sums(
+    rows: RowProbabilities, c: np.ndarray, codes: np.ndarray, n_groups: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:class:`LevelSum` of the probabilities (not their logs) over each group of rows:
+    ``(eff (K,), jac (K J, p))`` for groups ``0..n_groups-1`` (``codes``: each row's group,
+    ``-1`` for none).  The per-row factors are linear in the weights, so they are filled once
+    and each group's Jacobian is one product over its own rows."""
+    m, K = rows.P.shape
+    J = K - 1
+    V = np.empty((m, K * J))
+    kernels.margeff_level_weights(rows.P, rows.E, rows.lse, c, False, V, np.zeros(K))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n_groups + 1) - 0.5)
+    out = []
+    for g in range(n_groups):
+        idx = order[bounds[g] : bounds[g + 1]]
+        out.append((c[idx] @ rows.P[idx], V[idx].T @ rows.X[idx]))
+    return out
 
 
 class EffectSums:

@@ -21,7 +21,8 @@ discrete change instead of a derivative:
 
 * a categorical term of a formula: the change from its base level to each other level, with
   every row set to that level (Stata's factor-variable ``margins, dydx()``);
-* with ``dummy=True``, a numeric 0/1 variable: :math:`P_k(v=1) - P_k(v=0)` (as statsmodels);
+* with ``dummy=True`` (not the default), a numeric 0/1 variable: :math:`P_k(v=1) - P_k(v=0)`
+  (as statsmodels' ``dummy=True``);
 * with ``count=True``, a non-negative integer variable:
   :math:`\\{P_k(v+1) - P_k(v-1)\\}/2` (statsmodels' definition).
 
@@ -67,10 +68,19 @@ from ..exceptions import DataError
 from . import distributions as stats
 from . import margin_sums, typical
 
-__all__ = ["MarginalEffects", "get_margeff"]
+__all__ = [
+    "MarginalEffects",
+    "get_margeff",
+    "design_at",
+    "check_at",
+    "total_weight",
+    "effect_items",
+    "chunk_rows",
+    "mean_designs",
+]
 
 METHODS = ("dydx", "eyex", "dyex", "eydx")
-_METHOD_NAMES = {
+METHOD_NAMES = {
     "dydx": "dy/dx",
     "eyex": "d(lny)/d(lnx)",
     "dyex": "dy/d(lnx)",
@@ -228,13 +238,15 @@ def formula_variables(model, columns, dummy, count) -> list[_Variable]:
             f"column(s) {', '.join(map(repr, both))} enter the formula both as categorical and "
             "as numeric; their marginal effect is not defined"
         )
-    stats = _numeric_stats(model, [nm for nm in order if nm not in cats], dummy, count)
+    # Only dummies and counts need the values' summaries: without them, no pass over the rows.
+    numeric = [nm for nm in order if nm not in cats]
+    stats = _numeric_stats(model, numeric, dummy, count) if dummy or count else {}
     out = []
     for nm in order:
         if nm in cats:
             out.append(cats[nm])
             continue
-        integer, lo, hi = stats[nm]
+        integer, lo, hi = stats.get(nm, (False, -np.inf, np.inf))
         var = _Variable(nm, _kind_from_stats(integer, lo, hi, dummy, count))
         uses = nums[nm]
         # Exact unit direction when the variable enters only as itself, in one-factor terms.
@@ -317,8 +329,12 @@ def design_means(model) -> np.ndarray:
 
 
 def _array_point(model, at, overrides):
-    """The representative row of ``at="mean"`` / ``"median"`` (weighted, over the rows)."""
-    if at == "mean":
+    """The representative row of ``at="mean"`` / ``"median"`` (weighted, over the rows), or of
+    ``at="zero"``: every column 0 but the constant ones (statsmodels' definition)."""
+    if at == "zero":
+        lo, hi = model.backend.column_range()
+        row = np.where(lo == hi, lo, 0.0)
+    elif at == "mean":
         row = design_means(model)
     elif model.is_in_memory:
         X = np.vstack(model.backend.reduce(lambda chunk: chunk.X, frames=False))
@@ -346,10 +362,29 @@ def estimation_frame(model) -> pd.DataFrame:
     return model.estimation_frame()
 
 
-def _typical_point(model, at, variables):
+def _typical_point(model, at, variables, overrides=None):
     """A template row and the typical values of ``at="mean"/"median"`` of a model whose rows
     a backend holds elsewhere, found by reductions over the rows (see
-    :mod:`multilogit.inference.typical`)."""
+    :mod:`multilogit.inference.typical`); the variables of ``overrides`` take their fixed
+    values (the mean or median of a column set to one value everywhere)."""
+    template, point = _typical_values(model, at, variables)
+    return template, _fixed_point(point, overrides or {}, {v.name: v for v in variables})
+
+
+def _fixed_point(point, overrides, by_name):
+    """``point`` (typical values, level shares) with the variables of ``overrides`` at their
+    values: the typical value of a column set to one value everywhere."""
+    rep, shares = dict(point[0]), dict(point[1])
+    for name, value in overrides.items():
+        var = by_name[name]
+        if var.kind == "categorical":
+            shares[name] = np.array([lv == value for lv in var.levels], dtype=np.float64)
+        else:
+            rep[name] = float(value)
+    return rep, shares
+
+
+def _typical_values(model, at, variables):
     numeric = [v.name for v in variables if v.kind != "categorical"]
     columns = typical.Columns(
         numeric, [(v.name, v.levels) for v in variables if v.kind == "categorical"]
@@ -357,9 +392,18 @@ def _typical_point(model, at, variables):
     summary = typical.moments(model.backend, columns)
     if summary.template is None:
         raise DataError("the model's backend hands out no source rows to build the point from")
+    if at == "zero":
+        rep = np.zeros(len(numeric))
+        shares = {v.name: _base_share(v) for v in variables if v.kind == "categorical"}
+        return summary.template, (dict(zip(numeric, rep, strict=True)), shares)
     rep = summary.means if at == "mean" else typical.medians(model.backend, columns, summary)
     shares = dict(zip([nm for nm, _ in columns.categorical], summary.counts, strict=True))
     return summary.template, (dict(zip(numeric, rep, strict=True)), shares)
+
+
+def _base_share(var) -> np.ndarray:
+    """Level shares putting every row at the base level (``at="zero"``: every indicator 0)."""
+    return np.array([lv == var.base for lv in var.levels], dtype=np.float64)
 
 
 def _assign(frame, name, value):
@@ -410,6 +454,8 @@ class _FrameSample:
                     )
                 if point is not None:
                     share = point[1][var.name]
+                elif at == "zero":
+                    share = _base_share(var)
                 else:
                     codes = pd.Categorical(frame[var.name], categories=list(var.levels))
                     share = np.bincount(
@@ -421,6 +467,8 @@ class _FrameSample:
             else:
                 if point is not None:
                     self.rep[var.name] = float(point[0][var.name])
+                elif at == "zero":
+                    self.rep[var.name] = 0.0
                 else:
                     v = pd.to_numeric(frame[var.name]).to_numpy(dtype=np.float64)
                     self.rep[var.name] = float(wn @ v) if at == "mean" else _weighted_median(v, w)
@@ -606,10 +654,12 @@ def _check_options(at, method):
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if isinstance(at, str):
         at = at.lower()
-        if at not in ("overall", "mean", "median"):
-            raise ValueError(f"at must be 'overall', 'mean', 'median' or a dict; got {at!r}")
+        if at not in ("overall", "mean", "median", "zero"):
+            raise ValueError(
+                f"at must be 'overall', 'mean', 'median', 'zero' or a dict; got {at!r}"
+            )
     elif not isinstance(at, dict):
-        raise ValueError(f"at must be 'overall', 'mean', 'median' or a dict; got {at!r}")
+        raise ValueError(f"at must be 'overall', 'mean', 'median', 'zero' or a dict; got {at!r}")
     return at, method
 
 
@@ -655,6 +705,77 @@ def _formula_overrides(variables, at):
         elif not _finite_number(val):
             raise DataError(f"at: the value of {key!r} must be a finite number; got {val!r}")
     return dict(at)
+
+
+def check_at(model, variables, at: dict) -> dict:
+    """``at`` (``{variable: value}``) checked against the model's variables: data columns of a
+    formula model (``variables`` from :func:`formula_variables`; a level for a categorical
+    one), names or positions of exog columns of an array model (then keyed by position)."""
+    if model.design.design_info is not None:
+        return _formula_overrides(variables, at)
+    return _array_overrides(model, at)
+
+
+def design_at(model, chunk, overrides: dict) -> np.ndarray:
+    """The design rows of one chunk of the estimation rows (a backend's
+    :class:`~multilogit.engine.backend.Chunk`) with the variables of ``overrides`` (checked by
+    :func:`check_at`) fixed in every row; only the columns of the terms reading them are
+    rebuilt."""
+    if model.design.design_info is not None:
+        return _FrameRows(model.design, chunk.frame, chunk.X, None, overrides).X
+    return _ArrayRows(chunk.X, None, overrides).X
+
+
+def effect_items(model, dummy: bool, count: bool) -> list:
+    """The effects reported for ``model``: one ``(label, variable, how, spec)`` per row of
+    ``get_margeff``'s table, ``how`` being ``"derivative"``, ``"change"`` (``spec``: the new
+    and base values) or ``"count"``."""
+    if model.design.design_info is not None:
+        variables = formula_variables(model, model.source_columns, dummy, count)
+    else:
+        variables = _array_variables(model, dummy, count)
+    if not variables:
+        raise DataError("the model has no variables besides the constant")
+    return _items(variables)
+
+
+def chunk_rows(model, chunk):
+    """One chunk of the estimation rows as a sample whose ``design(sel, (var, value))``,
+    ``shifted``, ``direction`` and ``values`` give the designs and directions of
+    :func:`effect_items` (``sel``: a slice of the chunk's rows)."""
+    if model.design.design_info is not None:
+        return _FrameRows(model.design, chunk.frame, chunk.X, chunk.weights, {})
+    return _ArrayRows(chunk.X, chunk.weights, {})
+
+
+def mean_designs(model, overrides_list: list) -> list[np.ndarray]:
+    """Stata's ``atmeans`` design rows ``(1, p)``, one per ``overrides`` (checked by
+    :func:`check_at`): the variables of ``overrides`` at their values, every other numeric
+    variable at its weighted mean and every other categorical one's indicators at its sample
+    shares (see :class:`_FrameSample`); for an array model, the columns' means with the
+    overridden columns set."""
+    if model.design.design_info is None:
+        return [_array_point(model, "mean", o).X for o in overrides_list]
+    variables = formula_variables(model, model.source_columns, False, False)
+    by_name = {v.name: v for v in variables}
+    if model.is_in_memory:
+        frame, w = estimation_frame(model), _likelihood_weights(model)
+        return [
+            _FrameSample(model.design, frame, w, o, "mean", variables).design(slice(None))
+            for o in overrides_list
+        ]
+    template, point = _typical_values(model, "mean", variables)
+    out = []
+    for o in overrides_list:
+        fixed = _fixed_point(point, o, by_name)
+        sample = _FrameSample(model.design, template, None, o, "mean", variables, fixed)
+        out.append(sample.design(slice(None)))
+    return out
+
+
+def total_weight(backend) -> float:
+    """The sum of the likelihood weights of the rows (one pass)."""
+    return _total_weight(backend)
 
 
 def _items(variables):
@@ -759,7 +880,8 @@ def get_margeff(
     results,
     at: str | dict = "overall",
     method: str = "dydx",
-    dummy: bool = True,
+    atexog: dict | None = None,
+    dummy: bool = False,
     count: bool = False,
 ) -> MarginalEffects:
     """Marginal effects of every variable on the probability of every outcome.
@@ -767,7 +889,7 @@ def get_margeff(
     Parameters
     ----------
     results : MultinomialLogitResults
-    at : {"overall", "mean", "median"} or dict
+    at : {"overall", "mean", "median", "zero"} or dict
         ``"overall"``: average of the effects over the estimation sample (average marginal
         effects).  ``"mean"``: effects at the means (Stata's ``atmeans``; categorical
         indicators at their sample shares).  ``"median"``: at the medians (numeric variables
@@ -777,11 +899,24 @@ def get_margeff(
         ``{variable: value}`` fixes those variables at the given values in every row and
         averages over the sample (Stata's ``at()``); keys are data columns for a formula model
         (a level for a categorical variable), column names or positions for an array model.
+        ``"zero"``: at one row with every variable 0 (statsmodels: every design column 0 but
+        the constant; for a formula model every numeric variable 0 and every categorical one
+        at its base level).  For several values at once (a dict of lists) see
+        ``results.get_margeff`` and :mod:`multilogit.inference.effects_at`; for the effects
+        at every row (``at="all"``), :mod:`multilogit.inference.margeff_rows`.
     method : {"dydx", "eyex", "dyex", "eydx"}
         Derivative, elasticity or semi-elasticities (``ey``: of the log-probability, ``ex``:
         with respect to the log of the variable).
+    atexog : dict, optional
+        statsmodels' ``atexog``: ``{variable: value}`` fixed in every row before ``at``
+        applies (with ``at="overall"`` the same as a dict ``at``; with ``"mean"`` or
+        ``"median"`` the fixed variables' typical value is their value).  Keys as for a
+        dict ``at``: exog column positions or names, data columns of a formula.
     dummy : bool
-        Treat numeric 0/1 variables as discrete: the change from 0 to 1.
+        Treat numeric 0/1 variables as discrete: the change from 0 to 1.  Off by default, as
+        statsmodels, Stata (``margins, dydx(x)`` on a numeric 0/1 column) and marginaleffects
+        treat such a column as continuous; categorical terms of a formula always get discrete
+        changes.
     count : bool
         Treat non-negative integer variables as discrete: :math:`\\{P(v+1) - P(v-1)\\}/2`.
 
@@ -796,14 +931,24 @@ def get_margeff(
     evaluation points (means, medians) as fixed.
     """
     at, method = _check_options(at, method)
+    if atexog is not None:
+        if not isinstance(atexog, dict):
+            raise DataError(
+                f"atexog must be a dict {{column: value}}; got {type(atexog).__name__}"
+            )
+        if isinstance(at, dict):
+            raise ValueError("give the fixed values in at= or in atexog=, not both")
+        if at == "zero":
+            raise ValueError("at='zero' sets every variable to 0, so atexog would be ignored")
+    fixed = at if isinstance(at, dict) else (atexog or {})
     model = results.model
     formula = model.design.design_info is not None
     if formula:
         variables = formula_variables(model, model.source_columns, dummy, count)
-        overrides = _formula_overrides(variables, at) if isinstance(at, dict) else {}
+        overrides = _formula_overrides(variables, fixed) if fixed else {}
     else:
         variables = _array_variables(model, dummy, count)
-        overrides = _array_overrides(model, at) if isinstance(at, dict) else {}
+        overrides = _array_overrides(model, fixed) if fixed else {}
     if not variables:
         raise DataError("the model has no variables besides the constant")
     discrete = [v.name for v in variables if v.kind != "continuous"]
@@ -817,6 +962,13 @@ def get_margeff(
         raise ValueError(
             f"at='median' is not defined for the discrete variable(s) "
             f"{', '.join(map(repr, discrete))}; use at='mean' (or dummy=False / count=False)"
+        )
+    numeric_discrete = [v.name for v in variables if v.kind in ("dummy", "count")]
+    if numeric_discrete and at == "zero":
+        raise ValueError(
+            f"at='zero' is not defined for the discrete variable(s) "
+            f"{', '.join(map(repr, numeric_discrete))} (as statsmodels); use dummy=False / "
+            "count=False"
         )
     mode = "overall" if isinstance(at, dict) else at
     items = _items(variables)
@@ -848,7 +1000,7 @@ def get_margeff(
         )
         sums = _accumulate(sample, items, beta, method)
     elif formula:
-        template, point = _typical_point(model, mode, variables)
+        template, point = _typical_point(model, mode, variables, overrides)
         sample = _FrameSample(model.design, template, None, overrides, mode, variables, point)
         sums = _accumulate(sample, items, beta, method)
     else:
@@ -1016,7 +1168,7 @@ class MarginalEffects:
                 title=equation_label(model.endog_names, outcome),
             )
             # Name the statistic (dy/dx, ...) in the header instead of "coef".
-            tbl[0][1].data = _METHOD_NAMES[self.method]
+            tbl[0][1].data = METHOD_NAMES[self.method]
             blocks.append(tbl)
         smry.tables.append(table_extend(blocks, keep_headers=True))
         notes = []

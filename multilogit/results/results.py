@@ -523,12 +523,54 @@ class MultinomialLogitResults:
 
     # -- marginal effects, predictions with uncertainty, plots (thin wrappers) -----------------
 
-    def get_margeff(self, at="overall", method: str = "dydx", dummy: bool = True, count=False):
-        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`."""
+    def get_margeff(
+        self, at="overall", method: str = "dydx", atexog=None, dummy: bool = False, count=False
+    ):
+        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`
+        (arguments in statsmodels' order).
+
+        ``at`` with lists of values (``{"write": [30, 50, 70]}``) or a list of dicts gives the
+        effects at each scenario in one table (:func:`effects_at.get_margeff_at`);
+        ``at="all"`` the effects at every row, without inference, as statsmodels
+        (:func:`margeff_rows.get_margeff_rows`).
+        """
         self._no_offset("marginal effects")
+        from ..inference.predictive_margins import is_grid
+
+        special = isinstance(at, str) and at.lower() == "all" or is_grid(at)
+        if special and atexog is not None:
+            raise ValueError(
+                "atexog goes with at='overall', 'mean' or 'median'; put the fixed values in the "
+                "dicts of at= instead"
+            )
+        if isinstance(at, str) and at.lower() == "all":
+            from ..inference.margeff_rows import get_margeff_rows
+
+            return get_margeff_rows(self, method=method, dummy=dummy, count=count)
+        if is_grid(at):
+            from ..inference.effects_at import get_margeff_at
+
+            return get_margeff_at(self, at, method=method, dummy=dummy, count=count)
         from ..inference.margins import get_margeff
 
-        return get_margeff(self, at=at, method=method, dummy=dummy, count=count)
+        return get_margeff(self, at=at, method=method, atexog=atexog, dummy=dummy, count=count)
+
+    def get_margins(self, variables=None, at=None, over=None, atmeans: bool = False, by=None):
+        """Predictive margins (average predicted probabilities) at the levels of
+        ``variables`` and the values of ``at``, within ``over`` (or ``by``) groups
+        (``atmeans``: at the means instead); see :func:`predictive_margins.get_margins`."""
+        self._no_offset("predictive margins")
+        from ..inference.predictive_margins import get_margins
+
+        return get_margins(self, variables, at=at, over=over, atmeans=atmeans, by=by)
+
+    def plot_margins(self, variables=None, at=None, over=None, atmeans=False, **kwargs):
+        """Plot of the predictive margins of :meth:`get_margins` (Stata's ``marginsplot``);
+        keywords go to :func:`multilogit.results.margins_plot.plot_margins`."""
+        from .margins_plot import plot_margins
+
+        margins = self.get_margins(variables=variables, at=at, over=over, atmeans=atmeans)
+        return plot_margins(margins, **kwargs)
 
     def get_prediction(self, exog=None, offset=None):
         """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""
