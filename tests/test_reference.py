@@ -100,9 +100,10 @@ def test_reference_files_record_their_source():
         assert (REFERENCE_DIR.parent.parent / script).is_file(), path.name
         engine = "# engine: R version" if produced.group(2) else "# engine: Python"
         assert any(line.startswith(engine) for line in header), path.name
-        # Computed references say how far they converged (profiles: their root search);
+        # Computed references say how far they converged (profiles: their root search;
+        # quantities derived from a converged fit: their method);
         # published ones cite their source.
-        settled = ("# convergence:", "# source:", "# profile:")
+        settled = ("# convergence:", "# source:", "# profile:", "# method:")
         assert any(line.startswith(settled) for line in header), path.name
 
 
