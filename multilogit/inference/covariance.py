@@ -109,6 +109,11 @@ def register(cls: type[CovarianceEstimator]) -> type[CovarianceEstimator]:
     return cls
 
 
+def available_cov_types() -> list[str]:
+    """The registered covariance types, in registration order."""
+    return list(_REGISTRY)
+
+
 def get_estimator(cov_type: str, cov_kwds=None) -> CovarianceEstimator:
     """Instantiate the estimator registered as ``cov_type`` with its options."""
     key = cov_type if cov_type in _REGISTRY else str(cov_type)
