@@ -250,3 +250,7 @@ class MultinomialLogitClassifier(ClassifierMixin, BaseEstimator):
         scores = self.decision_function(X)
         idx = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
         return self.classes_[idx]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy: the (weighted) share of rows whose predicted class is ``y``."""
+        return super().score(X, y, sample_weight=sample_weight)

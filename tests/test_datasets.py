@@ -26,7 +26,7 @@ def test_admissions(admissions):
 
 
 def test_names_and_unknown():
-    assert ml.datasets.names() == ["admissions", "hsbdemo"]
+    assert ml.datasets.names() == ["admissions", "endometrial", "hsbdemo"]
     with pytest.raises(ValueError, match="unknown data set 'iris'; available: admissions"):
         ml.datasets.load("iris")
 
@@ -35,3 +35,13 @@ def test_each_load_is_a_fresh_copy():
     a = ml.datasets.load("hsbdemo")
     a.loc[0, "write"] = -1
     assert ml.datasets.load("hsbdemo").loc[0, "write"] != -1
+
+
+def test_endometrial_is_the_reference_copy():
+    """The bundled copy is the data the brglm2 reference results were computed on."""
+    import pandas as pd
+
+    from tests.reference_data import REFERENCE_DIR
+
+    ref = pd.read_csv(REFERENCE_DIR / "data" / "endometrial.csv")
+    pd.testing.assert_frame_equal(ml.datasets.load("endometrial"), ref)

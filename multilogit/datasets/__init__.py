@@ -1,6 +1,7 @@
 """Small public data sets bundled with multilogit.
 
-Both are UCLA Statistical Consulting teaching data sets with published reference results:
+Two UCLA Statistical Consulting teaching data sets with published reference results, and one
+small separated data set:
 
 ``hsbdemo``
     High School and Beyond, 200 students: program type ``prog`` (academic, general, vocation),
@@ -8,6 +9,11 @@ Both are UCLA Statistical Consulting teaching data sets with published reference
     cluster ``cid`` and other scores.
 ``admissions``
     Graduate admissions, 400 applicants: ``admit`` (0/1), ``gre``, ``gpa``, ``rank`` (1-4).
+``endometrial``
+    Histology grade of 79 endometrial cancer patients (Heinze and Schemper 2002; R's
+    ``brglm2::endometrial``): grade ``HG`` (0/1), neovasculization ``NV`` (0/1, which separates
+    the grades: its maximum-likelihood estimate is infinite), pulsatility index ``PI`` and
+    endometrium height ``EH``.
 """
 
 from __future__ import annotations
@@ -42,7 +48,12 @@ def _admissions() -> pd.DataFrame:
     return df
 
 
-_LOADERS = {"hsbdemo": _hsbdemo, "admissions": _admissions}
+def _endometrial() -> pd.DataFrame:
+    with resources.files(__name__).joinpath("data", "endometrial.csv").open("r") as fh:
+        return pd.read_csv(fh)
+
+
+_LOADERS = {"hsbdemo": _hsbdemo, "admissions": _admissions, "endometrial": _endometrial}
 
 
 def names() -> list[str]:
@@ -55,7 +66,7 @@ def load(name: str) -> pd.DataFrame:
 
     Parameters
     ----------
-    name : {"hsbdemo", "admissions"}
+    name : {"hsbdemo", "admissions", "endometrial"}
 
     Returns
     -------

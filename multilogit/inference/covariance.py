@@ -50,6 +50,7 @@ __all__ = [
     "HC0",
     "HC1",
     "Cluster",
+    "available_cov_types",
     "get_estimator",
     "inverse_information",
 ]
