@@ -46,7 +46,7 @@ import pandas as pd
 from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .model import MultinomialLogit
 
@@ -63,6 +63,24 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {
         "statistics it cannot estimate"
     ),
 }
+
+
+def _symmetric(params: np.ndarray) -> np.ndarray:
+    """The (K, p) sum-to-zero coefficient sets of reference-coded ``params`` (p, K - 1) whose
+    reference is the first class: the reference row 0 added, then the column means removed
+    (the probabilities do not change)."""
+    full = np.vstack([np.zeros((1, params.shape[0])), params.T])
+    return full - full.mean(axis=0)
+
+
+def _sample_weight(sample_weight, n: int) -> np.ndarray:
+    """``sample_weight`` as ``n`` floats (a number is the same weight for every row)."""
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    if sw.ndim == 0:
+        return np.full(n, float(sw))
+    if sw.shape != (n,):
+        raise ValueError(f"sample_weight has shape {sw.shape}; expected ({n},), one per sample")
+    return sw
 
 
 class MultinomialLogitClassifier(ClassifierMixin, BaseEstimator):
@@ -170,13 +188,14 @@ class MultinomialLogitClassifier(ClassifierMixin, BaseEstimator):
         names = list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(X.shape[1])]))
         exog = pd.DataFrame(X, columns=[str(n) for n in names])
         if self.fit_intercept:
-            exog.insert(0, "const", 1.0)
+            # "const" as statsmodels' add_constant, unless a feature has that name.
+            exog.insert(0, "const" if "const" not in exog.columns else "(intercept)", 1.0)
         # Codes with the class labels as categories: the results are labelled as y, and the
         # first class is the reference, as scikit-learn's binary coef_.
         endog = pd.Categorical.from_codes(codes, categories=pd.Index(classes))
         weights = {}
         if sample_weight is not None:
-            sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            sw = _sample_weight(sample_weight, len(X))
             kind = "freq_weights" if np.all(sw == np.round(sw)) and sw.sum() >= 1 else "weights"
             weights[kind] = sw
             present = np.unique(codes[sw > 0])
@@ -206,7 +225,7 @@ class MultinomialLogitClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.results_ = res
         self.n_iter_ = np.array([res.n_iter])
-        W = self._symmetric(np.nan_to_num(res.params.to_numpy(), nan=0.0), len(classes))
+        W = _symmetric(np.nan_to_num(res.params.to_numpy(), nan=0.0))
         if self.fit_intercept:
             intercept, W = W[:, 0], W[:, 1:]
         else:
@@ -218,13 +237,6 @@ class MultinomialLogitClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.coef_, self.intercept_ = W, intercept
         return self
-
-    @staticmethod
-    def _symmetric(params: np.ndarray, K: int) -> np.ndarray:
-        """(K, p) sum-to-zero coefficient sets from reference-coded ``params`` (p, K - 1),
-        reference first."""
-        full = np.vstack([np.zeros((1, params.shape[0])), params.T])
-        return full - full.mean(axis=0)
 
     def decision_function(self, X) -> np.ndarray:
         """Linear scores: shape (n, K) (any constant may be added to a row), or (n,) with two

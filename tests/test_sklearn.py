@@ -182,3 +182,11 @@ def test_no_intercept_and_dataframe_input():
     theirs = LogisticRegression(C=1.0, fit_intercept=False, tol=1e-12, max_iter=100_000)
     np.testing.assert_allclose(clf.coef_, theirs.fit(X, y).coef_, rtol=LBFGS_RTOL, atol=1e-5)
     assert isinstance(clf.predict(pd.DataFrame(X)), np.ndarray)
+
+
+def test_a_feature_named_const(hsbdemo):
+    X = hsbdemo[["write"]].rename(columns={"write": "const"})
+    clf = MultinomialLogitClassifier().fit(X, hsbdemo["prog"])
+    assert list(clf.results_.params.index) == ["(intercept)", "const"]
+    res = multilogit.mnlogit("prog ~ write", hsbdemo).fit()
+    np.testing.assert_allclose(clf.results_.params.to_numpy(), res.params.to_numpy(), rtol=1e-10)
