@@ -8,6 +8,7 @@ __all__ = [
     "ConvergenceWarning",  # noqa: F822 - defined at first access, by __getattr__ below
     "MultilogitError",
     "DataError",
+    "DataWarning",
     "FitError",
     "PerfectSeparationError",
     "PerfectSeparationWarning",
@@ -21,6 +22,11 @@ class MultilogitError(ValueError):
 
 class DataError(MultilogitError):
     """The data cannot define a model: missing values, bad shapes, unknown levels, ..."""
+
+
+class DataWarning(UserWarning):
+    """The data or the formula fit, but probably not as meant (numbers stored as text, an
+    outcome that looks continuous, ``^`` in an expression); the message says how to proceed."""
 
 
 class FitError(MultilogitError):

@@ -22,6 +22,7 @@ from ..engine import kernels
 from ..engine.threads import default_threads, map_runs, row_runs
 from ..exceptions import DataError
 from ..lazy import lazy_module
+from . import guards
 from .factors import Factors
 from .fastbuild import DesignBuilder
 
@@ -395,6 +396,7 @@ class Design:
                 )
         _check_columns(self.design_info, data, self.eval_env)
         data = numpy_columns(data, _formula_columns(self.formula, data))
+        data = guards.align_categoricals(self.design_info, data)
         _check_levels(self.design_info, data)
         _check_numeric(self.design_info, data)
         try:
@@ -667,6 +669,7 @@ def _finalize(X, codes, outcome_values, name, ref, design, index, pre_missing, m
             "no rows left to fit" + (" after dropping missing values" if n_miss else "")
         )
     outcome, codes = encode_outcome(vals, name, ref)
+    guards.warn_continuous_outcome(vals, name, len(outcome.levels))
     rows_kept = index[keep] if n_miss else index
     # The column range describes the rows kept only when none was dropped.
     return ModelData(X, codes, outcome, design, rows_kept, n_miss, None if n_miss else col_range)
@@ -742,10 +745,12 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
         raise DataError("data has no rows")
     if not isinstance(eval_env, patsy.EvalEnvironment):
         eval_env = patsy.EvalEnvironment.capture(eval_env + 1)
+    eval_env = guards.with_numpy(eval_env)
     try:
         desc = patsy.ModelDesc.from_formula(formula)
     except patsy.PatsyError as exc:
-        raise DataError(f"cannot parse formula {formula!r}: {_patsy_message(exc)}") from None
+        hint = guards.caret_hint(formula)
+        raise DataError(f"cannot parse formula {formula!r}: {_patsy_message(exc)}{hint}") from None
     lhs = [t for t in desc.lhs_termlist]
     if len(lhs) != 1 or len(lhs[0].factors) != 1:
         raise DataError(f"the left side of {formula!r} must be one outcome variable")
@@ -757,6 +762,7 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
     if unknown:
         raise DataError(f"outcome column {unknown[0]!r} is not in the data")
     rhs_codes = [f.code for t in desc.rhs_termlist for f in t.factors]
+    guards.warn_caret([code, *rhs_codes])
     unknown = _unknown_names(rhs_codes, data, eval_env)
     if unknown:
         raise DataError(
@@ -788,6 +794,7 @@ def from_formula(formula: str, data, ref=None, missing="raise", eval_env=0) -> M
         factors = Factors(rhs.rhs_termlist, eval_env, streamed=False)
         factors.see(data)
         info = factors.design_info()
+        guards.warn_text_numbers(info, data)
         if not info.column_names:
             raise DataError(
                 f"formula {formula!r} has no terms on the right side: the model has no "

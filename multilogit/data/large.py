@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..lazy import lazy_module
+from . import guards
 from .design import Design, Outcome
 from .parquet import ParquetSource
 
@@ -172,7 +173,7 @@ def formula_rows(
                 f"{what}: with data larger than memory, give the name of a column of the data"
             )
     if not isinstance(eval_env, patsy.EvalEnvironment):
-        eval_env = patsy.EvalEnvironment.capture(eval_env + 1)
+        eval_env = guards.with_numpy(patsy.EvalEnvironment.capture(eval_env + 1))
     if isinstance(data, ParquetSource):
         sd = stream_design(
             formula,

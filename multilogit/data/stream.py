@@ -33,6 +33,7 @@ from ..engine import kernels
 from ..engine.progress import Progress
 from ..engine.spill import SpillBackend, SpillWriter
 from ..exceptions import DataError
+from . import guards
 from .design import Design, Outcome, match_level, numpy_columns
 from .digest import Digest, DigestSpec, digest
 from .factors import Factors
@@ -288,7 +289,7 @@ def design_state(
     if missing not in ("raise", "drop"):
         raise ValueError(f"missing must be 'raise' or 'drop'; got {missing!r}")
     if not isinstance(eval_env, patsy.EvalEnvironment):
-        eval_env = patsy.EvalEnvironment.capture(eval_env + 1)
+        eval_env = guards.with_numpy(patsy.EvalEnvironment.capture(eval_env + 1))
     desc, yname = _parse(formula, eval_env)
     weight_cols = _names(freq_weights, weights)
     group_cols = _names(groups)
@@ -373,7 +374,7 @@ def stream_design(
         The backend's chunking (see :class:`~multilogit.engine.chunked.ChunkedBackend`).
     """
     if not isinstance(eval_env, patsy.EvalEnvironment):
-        eval_env = patsy.EvalEnvironment.capture(eval_env + 1)
+        eval_env = guards.with_numpy(patsy.EvalEnvironment.capture(eval_env + 1))
     # Taken before the first pass: the rows read again later must be the rows fitted.
     fingerprint = getattr(source, "fingerprint", None)
     stamp = fingerprint() if fingerprint is not None else None

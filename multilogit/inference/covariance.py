@@ -34,6 +34,8 @@ the rows.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -50,6 +52,7 @@ __all__ = [
     "HC0",
     "HC1",
     "Cluster",
+    "available_cov_types",
     "get_estimator",
     "bread",
     "inverse_information",
@@ -142,6 +145,11 @@ def register(cls: type[CovarianceEstimator]) -> type[CovarianceEstimator]:
     return cls
 
 
+def available_cov_types() -> list[str]:
+    """The registered covariance types, in registration order."""
+    return list(_REGISTRY)
+
+
 def get_estimator(cov_type: str, cov_kwds=None) -> CovarianceEstimator:
     """Instantiate the estimator registered as ``cov_type`` with its options."""
     key = cov_type if cov_type in _REGISTRY else str(cov_type)
@@ -149,7 +157,29 @@ def get_estimator(cov_type: str, cov_kwds=None) -> CovarianceEstimator:
         raise ValueError(
             f"unknown cov_type {cov_type!r}; available: {', '.join(sorted(_REGISTRY))}"
         )
-    return _REGISTRY[key](**(cov_kwds or {}))
+    cls = _REGISTRY[key]
+    _check_options(cls, dict(cov_kwds or {}))
+    return cls(**(cov_kwds or {}))
+
+
+# Options of other packages' covariance calls, and their name here.
+_SYNONYMS = {"cluster": "groups", "clusters": "groups", "group": "groups", "vce": "cov_type"}
+
+
+def _check_options(cls: type[CovarianceEstimator], kwds: dict) -> None:
+    """Refuse an option ``cls`` does not take, naming the option it probably meant."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n in params if n != "self"]
+    for key in kwds:
+        if key in known:
+            continue
+        guess = _SYNONYMS.get(key)
+        close = [guess] if guess in known else difflib.get_close_matches(str(key), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        takes = f"its options: {', '.join(known)}" if known else "it takes no options"
+        raise TypeError(f"cov_type {cls.name!r} has no option {key!r}{hint} ({takes})")
 
 
 # -- robust (sandwich) estimators ---------------------------------------------------------------

@@ -18,6 +18,7 @@ covariance (robust or cluster if the results have it), the likelihood-ratio stat
 
 from __future__ import annotations
 
+import difflib
 import html
 import warnings
 from dataclasses import dataclass
@@ -111,6 +112,45 @@ def _qualified_names(model) -> list[str]:
     return [f"{o}:{t}" for o in model.eq_outcomes for t in model.exog_names]
 
 
+def _token_at(code: str, start: int) -> str:
+    """The name starting at ``start`` of a constraint: up to a space, ``=``, or an operator
+    outside brackets (names such as ``C(ses)[T.high]`` hold brackets)."""
+    depth, end = 0, start
+    while end < len(code):
+        ch = code[end]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth <= 0 and (ch.isspace() or ch in "=+*/," or (ch == "-" and end > start)):
+            break
+        end += 1
+    return code[start:end]
+
+
+def _constraint_message(model, constraints, exc, qual, bare) -> str:
+    """What is wrong with a constraint patsy cannot parse: the unknown name, or a reference
+    outcome's coefficient, and the valid names."""
+    first = str(exc).splitlines()[0]
+    origin = getattr(exc, "origin", None)
+    names = ", ".join(map(repr, qual + bare))
+    valid = f"coefficients are named 'outcome:term' or by a bare term for all equations: {names}"
+    if origin is None or "unrecognized token" not in first:
+        return f"cannot parse constraints {constraints!r}: {first}; {valid}"
+    token = _token_at(origin.code, origin.start)
+    outcome = token.split(":", 1)[0] if ":" in token else None
+    if outcome is not None and outcome == str(model.ref):
+        why = (
+            f"{token!r} is a coefficient of the reference outcome {outcome!r}, which is 0 by "
+            "definition (refit with another ref= or test the other outcomes' coefficients)"
+        )
+    else:
+        close = difflib.get_close_matches(token, qual + bare, n=3)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        why = f"unknown name {token!r}{hint}"
+    return f"cannot parse constraint {origin.code!r}: {why}; {valid}"
+
+
 def constraint_matrix(model, constraints) -> tuple[np.ndarray, np.ndarray]:
     """``(R, q)`` for string constraints such as ``"general:write = vocation:write"``.
 
@@ -128,11 +168,7 @@ def constraint_matrix(model, constraints) -> tuple[np.ndarray, np.ndarray]:
     try:
         lc = patsy.constraint.linear_constraint(constraints, qual + bare)
     except patsy.PatsyError as exc:
-        raise DataError(
-            f"cannot parse constraints {constraints!r}: {str(exc).splitlines()[0]}; "
-            f"coefficients are named 'outcome:term' ({qual[0]!r}, ...) or by a bare term "
-            f"({bare[0]!r}, ...) for all equations"
-        ) from None
+        raise DataError(_constraint_message(model, constraints, exc, qual, bare)) from None
     R_rows, q_rows = [], []
     for coef, const in zip(lc.coefs, lc.constants.ravel(), strict=True):
         cq, cb = coef[:Jp], coef[Jp:]
