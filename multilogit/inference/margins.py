@@ -68,16 +68,7 @@ from ..exceptions import DataError
 from . import distributions as stats
 from . import margin_sums, typical
 
-__all__ = [
-    "MarginalEffects",
-    "get_margeff",
-    "design_at",
-    "check_at",
-    "total_weight",
-    "effect_items",
-    "chunk_rows",
-    "mean_designs",
-]
+__all__ = ["MarginalEffects", "get_margeff"]
 
 METHODS = ("dydx", "eyex", "dyex", "eydx")
 METHOD_NAMES = {
