@@ -40,6 +40,7 @@ __all__ = [
     "term_factors",
     "TermLabels",
     "outcome_labels_map",
+    "relabel_index",
     "INTERACTION",
 ]
 
@@ -303,3 +304,48 @@ def outcome_labels_map(outcomes: Iterable, outcome_labels: Mapping | None = None
             f"{', '.join(level_label(o) for o in outcomes)}"
         )
     return out
+
+
+def relabel_index(
+    index,
+    terms: Iterable[str],
+    outcomes: Iterable,
+    labels: Mapping[str, str] | None = None,
+    outcome_labels: Mapping | None = None,
+    short: bool = False,
+):
+    """A table index ``(outcome, dimension...)`` with printed labels.
+
+    The first level holds outcomes (printed by :func:`outcome_labels_map`); a level named
+    ``term`` holds design terms (printed by :class:`TermLabels`); any other level is a variable
+    whose name is printed by :meth:`TermLabels.variable` and whose values stay as they are.
+
+    Parameters
+    ----------
+    index : pandas.MultiIndex or Index
+    terms : iterable of str
+        The model's term names (what ``labels`` may name, with their variables).
+    outcomes : iterable
+        The model's outcome levels.
+    labels, outcome_labels, short
+        As for :class:`TermLabels` and :func:`outcome_labels_map`.
+
+    Returns
+    -------
+    pandas.MultiIndex or Index
+    """
+    import pandas as pd
+
+    names = [str(n) for n in index.names]
+    variables = [n for n in names[1:] if n != "term"]
+    term_labels = TermLabels(terms, labels, short=short, variables=variables)
+    outcome_map = outcome_labels_map(outcomes, outcome_labels)
+    frame = index.to_frame(index=False)
+    frame.columns = names
+    frame[names[0]] = [outcome_map.get(o, level_label(o)) for o in frame[names[0]]]
+    if "term" in names[1:]:
+        frame["term"] = [term_labels(t) for t in frame["term"]]
+    frame.columns = [names[0]] + [n if n == "term" else term_labels.variable(n) for n in names[1:]]
+    if len(names) == 1:
+        return pd.Index(frame.iloc[:, 0], name=frame.columns[0])
+    return pd.MultiIndex.from_frame(frame)

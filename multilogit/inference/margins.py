@@ -61,6 +61,7 @@ import pandas as pd
 
 # design.py is the one module that imports patsy; reuse its name parser from there.
 from ..data.design import ast_names
+from ..data.labelling import relabel_index
 from ..data.labels import equation_label, level_label
 from ..data.source_rows import NO_VALUES, fold_summary, merge_summaries
 from ..engine.threads import block_runs, map_runs, stop_if_cancelled
@@ -1092,10 +1093,15 @@ class MarginalEffects:
         sf = self.summary_frame(alpha)
         return sf[["lower", "upper"]]
 
-    def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
+    def summary_frame(
+        self, alpha: float = 0.05, labels=None, outcome_labels=None, short_names=False
+    ) -> pd.DataFrame:
         """Long table indexed by ``(outcome, term)``, outcome-major in outcome order.
 
         Columns: ``effect``, ``std err``, ``z``, ``P>|z|``, ``lower``, ``upper``.
+        ``labels`` (``{term or variable: label}``), ``outcome_labels`` and ``short_names``
+        print the index as the results' tables do
+        (:func:`~multilogit.data.labelling.relabel_index`).
         """
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
@@ -1113,11 +1119,20 @@ class MarginalEffects:
                 "lower": eff - q * se,
                 "upper": eff + q * se,
             },
-            index=self._flat_index,
+            index=self._labelled(labels, outcome_labels, short_names),
         )
 
-    def summary(self, alpha: float = 0.05):
-        """statsmodels ``Summary``: ``str()``, ``as_html()``, ``as_latex()``."""
+    def _labelled(self, labels, outcome_labels, short_names):
+        if labels is None and outcome_labels is None and not short_names:
+            return self._flat_index
+        model = self.results.model
+        return relabel_index(
+            self._flat_index, model.exog_names, model.outcomes, labels, outcome_labels, short_names
+        )
+
+    def summary(self, alpha: float = 0.05, labels=None, outcome_labels=None, short_names=False):
+        """statsmodels ``Summary``: ``str()``, ``as_html()``, ``as_latex()``; labels as
+        :meth:`summary_frame`."""
         from statsmodels.iolib.summary import Summary, summary_params, table_extend
 
         res = self.results
@@ -1142,6 +1157,11 @@ class MarginalEffects:
             res, gleft=left, gright=right, title="MultinomialLogit Marginal Effects"
         )
         ci = self.conf_int(alpha)
+        printed = self._labelled(labels, outcome_labels, short_names)
+        n_terms = len(self._terms)
+        term_names = [str(t) for t in printed.get_level_values(1)[:n_terms]]
+        outcome_names = [str(o) for o in printed.get_level_values(0)[::n_terms]]
+        relabelled = labels is not None or outcome_labels is not None or short_names
         blocks = []
         for k, outcome in enumerate(self._outcomes):
             tbl = summary_params(
@@ -1153,10 +1173,14 @@ class MarginalEffects:
                     self.pvalues.to_numpy()[:, k],
                     ci.loc[outcome].to_numpy(),
                 ),
-                xname=[str(t) for t in self._terms],
+                xname=term_names if relabelled else [str(t) for t in self._terms],
                 alpha=alpha,
                 use_t=False,
-                title=equation_label(model.endog_names, outcome),
+                title=(
+                    f"{model.endog_names}={outcome_names[k]}"
+                    if relabelled
+                    else equation_label(model.endog_names, outcome)
+                ),
             )
             # Name the statistic (dy/dx, ...) in the header instead of "coef".
             tbl[0][1].data = METHOD_NAMES[self.method]

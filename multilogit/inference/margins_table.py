@@ -28,6 +28,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from ..data.labelling import relabel_index
 from ..data.labels import level_label
 from ..exceptions import DataError
 from . import distributions as stats
@@ -99,12 +100,16 @@ class MarginsTable:
         """Delta-method covariance of the flat estimates, indexed like :meth:`summary_frame`."""
         return pd.DataFrame(self._cov, index=self._index, columns=self._index)
 
-    def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
+    def summary_frame(
+        self, alpha: float = 0.05, labels=None, outcome_labels=None, short_names=False
+    ) -> pd.DataFrame:
         """Long table indexed by ``(outcome, dimension...)``, outcome-major.
 
         Columns: the estimate (``margin``, ``dy/dx``, ...), ``std err``, ``z``, ``P>|z|``
         (against zero, as Stata prints), ``lower``, ``upper`` (Wald intervals of level
-        ``1 - alpha``).
+        ``1 - alpha``).  ``labels`` (``{term or variable: label}``), ``outcome_labels`` and
+        ``short_names`` print the index as the results' tables do
+        (:func:`~multilogit.data.labelling.relabel_index`).
         """
         q = _quantile(alpha)
         est, se = self._est, self._se
@@ -119,7 +124,15 @@ class MarginsTable:
                 "lower": est - q * se,
                 "upper": est + q * se,
             },
-            index=self._index,
+            index=self._labelled(labels, outcome_labels, short_names),
+        )
+
+    def _labelled(self, labels, outcome_labels, short_names):
+        if labels is None and outcome_labels is None and not short_names:
+            return self._index
+        model = self.results.model
+        return relabel_index(
+            self._index, model.exog_names, model.outcomes, labels, outcome_labels, short_names
         )
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
@@ -141,9 +154,9 @@ class MarginsTable:
         """Extra ``(label, [value])`` rows of the summary's left column."""
         return []
 
-    def summary(self, alpha: float = 0.05):
+    def summary(self, alpha: float = 0.05, labels=None, outcome_labels=None, short_names=False):
         """statsmodels ``Summary`` (``str()``, ``as_html()``, ``as_latex()``): one block per
-        outcome, a row per combination of the dimensions."""
+        outcome, a row per combination of the dimensions; labels as :meth:`summary_frame`."""
         from statsmodels.iolib.summary import Summary, summary_params, table_extend
 
         res = self.results
@@ -156,9 +169,9 @@ class MarginsTable:
             ("No. Observations:", [f"{res.nobs:g}"]),
         ]
         smry.add_table_2cols(res, gleft=left, gright=right, title=f"MultinomialLogit {self.title}")
-        sf = self.summary_frame(alpha)
-        outcomes = list(dict.fromkeys(self._index.get_level_values(0)))
-        dims = self.dimensions
+        sf = self.summary_frame(alpha, labels, outcome_labels, short_names)
+        outcomes = list(dict.fromkeys(sf.index.get_level_values(0)))
+        dims = [str(n) for n in sf.index.names[1:]]
         per = len(sf) // len(outcomes)
         blocks = []
         for k, outcome in enumerate(outcomes):

@@ -45,6 +45,9 @@ def plot_margins(
     outcomes=None,
     ax=None,
     title: str | None = None,
+    labels=None,
+    outcome_labels=None,
+    short_names: bool = False,
 ):
     """Plot predictive margins or marginal effects with their confidence intervals.
 
@@ -63,6 +66,10 @@ def plot_margins(
     ax : matplotlib Axes, optional
         Draw there (only for a plot with one panel).
     title : str, optional
+    labels, outcome_labels, short_names
+        Printed names of terms and variables (``{name: label}``) and of outcomes, as in the
+        results' tables (:func:`~multilogit.data.labelling.relabel_index`); ``x`` and
+        ``outcomes`` may name them either way.
 
     Returns
     -------
@@ -74,9 +81,18 @@ def plot_margins(
     series per outcome; with more (``over`` groups, a second factor), one panel per outcome
     with one series per combination of the other dimensions.
     """
-    sf = margins.summary_frame(alpha)
+    sf = margins.summary_frame(
+        alpha, labels=labels, outcome_labels=outcome_labels, short_names=short_names
+    )
     stat = sf.columns[0]
-    dims = list(margins.dimensions)
+    raw_dims = list(margins.dimensions)
+    dims = [str(n) for n in sf.index.names[1:]]
+    if x is not None and x in raw_dims:
+        x = dims[raw_dims.index(x)]
+    if outcomes is not None:
+        plain = list(dict.fromkeys(margins.summary_frame(alpha).index.get_level_values(0)))
+        printed = list(dict.fromkeys(sf.index.get_level_values(0)))
+        outcomes = [printed[plain.index(o)] if o in plain else o for o in outcomes]
     effects = "term" in dims
     if effects:
         dims.remove("term")
