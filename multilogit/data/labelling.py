@@ -333,9 +333,12 @@ def relabel_index(
     Returns
     -------
     pandas.MultiIndex or Index
+        ``index`` itself when nothing is to be relabelled.
     """
     import pandas as pd
 
+    if labels is None and outcome_labels is None and not short:
+        return index
     names = [str(n) for n in index.names]
     variables = [n for n in names[1:] if n != "term"]
     term_labels = TermLabels(terms, labels, short=short, variables=variables)

@@ -1123,8 +1123,6 @@ class MarginalEffects:
         )
 
     def _labelled(self, labels, outcome_labels, short_names):
-        if labels is None and outcome_labels is None and not short_names:
-            return self._flat_index
         model = self.results.model
         return relabel_index(
             self._flat_index, model.exog_names, model.outcomes, labels, outcome_labels, short_names

@@ -128,8 +128,6 @@ class MarginsTable:
         )
 
     def _labelled(self, labels, outcome_labels, short_names):
-        if labels is None and outcome_labels is None and not short_names:
-            return self._index
         model = self.results.model
         return relabel_index(
             self._index, model.exog_names, model.outcomes, labels, outcome_labels, short_names

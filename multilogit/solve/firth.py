@@ -22,13 +22,14 @@ stops when the predicted remaining change, not the last step, is within the tole
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from ..engine.jeffreys import chunk_logdet_gradient, chunk_third_cumulants
 from ..engine.threads import single_threaded_blas
 from ..exceptions import FitError
-from .directions import Proposal, cho_solve, cholesky
+from .directions import ExactCholesky, Proposal, cho_solve, cholesky
 from .objective import Objective
 from .state import NewtonState
 
@@ -41,6 +42,29 @@ def logdet(info: np.ndarray) -> float:
     if cf is None:
         return -math.inf
     return 2.0 * float(np.sum(np.log(np.diag(cf[0]))))
+
+
+def _inverse(info: np.ndarray):
+    """The Cholesky factor of ``info`` and its inverse, or ``None`` where it is not positive
+    definite (the adjusted score is not defined there: the line search rejects the point)."""
+    cf = cholesky(info)
+    if cf is None:
+        return None
+    return cf, cho_solve(cf, np.eye(len(info)))
+
+
+def _row_sums(backend, kernels, beta: np.ndarray, cov: np.ndarray) -> list[np.ndarray]:
+    """The sums over the rows of ``kernel(X, weights, beta, cov)`` for each kernel, added in
+    row order (so they do not depend on timing)."""
+    # The chunks' products are small: BLAS threads would only contend.
+    with single_threaded_blas():
+        parts = backend.reduce(
+            lambda c: [kernel(c.X, c.weights, beta, cov) for kernel in kernels], frames=False
+        )
+    totals = [None] * len(kernels)
+    for part in parts:
+        totals = [p if t is None else t + p for t, p in zip(totals, part, strict=True)]
+    return totals
 
 
 class JeffreysPenalty:
@@ -63,23 +87,13 @@ class JeffreysPenalty:
         self.backend = backend
 
     def terms(self, beta: np.ndarray, derivatives) -> tuple[float, np.ndarray, None]:
-        info = derivatives.info
-        cf = cholesky(info)
-        if cf is None:
-            # Not defined here: the line search rejects the point.
+        factored = _inverse(derivatives.info)
+        if factored is None:
             return math.inf, np.full(beta.shape, np.nan), None
-        half_logdet = float(np.sum(np.log(np.diag(cf[0]))))
-        cov = cho_solve(cf, np.eye(len(info)))
+        cf, cov = factored
         beta = np.asarray(beta, dtype=np.float64)
-        # The chunks' products are small: BLAS threads would only contend.
-        with single_threaded_blas():
-            parts = self.backend.reduce(
-                lambda chunk: chunk_logdet_gradient(chunk.X, chunk.weights, beta, cov),
-                frames=False,
-            )
-        grad = np.zeros(beta.shape)
-        for part in parts:  # in row order, so the sum does not depend on timing
-            grad += part
+        (grad,) = _row_sums(self.backend, [chunk_logdet_gradient], beta, cov)
+        half_logdet = float(np.sum(np.log(np.diag(cf[0]))))
         return -half_logdet, -0.5 * grad, None
 
 
@@ -111,24 +125,14 @@ class MedianAdjustment:
 
     def terms(self, beta: np.ndarray, derivatives) -> tuple[float, np.ndarray, None]:
         info = derivatives.info
-        cf = cholesky(info)
-        if cf is None:
+        factored = _inverse(info)
+        if factored is None:
             return math.inf, np.full(beta.shape, np.nan), None
-        cov = cho_solve(cf, np.eye(len(info)))
+        cf, cov = factored
         beta = np.asarray(beta, dtype=np.float64)
-        with single_threaded_blas():
-            parts = self.backend.reduce(
-                lambda c: (
-                    chunk_logdet_gradient(c.X, c.weights, beta, cov),
-                    chunk_third_cumulants(c.X, c.weights, beta, cov),
-                ),
-                frames=False,
-            )
-        grad = np.zeros(beta.shape)
-        cumulants = np.zeros(beta.size)
-        for g, k in parts:  # in row order
-            grad += g
-            cumulants += k
+        grad, cumulants = _row_sums(
+            self.backend, [chunk_logdet_gradient, chunk_third_cumulants], beta, cov
+        )
         b = -cumulants / (3.0 * np.diag(cov))
         adjustment = 0.5 * grad + (info @ b).reshape(beta.shape)
         adjusted = (np.asarray(derivatives.score) + adjustment).ravel()
@@ -148,7 +152,7 @@ _ACCURACY = 1e-3
 _MIN_TOL_FACTOR = 1e-4
 
 
-class FirthScoring:
+class FirthScoring(ExactCholesky):
     """Steps :math:`\\delta = \\mathcal{I}(\\beta)^{-1} g^*(\\beta)` with the likelihood's
     information :math:`\\mathcal{I}` and the penalised score :math:`g^*`.
 
@@ -160,31 +164,19 @@ class FirthScoring:
     is the likelihood's at the estimates, as brglm2 reports it.
     """
 
-    needs_information = True
-    objective: Objective | None = None
-
     def start(self, objective: Objective, beta: np.ndarray) -> None:
-        self.objective = objective
+        super().start(objective, beta)
         self._previous: float | None = None
         self._rate = 1.0
 
-    @property
-    def info_rows(self) -> float:
-        return math.nan if self.objective is None else self.objective.n_rows
-
-    def information(self, state: NewtonState) -> np.ndarray | None:
-        return state.current.info
-
     def direction(self, state: NewtonState) -> Proposal:
-        cf = cholesky(state.current.info)
-        if cf is None:
+        try:
+            step = super().direction(state)
+        except FitError as exc:
             raise FitError(
-                "the information matrix is not positive definite at iteration "
-                f"{state.iteration - 1}: the design is rank deficient (bias reduction keeps "
-                "separated estimates finite, not unidentified ones)"
-            )
-        g = state.gradient
-        delta = cho_solve(cf, g)
+                f"{exc} (bias reduction keeps separated estimates finite, not unidentified ones)"
+            ) from None
+        delta = step.delta
         size = float(np.max(np.abs(delta) / (1.0 + np.abs(state.beta.ravel()))))
         if self._previous is not None and self._previous > 0:
             self._rate = size / self._previous
@@ -196,16 +188,10 @@ class FirthScoring:
         else:
             factor = _MIN_TOL_FACTOR
         self._size = size
-        return Proposal(delta, float(g @ delta), exact=True, tol_factor=_ACCURACY * factor)
+        return replace(step, tol_factor=_ACCURACY * factor)
 
     def accepted(self, state: NewtonState, proposal: Proposal, small: bool) -> None:
         # Only full steps measure the rate; a halved one restarts the measurement.
         self._previous = self._size if state.full_step else None
         if not state.full_step:
             self._rate = 1.0
-
-    def rejected(self, state: NewtonState, proposal: Proposal, small: bool) -> bool:
-        return False
-
-    def information_after(self, small: bool) -> bool:
-        return True
