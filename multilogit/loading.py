@@ -1,4 +1,4 @@
-"""Reading results files written by :meth:`MultinomialLogitResults.save` (format in
+"""Reading results files written by :meth:`~multilogit.MultinomialLogitResults.save` (format in
 :mod:`multilogit.results.persistence`), without executing anything from the file."""
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def _expect(cond, what):
 
 
 def load(path, key: bytes | str | None = None):
-    """Load results written by :meth:`MultinomialLogitResults.save`.
+    """Load results written by :meth:`~multilogit.MultinomialLogitResults.save`.
 
     Never executes code from the file: arrays are read with ``allow_pickle=False``, the
     metadata is JSON, and formula terms are checked against a whitelist before patsy sees

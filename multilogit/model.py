@@ -158,7 +158,7 @@ class MultinomialLogit:
 
         ``data`` may also be larger than memory: a Parquet source (:func:`multilogit.parquet`),
         streamed in batches into a local spill, or a Dask DataFrame, whose design blocks are
-        built and kept on the cluster (see :mod:`multilogit.data.large`).  The model then holds
+        built and kept on the cluster (see ``multilogit.data.large``).  The model then holds
         no row of the data.  With a Parquet source, cluster columns for
         ``fit(cov_type="cluster", cov_kwds={"groups": name})`` are named here, ``groups=``
         (a name or a list of names), so the streaming pass codes them.
@@ -198,7 +198,7 @@ class MultinomialLogit:
     @classmethod
     def _from_rows(cls, rows) -> MultinomialLogit:
         """A model on rows held by a backend (a Dask DataFrame or a Parquet source, see
-        :mod:`multilogit.data.large`): nothing per row lives in this process."""
+        ``multilogit.data.large``): nothing per row lives in this process."""
         if not len(rows.design.names):
             what = f"formula {rows.design.formula!r}" if rows.design.formula else "exog"
             raise DataError(f"{what} has no columns: the model has no parameters")
@@ -979,11 +979,11 @@ class MultinomialLogit:
     # -- without the rows (results.remove_data) ------------------------------------------------
 
     def without_data(self) -> MultinomialLogit:
-        """A copy of this model without its rows, for :meth:`MultinomialLogitResults.
-        remove_data`: what summaries, tests and predictions on new data need is kept (the
-        design state, the outcome coding, ``nobs``, the outcome counts, ``k_constant``);
-        anything that reads the estimation rows raises a :class:`DataError` saying so.  This
-        model is not changed."""
+        """A copy of this model without its rows, for
+        :meth:`~multilogit.MultinomialLogitResults.remove_data`: what summaries, tests and
+        predictions on new data need is kept (the design state, the outcome coding, ``nobs``,
+        the outcome counts, ``k_constant``); anything that reads the estimation rows raises a
+        :class:`DataError` saying so.  This model is not changed."""
         new = ModelWithoutData.__new__(ModelWithoutData)
         new.__dict__.update(
             {k: v for k, v in self.__dict__.items() if k not in ModelWithoutData.ROW_STATE}

@@ -94,12 +94,13 @@ class MultinomialLogitClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     penalty : {None, "l2", "l1", "firth"}
-        ``None``: maximum likelihood (:meth:`MultinomialLogit.fit`).  ``"l2"``: ridge on the
-        symmetric coefficients, as scikit-learn's ``LogisticRegression`` (``fit(penalty="l2",
-        alpha=alpha)``); ``LogisticRegression(C=c)`` is ``alpha = 1 / c``.  ``"l1"``: lasso on
-        the reference-coded coefficients (:meth:`MultinomialLogit.fit_regularized`, intercepts
-        not penalised).  ``"firth"``: Firth's bias reduction (``fit(method="firth")``), finite
-        on separated data; ``alpha`` is not used.  The intercepts are never penalised.
+        ``None``: maximum likelihood (:meth:`~multilogit.MultinomialLogit.fit`).  ``"l2"``:
+        ridge on the symmetric coefficients, as scikit-learn's ``LogisticRegression``
+        (``fit(penalty="l2", alpha=alpha)``); ``LogisticRegression(C=c)`` is
+        ``alpha = 1 / c``.  ``"l1"``: lasso on the reference-coded coefficients
+        (:meth:`~multilogit.MultinomialLogit.fit_regularized`, intercepts not penalised).
+        ``"firth"``: Firth's bias reduction (``fit(method="firth")``), finite on separated
+        data; ``alpha`` is not used.  The intercepts are never penalised.
     alpha : float
         Strength of the ``"l2"`` or ``"l1"`` penalty (at least 0); the log-likelihood is not
         divided by the number of rows, as scikit-learn's.

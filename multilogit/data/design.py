@@ -274,9 +274,9 @@ class Design:
 
         Rows with a missing value in a column the formula uses, or with a design value that is
         missing or infinite (an infinite input, a transform such as ``np.log(0)``), raise a
-        :class:`DataError` naming the columns (``missing="raise"``), or are dropped with a
-        ``UserWarning`` saying how many (``missing="drop"``): they have no prediction, never a
-        silent NaN or a degenerate probability.
+        :class:`~multilogit.DataError` naming the columns (``missing="raise"``), or are dropped
+        with a ``UserWarning`` saying how many (``missing="drop"``): they have no prediction,
+        never a silent NaN or a degenerate probability.
 
         Returns the matrix of the rows kept and their index (``None`` for arrays of rows all
         kept).
@@ -342,7 +342,8 @@ class Design:
 
         The same numbers as the full design's columns (one design state, one builder), for
         the cost of those terms alone; ``data`` needs only the columns they read.  Rows whose
-        design would hold a missing value raise :class:`DataError` as :meth:`build` does.
+        design would hold a missing value raise :class:`~multilogit.DataError` as :meth:`build`
+        does.
         """
         cols, sub, _ = _partial_design(self.design_info, frozenset(names))
         if not len(cols):

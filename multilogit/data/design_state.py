@@ -8,8 +8,8 @@ reproduces the design exactly.  A saved formula is untrusted input: its codes ar
 patsy evaluates anything.
 
 patsy's objects refuse to pickle.  :func:`reduce_design` (registered with :mod:`copyreg` for
-:class:`Design`) pickles the ``DesignInfo`` by value with a private pickler and replaces the
-captured evaluation environment by the names the formula uses.
+:class:`~multilogit.data.design.Design`) pickles the ``DesignInfo`` by value with a private
+pickler and replaces the captured evaluation environment by the names the formula uses.
 """
 
 from __future__ import annotations
@@ -175,9 +175,10 @@ def rebuild_design(state: dict, names: tuple, arrays) -> object:
     """Design rebuilt from :func:`design_state` output (with its transform arrays).
 
     Everything that sizes the rebuild is checked before patsy evaluates anything: the formula's
-    length and the number of terms it expands to, each factor's code (:func:`check_code`, with
-    spline bases no wider than the design), the number of factors and of saved levels (at
-    most one more than the design's columns), and the cells of the synthetic frame.
+    length and the number of terms it expands to, each factor's code
+    (:func:`~multilogit.data.formula_check.check_code`, with spline bases no wider than the
+    design), the number of factors and of saved levels (at most one more than the design's
+    columns), and the cells of the synthetic frame.
     """
     import patsy
 
@@ -312,7 +313,8 @@ def _formula_env(design_info):
 
 
 def reduce_design(design):
-    """How :class:`Design` pickles (registered with :mod:`copyreg` below)."""
+    """How :class:`~multilogit.data.design.Design` pickles (registered with :mod:`copyreg`
+    below)."""
     if design.design_info is None:
         return Design, (design.names,)
     buf = io.BytesIO()

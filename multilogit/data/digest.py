@@ -69,7 +69,7 @@ class Digest:
     frame : DataFrame
         The first kept rows, then one kept row per distinct combination of ``spec.distinct``
         (every kept row if ``spec.distinct`` is None); pandas' nullable columns as NumPy
-        columns (:func:`~multilogit.data.design.numpy_columns`).
+        columns (``numpy_columns``).
     """
 
     rows: int

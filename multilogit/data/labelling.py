@@ -280,7 +280,7 @@ def outcome_labels_map(outcomes: Iterable, outcome_labels: Mapping | None = None
     """``{outcome level: printed label}`` for ``outcomes``.
 
     A key of ``outcome_labels`` is an outcome level or its printed form (``1`` or ``"1"`` for
-    the level ``1.0``); levels without a key print as :func:`~multilogit.data.labels.level_label`.
+    the level ``1.0``); levels without a key print as ``level_label``.
     An unknown key is a :class:`~multilogit.exceptions.DataError` listing the outcomes.
     """
     outcomes = list(outcomes)

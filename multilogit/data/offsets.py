@@ -10,7 +10,7 @@ outcome) for row ``i``: :math:`\\eta_{ij} = x_i^\\top\\beta_j + o_{ij}`, as R's
   order of the non-reference outcomes (a DataFrame whose columns are those outcome labels is
   lined up by label).
 
-Rows are lined up as weights are (:func:`multilogit.data.weights.resolve_rows`): by index
+Rows are lined up as weights are (``multilogit.data.weights.resolve_rows``): by index
 label for labelled data, else by position, with the rows dropped for missing values dropped
 here too.  Predictions on new rows need their offsets: :func:`new_offsets`.
 """
@@ -121,7 +121,7 @@ def new_offsets(spec: dict | None, J: int, eq_outcomes, exog, offset, positions)
     Parameters
     ----------
     spec : dict or None
-        :func:`offset_spec` of the model (``None``: the model has no offset).
+        ``offset_spec`` of the model (``None``: the model has no offset).
     offset : optional
         The offsets given to ``predict``: a vector, an ``(m, J)`` matrix or DataFrame, column
         name(s) of ``exog``; default the model's offset columns when ``exog`` holds them.

@@ -121,7 +121,7 @@ class ParquetSource:
 
 def parquet(path, **kw) -> ParquetSource:
     """A Parquet file, directory, glob pattern or pyarrow dataset as a source of row chunks
-    (see :class:`ParquetSource`), for fits on data larger than memory.
+    (see :class:`~multilogit.data.parquet.ParquetSource`), for fits on data larger than memory.
 
     Examples
     --------

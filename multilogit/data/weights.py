@@ -25,7 +25,7 @@ Scale
 -----
 Sampling weights are defined up to a factor: weights times any positive constant give the
 same estimates and robust standard errors (Stata, statsmodels).  The rows the solver and the
-covariances read carry them divided by :func:`sampling_scale`, the power of two nearest their
+covariances read carry them divided by ``sampling_scale``, the power of two nearest their
 mean, so the convergence test, the information and the squared weights of the robust meat
 never depend on the scale (weights of ``1e-200`` would otherwise stop the solver at once and
 square to zero in the meat; weights of ``1e200`` would overflow).  Dividing by a power of two
@@ -33,7 +33,7 @@ is exact, and every statistic is reported in the original scale: the log-likelih
 ``llnull`` are those of the weights as given (they scale with them, as Stata's log
 pseudolikelihood), and so is the ``nonrobust`` covariance, the inverse of that weighted
 information.  Frequency weights are counts and are never rescaled: their sum is ``nobs``, so
-it must be at least 1 and at most :data:`MAX_FREQ_TOTAL`.
+it must be at least 1 and at most ``MAX_FREQ_TOTAL``.
 
 Rows a backend holds (Parquet, Dask) keep their weights as stored: the solver reads their
 derivatives divided by such a power of two (``fit.pipeline.rows_weight_scale``), and the robust
@@ -203,7 +203,7 @@ def check_freq_weights(fw: np.ndarray) -> np.ndarray:
     ------
     DataError
         A total below 1 (frequency weights count observations: ``nobs`` is their sum) or
-        above :data:`MAX_FREQ_TOTAL`, or a sum that overflows.
+        above ``MAX_FREQ_TOTAL``, or a sum that overflows.
     """
     with np.errstate(over="ignore"):
         total = float(np.sum(fw))

@@ -64,7 +64,7 @@ R_STACK_BLOCKS = 512
 
 @dataclass(frozen=True)
 class Rows:
-    """Rows ``start:stop`` of a backend, as read by :meth:`ChunkedBackend.read_rows`.
+    """Rows ``start:stop`` of a backend, as read by ``ChunkedBackend.read_rows``.
 
     Attributes
     ----------

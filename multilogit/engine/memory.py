@@ -52,7 +52,8 @@ class InMemoryBackend(ArrayBackend):
     sampling : ndarray, shape (n,), optional
         Sampling weights alone (they enter the robust meat squared); ``None``: none.
     frame : DataFrame or callable, optional
-        The source data of the rows (formula models), handed to :meth:`reduce`; a callable
+        The source data of the rows (formula models), handed to
+        :meth:`~multilogit.engine.backend.Backend.reduce`; a callable
         returning it is called on first use.
     """
 

@@ -16,7 +16,7 @@ parameters).  :class:`OffsetBackend` holds two in-memory backends over the same 
 derivatives, the robust meats, fitted probabilities), one on :math:`X` for what looks at the
 design alone (the rank and separation checks: an offset is not a parameter and moves no
 direction of the coefficients), whose chunks carry the offsets (``Chunk.offset``) for
-reductions such as residuals and per-row scores (:func:`augmented`).
+reductions such as residuals and per-row scores (``augmented``).
 """
 
 from __future__ import annotations

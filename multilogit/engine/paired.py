@@ -8,7 +8,7 @@ lockstep over matching row ranges and never holds more than one range of each:
 * two chunked backends (in memory, a spill, views of either): the same chunks of both are
   read, one contiguous run of chunks per thread;
 * two Dask backends: one task per partition of the first, the second cut at the same
-  boundaries on the cluster (:meth:`~multilogit.engine.dask.DaskBackend.reduce_pairs`);
+  boundaries on the cluster (``DaskBackend.reduce_pairs``);
 * a Dask backend and a chunked one: the partitions come to this process one at a time and are
   paired with the chunked backend's rows at the same positions.
 

@@ -8,7 +8,7 @@ threading do not fight over the cores.  The number of threads is the number of c
 process may use, or the environment variable ``MULTILOGIT_NUM_THREADS``.
 
 BLAS thread counts are process-wide, and fits may run in several threads at once: every limit
-the package sets goes through one reference-counted limiter (:func:`blas_threads_at_most`),
+the package sets goes through one reference-counted limiter (``blas_threads_at_most``),
 which records the counts when the first holder enters and restores exactly those when the last
 one leaves, whatever the order in which holders enter, leave or raise.
 

@@ -95,7 +95,7 @@ class FitOptions:
                 )
 
     def estimator(self):
-        """The covariance estimator of :attr:`cov_type` with :attr:`cov_kwds`."""
+        """The covariance estimator of ``cov_type`` with ``cov_kwds``."""
         return get_estimator(self.cov_type, self.cov_kwds)
 
     @property

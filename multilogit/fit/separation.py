@@ -19,7 +19,7 @@ in and the diverging coefficients (those non-zero in every direction of the cone
 interior, so the report does not depend on which direction a solver happens to return) are in
 :mod:`~multilogit.fit.recession`; on large data they run on a subset of the rows, checked
 against all rows in streamed passes.  Solving them for every fit would still be wasteful, so
-the solver calls :class:`SeparationMonitor` at each iteration, which runs them only once the
+the solver calls ``SeparationMonitor`` at each iteration, which runs them only once the
 iterates look divergent (large coefficients, steps that do not shrink, or vanishing
 information).
 """

@@ -490,7 +490,7 @@ def _nested(small, big, R: np.ndarray, tol: float = _NESTED_TOL) -> bool:
         \\max_i |r_{ij}| \\le \\mathrm{tol}\\, (1 + \\max_i |X_{s,ij}|).
 
     ``R`` is a triangular factor of the joint design :math:`[X_b, X_s]`, larger design first
-    (from the lockstep pass of :func:`_check_same_sample` called as ``(big, small)``): least
+    (from the lockstep pass of ``_check_same_sample`` called as ``(big, small)``): least
     squares between its columns give the projection's coefficients and the residual norms
     :math:`\\lVert r_j \\rVert_2` without the rows (a QR factor, not the Gram matrix, so that
     the residual of a nested column is not lost to cancellation).  As
@@ -578,7 +578,7 @@ def lr_test(res, restricted) -> TestResult:
     The checks read the rows through the models' backends, in one lockstep pass over both
     (two for a nesting decision close to the tolerance), so they work for models on Parquet
     and Dask data as in memory, and between a model in memory and one on large data (rows are
-    then matched by position; see :func:`_check_same_sample`).  On Dask the pass runs on the
+    then matched by position; see ``_check_same_sample``).  On Dask the pass runs on the
     cluster, the second model's partitions cut at the first's boundaries; between Dask and
     other data, the partitions come to this process one at a time.
     """

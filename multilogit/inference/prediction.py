@@ -96,7 +96,8 @@ def get_prediction(results, exog=None, offset=None) -> PredictionResults:
         New data as for ``results.predict`` (a DataFrame with the formula's columns, or the
         fitted columns of an array model).  Default: the estimation sample.
     offset : optional
-        The offsets of the new rows for a model with an offset, as for :func:`predict`.
+        The offsets of the new rows for a model with an offset, as for
+        :meth:`~multilogit.MultinomialLogitResults.predict`.
 
     Returns
     -------

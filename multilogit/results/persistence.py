@@ -163,8 +163,9 @@ def save(results, path, include_data: bool = False, key: bytes | str | None = No
         give the same fitted values, residuals, predictions and marginal effects, and the
         model can be refitted.
     key : bytes or str, optional
-        Sign the file with HMAC-SHA-256; :func:`load` then needs the same key.  Without a key
-        the SHA-256 digest only detects accidental corruption (see the module docstring).
+        Sign the file with HMAC-SHA-256; :func:`~multilogit.load` then needs the same key.
+        Without a key the SHA-256 digest only detects accidental corruption (see the module
+        docstring).
 
     The file is replaced atomically (:func:`write_atomic`).
     """

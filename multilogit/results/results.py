@@ -526,13 +526,14 @@ class MultinomialLogitResults:
     def get_margeff(
         self, at="overall", method: str = "dydx", atexog=None, dummy: bool = False, count=False
     ):
-        """Marginal effects on every outcome's probability; see :func:`margins.get_margeff`
-        (arguments in statsmodels' order).
+        """Marginal effects on every outcome's probability; see
+        :func:`~multilogit.inference.margins.get_margeff` (arguments in statsmodels' order).
 
         ``at`` with lists of values (``{"write": [30, 50, 70]}``) or a list of dicts gives the
-        effects at each scenario in one table (:func:`effects_at.get_margeff_at`);
+        effects at each scenario in one table
+        (:func:`~multilogit.inference.effects_at.get_margeff_at`);
         ``at="all"`` the effects at every row, without inference, as statsmodels
-        (:func:`margeff_rows.get_margeff_rows`).
+        (:func:`~multilogit.inference.margeff_rows.get_margeff_rows`).
         """
         self._no_offset("marginal effects")
         from ..inference.predictive_margins import is_grid
@@ -558,7 +559,8 @@ class MultinomialLogitResults:
     def get_margins(self, variables=None, at=None, over=None, atmeans: bool = False, by=None):
         """Predictive margins (average predicted probabilities) at the levels of
         ``variables`` and the values of ``at``, within ``over`` (or ``by``) groups
-        (``atmeans``: at the means instead); see :func:`predictive_margins.get_margins`."""
+        (``atmeans``: at the means instead); see
+        :func:`~multilogit.inference.predictive_margins.get_margins`."""
         self._no_offset("predictive margins")
         from ..inference.predictive_margins import get_margins
 
@@ -573,20 +575,23 @@ class MultinomialLogitResults:
         return plot_margins(margins, **kwargs)
 
     def get_prediction(self, exog=None, offset=None):
-        """Probabilities with delta-method errors; see :func:`prediction.get_prediction`."""
+        """Probabilities with delta-method errors; see
+        :func:`~multilogit.inference.prediction.get_prediction`."""
         from ..inference.prediction import get_prediction
 
         return get_prediction(self, exog, offset)
 
     def plot_predicted(self, term, at=None, kind: str = "line", **kwargs):
-        """Predicted probabilities over ``term``; see :func:`plotting.plot_predicted`."""
+        """Predicted probabilities over ``term``; see
+        :func:`~multilogit.results.plotting.plot_predicted`."""
         self._no_offset("plot_predicted")
         from .plotting import plot_predicted
 
         return plot_predicted(self, term, at=at, kind=kind, **kwargs)
 
     def plot_coefficients(self, rrr: bool = False, **kwargs):
-        """Forest plot of coefficients or RRRs; see :func:`plotting.plot_coefficients`."""
+        """Forest plot of coefficients or RRRs; see
+        :func:`~multilogit.results.plotting.plot_coefficients`."""
         from .plotting import plot_coefficients
 
         return plot_coefficients(self, rrr=rrr, **kwargs)

@@ -53,7 +53,7 @@ def build_summary2(
 ):
     """A :class:`statsmodels.iolib.summary2.Summary`: the header, then one coefficient table
     per non-reference outcome (its first column the equation's heading and the terms), then
-    the notes of :meth:`summary`.
+    the notes of :meth:`~multilogit.MultinomialLogitResults.summary`.
 
     Parameters
     ----------
@@ -63,7 +63,8 @@ def build_summary2(
     float_format : str
         printf-style format of the numbers in the coefficient tables.
     labels, outcome_labels, short_names
-        How terms and outcomes are printed, as in :meth:`summary`.
+        How terms and outcomes are printed, as in
+        :meth:`~multilogit.MultinomialLogitResults.summary`.
     """
     model = res.model
     term_label = TermLabels(model.exog_names, labels, short=short_names)

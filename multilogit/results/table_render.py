@@ -3,7 +3,7 @@
 The grid is format-free: a header of column labels (a label may span several columns), row
 sections (a coefficient block per outcome, or one block of terms), a footer section of fit
 statistics (a value may span the columns of its model), and notes.  Each renderer only escapes
-and lays out; what the cells say is decided in :mod:`multilogit.results.tables`.
+and lays out; what the cells say is decided in ``multilogit.results.tables``.
 
 LaTeX output is one ``tabular`` environment with booktabs rules (``\\usepackage{booktabs}``);
 significance stars are set as zero-width superscripts, so the table needs nothing else.

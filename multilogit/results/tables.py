@@ -291,7 +291,7 @@ def model_table(
     drop : sequence of str
         Terms (names or labels) to leave out, e.g. ``["Intercept"]``.
     stats : sequence of str, optional
-        Fit statistics in the footer, keys of :data:`STATS`: ``nobs``, ``llf``, ``llnull``,
+        Fit statistics in the footer, keys of ``STATS``: ``nobs``, ``llf``, ``llnull``,
         ``prsquared``, ``aic``, ``bic``, ``df_model``, ``cov_type``, ``n_groups``.  Default:
         N, log-likelihood, pseudo R-squared, AIC, BIC, covariance type, and the number of
         clusters when a model has clustered errors.

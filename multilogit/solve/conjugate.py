@@ -45,14 +45,14 @@ from the optimum, where an accurate step is wasted, and shrinking with the score
 the outer convergence superlinear (order 1.5, Eisenstat and Walker).  Once a step is within
 the solver's tolerance it is the last one, and conjugate gradients go on (from where they
 stopped) until its error, about the relative residual times the step, is at rounding level
-(:data:`FINAL_ERROR`), so the estimates reach the accuracy of the dense Newton fit and the
+(``FINAL_ERROR``), so the estimates reach the accuracy of the dense Newton fit and the
 score at them is at rounding level.
 
 Which path
 ----------
 :func:`dense_information_bytes` is what the dense path holds at once (the information, its
 Cholesky factor, the covariance and the evaluation threads' accumulators, about
-:data:`DENSE_COPIES` matrices of :math:`8 q^2` bytes).  ``fit(method="newton")`` takes the
+``DENSE_COPIES`` matrices of :math:`8 q^2` bytes).  ``fit(method="newton")`` takes the
 dense path while that fits :data:`DEFAULT_MEMORY_BUDGET` (or the fit's ``memory_budget``) and
 the model has fewer than :data:`AUTO_CG_PARAMS` parameters, Newton-CG otherwise: a dense
 information pass costs :math:`n q^2` flops, a Newton-CG fit some 20 to 40 passes of
@@ -275,7 +275,7 @@ class NewtonCG:
     Each Newton iteration costs one pass per conjugate-gradient iteration (the count is the
     ``cg_iterations`` column of the iteration log), the line search's passes, which keep the
     probabilities the next products need (:attr:`product_bytes`), and one pass for the
-    preconditioner's blocks when they are refreshed (:data:`REFRESH_MOVE`).  The loop's
+    preconditioner's blocks when they are refreshed (``REFRESH_MOVE``).  The loop's
     step-halving and stopping rules are those of the dense path.  A direction along which no
     step raises the objective is solved again once, to ``final_rtol``.
 
@@ -283,7 +283,7 @@ class NewtonCG:
     ----------
     tol : float
         The solver's tolerance (``NewtonOptions.tol``): a step within it ends the fit, and is
-        solved until its error is at rounding level (:data:`FINAL_ERROR`).
+        solved until its error is at rounding level (``FINAL_ERROR``).
     final_information : bool
         Whether the loop forms the exact information at the estimates (for the covariance);
         ``False`` when it does not fit the memory budget.

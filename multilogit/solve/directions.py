@@ -222,7 +222,7 @@ class SampledThenExact:
        :math:`\\epsilon \\approx \\sqrt{J p / m}` a step (measured by the last step's
        shrinking of the decrement).  Once the point its step reaches is predicted within
        :math:`\\sqrt{\\text{switch\\_factor}\\cdot\\text{tol}}` of the MLE (:math:`\\epsilon`
-       times the step), it takes the cheaper way on (:meth:`_hand_over`): hand over, that
+       times the step), it takes the cheaper way on (``_hand_over``): hand over, that
        point evaluated with the exact information in the same pass and one exact step to
        follow, or sample on until the exact step at the end settles, with one pass with the
        information.  It also hands over when a full step shrank the decrement by less than

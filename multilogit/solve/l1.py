@@ -57,10 +57,10 @@ _KKT_SLACK = 1e-9
 class ElasticNetPenalty:
     """:math:`P(\\beta) = \\sum a_i \\lvert \\beta_i \\rvert + \\tfrac12 \\sum r_i \\beta_i^2`.
 
-    Unlike a smooth :class:`~multilogit.solve.objective.Penalty`, :meth:`gradient` and
-    :meth:`hessian` are those of the smooth (ridge) part only: the objective's score is then
+    Unlike a smooth :class:`~multilogit.solve.objective.Penalty`, ``gradient`` and
+    ``hessian`` are those of the smooth (ridge) part only: the objective's score is then
     the smooth part's score, which only :class:`ProximalNewton` knows how to use (the L1 part
-    enters through its weights :attr:`l1`).  :meth:`value` is the whole penalty, so the line
+    enters through its weights ``l1``).  ``value`` is the whole penalty, so the line
     search sees the true objective.
 
     Parameters

@@ -10,7 +10,7 @@ Each iteration takes the same fixed steps (:class:`NewtonSolver`):
 5. *log*: a row of the iteration log (:class:`~multilogit.solve.state.IterationRecord`).
 
 The numbers come from an :class:`~multilogit.solve.objective.Objective` (a backend's
-log-likelihood less an optional penalty, see :mod:`multilogit.engine`) and the directions
+log-likelihood less an optional penalty, see :mod:`multilogit.engine.backend`) and the directions
 from a strategy (:mod:`multilogit.solve.directions`); the loop only combines them.  With
 ``hessian="auto"`` the strategy is
 :class:`~multilogit.solve.directions.SampledThenExact` (a warm start on a row subsample,

@@ -59,7 +59,7 @@ class DataPenalty(Protocol):
     :math:`P(\\beta) = -\\tfrac12 \\log\\det \\mathcal{I}(\\beta)`.
 
     The objective evaluates the information at every point (the penalty needs it) and hands
-    the backend's derivatives to :meth:`terms`, which returns :math:`P(\\beta)`,
+    the backend's derivatives to ``terms``, which returns :math:`P(\\beta)`,
     :math:`\\nabla P` (shape ``(J, p)``) and :math:`\\nabla^2 P` (``(J p, J p)``), or ``None``
     for the Hessian when it is not available (the directions then use the likelihood's
     information alone).  A point where the penalty is not defined has an infinite ``P``.
