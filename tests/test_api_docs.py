@@ -31,8 +31,9 @@ def inventory(tmp_path_factory) -> dict[str, set[str]]:
     from sphinx.util.inventory import InventoryFile
 
     out = tmp_path_factory.mktemp("docs")
-    # -W: a warning (a name autodoc cannot import, a broken cross-reference) fails the build.
-    status = sphinx_cmd.build_main(["-W", "-q", "-b", "html", str(DOCS), str(out)])
+    # -W -n: a warning (a name autodoc cannot import, a cross-reference without a target)
+    # fails the build.
+    status = sphinx_cmd.build_main(["-W", "-n", "-q", "-b", "html", str(DOCS), str(out)])
     assert status == 0, "the docs do not build without warnings"
     with open(out / "objects.inv", "rb") as f:
         inv = InventoryFile.load(f, "", posixpath.join)
