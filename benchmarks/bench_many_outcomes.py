@@ -47,6 +47,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fit as bf  # noqa: E402  (the house helpers: data, memory, processes)
@@ -80,7 +81,9 @@ def _fit(tool: str, X, y, K: int, budget: float):
 
         if tool == "multilogit-dense" or dense_fits(q, budget):
             how = {"hessian": "exact"} if tool == "multilogit-dense" else {"method": "newton-cg"}
-            res = ml.MultinomialLogit(y, X).fit(memory_budget=budget, **how)
+            # Integer codes of K categories: said so, as the continuous-outcome guard asks.
+            labels = pd.Categorical(y)
+            res = ml.MultinomialLogit(labels, X).fit(memory_budget=budget, **how)
             log = res.iteration_log
             bse = res.bse.to_numpy()
             return (
