@@ -136,3 +136,36 @@ def test_two_passes_where_the_design_needs_the_whole_data():
     src = Chunks(cat, 80)
     sd = stream_design("y ~ x1", src)
     assert src.rows == 1280 and sd.outcome.levels == (5, 3, 2, 1)
+
+
+def _summary_twin(summary, values):
+    """The column summary with plain NumPy: whether all values are integers, min and max."""
+    v = np.asarray(values, dtype=np.float64)
+    if not v.size:
+        return summary
+    with np.errstate(invalid="ignore"):
+        integers = summary[0] and bool(np.all(v % 1.0 == 0))
+    return integers, min(summary[1], v.min()), max(summary[2], v.max())
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(0).normal(size=300),
+        np.random.default_rng(0).integers(-5, 5, 300),
+        np.arange(7, dtype=np.int32),
+        np.array([1.0, 2.0, np.inf]),
+        np.array([1.0, np.nan, 3.0]),
+        np.array([4.0, -2.0, 1e300]),
+        np.array([], dtype=float),
+        np.array([True, False]),
+        np.array([2**62 + 1, 3], dtype=np.uint64),
+    ],
+)
+@pytest.mark.parametrize("before", [(True, np.inf, -np.inf), (False, -1.0, 1.0), (True, 0.5, 9.0)])
+def test_column_summary_kernel_matches_numpy(values, before):
+    from multilogit.data.source_rows import fold_summary
+
+    got, want = fold_summary(before, values), _summary_twin(before, values)
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1:], want[1:])
