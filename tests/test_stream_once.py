@@ -131,6 +131,11 @@ def test_two_passes_where_the_design_needs_the_whole_data():
         X = patsy.dmatrix(formula.split("~")[1], df)
         np.testing.assert_allclose(sd.backend.read_rows(0, len(df)).X, X, rtol=1e-15)
         sd.backend.close()
+    # A boolean outcome (its values are no numbers or strings): two passes after a first chunk.
+    src = Chunks(df.assign(y=df.y > 2), 80)
+    sd = stream_design("y ~ x1", src)
+    assert src.rows == 1280 and sd.outcome.levels == (False, True)
+    np.testing.assert_array_equal(sd.backend.read_rows(0, len(df)).y, np.where(df.y > 2, 0, -1))
     # A categorical outcome: its levels are its categories, found by a pass of their own.
     cat = df.assign(y=pd.Categorical(df.y, categories=[5, 3, 2, 1]))
     src = Chunks(cat, 80)
