@@ -26,7 +26,8 @@ class ParquetSource:
         Largest number of rows per chunk.
     prefetch : bool
         Read and convert the next chunk in a background thread while the current one is used
-        (pyarrow's decoding releases the GIL; at most one chunk waits).
+        (pyarrow's decoding releases the GIL; at most one chunk waits).  Off by default: on a
+        machine whose cores are busy the extra thread costs more than it overlaps.
 
     Notes
     -----
@@ -35,7 +36,7 @@ class ParquetSource:
     written from pandas) arrive as pandas categoricals with their dictionary as categories.
     """
 
-    def __init__(self, source, batch_rows: int = 65536, prefetch: bool = True):
+    def __init__(self, source, batch_rows: int = 65536, prefetch: bool = False):
         import pyarrow.dataset as ds
 
         if int(batch_rows) < 1:
