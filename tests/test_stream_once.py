@@ -174,3 +174,20 @@ def test_column_summary_kernel_matches_numpy(values, before):
     got, want = fold_summary(before, values), _summary_twin(before, values)
     assert got[0] == want[0]
     np.testing.assert_array_equal(got[1:], want[1:])
+
+
+def test_column_summaries_over_the_rows_kept():
+    # x1 whole numbers in the first chunks only, x2 used only inside a transform, k integers;
+    # rows dropped for a missing value or a NaN design are left out of the summaries.
+    df = _late_levels().assign(k=lambda d: np.arange(len(d)) % 7 - 3)
+    df["x1"] = np.where(np.arange(len(df)) < 150, np.round(df.x1 * 3), df.x1)
+    df.loc[[20, 400, 550, 560], "x1"] = [np.nan, 99.0, 50.5, -40.25]  # extremes come late
+    df.loc[400, "x2"] = -5.0  # log(x2 + 4) is NaN: the row with x1 = 99 is dropped
+    sd = stream_design("y ~ x1 + np.log(x2 + 4) + k", Chunks(df, 70), missing="drop")
+    kept = df.drop(index=[20, 400])
+    kept = kept[np.isfinite(np.log(kept.x2 + 4))]
+    assert sd.n_dropped == len(df) - len(kept)
+    for c in ("y", "x1", "x2", "k"):
+        got, want = sd.column_stats[c], _summary_twin((True, np.inf, -np.inf), kept[c])
+        assert got[0] == want[0], c
+        assert (got[1], got[2]) == (want[1], want[2]), c

@@ -177,6 +177,7 @@ class SpillPass:
         # itself).
         self.nan_positions: list = []
         self.stats: dict = {}
+        self.plain = _plain_columns(design)
 
     def add(self, df: pd.DataFrame, start: int) -> None:
         """Spill the chunk ``df`` of source rows ``start:start + len(df)``."""
@@ -220,7 +221,7 @@ class SpillPass:
         self.nobs += float(f.sum() if s is None else f[s > 0].sum())
         codes = {g: self.group_codes[g](column_values(df[g])) for g in self.group_cols}
         self.writer.append(X, y, f if s is None else f * s, s, **codes)
-        _update_stats(self.stats, df, self.used)
+        _update_stats(self.stats, df, self.used, self.plain, clo, chi)
 
     def check(self, missing: str, dropped: int) -> int:
         """Raise for what the designs hold (infinite values; NaN with ``missing="raise"``; no
@@ -261,9 +262,29 @@ def _check_row_wise(design, build, df, X) -> None:
         )
 
 
-def _update_stats(stats: dict, df: pd.DataFrame, columns) -> None:
-    """Fold the kept rows ``df`` into each numeric column's ``(integers, min, max)``."""
+def _plain_columns(design: Design) -> dict:
+    """Data columns that are design columns as they are (a term ``x`` of a numeric column
+    ``x``): name to design column.  Their range is the design column's, already scanned."""
+    out = {}
+    info = design.design_info
+    for f, fi in info.factor_infos.items():
+        code = getattr(f, "code", None)
+        numeric = fi.type == "numerical" and fi.num_columns == 1
+        if numeric and not fi.state.get("transforms") and code in design.names:
+            out[code] = design.names.index(code)
+    return out
+
+
+def _update_stats(stats: dict, df: pd.DataFrame, columns, plain, lo, hi) -> None:
+    """Fold the kept rows ``df`` into each numeric column's ``(integers, min, max)``; a column
+    of ``plain`` whose values are no longer all integers takes the range ``lo``, ``hi`` of its
+    design column (the same values, converted to float64, all finite)."""
     for c in columns:
         col = df[c]
         if col.dtype.kind in "biuf":
-            stats[c] = fold_summary(stats.get(c, NO_VALUES), col)
+            before = stats.get(c, NO_VALUES)
+            k = plain.get(c)
+            if k is not None and not before[0] and col.dtype.kind == "f":
+                stats[c] = (False, min(before[1], lo[k]), max(before[2], hi[k]))
+            else:
+                stats[c] = fold_summary(before, col)
