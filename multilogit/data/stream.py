@@ -4,15 +4,23 @@ Data larger than memory arrive as a sequence of pandas chunks (a
 :class:`~multilogit.data.parquet.ParquetSource`, or any callable returning an iterable of
 DataFrames, called once per pass).  :func:`stream_design` reads them twice:
 
-1. one preliminary pass finds what the whole data fix: the outcome levels, each categorical
-   factor's levels, the state of stateful transforms (``center``, ``standardize``: memorised
-   chunk by chunk), the cluster levels, and counts missing, non-finite and negative values;
-2. a second pass builds each chunk's design with that fixed state (patsy runs once per row)
-   and appends it to a :class:`~multilogit.engine.spill.SpillWriter`.
+1. one preliminary pass (:class:`~multilogit.data.scan.Scan`) finds what the whole data fix:
+   the outcome levels, each categorical factor's levels, the state of stateful transforms
+   (``center``, ``standardize``: memorised chunk by chunk), the cluster levels, and counts
+   missing, non-finite and negative values;
+2. a second pass (:class:`~multilogit.data.spill_pass.SpillPass`) builds each chunk's design
+   with that fixed state (patsy runs once per row) and appends it to a
+   :class:`~multilogit.engine.spill.SpillWriter`.
 
 A level absent from some chunks is coded as in memory, since levels come from the first pass.
 The design equals patsy's in-memory design up to the rounding of the transforms' sums (exactly
 when, as for integer data, the sums are exact).
+
+When the design does not depend on the whole data (every factor numerical, no stateful
+transform) and the outcome and cluster columns hold numbers or strings, the two passes are one:
+each chunk is scanned and spilled at once, the outcome and cluster levels found on the way and
+the spilled codes rewritten at the end if the order they were found in is not the sorted one.
+The spill, the counts and the errors (in their order) are those of the two passes.
 """
 
 from __future__ import annotations
