@@ -244,3 +244,24 @@ def test_reopen_without_deleting(data, tmp_path):
     other.close()
     assert os.path.isdir(be.path)
     be.close()
+
+
+def test_recode_rewrites_codes_already_written_block_by_block(tmp_path):
+    # More rows than one block of the rewrite (2^20), in appends that straddle its edges; the
+    # rows appended after the rewrite keep their codes.
+    rng = np.random.default_rng(3)
+    n = (1 << 20) + 70_001
+    y = rng.integers(-1, 3, n)
+    g = rng.integers(0, 5, n)
+    writer = SpillWriter(1, tmp_path, columns=["g"])
+    for a in range(0, n, 300_000):
+        b = min(a + 300_000, n)
+        writer.append(np.zeros((b - a, 1)), y[a:b], np.ones(b - a), g=g[a:b])
+    y_table, g_table = np.array([2, 0, -1, 1]), np.array([4, 3, 0, 1, 2])
+    writer.recode(None, y_table, shift=1)
+    writer.recode("g", g_table)
+    writer.append(np.zeros((3, 1)), [0, 1, -1], np.ones(3), g=[0, 1, 2])
+    be = writer.finish(J=3)
+    np.testing.assert_array_equal(be.read_rows(0, be.n).y, np.r_[y_table[y + 1], 0, 1, -1])
+    np.testing.assert_array_equal(be.read_column("g", 0, be.n), np.r_[g_table[g], 0, 1, 2])
+    be.close()

@@ -117,7 +117,9 @@ class DesignBuilder:
         with np.errstate(invalid="ignore", divide="ignore"):
             for factor, info in di.factor_infos.items():
                 values[factor] = self._factor(factor, info, df, n)
-        out = np.empty((n, len(di.column_names)), dtype=np.float64)
+        # Each design column is built in a row of a (p, n) buffer (contiguous writes), and the
+        # buffer transposed once into the C-ordered design at the end.
+        out = np.empty((len(di.column_names), n), dtype=np.float64)
         col = 0
         for subterms in di.term_codings.values():
             for sub in subterms:
@@ -130,17 +132,17 @@ class DesignBuilder:
                 # patsy's column order: the left-most factor's columns vary fastest.
                 for combo in itertools.product(*(range(w) for w in reversed(widths))):
                     combo = combo[::-1]
-                    acc = np.ones(n)
+                    acc = out[col]
+                    acc[:] = 1.0
                     for f, j in zip(sub.factors, combo, strict=True):
                         if f in sub.contrast_matrices:
                             acc *= sub.contrast_matrices[f].matrix[values[f], j]
                         else:
                             acc *= values[f][:, j]
-                    out[:, col] = acc
                     col += 1
-        if col != out.shape[1]:
+        if col != out.shape[0]:
             raise AssertionError("design columns do not add up")  # caught by the first check
-        return out
+        return np.ascontiguousarray(out.T)
 
     def _factor(self, factor, info, df, n) -> np.ndarray:
         name = self._columns[factor]

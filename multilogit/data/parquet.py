@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 import pandas as pd
 
 from ..exceptions import DataError
+from .prefetch import prefetched
 
 __all__ = ["ParquetSource", "parquet"]
 
@@ -23,6 +24,10 @@ class ParquetSource:
         or an open dataset.
     batch_rows : int
         Largest number of rows per chunk.
+    prefetch : bool
+        Read and convert the next chunk in a background thread while the current one is used
+        (pyarrow's decoding releases the GIL; at most one chunk waits).  Off by default: on a
+        machine whose cores are busy the extra thread costs more than it overlaps.
 
     Notes
     -----
@@ -31,12 +36,13 @@ class ParquetSource:
     written from pandas) arrive as pandas categoricals with their dictionary as categories.
     """
 
-    def __init__(self, source, batch_rows: int = 65536):
+    def __init__(self, source, batch_rows: int = 65536, prefetch: bool = False):
         import pyarrow.dataset as ds
 
         if int(batch_rows) < 1:
             raise ValueError(f"batch_rows must be positive; got {batch_rows}")
         self.batch_rows = int(batch_rows)
+        self.prefetch = bool(prefetch)
         if isinstance(source, ds.Dataset):
             self.dataset = source
             return
@@ -87,10 +93,11 @@ class ParquetSource:
                 raise DataError(
                     f"the Parquet data have no column(s) {', '.join(map(repr, missing))}"
                 )
-        for batch in self._record_batches(columns):
-            if batch.num_rows == 0:
-                continue
-            yield batch.to_pandas()
+        frames = (b.to_pandas() for b in self._record_batches(columns) if b.num_rows)
+        if not self.prefetch:
+            yield from frames
+            return
+        yield from prefetched(frames)
 
     def _record_batches(self, columns):
         import pyarrow.parquet as pq

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from ..engine import kernels
 from ..exceptions import DataError
 
 __all__ = [
@@ -43,11 +44,19 @@ def fold_summary(summary: tuple, values) -> tuple:
     Once a value was not an integer the test is not made again: on streamed batches it costs
     more than the rest of the summary.
     """
-    v = np.asarray(values, dtype=np.float64)
+    v = np.asarray(values)
+    if v.dtype.kind not in "iuf" or v.ndim != 1:
+        v = np.asarray(v, dtype=np.float64).ravel()
     if not v.size:
         return summary
-    integers = summary[0] and bool(np.all(v % 1.0 == 0))
-    return integers, min(summary[1], v.min()), max(summary[2], v.max())
+    if v.dtype.kind in "iu":  # integers: converting the extremes gives the converted extremes
+        integers, lo, hi = True, np.float64(v.min()), np.float64(v.max())
+    elif summary[0]:  # one fused pass, no temporaries: NumPy's min, max and v % 1 == 0
+        lo, hi, integers = kernels.summarize_values(v, True)
+        lo, hi = np.float64(lo), np.float64(hi)
+    else:
+        integers, lo, hi = False, v.min(), v.max()
+    return summary[0] and integers, min(summary[1], lo), max(summary[2], hi)
 
 
 def merge_summaries(a: tuple, b: tuple) -> tuple:

@@ -4,22 +4,29 @@ Data larger than memory arrive as a sequence of pandas chunks (a
 :class:`~multilogit.data.parquet.ParquetSource`, or any callable returning an iterable of
 DataFrames, called once per pass).  :func:`stream_design` reads them twice:
 
-1. one preliminary pass finds what the whole data fix: the outcome levels, each categorical
-   factor's levels, the state of stateful transforms (``center``, ``standardize``: memorised
-   chunk by chunk), the cluster levels, and counts missing, non-finite and negative values;
-2. a second pass builds each chunk's design with that fixed state (patsy runs once per row)
-   and appends it to a :class:`~multilogit.engine.spill.SpillWriter`.
+1. one preliminary pass (:class:`~multilogit.data.scan.Scan`) finds what the whole data fix:
+   the outcome levels, each categorical factor's levels, the state of stateful transforms
+   (``center``, ``standardize``: memorised chunk by chunk), the cluster levels, and counts
+   missing, non-finite and negative values;
+2. a second pass (:class:`~multilogit.data.spill_pass.SpillPass`) builds each chunk's design
+   with that fixed state (patsy runs once per row) and appends it to a
+   :class:`~multilogit.engine.spill.SpillWriter`.
 
 A level absent from some chunks is coded as in memory, since levels come from the first pass.
 The design equals patsy's in-memory design up to the rounding of the transforms' sums (exactly
 when, as for integer data, the sums are exact).
+
+When the design does not depend on the whole data (every factor numerical, no stateful
+transform) and the outcome and cluster columns hold numbers or strings, the two passes are one:
+each chunk is scanned and spilled at once, the outcome and cluster levels found on the way and
+the spilled codes rewritten at the end if the order they were found in is not the sorted one.
+The spill, the counts and the errors (in their order) are those of the two passes.
 """
 
 from __future__ import annotations
 
 import builtins
 import re
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,22 +36,17 @@ import patsy
 import patsy.builtins
 from patsy.eval import ast_names
 
-from ..engine import kernels
 from ..engine.progress import Progress
-from ..engine.spill import SpillBackend, SpillWriter
+from ..engine.spill import SpillBackend
 from ..exceptions import DataError
 from . import guards
 from .design import Design, Outcome, match_level, numpy_columns
-from .digest import Digest, DigestSpec, digest
+from .digest import Digest, DigestSpec
 from .factors import Factors
-from .fastbuild import DesignBuilder
 from .parquet import ParquetSource
-from .source_rows import (
-    NO_VALUES,
-    SourceRows,
-    fold_summary,
-    missing_rows,
-)
+from .scan import Scan, Unstable
+from .source_rows import SourceRows, missing_rows
+from .spill_pass import FixedCodes, FoundCodes, NotFound, SpillPass
 
 __all__ = ["DesignState", "StreamedDesign", "design_state", "stream_design"]
 
@@ -143,12 +145,14 @@ def _chunks(source, columns) -> Callable[[], Iterable[pd.DataFrame]]:
     )
 
 
-def _reporting(chunks, total, unit="rows"):
+def _reporting(
+    chunks, total, unit="rows", labels=("multilogit: preliminary pass", "multilogit: design pass")
+):
     """``chunks`` with a progress bar per pass over them (see :mod:`multilogit.engine.progress`):
     the preliminary pass first, then the design pass.  The bar counts rows, or with
     ``unit="partitions"`` chunks (a Dask DataFrame's partitions, whose lengths are not known
     before they are read)."""
-    labels = iter(["multilogit: preliminary pass", "multilogit: design pass"])
+    labels = iter(labels)
 
     def gen():
         bar = Progress(next(labels, "multilogit: pass"), total, unit)
@@ -158,17 +162,6 @@ def _reporting(chunks, total, unit="rows"):
         bar.close()
 
     return gen
-
-
-def _sort_levels(values) -> list:
-    try:
-        return sorted(values)
-    except TypeError:
-        return sorted(values, key=str)
-
-
-def _native(v):
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _names(*groups) -> list[str]:
@@ -181,25 +174,6 @@ def _names(*groups) -> list[str]:
                 raise DataError(f"weights and groups must be column names; got {c!r}")
             out.append(c)
     return out
-
-
-class _Counts:
-    """Per-column counts of bad values over a pass, for one message naming them all."""
-
-    def __init__(self):
-        self.by_column: dict[str, int] = {}
-        self.rows = 0
-
-    def add(self, column: str, k: int) -> None:
-        if k:
-            self.by_column[column] = self.by_column.get(column, 0) + int(k)
-
-    def text(self, order=()) -> str:
-        """``'a' (3), 'b' (1)``: columns in ``order`` first (so messages do not depend on which
-        chunk came first), then in the order found."""
-        cols = [c for c in order if c in self.by_column]
-        cols += [c for c in self.by_column if c not in cols]
-        return ", ".join(f"{c!r} ({self.by_column[c]})" for c in cols)
 
 
 def _parse(formula, eval_env):
@@ -290,6 +264,45 @@ def design_state(
         raise ValueError(f"missing must be 'raise' or 'drop'; got {missing!r}")
     if not isinstance(eval_env, patsy.EvalEnvironment):
         eval_env = guards.with_numpy(patsy.EvalEnvironment.capture(eval_env + 1))
+    s = _setup(formula, source, freq_weights, weights, groups, eval_env)
+    spec = _digest_spec(source, s.desc, eval_env, s.yname, s.weight_cols, s.group_cols,
+                        s.columns)  # fmt: skip
+    digests = s.raw if spec is None else (lambda: source.digests(spec))
+    chunks = _reporting(digests, s.total, s.unit)
+    unstable: set = set()
+    while True:  # again only when a categorical column changes its categories mid-stream
+        factors = Factors(list(s.desc.rhs_termlist), eval_env)
+        try:
+            first = _prepass(_plain(chunks, unstable), _scan(s, factors, missing))
+            break
+        except Unstable as exc:
+            unstable.add(exc.column)
+    chunks = _plain(chunks, unstable)
+    outcome = Outcome(s.yname, first.levels, match_level(ref, first.levels, s.yname))
+    info = factors.design_info()
+    design = Design(tuple(info.column_names), formula, info, eval_env)
+    return DesignState(outcome, design, tuple(first.used), first.rows, first.dropped,
+                       dict(first.group_levels), chunks, first,
+                       _plain(s.raw, unstable))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Setup:
+    formula: str
+    eval_env: object
+    desc: object
+    yname: str
+    weight_cols: list
+    group_cols: list
+    columns: list | None
+    raw: Callable
+    total: int | None
+    unit: str
+
+
+def _setup(formula, source, freq_weights, weights, groups, eval_env) -> _Setup:
+    """The formula parsed, the columns it needs (checked against the source's, when known)
+    and the source as a callable returning chunks of them."""
     desc, yname = _parse(formula, eval_env)
     weight_cols = _names(freq_weights, weights)
     group_cols = _names(groups)
@@ -309,25 +322,22 @@ def design_state(
         total = source.count_rows() if hasattr(source, "count_rows") else None
         unit = "rows"
     raw = _chunks(source, columns)
-    spec = _digest_spec(source, desc, eval_env, yname, weight_cols, group_cols, columns)
-    chunks = _reporting(raw if spec is None else (lambda: source.digests(spec)), total, unit)
-    unstable: set = set()
-    while True:  # again only when a categorical column changes its categories mid-stream
-        factors = Factors(list(desc.rhs_termlist), eval_env)
-        try:
-            first = _prepass(
-                _plain(chunks, unstable), factors, formula, desc, eval_env, yname,
-                weight_cols, group_cols, missing,
-            )  # fmt: skip
-            break
-        except _Unstable as exc:
-            unstable.add(exc.column)
-    chunks = _plain(chunks, unstable)
-    outcome = Outcome(yname, first.levels, match_level(ref, first.levels, yname))
-    info = factors.design_info()
-    design = Design(tuple(info.column_names), formula, info, eval_env)
-    return DesignState(outcome, design, tuple(first.used), first.rows, first.dropped,
-                       dict(first.group_levels), chunks, first, _plain(raw, unstable))  # fmt: skip
+    return _Setup(
+        formula, eval_env, desc, yname, weight_cols, group_cols, columns, raw, total, unit
+    )
+
+
+def _scan(s: _Setup, factors: Factors, missing: str) -> Scan:
+    def used(columns):
+        return _used_columns(s.formula, s.desc, columns, s.eval_env)
+
+    return Scan(factors, used, s.yname, s.weight_cols, s.group_cols, missing)
+
+
+def _prepass(chunks, scan: Scan):
+    for item in chunks():
+        scan.add(item)
+    return scan.finish()
 
 
 def _digest_spec(source, desc, eval_env, yname, weight_cols, group_cols, columns):
@@ -373,26 +383,149 @@ def stream_design(
     chunk_rows, threads : int, optional
         The backend's chunking (see :class:`~multilogit.engine.chunked.ChunkedBackend`).
     """
+    if missing not in ("raise", "drop"):
+        raise ValueError(f"missing must be 'raise' or 'drop'; got {missing!r}")
     if not isinstance(eval_env, patsy.EvalEnvironment):
         eval_env = guards.with_numpy(patsy.EvalEnvironment.capture(eval_env + 1))
     # Taken before the first pass: the rows read again later must be the rows fitted.
     fingerprint = getattr(source, "fingerprint", None)
     stamp = fingerprint() if fingerprint is not None else None
+    desc = "the Parquet data" if isinstance(source, ParquetSource) else "the source"
+    spill = dict(fw=freq_weights, sw=weights, missing=missing, directory=directory,
+                 chunk_rows=chunk_rows, threads=threads)  # fmt: skip
+    if not hasattr(source, "digests"):  # chunks read here: the design may need one pass only
+        s = _setup(formula, source, freq_weights, weights, groups, eval_env)
+        factors = Factors(list(s.desc.rhs_termlist), eval_env)
+        if not factors.passes:
+            try:
+                return _one_pass(s, factors, ref, missing, spill, fingerprint, stamp, desc)
+            except _TwoPasses:
+                pass
     state = design_state(formula, source, ref, missing, freq_weights, weights, groups, eval_env)
 
     def frames(n, nan_positions):
-        desc = "the Parquet data" if isinstance(source, ParquetSource) else "the source"
         return SourceRows(state.source, state.used, n, state.rows, nan_positions, fingerprint,
                           stamp, desc)  # fmt: skip
 
-    return _spill(state.chunks, state.first, state.outcome, state.design, freq_weights,
-                  weights, _names(groups), missing, directory, chunk_rows, threads,
-                  frames)  # fmt: skip
+    first, outcome = state.first, state.outcome
+    sp = SpillPass(state.design, first.used, outcome.name, freq_weights, weights,
+                   _names(groups), FixedCodes(outcome.levels, outcome),
+                   {g: FixedCodes(v) for g, v in first.group_levels.items()},
+                   directory)  # fmt: skip
+    try:
+        offset = 0
+        for df in state.chunks():
+            if len(df):
+                sp.add(df, offset)
+                offset += len(df)
+        dropped = sp.check(missing, first.dropped)
+    except BaseException:
+        sp.abort()
+        raise
+    return _finish(sp, state.design, outcome, sp.y_codes.counts, first, dropped, spill, frames)
 
 
-class _Unstable(Exception):
-    def __init__(self, column):
-        self.column = column
+class _TwoPasses(Exception):
+    """The data turned out to need a preliminary pass of their own."""
+
+
+def _one_pass(s: _Setup, factors, ref, missing, spill, fingerprint, stamp, desc):
+    """The preliminary scan and the design pass in one pass over the source, for designs that
+    do not depend on the whole data: every factor numerical, no stateful transform, and the
+    outcome and cluster columns numbers or strings (not categoricals), whose levels are found
+    on the way (:class:`~multilogit.data.spill_pass.FoundCodes`).
+
+    Errors are those of the two passes, in their order: the scan's first (a build error is
+    held while the scan reads on), then the design's.
+
+    Raises
+    ------
+    _TwoPasses
+        Data the single pass cannot code as the two passes would (categorical columns, values
+        neither numbers nor strings): nothing was kept, the caller makes the two passes.
+    """
+    scan = _scan(s, factors, missing)
+    y_codes = FoundCodes(lambda levels: match_level(ref, levels, s.yname))
+    sp, failed, offset = None, None, 0
+    raw = s.raw
+    chunks = _reporting(raw, s.total, s.unit, ["multilogit: preliminary and design pass"])
+    try:
+        for item in chunks():
+            try:
+                dg = scan.add(item)
+            except Unstable:
+                raise _TwoPasses from None
+            start, offset = offset, offset + dg.rows
+            if dg.rows == 0 or len(dg.frame) == 0 or failed is not None:
+                continue
+            if sp is None:
+                if not scan.factors_fed:  # the scan raises at its end: nothing to build
+                    continue
+                if factors.sniffers or any(
+                    isinstance(dg.frame[c].dtype, pd.CategoricalDtype) for c in scan.out.used
+                ):
+                    raise _TwoPasses
+                info = factors.design_info()
+                design = Design(tuple(info.column_names), s.formula, info, s.eval_env)
+                sp = SpillPass(design, scan.out.used, s.yname, spill["fw"], spill["sw"],
+                               s.group_cols, y_codes, {g: FoundCodes() for g in s.group_cols},
+                               spill["directory"])  # fmt: skip
+            na = None
+            if dg.missing_rows:
+                na = lambda df=item, used=scan.out.used: missing_rows(df, used)  # noqa: E731
+            try:
+                sp.add_kept(dg.frame, start, na)
+            except NotFound:
+                raise _TwoPasses from None
+            except DataError as exc:
+                failed = exc  # raised after the scan's own errors, as two passes would
+        first = scan.finish()
+        outcome = Outcome(s.yname, first.levels, match_level(ref, first.levels, s.yname))
+        if failed is not None:
+            raise failed
+        if sp is None:
+            raise _TwoPasses
+        dropped = sp.check(missing, first.dropped)
+        try:
+            table = y_codes.lookup(outcome.levels, outcome)
+            counts = y_codes.final_counts(outcome.levels)
+            tables = {g: sp.group_codes[g].lookup(v) for g, v in first.group_levels.items()}
+        except NotFound:
+            raise _TwoPasses from None
+        if table is not None:
+            sp.writer.recode(None, table, shift=1)
+        for g, t in tables.items():
+            if t is not None:
+                sp.writer.recode(g, t)
+    except BaseException:
+        if sp is not None:
+            sp.abort()
+        raise
+
+    def frames(n, nan_positions):
+        return SourceRows(raw, first.used, n, first.rows, nan_positions, fingerprint, stamp,
+                          desc)  # fmt: skip
+
+    return _finish(sp, sp.design, outcome, counts, first, dropped, spill, frames)
+
+
+def _finish(sp: SpillPass, design, outcome, counts, first, dropped, spill, frames):
+    backend = sp.writer.finish(outcome.J, chunk_rows=spill["chunk_rows"],
+                               threads=spill["threads"],
+                               frames=frames(sp.writer.n, sp.positions()))  # fmt: skip
+    backend.set_column_range(sp.lo, sp.hi)
+    return StreamedDesign(
+        backend,
+        outcome,
+        design,
+        sp.nobs,
+        dropped,
+        counts,
+        {g: len(v) for g, v in first.group_levels.items()},
+        first.group_levels,
+        tuple(first.used),
+        sp.stats,
+    )
 
 
 def _plain(chunks, columns: set):
@@ -410,223 +543,3 @@ def _plain(chunks, columns: set):
             yield item.with_frame(plain(item.frame)) if isinstance(item, Digest) else plain(item)
 
     return gen
-
-
-@dataclass
-class _FirstPass:
-    used: list
-    levels: tuple = ()
-    rows: int = 0
-    dropped: int = 0
-    group_levels: dict = field(default_factory=dict)
-
-
-def _prepass(chunks, factors, formula, desc, eval_env, yname, weight_cols, group_cols, missing):
-    miss, infinite, negative = _Counts(), _Counts(), _Counts()
-    out = None
-    values, cats, seen_codes = set(), None, set()
-    groups = {g: set() for g in group_cols}
-    categories: dict = {}
-    for item in chunks():
-        # Every chunk is counted through its Digest: made where the chunk is (its kept rows
-        # reduced to what the levels depend on), or here (every kept row).
-        if not isinstance(item, (Digest, pd.DataFrame)):
-            raise DataError(f"the source must yield DataFrames; got {type(item).__name__}")
-        df = item.frame if isinstance(item, Digest) else item
-        if out is None:
-            absent = [c for c in [yname, *weight_cols, *group_cols] if c not in df.columns]
-            if absent:
-                raise DataError(f"the data have no column(s) {', '.join(map(repr, absent))}")
-            used = _used_columns(formula, desc, list(df.columns), eval_env)
-            out = _FirstPass(list(dict.fromkeys([yname, *used, *weight_cols, *group_cols])))
-            whole = DigestSpec(tuple(out.used), None, yname, tuple(weight_cols))
-        dg = item if isinstance(item, Digest) else digest(item, whole)
-        if dg.rows == 0:
-            continue
-        df = dg.frame
-        for c in out.used:
-            if isinstance(df[c].dtype, pd.CategoricalDtype):
-                cur = tuple(df[c].cat.categories)
-                if categories.setdefault(c, cur) != cur:
-                    raise _Unstable(c)
-        for c, k in dg.missing.items():
-            miss.add(c, k)
-        miss.rows += dg.missing_rows
-        out.rows += dg.rows
-        out.dropped += dg.missing_rows
-        if len(df) == 0:
-            continue
-        y = df[yname]
-        if isinstance(y.dtype, pd.CategoricalDtype):
-            cur = tuple(_native(c) for c in y.cat.categories)
-            cats = cur if cats is None else (cats if cats == cur else False)
-            seen_codes.update(pd.unique(y.cat.codes).tolist())
-            values.update(_native(v) for v in pd.unique(y.astype(object)))
-        else:
-            if y.dtype.kind == "f":
-                infinite.add(yname, dg.infinite[yname])
-                if not np.all(y == np.round(y)):
-                    raise DataError(
-                        f"outcome {yname!r} is continuous (non-integer values); a multinomial "
-                        "logit needs categorical labels"
-                    )
-            values.update(_native(v) for v in pd.unique(y))
-        for c in weight_cols:
-            if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
-                raise DataError(f"weights column {c!r} must be numeric; got {df[c].dtype}")
-            infinite.add(c, dg.infinite[c])
-            negative.add(c, dg.negative[c])
-        for g in group_cols:
-            groups[g].update(_native(v) for v in pd.unique(df[g]))
-        if not infinite.by_column and not (missing == "raise" and miss.rows):
-            factors.see(df)
-    if out is None or out.rows == 0:
-        raise DataError("the data have no rows")
-    if missing == "raise" and miss.rows:
-        raise DataError(
-            f"{miss.rows} of {out.rows} rows have missing values in column(s) "
-            f"{miss.text(out.used)}; pass missing='drop' to drop them"
-        )
-    if infinite.by_column:
-        raise DataError(f"infinite values in column(s) {infinite.text(out.used)}")
-    if negative.by_column:
-        raise DataError(f"negative weights in column(s) {negative.text()}")
-    if out.rows == out.dropped:
-        raise DataError(f"no rows left to fit after dropping {out.dropped} with missing values")
-    if cats:
-        used = [c for i, c in enumerate(cats) if i in seen_codes]
-        if len(used) < len(cats):
-            unused = [c for c in cats if c not in used]
-            warnings.warn(
-                f"outcome {yname!r}: level(s) {', '.join(map(repr, unused))} have no rows and "
-                "are dropped",
-                UserWarning,
-                stacklevel=3,
-            )
-        out.levels = tuple(used)
-    else:
-        out.levels = tuple(_sort_levels(values))
-    if len(out.levels) < 2:
-        shown = f" (only {out.levels[0]!r})" if out.levels else ""
-        raise DataError(
-            f"outcome {yname!r} has {len(out.levels)} level(s){shown}; a multinomial logit "
-            "needs at least two"
-        )
-    out.group_levels = {g: np.asarray(_sort_levels(v), dtype=object) for g, v in groups.items()}
-    return out
-
-
-def _values(s: pd.Series) -> np.ndarray:
-    return (
-        s.astype(object).to_numpy() if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy()
-    )
-
-
-def _check_row_wise(design, build, df, X) -> None:
-    """A design column whose value depends on other rows of the chunk (``x - x.mean()``,
-    ``pd.qcut(x, 4)``) would change with the chunking: refuse it."""
-    h = len(df) // 2
-    Xh = build(df.iloc[:h])
-    same = (Xh == X[:h]) | (np.isnan(Xh) & np.isnan(X[:h]))
-    bad = [design.names[k] for k in np.flatnonzero(~same.all(axis=0))]
-    if bad:
-        raise DataError(
-            f"design column(s) {', '.join(map(repr, bad))} depend on other rows than their own "
-            "(e.g. x - x.mean()): they cannot be computed chunk by chunk; use a stateful "
-            "transform such as center() or standardize(), or precompute the column"
-        )
-
-
-def _spill(
-    chunks, first, outcome, design, fw, sw, group_cols, missing, directory, rows, threads, frames
-):
-    p = len(design.names)
-    writer = SpillWriter(p, directory, sampling=sw is not None, columns=group_cols)
-    build = DesignBuilder(design.design_info, design.formula)
-    index = pd.Index(list(outcome.levels))
-    group_index = {g: pd.Index(list(v)) for g, v in first.group_levels.items()}
-    counts = np.zeros(len(outcome.levels), np.int64)
-    lo, hi = np.full(p, np.inf), np.full(p, -np.inf)
-    nan_rows, inf_cols, dropped, checked = 0, _Counts(), first.dropped, False
-    nobs = 0.0
-    # Source positions of the rows dropped for a NaN in their design: what reading the source
-    # again cannot find without building the design (rows missing values it finds itself).
-    nan_positions, offset = [], 0
-    stats: dict = {}
-    try:
-        for df in chunks():
-            if len(df) == 0:
-                continue
-            start, offset = offset, offset + len(df)
-            na = missing_rows(df, first.used)
-            if na.any():
-                df = df.loc[~na]
-            if len(df) == 0:
-                continue
-            df = numpy_columns(df, first.used)
-            X = build(df)
-            if not checked and len(df) >= 2:
-                _check_row_wise(design, build, df, X)
-                checked = True
-            bad = np.empty(len(X), np.bool_)
-            clo, chi = kernels.scan_columns(X, bad)
-            if bad.any():
-                sub = X[bad]
-                for k in np.flatnonzero(np.isinf(sub).any(axis=0)):
-                    inf_cols.add(design.names[k], np.isinf(sub[:, k]).sum())
-                nan_rows += int(bad.sum())
-                nan_positions.append(start + np.flatnonzero(~na)[bad])
-                keep = ~bad
-                X, df = np.ascontiguousarray(X[keep]), df.loc[keep]
-                if len(df) == 0:
-                    continue
-                # The ranges of the rows kept only.
-                clo, chi = kernels.scan_columns(X, np.empty(len(X), np.bool_))
-            np.minimum(lo, clo, out=lo)
-            np.maximum(hi, chi, out=hi)
-            level = index.get_indexer(_values(df[outcome.name]))
-            counts += np.bincount(level, minlength=len(counts))
-            f = np.ones(len(df)) if fw is None else df[fw].to_numpy(dtype=np.float64)
-            s = None if sw is None else df[sw].to_numpy(dtype=np.float64)
-            nobs += float(f.sum() if s is None else f[s > 0].sum())
-            codes = {g: group_index[g].get_indexer(_values(df[g])) for g in group_cols}
-            writer.append(X, outcome.eq_codes(level), f if s is None else f * s, s, **codes)
-            _update_stats(stats, df, first.used)
-        if inf_cols.by_column:
-            raise DataError(f"infinite values in design column(s) {inf_cols.text()}")
-        if nan_rows and missing == "raise":
-            raise DataError(
-                f"{nan_rows} row(s) have missing values in the design (from a transform); "
-                "pass missing='drop' to drop them"
-            )
-        dropped += nan_rows
-        if writer.n == 0:
-            raise DataError(f"no rows left to fit after dropping {dropped} with missing values")
-    except BaseException:
-        writer.abort()
-        raise
-    nan_positions = np.concatenate(nan_positions) if nan_positions else np.empty(0, np.int64)
-    backend = writer.finish(
-        outcome.J, chunk_rows=rows, threads=threads, frames=frames(writer.n, nan_positions)
-    )
-    backend.set_column_range(lo, hi)
-    return StreamedDesign(
-        backend,
-        outcome,
-        design,
-        nobs,
-        dropped,
-        counts,
-        {g: len(v) for g, v in first.group_levels.items()},
-        first.group_levels,
-        tuple(first.used),
-        stats,
-    )
-
-
-def _update_stats(stats: dict, df: pd.DataFrame, columns) -> None:
-    """Fold the kept rows ``df`` into each numeric column's ``(integers, min, max)``."""
-    for c in columns:
-        col = df[c]
-        if col.dtype.kind in "biuf":
-            stats[c] = fold_summary(stats.get(c, NO_VALUES), col)

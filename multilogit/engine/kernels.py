@@ -271,6 +271,31 @@ def scan_columns(X, bad):
 
 
 @nb.njit(cache=True, nogil=True)
+def summarize_values(v, check_integers):
+    """One pass over a 1-D array: its smallest and largest value (NaN if it holds a NaN, as
+    NumPy's ``min``/``max``) and whether every value is an integer (finite and whole; only
+    looked at with ``check_integers``)."""
+    lo, hi = np.inf, -np.inf
+    integers = check_integers
+    nan = False
+    for i in range(v.shape[0]):
+        x = float(v[i])
+        if x != x:
+            nan = True
+            integers = False
+            continue
+        if x < lo:
+            lo = x
+        if x > hi:
+            hi = x
+        if integers and not (np.isfinite(x) and np.floor(x) == x):
+            integers = False
+    if nan:
+        return np.nan, np.nan, False
+    return lo, hi, integers
+
+
+@nb.njit(cache=True, nogil=True)
 def chunk_pair_stats(E, y, w, out):
     """Accumulate statistics of :math:`a_{ik} = e_{i y_i} - e_{ik}` over rows with ``w > 0``.
 

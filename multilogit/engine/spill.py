@@ -100,7 +100,8 @@ class SpillWriter:
         self.n = 0
         names = [_X, _Y, _W] + ([_S] if self.sampling else [])
         names += [_column_file(c) for c in self.columns]
-        self._files = {nm: open(os.path.join(self.path, nm), "wb") for nm in names}
+        # Readable too: recode reads codes back.
+        self._files = {nm: open(os.path.join(self.path, nm), "w+b") for nm in names}
         self._cleanup = weakref.finalize(self, _remove, self.path, [])
         self._finished = False
         # One thread writes while the caller builds the next chunk (file writes release the
@@ -172,6 +173,30 @@ class SpillWriter:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+
+    def recode(self, column: str | None, lookup, shift: int = 0) -> None:
+        """Rewrite the codes written so far: each code ``c`` becomes ``lookup[c + shift]``.
+
+        ``column`` names an int64 column given to the writer, or is None for the equation
+        codes (then ``shift=1`` indexes ``lookup`` from the reference's ``-1``).  Rows whose
+        codes were written before their levels were all known are coded once at the end,
+        block by block (the memory of a block, whatever the number of rows).
+        """
+        self._wait()
+        name = _Y if column is None else _column_file(column)
+        fh = self._files[name]
+        fh.flush()
+        lookup = np.asarray(lookup, dtype=np.int64)
+        block = np.empty(1 << 20, np.int64)
+        fd = fh.fileno()
+        for start in range(0, self.n, len(block)):
+            part = block[: min(len(block), self.n - start)]
+            _read_into(fd, part, start * 8)
+            new = lookup[part + shift]
+            view = memoryview(new).cast("B")
+            done = 0
+            while done < len(view):
+                done += os.pwrite(fd, view[done:], start * 8 + done)
 
     def finish(
         self, J: int, chunk_rows: int | None = None, threads: int | None = None, frames=None
