@@ -68,6 +68,7 @@ from ..engine.threads import block_runs, map_runs, stop_if_cancelled
 from ..exceptions import DataError
 from . import distributions as stats
 from . import margin_sums, typical
+from .margins_table import wald_table
 
 __all__ = ["MarginalEffects", "get_margeff"]
 
@@ -1105,21 +1106,12 @@ class MarginalEffects:
         """
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
-        q = stats.norm.ppf(1.0 - alpha / 2.0)
-        eff = self._eff.T.ravel()
-        se = self._se.T.ravel()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = eff / se
-        return pd.DataFrame(
-            {
-                "effect": eff,
-                "std err": se,
-                "z": z,
-                "P>|z|": 2.0 * stats.norm.sf(np.abs(z)),
-                "lower": eff - q * se,
-                "upper": eff + q * se,
-            },
-            index=self._labelled(labels, outcome_labels, short_names),
+        return wald_table(
+            "effect",
+            self._eff.T.ravel(),
+            self._se.T.ravel(),
+            alpha,
+            self._labelled(labels, outcome_labels, short_names),
         )
 
     def _labelled(self, labels, outcome_labels, short_names):

@@ -52,6 +52,25 @@ def _wald(d: np.ndarray, cov: np.ndarray) -> tuple[float, int]:
     return float(proj @ (proj / vals[keep])), int(keep.sum())
 
 
+def wald_table(stat: str, est: np.ndarray, se: np.ndarray, alpha: float, index) -> pd.DataFrame:
+    """Estimates with their standard errors, z, two-sided p-values against zero and Wald
+    intervals of level ``1 - alpha``: the long table of every margins and effects result."""
+    q = _quantile(alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = est / se
+    return pd.DataFrame(
+        {
+            stat: est,
+            "std err": se,
+            "z": z,
+            "P>|z|": 2.0 * stats.norm.sf(np.abs(z)),
+            "lower": est - q * se,
+            "upper": est + q * se,
+        },
+        index=index,
+    )
+
+
 class MarginsTable:
     """Estimates indexed by ``(outcome, dimension...)`` with delta-method inference.
 
@@ -111,21 +130,8 @@ class MarginsTable:
         ``short_names`` print the index as the results' tables do
         (:func:`~multilogit.data.labelling.relabel_index`).
         """
-        q = _quantile(alpha)
-        est, se = self._est, self._se
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = est / se
-        return pd.DataFrame(
-            {
-                self.stat: est,
-                "std err": se,
-                "z": z,
-                "P>|z|": 2.0 * stats.norm.sf(np.abs(z)),
-                "lower": est - q * se,
-                "upper": est + q * se,
-            },
-            index=self._labelled(labels, outcome_labels, short_names),
-        )
+        index = self._labelled(labels, outcome_labels, short_names)
+        return wald_table(self.stat, self._est, self._se, alpha, index)
 
     def _labelled(self, labels, outcome_labels, short_names):
         model = self.results.model
