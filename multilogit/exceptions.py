@@ -9,6 +9,7 @@ __all__ = [
     "MultilogitError",
     "DataError",
     "FitError",
+    "CovarianceBudgetError",
     "PerfectSeparationError",
     "PerfectSeparationWarning",
     "PersistenceError",
@@ -25,6 +26,11 @@ class DataError(MultilogitError):
 
 class FitError(MultilogitError):
     """The likelihood cannot be maximised (singular information matrix, non-finite values)."""
+
+
+class CovarianceBudgetError(FitError):
+    """A quantity needs more of the covariance matrix than the fit's ``memory_budget`` holds
+    (a fit beyond the budget keeps its covariance as an operator): ask for a subset."""
 
 
 class PerfectSeparationWarning(UserWarning):
