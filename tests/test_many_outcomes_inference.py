@@ -231,3 +231,47 @@ def test_compact_and_outcomes_together_are_refused(many):
     res, _ = many
     with pytest.raises(ValueError, match="give outcomes or compact"):
         res.summary(outcomes=[1], compact=True)
+
+
+# -- outcomes with very few rows -------------------------------------------------------------
+
+
+def _few_rows_data(K=60, n=3000, seed=1):
+    """Outcome 5 has one row, at the largest x1 (separable by itself); outcome 7 the two rows
+    of smallest x2 (separable); outcome 6 two rows in the middle of the data (not)."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    y = (X @ (rng.normal(size=(3, K)) * 0.3) + rng.gumbel(size=(n, K))).argmax(axis=1)
+    y[np.isin(y, [5, 6, 7])] = 0
+    middle = np.argsort(np.abs(X[:, 1]) + np.abs(X[:, 2]))[:2]
+    y[middle] = 6
+    y[np.argmax(X[:, 1])] = 5
+    y[np.argsort(X[:, 2])[:2]] = 7
+    return X, y
+
+
+def test_outcomes_with_a_few_separated_rows_are_named_under_newton_cg():
+    X, y = _few_rows_data()
+    model = ml.MultinomialLogit(y, X)
+    with pytest.warns(ml.PerfectSeparationWarning) as rec:
+        res = model.fit(method="newton-cg", maxiter=50)
+    msg = str(rec[0].message)
+    assert "5 (1 row)" in msg and "7 (2 rows)" in msg and "6 (" not in msg
+    assert res.separation.outcomes == (5, 7)
+    assert not res.converged
+    # Standard errors of those equations are NaN, the others' are finite.
+    bse = res.bse
+    assert bse[5].isna().all() and bse[7].isna().all() and bse[6].notna().all()
+    # The reported direction is a recession direction: every a_ik = x_i'(d_{y_i} - d_k) >= 0
+    # (reference row 0), checked here from the data alone, strict for the separated rows.
+    D = np.vstack([np.zeros(3), res.separation.direction])
+    E = X @ D.T
+    a = E[np.arange(len(y)), y][:, None] - E
+    assert a.min() >= -1e-9
+    assert np.all(a[y == 5][:, np.arange(60) != 5] > 0)
+
+
+def test_few_row_separation_raises_when_asked():
+    X, y = _few_rows_data()
+    with pytest.raises(ml.PerfectSeparationError, match=r"5 \(1 row\), 7 \(2 rows\)"):
+        ml.MultinomialLogit(y, X).fit(method="newton-cg", separation="raise")
