@@ -253,15 +253,20 @@ def _few_rows_data(K=60, n=3000, seed=1):
 def test_outcomes_with_a_few_separated_rows_are_named_under_newton_cg():
     X, y = _few_rows_data()
     model = ml.MultinomialLogit(y, X)
+    # Beyond the memory budget, where the covariance is an operator.
+    budget = 0.5 * dense_information_bytes(model.J * model.k_exog)
     with pytest.warns(ml.PerfectSeparationWarning) as rec:
-        res = model.fit(method="newton-cg", maxiter=50)
+        res = model.fit(maxiter=50, memory_budget=budget)
+    assert "cg_iterations" in res.iteration_log
     msg = str(rec[0].message)
     assert "5 (1 row)" in msg and "7 (2 rows)" in msg and "6 (" not in msg
     assert res.separation.outcomes == (5, 7)
     assert not res.converged
-    # Standard errors of those equations are NaN, the others' are finite.
-    bse = res.bse
+    # Standard errors of those equations are NaN, the others' are finite, and a test of a
+    # separated coefficient has no value.
+    bse = res.bse_for(outcomes=[5, 6, 7])
     assert bse[5].isna().all() and bse[7].isna().all() and bse[6].notna().all()
+    assert np.isnan(res.wald_test("5:x1").statistic)
     # The reported direction is a recession direction: every a_ik = x_i'(d_{y_i} - d_k) >= 0
     # (reference row 0), checked here from the data alone, strict for the separated rows.
     D = np.vstack([np.zeros(3), res.separation.direction])
@@ -275,3 +280,23 @@ def test_few_row_separation_raises_when_asked():
     X, y = _few_rows_data()
     with pytest.raises(ml.PerfectSeparationError, match=r"5 \(1 row\), 7 \(2 rows\)"):
         ml.MultinomialLogit(y, X).fit(method="newton-cg", separation="raise")
+
+
+def test_a_reference_outcome_with_one_separated_row_is_named():
+    X, y = _few_rows_data()
+    with pytest.warns(ml.PerfectSeparationWarning, match=r"5 \(1 row\)"):
+        res = ml.MultinomialLogit(y, X, ref=5).fit(method="newton-cg", maxiter=50)
+    # Moving the reference by d moves every equation by -d: all of them diverge along it.
+    assert 5 in res.separation.outcomes
+    D = np.vstack([np.zeros(3), res.separation.direction])  # row 0: the reference, 5
+    order = [5, *[k for k in range(60) if k != 5]]
+    codes = np.array([order.index(v) for v in y])
+    E = X @ D.T
+    a = E[np.arange(len(y)), codes][:, None] - E
+    assert a.min() >= -1e-9 and np.all(a[y == 5][:, 1:] > 0)
+
+
+def test_saving_needs_the_full_covariance(fits, tmp_path):
+    _, op = fits
+    with pytest.raises(CovarianceBudgetError, match="bse_for"):
+        op.save(tmp_path / "fit.mlres")
