@@ -20,10 +20,12 @@ quantity                                          solves
 
 Solved columns are cached, so asking again (or for an overlapping subset) costs nothing.
 ``params``, ``llf``, ``llnull``, ``predict``, the iteration log and the information criteria
-are those of any fit.  What needs every column (``bse``, ``tvalues``, ``pvalues``,
-``cov_params()``, ``conf_int()`` and ``summary()`` without a selection beyond 20 outcomes,
-``rrr``, ``save``) raises :class:`~multilogit.exceptions.CovarianceBudgetError` naming the
-subset arguments and the size the full matrix would take.
+are those of any fit, and ``summary()`` without ``outcomes`` is the compact table (one row per
+term, coefficients only; :func:`~multilogit.results.summary.compact_table`).  What needs every
+column (``bse``, ``tvalues``, ``pvalues``, ``cov_params()``, ``conf_int()`` without a
+selection, ``summary(compact=False)``, ``rrr``, ``save``) raises
+:class:`~multilogit.exceptions.CovarianceBudgetError` naming the subset arguments and the size
+the full matrix would take.
 
 Only the classical (``nonrobust``) covariance is available this way.  A sandwich
 :math:`C M C` restricted to a subset would need, besides :math:`V = C_{:,\\mathrm{idx}}`, the
