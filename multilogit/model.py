@@ -702,8 +702,9 @@ class MultinomialLogit:
             :class:`~multilogit.results.budget.MatrixFreeResults`, whose covariance is an
             operator: standard errors, intervals, Wald tests and marginal effects for chosen
             terms and outcomes by conjugate gradients (``bse_for``, ``conf_int(terms=...,
-            outcomes=...)``, ``summary(outcomes=...)``).  Robust covariances, bias reduction,
-            penalties and constraints need the dense matrix and are refused beyond it with a
+            outcomes=...)``, ``summary(outcomes=...)``), classical or ``HC0``/``HC1``.
+            Cluster covariances, robust ones with sampling weights, bias reduction, penalties
+            and constraints need the dense matrices and are refused beyond it with a
             ``FitError`` before any pass over the rows.
 
         penalty : {None, "l2"}

@@ -157,16 +157,57 @@ def test_bad_subsets_name_the_valid_choices(fits):
         op.cov_params(column=[("a", "x1")])
 
 
-def test_a_robust_covariance_beyond_the_budget_is_refused_up_front(fits):
+@pytest.mark.parametrize("cov_type", ["HC0", "HC1"])
+@pytest.mark.parametrize("freq", [False, True], ids=["unweighted", "freq_weights"])
+def test_robust_subsets_beyond_the_budget_equal_the_dense_sandwich(cov_type, freq):
+    df = _frame(n=1500, seed=4)
+    f = np.random.default_rng(2).integers(1, 4, len(df)).astype(float) if freq else None
+    model = ml.MultinomialLogit.from_formula("y ~ x1 + x2 + C(g)", df, freq_weights=f)
+    budget = 0.8 * dense_information_bytes(model.J * model.k_exog)
+    dense = model.fit(cov_type=cov_type)
+    op = model.fit(cov_type=cov_type, memory_budget=budget)
+    assert isinstance(op, MatrixFreeResults) and op.cov_type == cov_type
+    got = op.bse_for(terms=["x1", "C(g)"], outcomes=["b", "e"])
+    pd.testing.assert_frame_equal(got, dense.bse.loc[got.index, got.columns], rtol=RTOL, atol=0)
+    for constraints in ("x2", "b:x1 = c:x1"):
+        assert op.wald_test(constraints).statistic == pytest.approx(
+            dense.wald_test(constraints).statistic, rel=RTOL
+        )
+    # Another covariance type of the same fit, as for a dense fit.
+    other = op.get_robustcov_results("nonrobust")
+    want = dense.get_robustcov_results("nonrobust").bse.loc[["x1"]]
+    pd.testing.assert_frame_equal(other.bse_for(terms="x1"), want, rtol=RTOL, atol=0)
+
+
+def test_sampling_weights_beyond_the_budget_take_the_classical_covariance():
+    df = _frame(n=1500, seed=4)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, len(df))
+    model = ml.MultinomialLogit.from_formula("y ~ x1 + x2 + C(g)", df, weights=w)
+    budget = 0.8 * dense_information_bytes(model.J * model.k_exog)
+    op = model.fit(cov_type="nonrobust", memory_budget=budget)
+    dense = model.fit(cov_type="nonrobust")
+    got = op.bse_for(terms="x2")
+    pd.testing.assert_frame_equal(got, dense.bse.loc[["x2"]], rtol=RTOL, atol=0)
+    # The robust default with sampling weights squares them in the meat: refused up front.
+    with pytest.raises(FitError, match=r"cov_type='HC1'.*sampling weights"):
+        model.fit(memory_budget=budget)
+    with pytest.raises(CovarianceBudgetError, match=r"cov_type='HC0'.*sampling weights"):
+        op.get_robustcov_results("HC0")
+
+
+def test_what_needs_the_dense_matrices_is_refused_up_front(fits):
     dense, op = fits
     model = dense.model
     budget = 0.8 * dense_information_bytes(model.J * model.k_exog)
-    with pytest.raises(FitError, match=r"cov_type='HC1'.*memory_budget"):
-        model.fit(cov_type="HC1", memory_budget=budget)
+    with pytest.raises(FitError, match=r"cov_type='cluster'.*memory_budget"):
+        groups = {"groups": np.arange(3000) % 7}
+        model.fit(cov_type="cluster", cov_kwds=groups, memory_budget=budget)
     with pytest.raises(FitError, match=r"method='firth'.*memory_budget"):
         model.fit(method="firth", memory_budget=budget)
-    with pytest.raises(CovarianceBudgetError, match="cov_type='HC0' is not available"):
-        op.get_robustcov_results("HC0")
+    with pytest.raises(FitError, match=r"penalised fit.*memory_budget"):
+        model.fit(penalty="l2", alpha=1.0, memory_budget=budget)
+    with pytest.raises(CovarianceBudgetError, match="cov_type='cluster' is not available"):
+        op.get_robustcov_results("cluster", groups=np.arange(3000) % 7)
     assert op.get_robustcov_results("nonrobust") is op
 
 

@@ -18,7 +18,12 @@ import numpy as np
 from ..engine.constrained import ConstrainedBackend, particular_solution
 from ..engine.scaled import ScaledBackend, WeightScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
-from ..results.budget import CovarianceOperator, MatrixFreeResults
+from ..results.budget import (
+    MATRIX_FREE_COV_TYPES,
+    CovarianceOperator,
+    MatrixFreeResults,
+    sandwich_refusal,
+)
 from ..results.results import MultinomialLogitResults
 from ..solve.conjugate import dense_fits, dense_information_bytes
 from ..solve.firth import FirthScoring, JeffreysPenalty, MedianAdjustment, logdet
@@ -171,8 +176,10 @@ def _check_budget(model, options: FitOptions, what: str | None = None) -> None:
             what = "a penalised fit"
         elif options.constraints is not None:
             what = "a constrained fit (fit(constraints=...))"
-        elif options.cov_type != "nonrobust":
-            what = f"cov_type={options.cov_type!r} (the sandwich's meat is as large)"
+        elif options.cov_type not in MATRIX_FREE_COV_TYPES or (
+            options.cov_type != "nonrobust" and model.weights is not None
+        ):
+            raise FitError(sandwich_refusal(options.cov_type, model.weights is not None))
         else:
             return
     need = dense_information_bytes(params) / 2**30
@@ -236,7 +243,8 @@ def _in_weight_scale(sol, weight_scale: float):
         sol,
         llf=sol.llf * weight_scale,
         score=np.asarray(sol.score) * weight_scale,
-        info=np.asarray(sol.info) * weight_scale,
+        # No information beyond the memory budget (the covariance is an operator there).
+        info=None if sol.info is None else np.asarray(sol.info) * weight_scale,
         penalty=sol.penalty * weight_scale,
         log=log,
     )

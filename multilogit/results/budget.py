@@ -27,11 +27,15 @@ selection, ``summary(compact=False)``, ``rrr``, ``save``) raises
 :class:`~multilogit.exceptions.CovarianceBudgetError` naming the subset arguments and the size
 the full matrix would take.
 
-Only the classical (``nonrobust``) covariance is available this way.  A sandwich
-:math:`C M C` restricted to a subset would need, besides :math:`V = C_{:,\\mathrm{idx}}`, the
-form :math:`V^\\top M V = \\sum_i (s_i^\\top V)^\\top (s_i^\\top V)` over the rows' scores
-:math:`s_i`, one more pass; the backends compute the meat as a dense :math:`q \\times q`
-matrix today, so robust and cluster covariances beyond the budget are refused with that said.
+Robust covariances: the sandwich :math:`C M C` restricted to a subset is
+:math:`W^\\top M W` with :math:`W = C B` (``B`` the unit columns of the subset, or
+:math:`R^\\top`), and :math:`W^\\top M W = \\sum_i f_i (s_i^\\top W)^\\top (s_i^\\top W)` over the
+rows' scores :math:`s_i` is one more pass (:func:`score_form`), no :math:`q \\times q` meat.  So
+``HC0`` and ``HC1`` are available beyond the budget (:data:`MATRIX_FREE_COV_TYPES`) for rows
+without sampling weights (whose meat weighs each score by the squared weight, which the
+backends' chunks do not carry apart from the frequency weights); a cluster covariance, whose
+meat sums the scores by group, and any robust covariance with sampling weights are refused
+before the fit with that said.
 """
 
 from __future__ import annotations
@@ -40,11 +44,41 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import CovarianceBudgetError
+from ..inference.covariance import get_estimator
 from ..solve.conjugate import InformationSolver, dense_information_bytes
 from ..solve.objective import Objective
 from .results import MultinomialLogitResults
 
-__all__ = ["COV_RTOL", "CovarianceOperator", "MatrixFreeResults"]
+__all__ = [
+    "COV_RTOL",
+    "MATRIX_FREE_COV_TYPES",
+    "CovarianceOperator",
+    "MatrixFreeResults",
+    "sandwich_refusal",
+    "score_form",
+]
+
+#: Covariance types available beyond the memory budget (the sandwiches for rows without
+#: sampling weights).
+MATRIX_FREE_COV_TYPES = ("nonrobust", "HC0", "HC1")
+
+
+def sandwich_refusal(cov_type: str, weighted: bool = False) -> str:
+    """Why ``cov_type`` is not available beyond the memory budget."""
+    why = (
+        "with sampling weights the meat weighs each score by the squared weight, which the "
+        "rows' pass does not see"
+        if weighted
+        else "it needs the meat matrix of the scores (of the groups' score sums), as large as "
+        "the information"
+    )
+    return (
+        f"cov_type={cov_type!r} is not available beyond the memory budget: {why}. Beyond it "
+        f"the covariance types are {', '.join(map(repr, MATRIX_FREE_COV_TYPES))} (the "
+        "sandwiches without sampling weights); refit with a larger memory_budget (bytes) if "
+        "the machine has the memory"
+    )
+
 
 #: Relative residual of each solve (in the preconditioner's norm).  With the two-level
 #: preconditioner the condition number left is small, so the columns' relative error is a few
@@ -78,7 +112,9 @@ class CovarianceOperator:
         memory_budget: float,
         rtol: float = COV_RTOL,
     ):
+        self.backend = backend
         beta = np.asarray(beta, dtype=np.float64)
+        self.beta = beta
         self.q = beta.size
         self.weight_scale = float(weight_scale)
         self.memory_budget = float(memory_budget)
@@ -124,6 +160,14 @@ class CovarianceOperator:
         cols = self.columns(idx)
         return cols[idx, np.arange(idx.size)]
 
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """:math:`C B` for ``B`` of shape ``(q, r)`` (unit columns reuse the cached ones)."""
+        B = np.asarray(B, dtype=np.float64)
+        nz = B != 0
+        if B.shape[1] and np.all((nz.sum(axis=0) == 1) & np.all((B == 0) | (B == 1), axis=0)):
+            return self.columns(np.argmax(nz, axis=0))
+        return self._solver.solve(B) / self.weight_scale
+
     def form(self, G: np.ndarray) -> np.ndarray:
         """:math:`G C G^\\top` for ``G`` of shape ``(r, q)``: ``r`` solves (unit rows reuse the
         cached columns)."""
@@ -139,6 +183,46 @@ class CovarianceOperator:
             CG = self._solver.solve(G.T) / self.weight_scale
         out = G @ CG
         return 0.5 * (out + out.T)
+
+
+def score_form(backend, beta: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """:math:`W^\\top M W` for the meat :math:`M = \\sum_i f_i s_i s_i^\\top` of rows without
+    sampling weights (``f_i`` frequency weights), without :math:`M`: one pass, each row's
+    score projected on the columns of ``W``, :math:`z_i = W^\\top s_i` with
+    :math:`s_i = (e_{y_i} - P_i) \\otimes x_i` (reference row 0 dropped).
+
+    Parameters
+    ----------
+    backend :
+    beta : ndarray, shape (J, p)
+    W : ndarray, shape (J p, r)
+    """
+    beta = np.asarray(beta, dtype=np.float64)
+    J, p = beta.shape
+    Wr = np.asarray(W, dtype=np.float64).reshape(J, p, -1)
+    r = Wr.shape[2]
+
+    def chunk(c):
+        X = np.asarray(c.X, dtype=np.float64)
+        eta = X @ beta.T
+        if c.offset is not None:
+            eta = eta + c.offset
+        top = np.maximum(eta.max(axis=1, initial=0.0), 0.0)
+        e = np.exp(eta - top[:, None])
+        P = e / (np.exp(-top) + e.sum(axis=1))[:, None]
+        R = -P
+        own = np.asarray(c.y) >= 0
+        R[np.flatnonzero(own), np.asarray(c.y)[own]] += 1.0
+        # z_ic = sum_j R_ij x_i' W_j[:, c]
+        Z = np.einsum("ij,ijc->ic", R, np.einsum("ik,jkc->ijc", X, Wr))
+        f = np.asarray(c.weights, dtype=np.float64)
+        return (Z * f[:, None]).T @ Z
+
+    parts = backend.reduce(chunk, frames=False)
+    out = np.zeros((r, r))
+    for part in parts:
+        out += part
+    return out
 
 
 class MatrixFreeResults(MultinomialLogitResults):
@@ -208,8 +292,26 @@ class MatrixFreeResults(MultinomialLogitResults):
             bad = self._nan_cov[idx]
         se = np.full(idx.size, np.nan)
         if np.any(~bad):
-            se[~bad] = np.sqrt(self.cov_operator.variances(idx[~bad]))
+            if self._robust:
+                unit = np.zeros((self._beta.size, int(np.sum(~bad))))
+                unit[idx[~bad], np.arange(unit.shape[1])] = 1.0
+                se[~bad] = np.sqrt(np.diag(self._sandwich_form(unit)))
+            else:
+                se[~bad] = np.sqrt(self.cov_operator.variances(idx[~bad]))
         return se
+
+    @property
+    def _robust(self) -> bool:
+        return self._cov_estimator.name in ("HC0", "HC1")
+
+    def _sandwich_form(self, B: np.ndarray) -> np.ndarray:
+        """:math:`B^\\top C M C B` times the estimator's small-sample factor, from
+        :math:`W = C B` (a solve per column) and one pass for :math:`W^\\top M W`."""
+        op = self.cov_operator
+        op.check_size(B.shape[1], "this selection")
+        W = op.solve(B)
+        out = self._cov_estimator.factor(self.model) * score_form(op.backend, op.beta, W)
+        return 0.5 * (out + out.T)
 
     def _delta_form(self, G: np.ndarray, used: np.ndarray | None = None) -> np.ndarray:
         G = np.atleast_2d(np.asarray(G, dtype=np.float64))
@@ -224,6 +326,8 @@ class MatrixFreeResults(MultinomialLogitResults):
             full = np.zeros((G.shape[0], self._beta.size))
             full[:, used] = G
             G = full
+        if self._robust:
+            return self._sandwich_form(G.T)
         return self.cov_operator.form(G)
 
     def summary(
@@ -255,14 +359,14 @@ class MatrixFreeResults(MultinomialLogitResults):
         )
 
     def get_robustcov_results(self, cov_type: str = "HC1", **cov_kwds):
-        if cov_type == "nonrobust" and not cov_kwds:
+        if cov_type == self.cov_type and not cov_kwds:
             return self
-        raise CovarianceBudgetError(
-            f"cov_type={cov_type!r} is not available beyond the memory budget: the sandwich "
-            "needs the meat matrix of the scores, as large as the information; only the "
-            "classical covariance (cov_type='nonrobust') is computed by conjugate gradients. "
-            "Refit with a larger memory_budget (bytes) for a robust covariance"
-        )
+        if cov_type in MATRIX_FREE_COV_TYPES and not cov_kwds:
+            if cov_type != "nonrobust" and self.model.weights is not None:
+                raise CovarianceBudgetError(sandwich_refusal(cov_type, weighted=True))
+            est = get_estimator(cov_type)
+            return type(self)(self.model, self._state, self.cov_operator, est)
+        raise CovarianceBudgetError(sandwich_refusal(cov_type))
 
     def __repr__(self) -> str:
         return super().__repr__().replace("MultinomialLogitResults", "MatrixFreeResults", 1)
