@@ -86,6 +86,11 @@ def test_covariance_blocks_and_forms_equal_the_dense_ones(fits):
     np.testing.assert_allclose(
         op.cov_params(r_matrix=R).to_numpy(), R @ full.to_numpy() @ R.T, rtol=RTOL
     )
+    # statsmodels' r_matrix and column on the dense results too.
+    np.testing.assert_allclose(
+        dense.cov_params(r_matrix=R).to_numpy(), R @ full.to_numpy() @ R.T, rtol=1e-12
+    )
+    pd.testing.assert_frame_equal(dense.cov_params(column=pairs), full.loc[pairs, pairs])
 
 
 @pytest.mark.parametrize("constraints", ["x1", "b:x2 = c:x2", ["C(g)[T.v]", "e:x1 = 0.5"]])
