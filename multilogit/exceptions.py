@@ -10,6 +10,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "FitError",
+    "CovarianceBudgetError",
     "PerfectSeparationError",
     "PerfectSeparationWarning",
     "PersistenceError",
@@ -31,6 +32,11 @@ class DataWarning(UserWarning):
 
 class FitError(MultilogitError):
     """The likelihood cannot be maximised (singular information matrix, non-finite values)."""
+
+
+class CovarianceBudgetError(FitError):
+    """A quantity needs more of the covariance matrix than the fit's ``memory_budget`` holds
+    (a fit beyond the budget keeps its covariance as an operator): ask for a subset."""
 
 
 class PerfectSeparationWarning(UserWarning):

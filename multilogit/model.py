@@ -697,10 +697,15 @@ class MultinomialLogit:
             and the standard errors come from the exact information at the estimates.
         memory_budget : float, optional
             Bytes the dense information may take, all copies (about ``5 * 8 * (J p)**2``);
-            default 2 GiB (:data:`~multilogit.solve.conjugate.DEFAULT_MEMORY_BUDGET`).  A fit
-            beyond it is refused with a ``FitError`` before any pass over the rows (its
-            standard errors need the dense information at the estimates); the estimates alone
-            come from :func:`multilogit.solve.newton.newton` with ``method="newton-cg"``.
+            default 2 GiB (:data:`~multilogit.solve.conjugate.DEFAULT_MEMORY_BUDGET`).  Beyond
+            it the fit takes Newton-CG and returns
+            :class:`~multilogit.results.budget.MatrixFreeResults`, whose covariance is an
+            operator: standard errors, intervals, Wald tests and marginal effects for chosen
+            terms and outcomes by conjugate gradients (``bse_for``, ``conf_int(terms=...,
+            outcomes=...)``, ``summary(outcomes=...)``), classical or ``HC0``/``HC1``.
+            Cluster covariances, robust ones with sampling weights, bias reduction, penalties
+            and constraints need the dense matrices and are refused beyond it with a
+            ``FitError`` before any pass over the rows.
 
         penalty : {None, "l2"}
             ``"l2"``: maximise the log-likelihood less the ridge

@@ -18,6 +18,12 @@ import numpy as np
 from ..engine.constrained import ConstrainedBackend, particular_solution
 from ..engine.scaled import ScaledBackend, WeightScaledBackend, scale_from_absmax
 from ..exceptions import DataError, FitError, PerfectSeparationError
+from ..results.budget import (
+    MATRIX_FREE_COV_TYPES,
+    CovarianceOperator,
+    MatrixFreeResults,
+    sandwich_refusal,
+)
 from ..results.results import MultinomialLogitResults
 from ..solve.conjugate import dense_fits, dense_information_bytes
 from ..solve.firth import FirthScoring, JeffreysPenalty, MedianAdjustment, logdet
@@ -52,9 +58,13 @@ def fit(
         raise DataError(f"method={options.method!r} is not available for a model with an offset")
     if model.is_in_memory:
         check_outcome_weights(model)
+    beyond = not dense_fits(model.J * model.k_exog, options.memory_budget)
+    if beyond:
+        _check_budget(model, options)
     found: dict = {}
     aliased = check_design(model, options.drop_collinear, found)
-    _check_budget(model.J * model.k_exog, options.memory_budget)
+    if aliased is not None and beyond:
+        _check_budget(model, options, "a design with aliased columns (drop_collinear=True)")
     if aliased is not None:
         return _fit_without_aliased(model, aliased, options, start_params, disp, callback)
     conditioning = conditioning_note(found["cond"]) if "cond" in found else None
@@ -89,6 +99,15 @@ def fit(
         state = replace(state, notes=(*state.notes, conditioning))
     if constraints is not None:
         state = replace(state, notes=(constraints_note(constraints), *state.notes))
+    if beyond:
+        # The covariance stays an operator: columns are solved when asked for.
+        if sep is not None:
+            msg = sol.message or f"{sep.kind} separation found after the iterations"
+            state = replace(
+                state, separation=sep, notes=(sep.message(), *state.notes), message=msg
+            )
+        operator = _covariance_operator(model, state, options)
+        return MatrixFreeResults(model, state, operator, estimator)
     if sep is not None:
         cov = separated_covariance(lambda: estimator.compute(model, state), model.J, model.k_exog)
         msg = sol.message or f"{sep.kind} separation found after the iterations"
@@ -140,19 +159,49 @@ def check_outcome_weights(model) -> None:
     )
 
 
-def _check_budget(params: int, budget: float) -> None:
-    """Refuse, before any pass over the rows, a fit whose covariance needs a dense information
-    beyond the memory budget: the estimates alone would fit (Newton-CG), the results do not."""
-    if dense_fits(params, budget):
-        return
+def _check_budget(model, options: FitOptions, what: str | None = None) -> None:
+    """Refuse, before any pass over the rows, a fit beyond the memory budget that needs the
+    dense information: its estimates would fit (Newton-CG), its covariance would not.
+
+    Beyond the budget the classical covariance is an operator (columns by conjugate gradients,
+    :class:`~multilogit.results.budget.CovarianceOperator`); a sandwich needs the dense meat,
+    and bias reduction, penalties, constraints and aliased columns need the dense information
+    in the fit itself or in its results.
+    """
+    params = model.J * model.k_exog
+    if what is None:
+        if options.bias_reduced:
+            what = f"method={options.method!r} (its penalty is the log-determinant of it)"
+        elif options.penalty is not None:
+            what = "a penalised fit"
+        elif options.constraints is not None:
+            what = "a constrained fit (fit(constraints=...))"
+        elif options.cov_type not in MATRIX_FREE_COV_TYPES or (
+            options.cov_type != "nonrobust" and model.weights is not None
+        ):
+            raise FitError(sandwich_refusal(options.cov_type, model.weights is not None))
+        else:
+            return
     need = dense_information_bytes(params) / 2**30
     raise FitError(
-        f"the standard errors of {params} parameters need the dense information matrix, "
-        f"about {need:.1f} GiB with its factor and the covariance, beyond memory_budget="
-        f"{budget / 2**30:.2g} GiB; raise memory_budget (in bytes) if the machine has the "
-        "memory, or fit the estimates alone with multilogit.solve.newton.newton(model.backend, "
-        'beta0, NewtonOptions(method="newton-cg"))'
+        f"{what} needs the dense information matrix of {params} parameters, about "
+        f"{need:.1f} GiB with its factor and the covariance, beyond memory_budget="
+        f"{options.memory_budget / 2**30:.2g} GiB. Beyond the budget only maximum likelihood "
+        "with cov_type='nonrobust' is available (standard errors for chosen terms and "
+        "outcomes by conjugate gradients); raise memory_budget (in bytes) if the machine has "
+        "the memory"
     )
+
+
+def _covariance_operator(model, state, options: FitOptions) -> CovarianceOperator:
+    """The classical covariance at the estimates as an operator on the rows the solver read
+    (sampling weights divided as there)."""
+    backend = model.backend
+    weight_scale = model.weight_scale
+    if model.weights is not None and not model.is_in_memory:
+        weight_scale = rows_weight_scale(backend)
+        backend = WeightScaledBackend(backend, weight_scale)
+    return CovarianceOperator(backend, state.beta, weight_scale, options.memory_budget)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +243,8 @@ def _in_weight_scale(sol, weight_scale: float):
         sol,
         llf=sol.llf * weight_scale,
         score=np.asarray(sol.score) * weight_scale,
-        info=np.asarray(sol.info) * weight_scale,
+        # No information beyond the memory budget (the covariance is an operator there).
+        info=None if sol.info is None else np.asarray(sol.info) * weight_scale,
         penalty=sol.penalty * weight_scale,
         log=log,
     )

@@ -113,6 +113,8 @@ class Separation:
     exog_names: tuple = field(default=(), repr=False)
     #: Basis of the directions the limiting log-likelihood is flat in, shape (J, p, r).
     null_space: np.ndarray | None = field(default=None, repr=False)
+    #: Said after the report (e.g. the outcomes with few rows behind it).
+    note: str = field(default="", repr=False)
 
     def _pairs(self, mask) -> list[tuple]:
         J, p = mask.shape
@@ -193,6 +195,7 @@ class Separation:
             "reduction: every estimate finite), fit(penalty='l2', alpha=...) (a ridge), "
             "conf_int(method='profile') (likelihood intervals, infinite where a coefficient "
             "diverges), or merging or dropping the categories behind it"
+            + (f". {self.note}" if self.note else "")
         )
 
 
@@ -338,6 +341,47 @@ def model_separation(model, candidate=None) -> Separation | None:
     )
 
 
+def few_rows_report(model) -> Separation | None:
+    """Outcomes with very few rows separated from all others by themselves
+    (:mod:`~multilogit.fit.sparse_outcomes`: a program in ``p`` unknowns each), reported per
+    outcome; ``None`` when there are none."""
+    from .sparse_outcomes import FEW_ROWS, few_rows_separation
+
+    found, D, counts = few_rows_separation(model.backend)
+    if not found:
+        return None
+    eq, levels = list(model.eq_outcomes), list(model.outcomes)
+    label = [eq[k] if k >= 0 else model.ref for k, _, _ in found]
+    mask = D != 0
+    for k, _, _ in found:
+        if k >= 0:
+            # Its rows' probabilities go to 1 and the others' to 0: nothing in the limit
+            # identifies the rest of the equation either.
+            mask[k] = True
+    names = tuple(model.exog_names)
+    rows = ", ".join(
+        f"{lab!r} ({m} row{'s' if m > 1 else ''})"
+        for lab, (_, m, _) in zip(label, found, strict=True)
+    )
+    return Separation(
+        kind="quasi-complete",
+        outcomes=tuple(sorted(label, key=levels.index)),
+        terms=tuple(n for n, c in zip(names, mask.any(axis=0), strict=True) if c),
+        params=mask,
+        direction=D,
+        n_separated=counts[1],
+        n_perfect=counts[2],
+        nobs=counts[0],
+        eq_outcomes=tuple(eq),
+        exog_names=names,
+        note=(
+            f"Outcome(s) with at most {FEW_ROWS} rows separated from all others by themselves: "
+            f"{rows}; their coefficients are not estimable (merge them with other outcomes, "
+            "drop their rows, or fit them with method='firth' or a penalty)"
+        ),
+    )
+
+
 class SeparationMonitor:
     """Called by the solver at the top of each iteration; stops it when separation is found.
 
@@ -448,7 +492,15 @@ class SeparationMonitor:
         decides once the solver has stopped, see :meth:`finish`)."""
         if not self.checked:
             small = self.model.backend.n * self.model.J <= _SMALL_PAIRS
-            if small or force:
+            if not small:
+                # At many outcomes the programs over all coefficients are large; outcomes
+                # with a handful of rows separated by themselves are found and named
+                # cheaply first.
+                self.result = few_rows_report(self.model)
+                self.checked = self.result is not None
+            if self.checked:
+                pass
+            elif small or force:
                 self.checked = True
                 self.result = model_separation(self.model)
             elif self._last_delta is not None and self._candidate_holds():

@@ -229,10 +229,10 @@ def _wald(res, R, q, name="Wald test", null="") -> TestResult:
     # Only the coefficients the constraints use: the covariance of diverging ones (separation)
     # is NaN, and 0 * NaN would spoil a test that does not involve them.
     used = np.any(R != 0.0, axis=0)
-    V = res._delta_cov[np.ix_(used, used)]
-    if not np.all(np.isfinite(V)):
+    # R V R' through the results, which beyond the memory budget solve for it (no matrix V).
+    middle = res._delta_form(R[:, used], used)
+    if not np.all(np.isfinite(middle)):
         return TestResult(np.nan, float(R.shape[0]), np.nan, name, null, _untestable(res, used))
-    middle = R[:, used] @ V @ R[:, used].T
     try:
         stat = float(r @ linalg.solve(middle, r, assume_a="pos"))
     except linalg.LinAlgError:

@@ -1004,7 +1004,7 @@ def get_margeff(
     jac = jac[:, order, :]
     # Flat layout: outcome-major over (outcome, term), as everywhere in the package.
     G = np.transpose(jac, (1, 0, 2)).reshape(-1, jac.shape[2])
-    cov = G @ results._delta_cov @ G.T
+    cov = results._delta_form(G)
     cov = 0.5 * (cov + cov.T)
     aliased = results._nan_params
     if aliased is not None and aliased.any():

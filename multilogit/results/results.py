@@ -34,12 +34,17 @@ class MultinomialLogitResults:
     """
 
     def __init__(self, model, state, cov, cov_estimator):
+        self._init_common(model, state, cov_estimator)
+        self._cov = np.asarray(cov, dtype=np.float64)
+        self._cov.setflags(write=False)
+
+    def _init_common(self, model, state, cov_estimator) -> None:
+        """Everything but the covariance (a fit beyond the memory budget holds an operator
+        instead: :class:`~multilogit.results.budget.MatrixFreeResults`)."""
         self.model = model
         self._beta = np.asarray(state.beta, dtype=np.float64).reshape(model.J, model.k_exog)
         self._beta.setflags(write=False)
         self._state = state
-        self._cov = np.asarray(cov, dtype=np.float64)
-        self._cov.setflags(write=False)
         self._cov_estimator = cov_estimator
         self.converged = bool(state.converged)
         self.n_iter = int(state.n_iter)
@@ -96,8 +101,41 @@ class MultinomialLogitResults:
         """Coefficients: rows are terms, columns the non-reference outcomes."""
         return self._frame(_masked(self._beta.ravel(), self._nan_params))
 
-    def cov_params(self) -> pd.DataFrame:
-        """Covariance of the parameters, indexed by ``(outcome, term)`` on both axes."""
+    def cov_params(self, r_matrix=None, column=None) -> pd.DataFrame:
+        """Covariance of the parameters, indexed by ``(outcome, term)`` on both axes.
+
+        Parameters
+        ----------
+        r_matrix : array-like, shape (r, J p), optional
+            :math:`R\\,C R^\\top` instead (statsmodels' ``r_matrix``), rows and columns
+            numbered as the rows of ``R``.
+        column : array of int or of ``(outcome, term)`` pairs, optional
+            The block of those coefficients only (statsmodels' ``column``).
+
+        Beyond the memory budget only these two forms exist; each costs a conjugate-gradient
+        solve per row of ``R`` or per coefficient (see :mod:`multilogit.results.budget`).
+        """
+        if r_matrix is not None and column is not None:
+            raise ValueError("give r_matrix or column, not both")
+        if r_matrix is not None:
+            R = np.atleast_2d(np.asarray(r_matrix, dtype=np.float64))
+            if R.ndim != 2 or R.shape[1] != self._beta.size:
+                raise DataError(
+                    f"r_matrix must have {self._beta.size} columns (one per parameter, in the "
+                    f"order of cov_params()); got shape {R.shape}"
+                )
+            out = self._delta_form(R)
+            return pd.DataFrame(out)
+        if column is not None:
+            idx = self._column_positions(column)
+            cols = self._cov_columns(idx)[idx, :]
+            if self._nan_cov is not None:
+                bad = self._nan_cov[idx]
+                cols = cols.copy()
+                cols[bad, :] = np.nan
+                cols[:, bad] = np.nan
+            index = self._flat_index[idx]
+            return pd.DataFrame(cols, index=index, columns=index)
         cov = self._cov.copy()
         if self._nan_cov is not None:
             cov[self._nan_cov, :] = np.nan
@@ -223,6 +261,83 @@ class MultinomialLogitResults:
             return _readonly(np.full(self._beta.size, np.nan))
         return _readonly(2.0 * stats.norm.sf(np.abs(self._z_flat)))
 
+    # -- subsets: what a fit beyond the memory budget can compute -----------------------------
+
+    def _cov_columns(self, idx: np.ndarray) -> np.ndarray:
+        """Columns ``idx`` of the covariance, shape ``(J p, len(idx))``."""
+        return self._cov[:, idx]
+
+    def _delta_form(self, G: np.ndarray, used: np.ndarray | None = None) -> np.ndarray:
+        """:math:`G V G^\\top` with ``V`` the covariance of delta-method quantities
+        (``_delta_cov``); with a mask ``used``, ``G`` has one column per used coefficient."""
+        if used is None:
+            return G @ self._delta_cov @ G.T
+        return G @ self._delta_cov[np.ix_(used, used)] @ G.T
+
+    def _se_at(self, idx: np.ndarray) -> np.ndarray:
+        return self._bse_flat[idx]
+
+    def _stats_at(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Standard errors, z and p-values of the flat coefficients ``idx``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        se = self._se_at(idx)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = self._beta.ravel()[idx] / se
+        if self._fixed is not None:
+            z = np.where(self._fixed[idx], np.nan, z)
+        if self._classical_intervals:
+            p = 2.0 * stats.norm.sf(np.abs(z))
+        else:
+            p = np.full(idx.size, np.nan)
+        return se, z, p
+
+    def _column_positions(self, column) -> np.ndarray:
+        """Flat positions of ``column``: integers, or ``(outcome, term)`` pairs."""
+        items = [column] if isinstance(column, tuple | int | np.integer) else list(column)
+        q = self._beta.size
+        out = []
+        for item in items:
+            if isinstance(item, tuple):
+                if item not in self._flat_index:
+                    raise DataError(
+                        f"unknown coefficient {item!r}: give (outcome, term) pairs with an "
+                        f"outcome among {list(self.model.eq_outcomes)!r} and a term among "
+                        f"{list(self.model.exog_names)!r}"
+                    )
+                out.append(self._flat_index.get_loc(item))
+            elif isinstance(item, int | np.integer) and 0 <= int(item) < q:
+                out.append(int(item))
+            else:
+                raise DataError(
+                    f"column entries must be flat positions in 0..{q - 1} or (outcome, term) "
+                    f"pairs; got {item!r}"
+                )
+        return np.asarray(out, dtype=np.int64)
+
+    def _subset(self, terms=None, outcomes=None) -> np.ndarray:
+        """Flat (outcome-major) positions of ``terms`` in the equations of ``outcomes``
+        (default all of either)."""
+        from .subsets import subset_positions
+
+        return subset_positions(self.model, terms, outcomes)
+
+    def bse_for(self, terms=None, outcomes=None) -> pd.DataFrame:
+        """Standard errors of a subset, shaped like ``params`` restricted to it: ``terms``
+        (design column names, or formula terms such as ``"C(ses)"``) in the equations of
+        ``outcomes`` (non-reference outcome labels); default all of either.
+
+        The same numbers as ``bse.loc[terms, outcomes]``; beyond the memory budget, where
+        ``bse`` is not available, one conjugate-gradient solve per coefficient.
+        """
+        idx = self._subset(terms, outcomes)
+        se = self._se_at(idx)
+        names, outs = _labels_of(self, idx)
+        frame = pd.Series(se, index=pd.MultiIndex.from_arrays([outs, names])).unstack(0)
+        frame = frame.reindex(index=_unique(names), columns=_unique(outs))
+        frame.index.name = "term"
+        frame.columns.name = self.model.endog_names
+        return frame
+
     @property
     def bse(self) -> pd.DataFrame:
         """Standard errors, shaped like ``params``."""
@@ -238,7 +353,9 @@ class MultinomialLogitResults:
         """Two-sided p-values of the z statistics (standard normal)."""
         return self._frame(self._p_flat)
 
-    def conf_int(self, alpha: float = 0.05, method: str = "wald", terms=None) -> pd.DataFrame:
+    def conf_int(
+        self, alpha: float = 0.05, method: str = "wald", terms=None, outcomes=None
+    ) -> pd.DataFrame:
         """Confidence intervals, indexed by ``(outcome, term)``, columns lower and upper.
 
         Parameters
@@ -255,8 +372,13 @@ class MultinomialLogitResults:
             :mod:`multilogit.inference.profile`.  They are likelihood-based, so the covariance
             type (robust, cluster) does not change them, as in R.
         terms : str, tuple or list, optional
-            ``method="profile"`` only: term names or ``(outcome, term)`` pairs to compute
-            (each bound costs several constrained refits); default all.
+            The coefficients to compute, default all.  ``method="profile"``: term names or
+            ``(outcome, term)`` pairs (each bound costs several constrained refits).
+            ``method="wald"``: term names (design columns or formula terms).
+        outcomes : list, optional
+            ``method="wald"`` only: the equations (non-reference outcomes) of the rows;
+            default all.  Beyond the memory budget a Wald interval costs a conjugate-gradient
+            solve per coefficient, and ``terms`` or ``outcomes`` must be given.
         """
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
@@ -269,17 +391,21 @@ class MultinomialLogitResults:
                     "(fit(constraints=...)); use method='wald'"
                 )
 
+            if outcomes is not None:
+                raise ValueError(
+                    "outcomes applies to method='wald'; for profile intervals give "
+                    "(outcome, term) pairs in terms"
+                )
             return profile_conf_int(self, alpha, terms)
         if method != "wald":
             raise ValueError(f"method must be 'wald' or 'profile'; got {method!r}")
-        if terms is not None:
-            raise ValueError("terms applies to method='profile' only")
         q = stats.norm.ppf(1.0 - alpha / 2.0) if self._classical_intervals else np.nan
-        b = self._beta.ravel()
-        return pd.DataFrame(
-            {"lower": b - q * self._bse_flat, "upper": b + q * self._bse_flat},
-            index=self._flat_index,
-        )
+        if terms is None and outcomes is None:
+            b, se, index = self._beta.ravel(), self._bse_flat, self._flat_index
+        else:
+            idx = self._subset(terms, outcomes)
+            b, se, index = self._beta.ravel()[idx], self._se_at(idx), self._flat_index[idx]
+        return pd.DataFrame({"lower": b - q * se, "upper": b + q * se}, index=index)
 
     # -- likelihood statistics ----------------------------------------------------------------
 
@@ -614,13 +740,23 @@ class MultinomialLogitResults:
         labels: dict | None = None,
         outcome_labels: dict | None = None,
         short_names: bool = False,
+        outcomes=None,
+        compact: bool | None = None,
     ):
         """Summary table: a statsmodels ``Summary`` (text, ``_repr_html_``, ``as_latex()``).
 
+        ``outcomes`` (a list of non-reference outcome labels) shows those equations' blocks
+        only.  ``compact`` shows one row per term instead, with the outcomes where the term's
+        coefficient is largest in absolute z (in absolute value, without standard errors,
+        beyond the memory budget) and how many equations reject at ``alpha``; the default
+        is compact when there are more than
+        :data:`~multilogit.results.summary.COMPACT_OUTCOMES` equations and no ``outcomes``
+        are given.  See :func:`~multilogit.results.summary.build_summary`.
+
         With ``rrr=True`` the coefficient blocks show relative-risk ratios ``exp(coef)`` with
         delta-method standard errors and exponentiated confidence limits (Stata's
-        ``mlogit, rrr``); see :meth:`rrr`.  ``labels`` (``{term or variable: label}``),
-        ``outcome_labels`` (``{outcome: label}``) and ``short_names`` (``ses: middle`` for
+        ``mlogit, rrr``); see :meth:`~multilogit.MultinomialLogitResults.rrr`.  ``labels``
+        (``{term or variable: label}``), ``outcome_labels`` (``{outcome: label}``) and ``short_names`` (``ses: middle`` for
         ``C(ses)[T.middle]``) change how terms and outcomes are printed; see
         :class:`~multilogit.data.labelling.TermLabels`.
         """
@@ -634,6 +770,8 @@ class MultinomialLogitResults:
             labels=labels,
             outcome_labels=outcome_labels,
             short_names=short_names,
+            outcomes=outcomes,
+            compact=compact,
         )
 
     # --- inference (robust covariances, tests, reparameterisations, fit statistics) ----------
@@ -982,6 +1120,18 @@ class MultinomialLogitResults:
             f"<MultinomialLogitResults: {self.model.endog_names} ~ {self.model.k_exog} terms, "
             f"K={len(self.outcomes)}, ref={self.ref!r}, nobs={self.nobs:g}, llf={self.llf:.6f}>"
         )
+
+
+def _labels_of(res, idx) -> tuple[list, list]:
+    """Term and outcome labels of the flat positions ``idx``."""
+    p = res.model.k_exog
+    names = [res.model.exog_names[k % p] for k in idx]
+    outs = [res.model.eq_outcomes[k // p] for k in idx]
+    return names, outs
+
+
+def _unique(items) -> list:
+    return list(dict.fromkeys(items))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -77,6 +77,7 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "BlockJacobi",
     "ConjugateGradients",
+    "InformationSolver",
     "NewtonCG",
     "dense_fits",
     "dense_information_bytes",
@@ -437,17 +438,74 @@ def inverse_columns(
     columns = np.asarray(columns, dtype=np.int64).ravel()
     if columns.size and (columns.min() < 0 or columns.max() >= q):
         raise ValueError(f"columns must be flat indices in 0..{q - 1}")
-    precondition = preconditioner(objective, beta)
-    apply = objective.hessian_operator(beta, max_bytes)
-    out = np.empty((q, columns.size))
-    for c, k in enumerate(columns):
-        e = np.zeros(q)
-        e[k] = 1.0
-        cg = ConjugateGradients(apply, e, precondition).run(rtol, max_cg)
-        if cg.relative_residual > rtol:
-            raise FitError(
-                f"conjugate gradients did not reach a relative residual of {rtol:g} for "
-                f"column {k} in {cg.iterations} products: the information may be singular"
-            )
-        out[:, c] = cg.x
-    return out
+    rhs = np.zeros((q, columns.size))
+    rhs[columns, np.arange(columns.size)] = 1.0
+    return InformationSolver(objective, beta, rtol, max_bytes, max_cg).solve(rhs, columns)
+
+
+class InformationSolver:
+    """:math:`\\mathcal{I}(\\beta)^{-1} B` for right-hand sides :math:`B` given later, one
+    preconditioned conjugate-gradient solve per column, all with the same products and
+    preconditioner (built once, at the first solve).
+
+    What a covariance beyond the memory budget is made of: columns of the inverse
+    information (:func:`inverse_columns`) and, for a Wald test of :math:`r` constraints
+    :math:`R\\beta = q`, :math:`\\mathcal{I}^{-1} R^\\top` (``r`` solves), whence
+    :math:`R\\,\\mathcal{I}^{-1} R^\\top`.
+
+    Parameters
+    ----------
+    objective : Objective
+    beta : ndarray, shape (J, p)
+    rtol, max_bytes, max_cg :
+        As :func:`inverse_columns`.
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        beta: np.ndarray,
+        rtol: float = 1e-10,
+        max_bytes: float = DEFAULT_MEMORY_BUDGET,
+        max_cg: int = 4 * MAX_CG,
+    ):
+        self.objective = objective
+        self.beta = np.asarray(beta, dtype=np.float64)
+        self.rtol, self.max_bytes, self.max_cg = float(rtol), float(max_bytes), int(max_cg)
+        self._precondition = None
+        self._apply = None
+        #: Products with the information so far, over all solves.
+        self.products = 0
+
+    def solve(self, rhs: np.ndarray, labels=None) -> np.ndarray:
+        """:math:`\\mathcal{I}^{-1}` times each column of ``rhs`` (shape ``(J p, r)``);
+        ``labels`` name the columns in an error (default their positions).
+
+        Raises
+        ------
+        FitError
+            When a solve does not reach ``rtol`` (a singular information).
+        """
+        rhs = np.asarray(rhs, dtype=np.float64)
+        q = self.beta.size
+        if rhs.ndim != 2 or rhs.shape[0] != q:
+            raise ValueError(f"rhs must have shape ({q}, r); got {rhs.shape}")
+        if self._precondition is None:
+            self._precondition = preconditioner(self.objective, self.beta)
+            self._apply = self.objective.hessian_operator(self.beta, self.max_bytes)
+        out = np.zeros_like(rhs)
+        for c in range(rhs.shape[1]):
+            if not np.any(rhs[:, c]):
+                continue
+            cg = ConjugateGradients(self._apply, rhs[:, c], self._precondition)
+            cg.run(self.rtol, self.max_cg)
+            self.products += cg.iterations
+            if cg.relative_residual > self.rtol:
+                name = c if labels is None else labels[c]
+                raise FitError(
+                    f"conjugate gradients did not reach a relative residual of "
+                    f"{self.rtol:g} for column {name} in {cg.iterations} products: the "
+                    "information may be singular"
+                )
+            out[:, c] = cg.x
+        return out
