@@ -756,8 +756,9 @@ class MultinomialLogitResults:
         With ``rrr=True`` the coefficient blocks show relative-risk ratios ``exp(coef)`` with
         delta-method standard errors and exponentiated confidence limits (Stata's
         ``mlogit, rrr``); see :meth:`~multilogit.MultinomialLogitResults.rrr`.  ``labels``
-        (``{term or variable: label}``), ``outcome_labels`` (``{outcome: label}``) and ``short_names`` (``ses: middle`` for
-        ``C(ses)[T.middle]``) change how terms and outcomes are printed; see
+        (``{term or variable: label}``), ``outcome_labels`` (``{outcome: label}``) and
+        ``short_names`` (``ses: middle`` for ``C(ses)[T.middle]``) change how terms and
+        outcomes are printed; see
         :class:`~multilogit.data.labelling.TermLabels`.
         """
         from .summary import build_summary
