@@ -287,20 +287,7 @@ class MarginsTable:
         names = list(self._index.names)
         names[pos] = f"{variable} (contrast)"
         index = pd.MultiIndex.from_tuples(labels, names=names)
-        q = _quantile(alpha)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = est / se
-        return pd.DataFrame(
-            {
-                "contrast": est,
-                "std err": se,
-                "z": z,
-                "P>|z|": 2.0 * stats.norm.sf(np.abs(z)),
-                "lower": est - q * se,
-                "upper": est + q * se,
-            },
-            index=index,
-        )
+        return wald_table("contrast", est, se, alpha, index)
 
     def test_equal(self, variable: str | None = None) -> pd.DataFrame:
         """Wald tests that the margins are equal at every level of one dimension.

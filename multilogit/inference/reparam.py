@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import design
-from ..data.labelling import TermLabels, outcome_labels_map
+from ..data.labelling import relabel_index
 from . import distributions as stats
 
 __all__ = ["rrr", "repivot", "softmax_params", "SoftmaxParams", "pivot_matrix"]
@@ -64,20 +64,14 @@ def rrr(
             "lower": np.exp(ci["lower"].to_numpy()),
             "upper": np.exp(ci["upper"].to_numpy()),
         },
-        index=_labelled_index(res, labels, outcome_labels, short_names),
-    )
-
-
-def _labelled_index(res, labels, outcome_labels, short_names) -> pd.MultiIndex:
-    """``(outcome, term)`` index of the flat parameters, printed as the caller asks."""
-    if labels is None and outcome_labels is None and not short_names:
-        return res._flat_index
-    model = res.model
-    term_label = TermLabels(model.exog_names, labels, short=short_names)
-    out_label = outcome_labels_map(model.outcomes, outcome_labels)
-    return pd.MultiIndex.from_product(
-        [[out_label[o] for o in model.eq_outcomes], [term_label(t) for t in model.exog_names]],
-        names=["outcome", "term"],
+        index=relabel_index(
+            res._flat_index,
+            res.model.exog_names,
+            res.model.outcomes,
+            labels,
+            outcome_labels,
+            short_names,
+        ),
     )
 
 
