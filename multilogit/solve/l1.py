@@ -34,13 +34,12 @@ As :mod:`multilogit.solve.objective`: ``beta`` of shape ``(J, p)``, flat vectors
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 
 from ..exceptions import FitError
-from .directions import Proposal, cho_solve, cholesky
+from .directions import ExactCholesky, Proposal, cho_solve, cholesky
 from .objective import Objective
 from .state import NewtonState
 
@@ -149,16 +148,13 @@ def proximal_point(H: np.ndarray, g: np.ndarray, beta: np.ndarray, a: np.ndarray
     return z
 
 
-class ProximalNewton:
+class ProximalNewton(ExactCholesky):
     """Proximal Newton steps for an objective with an :class:`ElasticNetPenalty`.
 
     Each step is :math:`z - \\beta` with :math:`z` from :func:`proximal_point` on the exact
     information of the smooth part; its Newton decrement is :math:`\\delta^\\top H \\delta`
     (0 exactly at the optimum).  The loop's stopping rule then applies unchanged.
     """
-
-    needs_information = True
-    objective: Objective | None = None
 
     def start(self, objective: Objective, beta: np.ndarray) -> None:
         penalty = objective.penalty
@@ -167,13 +163,6 @@ class ProximalNewton:
         self.objective = objective
         self._l1 = penalty.l1.ravel()
         return None
-
-    @property
-    def info_rows(self) -> float:
-        return math.nan if self.objective is None else self.objective.n_rows
-
-    def information(self, state: NewtonState) -> np.ndarray | None:
-        return state.current.info
 
     def direction(self, state: NewtonState) -> Proposal:
         H = state.current.info
@@ -186,15 +175,6 @@ class ProximalNewton:
         z = proximal_point(H, state.gradient, beta, self._l1)
         delta = z - beta
         return Proposal(delta, float(delta @ H @ delta), exact=True)
-
-    def accepted(self, state: NewtonState, proposal: Proposal, small: bool) -> None:
-        return None
-
-    def rejected(self, state: NewtonState, proposal: Proposal, small: bool) -> bool:
-        return False
-
-    def information_after(self, small: bool) -> bool:
-        return True
 
 
 TRIM_MODES = ("auto", "size", "off")
