@@ -52,6 +52,7 @@ from scipy import linalg
 
 from ..engine.threads import small_dense_blas
 from ..exceptions import FitError
+from .acceleration import AndersonAcceleration
 from .objective import Objective, halve_step
 from .state import NewtonState
 
@@ -93,6 +94,9 @@ WARM_TOL = 1e-6
 WARM_SKIP = 4.0
 # Step-halvings of one warm-start iteration: at most 40 trial steps.
 WARM_MAX_HALVINGS = 39
+# Sampled steps are Anderson-accelerated with this many earlier iterates
+# (:mod:`multilogit.solve.acceleration`).
+ANDERSON_MEMORY = 5
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,7 @@ class SampledThenExact:
         switch_factor: float = SWITCH_FACTOR,
         settle_factor: float = SETTLE_FACTOR,
         warm: bool = True,
+        accelerate: bool = True,
     ):
         self.tol = float(tol)
         self.slow_rate = float(slow_rate)
@@ -265,6 +270,8 @@ class SampledThenExact:
         self.objective: Objective | None = None
         self.sampled = self.had_sample = False
         self.warm_iterations = 0
+        self.accelerate = bool(accelerate)
+        self._anderson = AndersonAcceleration(ANDERSON_MEMORY)
 
     # -- the warm start ---------------------------------------------------------------------
 
@@ -277,6 +284,8 @@ class SampledThenExact:
         self._switch = False
         self._rate = None
         self._fresh = True
+        self._last_plain = math.inf
+        self._anderson.reset()
         moved, info = None, None
         if self.warm and objective.can_approximate_objective:
             moved, info = self._warm_start(beta)
@@ -393,16 +402,23 @@ class SampledThenExact:
                 g = state.gradient
                 delta = cho_solve(cf, g)
                 dec = float(g @ delta)
-                last = state.last_decrement
+                last = self._last_plain
                 # Linear convergence at a poor rate means the sample does not stand for the data.
                 if not (state.full_step and dec > self.slow_rate * last):
                     if state.full_step and math.isfinite(last) and last > 0:
                         self._rate = math.sqrt(max(dec, 0.0) / last)
+                    self._last_plain = dec
+                    if not state.full_step:
+                        self._anderson.reset()
+                    if self.accelerate:
+                        delta = self._anderson.step(state.beta.ravel(), g, cf, delta)
                     rate = self._prior_rate() if self._rate is None else self._rate
                     beta = state.beta.ravel()
                     step = float(np.max(np.abs(delta) / (1.0 + np.abs(beta)), initial=0.0))
                     self._switch = self._hand_over(rate * step, rate)
-                    return Proposal(delta, dec, exact=False, tol_factor=APPROX_TOL_FACTOR)
+                    return Proposal(
+                        delta, float(g @ delta), exact=False, tol_factor=APPROX_TOL_FACTOR
+                    )
             self._leave_sampled(state)
         proposal = self.exact_strategy.direction(state)
         if not self.had_sample:
