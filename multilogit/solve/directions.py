@@ -225,7 +225,8 @@ class SampledThenExact:
        are small: a chord step).  The error shrinks by about the sample's relative error
        :math:`\\epsilon \\approx \\sqrt{J p / m}` a step (measured by the last step's
        shrinking of the decrement), faster with ``accelerate``: Anderson acceleration on the
-       last :data:`ANDERSON_MEMORY` scores (:mod:`multilogit.solve.acceleration`).  Once the point its step reaches is predicted within
+       last ``ANDERSON_MEMORY`` scores (:mod:`multilogit.solve.acceleration`).  Once
+       the point its step reaches is predicted within
        :math:`\\sqrt{\\text{switch\\_factor}\\cdot\\text{tol}}` of the MLE (:math:`\\epsilon`
        times the step), it takes the cheaper way on (``_hand_over``): hand over, that
        point evaluated with the exact information in the same pass and one exact step to
