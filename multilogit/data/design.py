@@ -107,11 +107,13 @@ class Outcome:
 
     def eq_codes(self, level_codes: np.ndarray) -> np.ndarray:
         """Map level indices ``0..K-1`` to equation indices (``-1`` for the reference)."""
-        r = self.ref_index
-        out = level_codes.astype(np.int64, copy=True)
-        out[level_codes == r] = -1
-        out[level_codes > r] -= 1
-        return out
+        r, K = self.ref_index, len(self.levels)
+        # One gather through a table instead of masks over all rows; its last entry maps a
+        # missing value's code (-1) to -1, as the masks did.
+        table = np.append(np.arange(K, dtype=np.int64), -1)
+        table[r] = -1
+        table[r + 1 : K] -= 1
+        return table[level_codes]
 
 
 def _native(v):

@@ -251,22 +251,26 @@ def chunk_derivatives(X, y, w, beta, score, acc=None, work=None):
 @nb.njit(cache=True, nogil=True)
 def scan_columns(X, bad):
     """One pass over the rows: each column's smallest and largest finite value, and
-    ``bad[i] = True`` for each row holding NaN or inf (no temporaries)."""
+    ``bad[i] = True`` for each row holding NaN or inf (no temporaries).
+
+    Branch-free in the inner loop (``v - v`` is 0 exactly for finite ``v``, NaN otherwise;
+    selects instead of ``if``), so the compiler vectorises it across columns: the scan then
+    runs at about the speed of reading ``X``.
+    """
     n, p = X.shape
     lo = np.full(p, np.inf)
     hi = np.full(p, -np.inf)
     for i in range(n):
-        b = False
+        nonfinite = 0
         for k in range(p):
             v = X[i, k]
-            if np.isfinite(v):
-                if v < lo[k]:
-                    lo[k] = v
-                if v > hi[k]:
-                    hi[k] = v
-            else:
-                b = True
-        bad[i] = b
+            finite = (v - v) == 0.0
+            nonfinite += 0 if finite else 1
+            a = v if finite else np.inf
+            b = v if finite else -np.inf
+            lo[k] = a if a < lo[k] else lo[k]
+            hi[k] = b if b > hi[k] else hi[k]
+        bad[i] = nonfinite > 0
     return lo, hi
 
 

@@ -40,6 +40,11 @@ ALIAS_TOL = 1e-7
 #: the data, such as ``x + 1e8`` has beside the intercept (about 1e-7 of its norm).
 EXACT_TOL = 1e-13
 
+# The quick rank check: a design whose columns each keep at least this fraction of their norm
+# after projecting out the earlier columns has full rank and is well conditioned, without the
+# orthogonalisation that tells aliased columns apart.
+QUICK_TOL = 1e-3
+
 
 def aliased_columns(X: np.ndarray, tol: float = ALIAS_TOL, amax=None) -> np.ndarray:
     """Columns of ``X`` that are linear combinations of earlier columns.
@@ -79,17 +84,13 @@ def backend_aliased_columns(
     # Fast path: the Cholesky factor of the Gram matrix of unit-norm columns has the diagonal
     # of R.  When every entry is comfortably away from zero the design has full rank and the
     # orthogonalisation below is not needed.
-    if not zero.any() and backend.positive_rows() >= p:
-        # May overflow for values near 1e300: then take the slow path.
-        G = backend.gram(np.ones(p))
-        d = np.sqrt(np.diag(G))
-        if np.all(np.isfinite(G)) and np.all(d > 0):
-            try:
-                L = linalg.cholesky(G / np.outer(d, d), lower=True, check_finite=False)
-                if np.all(np.abs(np.diag(L)) > 1e-3):
-                    return np.zeros(p, dtype=bool)
-            except linalg.LinAlgError:
-                pass
+    n = backend.positive_rows()
+    if not zero.any() and n >= p:
+        if _full_rank_on_subsample(backend, amax, n):
+            return np.zeros(p, dtype=bool)
+        residual = _relative_residuals(backend.gram(np.ones(p)))
+        if residual is not None and np.all(residual > QUICK_TOL):
+            return np.zeros(p, dtype=bool)
     # Columns of R (of X divided by each column's largest magnitude, so squares of values near
     # 1e300 cannot overflow) have the norms and angles of the design's columns: the
     # orthogonalisation runs on p x p numbers, whatever the number of rows.
@@ -97,6 +98,47 @@ def backend_aliased_columns(
     if found is not None:
         found["R"] = R
     return _gram_schmidt_aliased(R, zero, tol)
+
+
+def _relative_residuals(G: np.ndarray) -> np.ndarray | None:
+    """Each column's residual after projecting out the earlier ones, relative to its own
+    norm, from the Gram matrix ``G`` of the columns: the diagonal of the Cholesky factor of
+    the Gram matrix of the unit-norm columns.  ``None`` when that factor does not exist
+    (a singular or overflowed ``G``)."""
+    d = np.sqrt(np.diag(G))
+    # May overflow for values near 1e300: then the caller takes the slow path.
+    if not (np.all(np.isfinite(G)) and np.all(d > 0)):
+        return None
+    try:
+        L = linalg.cholesky(G / np.outer(d, d), lower=True, check_finite=False)
+    except linalg.LinAlgError:
+        return None
+    return np.abs(np.diag(L))
+
+
+def _full_rank_on_subsample(backend, amax: np.ndarray, n: int) -> bool:
+    """Whether the backend's row subsample alone proves the quick check's bound on the whole
+    design, saving the pass over all rows for the Gram matrix.
+
+    Adding rows never shrinks a column's residual after projecting out the earlier columns
+    (a least-squares residual over more rows), and a column's norm over the ``n`` rows with
+    positive weight is at most :math:`\\sqrt{n}\\,\\max_i |x_{ik}|`.  So the whole design's
+    relative residual of column ``k`` is at least the subsample's residual divided by
+    :math:`\\sqrt{n}\\,\\max_i |x_{ik}|`; when that lower bound passes :data:`QUICK_TOL` for
+    every column, the whole design passes the quick check.  Columns with a few values far
+    beyond the rest make the bound loose: then the whole design is checked.
+    """
+    sample = getattr(backend, "subsample", None)
+    sub = sample() if callable(sample) else None
+    if sub is None:
+        return False
+    G = sub.gram(np.ones(backend.p))
+    residual = _relative_residuals(G)
+    if residual is None:
+        return False
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        bound = residual * np.sqrt(np.diag(G)) / (np.sqrt(float(n)) * amax)
+    return bool(np.all(bound > QUICK_TOL))
 
 
 def _gram_schmidt_aliased(R: np.ndarray, zero: np.ndarray, tol: float) -> np.ndarray:
