@@ -12,7 +12,7 @@ import pytest
 from statsmodels.tools.numdiff import approx_fprime_cs
 
 import multilogit as ml
-from multilogit.engine import kernels
+from multilogit.engine import kernels, prediction_kernels
 from multilogit.inference import margin_sums, margins, prediction
 
 # The blocked sums add the same terms in another order: agreement to rounding.
@@ -98,19 +98,27 @@ def test_prediction_variances_match_dense_quadratic_forms(rng):
     J, p = beta.shape
     A = rng.normal(size=(J * p, J * p))
     V = A @ A.T / (J * p)
-    P = kernels.chunk_probabilities(X, beta, np.empty((len(X), J + 1)))
-    S = prediction._pair_blocks(V, J, p)
-    out = np.empty_like(P)
-    kernels.prob_variance_rows(X, X @ S, P, out)
+    order = np.array([J, 2, 0, 1])  # level order: the reference first, equations permuted
+    P, se = np.empty((len(X), J + 1)), np.empty((len(X), J + 1))
+
+    def run(V):
+        Xt = np.ascontiguousarray(X.T)
+        S = prediction_kernels.pair_blocks(V, J, p)
+        prediction_kernels.prediction_rows(Xt, np.empty((0, J)), beta, S.T @ Xt, order, P, se)
+
+    run(V)
+    internal = _probs(X, beta)  # reference last
+    np.testing.assert_allclose(P, internal[:, order], rtol=1e-14)
     eye = np.vstack([np.eye(J), np.zeros((1, J))])
     for i in range(len(X)):
-        for k in range(J + 1):
-            g = np.kron(P[i, k] * (eye[k] - P[i, :J]), X[i])  # dP_k / dbeta, flat
-            assert out[i, k] == pytest.approx(g @ V @ g, rel=1e-11, abs=1e-300)
+        for col, k in enumerate(order):
+            g = np.kron(internal[i, k] * (eye[k] - internal[i, :J]), X[i])  # dP_k / dbeta
+            assert se[i, col] ** 2 == pytest.approx(g @ V @ g, rel=1e-11, abs=1e-300)
     # A parameter with no meaningful variance (NaN) leaves the variances NaN, not 0.
     V[0, :] = V[:, 0] = np.nan
-    kernels.prob_variance_rows(X, X @ prediction._pair_blocks(V, J, p), P, out)
-    assert np.isnan(out).all()
+    run(V)
+    assert np.isnan(se).all()
+    np.testing.assert_allclose(P, internal[:, order], rtol=1e-14)
 
 
 def _formula_fit(rng, n=400):
@@ -140,7 +148,8 @@ def test_blocks_chunks_and_threads_do_not_change_results(rng, monkeypatch):
         (ares, {"method": "eyex", "dummy": False}),
     ]
     before = [res.get_margeff(**kw) for res, kw in cases]
-    preds = [res.get_prediction() for res in (fres, ares)]
+    # Computed now (the estimation rows' predictions are computed when first read).
+    preds = [(pred.predicted, pred.se) for pred in (r.get_prediction() for r in (fres, ares))]
     monkeypatch.setattr(margins, "_CHUNK_ROWS", 7)
     monkeypatch.setattr(margins, "_PASS_ROWS", 50)
     monkeypatch.setattr(margins, "_FRAME_CHUNK_ROWS", 45)
@@ -157,8 +166,8 @@ def test_blocks_chunks_and_threads_do_not_change_results(rng, monkeypatch):
             new = res.get_prediction()
             # Each row's numbers depend on that row alone; BLAS may round a row's product
             # differently in blocks of another size.
-            np.testing.assert_array_equal(new.predicted, old.predicted)
-            np.testing.assert_allclose(new.se, old.se, rtol=1e-13)
+            np.testing.assert_array_equal(new.predicted, old[0])
+            np.testing.assert_allclose(new.se, old[1], rtol=1e-13)
 
 
 def test_partial_design_columns_equal_the_full_design(rng):

@@ -77,7 +77,6 @@ __all__ = [
     "margeff_shared_factors",
     "margeff_row_weights",
     "margeff_level_weights",
-    "prob_variance_rows",
     "ScoreWorkspace",
 ]
 
@@ -967,45 +966,3 @@ def margeff_level_weights(P, E, lse, c, logp, V, eff):
                 fk = ci * P[i, k]
             for j in range(J):
                 V[i, k * J + j] = fk * ((1.0 if k == j else 0.0) - P[i, j])
-
-
-# --- prediction variances ---
-
-
-@nb.njit(cache=True, nogil=True)
-def prob_variance_rows(X, Z, P, out):
-    """Delta-method variances of the probabilities of each row, ``out`` (``(m, K)``).
-
-    ``Z = X S`` holds, for each pair ``j <= ll`` of equations in row-major order, the ``p``
-    columns of :math:`x^\\top V_{jl}` with :math:`V_{jl}` the ``(j, ll)`` block of the
-    parameters' (symmetric) covariance, so :math:`Q_{jl} = Q_{lj} = x^\\top V_{jl} x` is a dot
-    product of length ``p``; then :math:`\\operatorname{Var}(P_k) = c_k^\\top Q c_k` with
-    :math:`c_k = P_k (e_k - P_{1:J})`.  Negative rounding is clipped to 0.
-    """
-    m, p = X.shape
-    K = P.shape[1]
-    J = K - 1
-    Q = np.empty((J, J))
-    cvec = np.empty(J)
-    for i in range(m):
-        pair = 0
-        for j in range(J):
-            for ll in range(j, J):
-                s = 0.0
-                off = pair * p
-                for r in range(p):
-                    s += Z[i, off + r] * X[i, r]
-                Q[j, ll] = s
-                Q[ll, j] = s
-                pair += 1
-        for k in range(K):
-            pk = P[i, k]
-            for j in range(J):
-                cvec[j] = pk * ((1.0 if k == j else 0.0) - P[i, j])
-            v = 0.0
-            for j in range(J):
-                t = 0.0
-                for ll in range(J):
-                    t += Q[j, ll] * cvec[ll]
-                v += cvec[j] * t
-            out[i, k] = 0.0 if v < 0.0 else v  # NaN (unidentified) stays NaN

@@ -21,15 +21,23 @@ probability scale (Stata's ``margins``).
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
 from ..data.large import is_dask_collection
 from ..data.offsets import new_offsets
-from ..engine import kernels
 from ..engine.memory import predict_linear, predict_probabilities
 from ..engine.offset import augmented
-from ..engine.threads import block_runs, default_threads, map_runs, stop_if_cancelled
+from ..engine.prediction_kernels import logit_bounds, pair_blocks, prediction_rows
+from ..engine.threads import (
+    block_runs,
+    default_threads,
+    map_runs,
+    row_runs,
+    stop_if_cancelled,
+)
 from ..exceptions import DataError
 from . import distributions as stats
 
@@ -45,44 +53,43 @@ _CI_METHODS = ("logit", "symmetric")
 _WHICH = ("prob", "var", "class", "linear")
 
 
-def _pair_blocks(V, J, p) -> np.ndarray:
-    """The blocks :math:`V_{jl}`, ``j <= l``, of the flat covariance side by side: ``(p, npairs
-    p)``, so that one product ``X @ S`` gives every row's :math:`x^\\top V_{jl}` (the blocks
-    with ``j > l`` are transposes of these and add nothing to the quadratic forms)."""
-    V4 = V.reshape(J, p, J, p)
-    return np.ascontiguousarray(
-        np.concatenate([V4[j, :, k, :] for j in range(J) for k in range(j, J)], axis=1)
-    )
-
-
-def _rows(X, beta, S, order, threads: int, offset=None) -> tuple[np.ndarray, np.ndarray]:
+def _rows(X, beta, S, order, threads: int, offset=None, out=None) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and their delta-method standard errors ``(m, K)``, in level order, of
-    the rows ``X``; ``S`` from :func:`_pair_blocks`, ``order`` the internal column of each
-    outcome; ``offset`` the rows' offsets ``(m, J)`` (they move the probabilities, not the
-    gradient's form).
+    the rows ``X``; ``S`` from :func:`~multilogit.engine.prediction_kernels.pair_blocks`,
+    ``order`` the internal column of each outcome; ``offset`` the rows' offsets ``(m, J)``
+    (they move the probabilities, not the gradient's form); ``out`` the two ``(m, K)`` arrays
+    to fill (new ones if ``None``).
 
-    Per block of rows one BLAS product ``x S`` and a Numba pass for the per-row quadratic
-    forms (no ``(m, J, J, p)`` temporaries); the blocks are split into contiguous runs over
-    ``threads`` threads, with BLAS on one thread throughout (its own threads are slow on these
-    thin products).  Each row's numbers depend on that row alone.
+    Per block of rows one BLAS product :math:`S^\\top x^\\top` into a buffer of the thread and
+    a Numba pass writing the block's rows of the outputs (no ``(m, J, J, p)`` or ``(m, K, J p)``
+    temporaries); the blocks are split into contiguous runs over ``threads`` threads, with
+    BLAS on one thread throughout (its own threads are slow on these thin products).  Each
+    row's numbers depend on that row alone.
     """
     m = X.shape[0]
     K = len(order)
-    P, se = np.empty((m, K)), np.empty((m, K))
+    P, se = (np.empty((m, K)), np.empty((m, K))) if out is None else out
+    no_offset = np.empty((0, beta.shape[0]))
     blocks = [slice(a, min(a + _CHUNK_ROWS, m)) for a in range(0, m, _CHUNK_ROWS)]
     runs = block_runs(len(blocks), threads)
 
     def run(k):
+        # The block transposed and its product with S, rows last: the kernel's loops run
+        # over rows.  Buffers of the thread, reused for each block.
+        xbuf = np.empty(min(_CHUNK_ROWS, m) * X.shape[1])
+        zbuf = np.empty(min(_CHUNK_ROWS, m) * S.shape[1])
         for sl in blocks[runs[k].start : runs[k].stop]:
             stop_if_cancelled()
-            x = np.ascontiguousarray(X[sl], dtype=np.float64)
-            p_ = predict_probabilities(*augmented(x, None if offset is None else offset[sl], beta))
-            var = np.empty_like(p_)
-            kernels.prob_variance_rows(x, x @ S, p_, var)
-            P[sl] = p_[:, order]
-            se[sl] = np.sqrt(var[:, order])
+            mb = sl.stop - sl.start
+            xt = xbuf[: mb * X.shape[1]].reshape(X.shape[1], mb)
+            np.copyto(xt, X[sl].T)
+            zt = zbuf[: mb * S.shape[1]].reshape(S.shape[1], mb)
+            np.matmul(S.T, xt, out=zt)
+            offs = no_offset if offset is None else np.ascontiguousarray(offset[sl], np.float64)
+            prediction_rows(xt, offs, beta, zt, order, P[sl], se[sl])
 
-    map_runs(run, len(runs))
+    if blocks:
+        map_runs(run, len(runs))
     return P, se
 
 
@@ -102,35 +109,58 @@ def get_prediction(results, exog=None, offset=None) -> PredictionResults:
     Returns
     -------
     PredictionResults
+        For new rows, with the numbers computed.  For the estimation sample, they are
+        computed from the model's rows when first asked for, and
+        :meth:`~PredictionResults.summary_frame` computes them straight into its table unless
+        ``predicted`` or ``se`` was read before (then they are kept): on a large sample the
+        table is then the only memory of its size.
     """
     model = results.model
     beta = np.ascontiguousarray(results._beta)
-    S = _pair_blocks(results._delta_cov, model.J, beta.shape[1])
-    order = model.level_to_internal
+    S = pair_blocks(results._delta_cov, model.J, beta.shape[1])
+    order = np.ascontiguousarray(model.level_to_internal, dtype=np.int64)
 
     if exog is None:
         if offset is not None:
             raise DataError("offset= is for new rows: the estimation rows have theirs")
         index = model.row_labels if model.is_in_memory else pd.RangeIndex(model.n_rows)
-        # Threads within a chunk where the chunks are evaluated in this process (a backend on
-        # a cluster runs its chunks in parallel already).
-        threads = int(getattr(model.backend, "threads", 1))
-        parts = model.backend.reduce(
-            lambda c: _rows(c.X, beta, S, order, threads, c.offset), _PASS_ROWS, frames=False
-        )
-        P, se = _stack(parts)
+        values = _EstimationRows(model, beta, S, order)
     else:
         X, index = _new_rows(model.design, exog, _missing_policy(model))
         offs = _new_offsets(model, exog, offset, index)
-        P, se = _rows(X, beta, S, order, default_threads(), offs)
-    return PredictionResults(P, se, pd.Index(index), list(model.outcomes), model)
+        values = _rows(X, beta, S, order, default_threads(), offs)
+    return PredictionResults(values, pd.Index(index), list(model.outcomes), model)
 
 
-def _stack(parts) -> tuple[np.ndarray, np.ndarray]:
-    """The chunks' ``(P, se)`` stacked into two arrays, each chunk let go once copied."""
-    n = sum(len(part[0]) for part in parts)
-    K = parts[0][0].shape[1]
-    P, se = np.empty((n, K)), np.empty((n, K))
+class _EstimationRows:
+    """The probabilities and standard errors of a model's estimation rows, computed into
+    given ``(n, K)`` arrays by one pass over the model's backend."""
+
+    def __init__(self, model, beta, S, order):
+        self.model, self.beta, self.S, self.order = model, beta, S, order
+
+    def __call__(self, P, se) -> None:
+        model = self.model
+        beta, S, order = self.beta, self.S, self.order
+        # Threads within a chunk where the chunks are evaluated in this process (a backend on
+        # a cluster runs its chunks in parallel already).
+        threads = int(getattr(model.backend, "threads", 1))
+        if model.is_in_memory:
+            # Chunks evaluated here write their rows of the outputs: nothing to stack.
+            def write(c):
+                _rows(c.X, beta, S, order, threads, c.offset, (P[c.rows], se[c.rows]))
+
+            model.backend.reduce(write, _PASS_ROWS, frames=False)
+            return
+        parts = model.backend.reduce(
+            lambda c: _rows(c.X, beta, S, order, threads, c.offset), _PASS_ROWS, frames=False
+        )
+        _stack(parts, P, se)
+
+
+def _stack(parts, P, se) -> None:
+    """The chunks' ``(P, se)`` copied in order into ``P`` and ``se``, each chunk let go once
+    copied."""
     start = 0
     for k in range(len(parts)):
         p_, s_ = parts[k]
@@ -138,26 +168,58 @@ def _stack(parts) -> tuple[np.ndarray, np.ndarray]:
         P[start : start + len(p_)] = p_
         se[start : start + len(p_)] = s_
         start += len(p_)
-    return P, se
 
 
 class PredictionResults:
     """Predicted probabilities with standard errors; from ``results.get_prediction()``.
 
-    Attributes
-    ----------
-    predicted : DataFrame
-        Probabilities, one row per observation, one column per outcome (level order).
-    se : DataFrame
-        Their delta-method standard errors.
+    :attr:`predicted` holds the probabilities and :attr:`se` their standard errors.
+
+    Notes
+    -----
+    For the estimation sample the numbers are computed when first needed: ``predicted``,
+    ``se``, :meth:`conf_int` and the wide :meth:`summary_frame` compute and keep them, while
+    the long :meth:`summary_frame` computes them into its own table when they are not kept
+    (one pass over the rows each time, and no second ``(n, K)`` copy).
     """
 
-    def __init__(self, prob, se, index, outcomes, model):
-        cols = pd.Index(outcomes, name=model.endog_names)
-        # The arrays are this object's own: wrapped, not copied (n x K each).
-        self.predicted = pd.DataFrame(prob, index=index, columns=cols, copy=False)
-        self.se = pd.DataFrame(se, index=index, columns=cols, copy=False)
+    def __init__(self, values, index, outcomes, model):
+        # values: the (P, se) arrays, this object's own (wrapped, not copied); or a callable
+        # filling two given (n, K) arrays with them on demand.
+        self._fill = values if callable(values) else None
+        self._arrays = None if callable(values) else values
+        self._index = index
         self._outcomes = outcomes
+        self._columns = pd.Index(outcomes, name=model.endog_names)
+
+    def _values(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(n, K)`` probabilities and standard errors, computed once and kept."""
+        if self._arrays is None:
+            P, se = self._empty(), self._empty()
+            self._fill(P, se)
+            self._arrays = (P, se)
+        return self._arrays
+
+    def _empty(self) -> np.ndarray:
+        return np.empty((len(self._index), len(self._outcomes)))
+
+    def _into(self, P, se) -> None:
+        """Write the probabilities and standard errors into ``P`` and ``se``, ``(n, K)``:
+        copies of the kept ones, or computed there."""
+        if self._arrays is None:
+            self._fill(P, se)
+        else:
+            P[...], se[...] = self._arrays
+
+    @cached_property
+    def predicted(self) -> pd.DataFrame:
+        """Probabilities, one row per observation, one column per outcome (level order)."""
+        return self._like(self._values()[0])
+
+    @cached_property
+    def se(self) -> pd.DataFrame:
+        """Delta-method standard errors of :attr:`predicted`, shaped like it."""
+        return self._like(self._values()[1])
 
     def conf_int(self, alpha: float = 0.05, method: str = "logit") -> tuple:
         """Lower and upper bounds, each a DataFrame shaped like ``predicted``.
@@ -166,34 +228,14 @@ class PredictionResults:
         \\mathrm{se}/(P(1-P)))`, inside (0, 1).  ``method="symmetric"``:
         :math:`P \\pm z\\, \\mathrm{se}` (Stata's ``margins``; may leave [0, 1]).
         """
-        lo, hi = self._bounds(alpha, method)
+        q = _critical(alpha, method)
+        P, se = self._values()
+        lo, hi = self._empty(), self._empty()
+        _bounds_into(P.ravel(), se.ravel(), q, method, lo.ravel(), hi.ravel())
         return self._like(lo), self._like(hi)
 
-    def _bounds(self, alpha, method) -> tuple[np.ndarray, np.ndarray]:
-        """The bounds of :meth:`conf_int` as arrays."""
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
-        if method not in _CI_METHODS:
-            raise ValueError(f"method must be 'logit' or 'symmetric'; got {method!r}")
-        q = stats.norm.ppf(1.0 - alpha / 2.0)
-        P = self.predicted.to_numpy()
-        se = self.se.to_numpy()
-        if method == "symmetric":
-            lo, hi = P - q * se, P + q * se
-        else:
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                half = q * se / (P * (1.0 - P))
-                # expit(logit P -+ half) in closed form: one exponential per value instead of
-                # a logit and two expits (the same numbers to rounding, and the same NaN).
-                e = np.exp(half)
-                lo = P / (P + (1.0 - P) * e)
-                hi = P / (P + (1.0 - P) / e)
-        return lo, hi
-
     def _like(self, values) -> pd.DataFrame:
-        return pd.DataFrame(
-            values, index=self.predicted.index, columns=self.predicted.columns, copy=False
-        )
+        return pd.DataFrame(values, index=self._index, columns=self._columns, copy=False)
 
     def summary_frame(
         self, alpha: float = 0.05, form: str = "long", method: str = "logit"
@@ -213,29 +255,66 @@ class PredictionResults:
         """
         if form not in ("long", "wide"):
             raise ValueError(f"form must be 'long' or 'wide'; got {form!r}")
-        lo, hi = self._bounds(alpha, method)
-        stats_ = {"prob": self.predicted.to_numpy(), "std err": self.se.to_numpy()}
-        stats_.update(lower=lo, upper=hi)
-        row_name = self.predicted.index.name or "row"
+        q = _critical(alpha, method)
+        names = ["prob", "std err", "lower", "upper"]
+        n, K = len(self._index), len(self._outcomes)
+        row_name = self._index.name or "row"
         if form == "long":
-            idx = _long_index(self.predicted.index, self._outcomes, [row_name, "outcome"])
-            # One (statistics, rows) block, as pandas stores a frame of floats: filled once
-            # and wrapped, not assembled column by column and copied into a block again.
-            block = np.empty((len(stats_), lo.size))
-            for k, v in enumerate(stats_.values()):
-                block[k] = v.ravel()
-            return pd.DataFrame(block.T, index=idx, columns=list(stats_), copy=False)
-        cols = pd.MultiIndex.from_product(
-            [self._outcomes, list(stats_)], names=["outcome", "statistic"]
-        )
-        data = np.stack(list(stats_.values()), axis=2)  # (n, K, S)
-        out = pd.DataFrame(data.reshape(len(data), -1), index=self.predicted.index, columns=cols)
+            # One (statistics, rows) block, as pandas stores a frame of floats: filled in place
+            # (the probabilities and standard errors computed into it) and wrapped, not
+            # assembled column by column and copied into a block again.
+            block = np.empty((len(names), n * K))
+            self._into(block[0].reshape(n, K), block[1].reshape(n, K))
+            _bounds_into(block[0], block[1], q, method, block[2], block[3])
+            idx = _long_index(self._index, self._outcomes, [row_name, "outcome"])
+            return pd.DataFrame(block.T, index=idx, columns=names, copy=False)
+        data = np.empty((n, K, len(names)))
+        P, se = self._values()
+        lo, hi = self._empty(), self._empty()
+        _bounds_into(P.ravel(), se.ravel(), q, method, lo.ravel(), hi.ravel())
+        for k, v in enumerate((P, se, lo, hi)):
+            data[:, :, k] = v
+        cols = pd.MultiIndex.from_product([self._outcomes, names], names=["outcome", "statistic"])
+        flat = data.reshape(n, K * len(names))
+        out = pd.DataFrame(flat, index=self._index, columns=cols, copy=False)
         out.index.name = row_name
         return out
 
     def __repr__(self) -> str:
-        n, K = self.predicted.shape
-        return f"<PredictionResults: {n} rows x {K} outcomes>"
+        return f"<PredictionResults: {len(self._index)} rows x {len(self._outcomes)} outcomes>"
+
+
+def _critical(alpha, method) -> float:
+    """The normal quantile of intervals of coverage ``1 - alpha``, once both are checked."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+    if method not in _CI_METHODS:
+        raise ValueError(f"method must be 'logit' or 'symmetric'; got {method!r}")
+    return float(stats.norm.ppf(1.0 - alpha / 2.0))
+
+
+def _bounds_into(P, se, q, method, lo, hi) -> None:
+    """Interval bounds of the flat ``P`` and ``se`` into the flat ``lo`` and ``hi``.
+
+    ``"logit"``: :func:`~multilogit.engine.prediction_kernels.logit_bounds`, in contiguous
+    runs over the cores; ``"symmetric"``: :math:`P \\mp q\\, \\mathrm{se}`, written in place.
+    """
+    if method == "symmetric":
+        np.multiply(se, q, out=lo)
+        np.subtract(P, lo, out=lo)
+        np.multiply(se, q, out=hi)
+        np.add(P, hi, out=hi)
+        return
+    runs = row_runs(len(P), default_threads())
+    if len(runs) <= 1:
+        logit_bounds(P, se, q, lo, hi)
+        return
+
+    def run(k):
+        sl = runs[k]
+        logit_bounds(P[sl], se[sl], q, lo[sl], hi[sl])
+
+    map_runs(run, len(runs))
 
 
 def _level(values) -> tuple[np.ndarray, pd.Index]:
@@ -251,12 +330,24 @@ def _level(values) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(np.asarray(uniques, dtype=object)).infer_objects()
 
 
+def _code_type(levels: int) -> type:
+    """The integer type pandas stores the codes of a level of ``levels`` values in."""
+    for t in (np.int8, np.int16, np.int32):
+        if levels < np.iinfo(t).max:
+            return t
+    return np.int64
+
+
 def _long_index(index, outcomes, names) -> pd.MultiIndex:
     """``(row, outcome)`` pairs, outcome fastest: the index of the long summary frame, built
     from the codes of the ``n`` rows and ``K`` outcomes rather than from ``n K`` objects."""
     n, K = len(index), len(outcomes)
     rows, row_level = _level(index)
     outs, out_level = _level(pd.Index(np.asarray(outcomes, dtype=object)))
+    # Codes repeated in the narrowest type the MultiIndex keeps them in (it would cast n K
+    # int64 codes down, a copy of n K int64 first).
+    rows = rows.astype(_code_type(len(row_level)), copy=False)
+    outs = outs.astype(_code_type(len(out_level)), copy=False)
     return pd.MultiIndex(
         levels=[row_level, out_level],
         codes=[np.repeat(rows, K), np.tile(outs, n)],
