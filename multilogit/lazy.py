@@ -2,6 +2,8 @@
 
 scipy.optimize, scipy.sparse, scipy.stats and statsmodels together take longer to import than
 NumPy, pandas and Numba; most sessions use them late (a separation check, a summary) or never.
+Even scipy.linalg, which every fit uses, waits for the first fit: any part of SciPy brings its
+array-API layer, which imports NumPy's f2py and testing packages (0.1 s of a 0.4 s import).
 A module-level ``optimize = lazy_module("scipy.optimize")`` stands for the module and imports it
 at the first attribute access, so the code that uses it reads as with a plain import.
 
@@ -41,6 +43,17 @@ class LazyModule:
     def __getattr__(self, attr: str):
         # Only called for names the proxy itself lacks, i.e. the module's.
         return getattr(self.load(), attr)
+
+    def __setattr__(self, attr: str, value) -> None:
+        # Setting or deleting a name sets it on the module, as with a plain import (a test's
+        # monkeypatch of ``linalg.cho_factor`` patches scipy.linalg itself).
+        if attr in LazyModule.__slots__:
+            object.__setattr__(self, attr, value)
+        else:
+            setattr(self.load(), attr, value)
+
+    def __delattr__(self, attr: str) -> None:
+        delattr(self.load(), attr)
 
     def __dir__(self) -> list[str]:
         return dir(self.load())

@@ -354,3 +354,42 @@ def test_ctrl_c_during_a_fit_stops_the_workers_before_it_returns():
     assert got["second"] < 20.0, got
     assert got["exit"] - got["caught"] < 20.0, got
     assert elapsed < 60.0
+
+
+_FIRST_LIMIT_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import threadpoolctl
+    import multilogit
+    from multilogit.engine import threads
+
+    def blas():
+        info = threadpoolctl.threadpool_info()
+        return [i["num_threads"] for i in info if i["user_api"] == "blas"]
+
+    scipy_before = "scipy.linalg" in sys.modules
+    with threads.single_threaded_blas():
+        import scipy.linalg  # SciPy's own OpenBLAS, loaded after multilogit
+
+        inside = blas()
+    after = blas()
+    print(json.dumps(dict(scipy_before=scipy_before, inside=inside, after=after)))
+    """
+)
+
+
+def test_first_blas_limit_also_holds_scipys_blas_imported_after_multilogit():
+    # scipy.linalg is imported at its first use, not with multilogit; a limiter that listed
+    # the BLAS libraries before it was loaded left SciPy's (its own OpenBLAS) on every core
+    # for the whole session, and each small factorisation of a fit waited on a busy core.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ml.__file__)))
+    # Two threads by default, so that a library left out is seen even on one core.
+    env = dict(os.environ, PYTHONPATH=root, OPENBLAS_NUM_THREADS="2")
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_LIMIT_CHILD], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not got["scipy_before"]
+    assert got["inside"] and got["inside"] == [1] * len(got["after"]), got
+    assert got["after"] == [2] * len(got["after"]), got

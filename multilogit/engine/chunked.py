@@ -21,12 +21,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
 
+from ..lazy import lazy_module
 from . import kernels
 from .backend import Chunk, Derivatives, default_chunk_rows, scale_derivatives
 from .progress import Progress
 from .threads import chunk_runs, default_threads, map_runs, stop_if_cancelled
+
+# Imported at the first factorisation, not with multilogit (see multilogit.lazy).
+linalg = lazy_module("scipy.linalg")
 
 __all__ = ["ArrayBackend", "ChunkedBackend", "Rows", "subsample_size"]
 

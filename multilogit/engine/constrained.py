@@ -30,9 +30,12 @@ with the bread :math:`T (T^\\top \\mathcal{I}_\\beta T)^{-1} T^\\top` in place o
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
+from ..lazy import lazy_module
 from .backend import Derivatives
+
+# Imported at the first factorisation, not with multilogit (see multilogit.lazy).
+linalg = lazy_module("scipy.linalg")
 
 __all__ = [
     "ConstrainedBackend",

@@ -103,6 +103,13 @@ class _BlasLimiter:
 
     def _libraries(self) -> list:
         if self._controller is None:
+            # The controller lists the BLAS libraries loaded when it is built, and is kept.
+            # SciPy brings its own OpenBLAS, used by every fit (the factorisations, and Numba's
+            # BLAS bindings); scipy.linalg is imported at its first use, not with multilogit,
+            # so it is loaded here first: else SciPy's BLAS would stay on all cores for the
+            # whole session, and a small factor would wait on a busy core.
+            import scipy.linalg  # noqa: F401
+
             try:
                 import threadpoolctl
             except ImportError:  # pragma: no cover - a declared dependency

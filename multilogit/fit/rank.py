@@ -10,10 +10,13 @@ and report their coefficients as NaN.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
 from ..engine.memory import InMemoryBackend
 from ..exceptions import DataError
+from ..lazy import lazy_module
+
+# Imported at the first factorisation, not with multilogit (see multilogit.lazy).
+linalg = lazy_module("scipy.linalg")
 
 __all__ = [
     "ALIAS_TOL",

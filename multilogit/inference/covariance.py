@@ -39,12 +39,15 @@ import inspect
 from abc import ABC, abstractmethod
 
 import numpy as np
-from scipy import linalg
-from scipy.linalg import lapack
 
 from ..engine.constrained import constrained_bread
 from ..engine.threads import small_dense_blas
 from ..exceptions import DataError, FitError
+from ..lazy import lazy_module
+
+# Imported at the first factorisation, not with multilogit (see multilogit.lazy).
+linalg = lazy_module("scipy.linalg")
+lapack = lazy_module("scipy.linalg.lapack")
 
 __all__ = [
     "CovarianceEstimator",

@@ -35,7 +35,11 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from scipy import linalg
+
+from ..lazy import lazy_module
+
+# Imported at the first step, not with multilogit (see multilogit.lazy).
+linalg = lazy_module("scipy.linalg")
 
 __all__ = ["AndersonAcceleration"]
 

@@ -48,13 +48,16 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from scipy import linalg
 
 from ..engine.threads import small_dense_blas
 from ..exceptions import FitError
+from ..lazy import lazy_module
 from .acceleration import AndersonAcceleration
 from .objective import Objective, halve_step
 from .state import NewtonState
+
+# Imported at the first factorisation, not with multilogit (see multilogit.lazy).
+linalg = lazy_module("scipy.linalg")
 
 __all__ = ["DirectionStrategy", "ExactCholesky", "Proposal", "SampledThenExact"]
 
