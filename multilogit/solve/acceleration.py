@@ -36,6 +36,7 @@ from collections import deque
 
 import numpy as np
 
+from ..engine.threads import small_dense_blas
 from ..lazy import lazy_module
 
 # Imported at the first step, not with multilogit (see multilogit.lazy).
@@ -86,14 +87,9 @@ class AndersonAcceleration:
         self.used = 0
         if len(self._points) < 2:
             return r
-        B = np.array([b for b, _ in self._points]).T
-        G = np.array([s for _, s in self._points]).T
-        R = linalg.cho_solve(factor, G[:, :-1])
-        R = np.column_stack([R, r])
-        dB, dR = np.diff(B, axis=1), np.diff(R, axis=1)
-        U = np.triu(factor[0]) if not factor[1] else np.tril(factor[0]).T
-        gamma, *_ = np.linalg.lstsq(U @ dR, U @ r, rcond=RCOND)
-        delta = r - (dB + dR) @ gamma
+        # Small dense algebra, like the factorisation behind ``factor``: one BLAS thread.
+        with small_dense_blas(len(r)):
+            delta, U = self._combination(factor, r)
         plain = float(np.sum((U @ r) ** 2))
         if not (np.all(np.isfinite(delta)) and plain > 0):
             self._restart()
@@ -101,8 +97,18 @@ class AndersonAcceleration:
         if float(np.sum((U @ delta) ** 2)) > MAX_GROWTH**2 * plain:
             self._restart()
             return r
-        self.used = dB.shape[1]
+        self.used = len(self._points) - 1
         return delta
+
+    def _combination(self, factor, r: np.ndarray):
+        """The accelerated step and the upper Cholesky factor ``U`` of ``M``."""
+        B = np.array([b for b, _ in self._points]).T
+        G = np.array([s for _, s in self._points]).T
+        R = np.column_stack([linalg.cho_solve(factor, G[:, :-1]), r])
+        dB, dR = np.diff(B, axis=1), np.diff(R, axis=1)
+        U = np.triu(factor[0]) if not factor[1] else np.tril(factor[0]).T
+        gamma, *_ = np.linalg.lstsq(U @ dR, U @ r, rcond=RCOND)
+        return r - (dB + dR) @ gamma, U
 
     def _restart(self) -> None:
         last = self._points[-1]
